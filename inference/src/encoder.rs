@@ -1,0 +1,366 @@
+//! BERT and DistilBERT encoders on Candle, sharing one post-LayerNorm transformer.
+//!
+//! The two architectures compute the same thing; they differ in tensor names,
+//! in config field names and in BERT's token-type embeddings. [`Encoder::load`]
+//! picks the layout from `config.json`'s `model_type`.
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Module, Tensor, D};
+use candle_nn::{embedding, layer_norm, linear, Embedding, LayerNorm, Linear, VarBuilder};
+use serde::Deserialize;
+
+use crate::{InferenceError, Result};
+
+/// Feed-forward activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    /// Exact (erf) GELU, as Hugging Face's `gelu`.
+    Gelu,
+    /// Tanh approximation of GELU.
+    #[serde(alias = "gelu_new", alias = "gelu_pytorch_tanh")]
+    GeluApproximate,
+    Relu,
+}
+
+impl Activation {
+    fn apply(self, xs: &Tensor) -> Result<Tensor> {
+        Ok(match self {
+            Activation::Gelu => xs.gelu_erf()?,
+            Activation::GeluApproximate => xs.gelu()?,
+            Activation::Relu => xs.relu()?,
+        })
+    }
+}
+
+/// `config.json` of a BERT checkpoint (the fields the encoder uses).
+#[derive(Debug, Clone, Deserialize)]
+pub struct BertConfig {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub intermediate_size: usize,
+    pub hidden_act: Activation,
+    pub max_position_embeddings: usize,
+    #[serde(default = "default_type_vocab")]
+    pub type_vocab_size: usize,
+    #[serde(default = "default_ln_eps")]
+    pub layer_norm_eps: f64,
+    #[serde(default)]
+    pub pad_token_id: usize,
+}
+
+/// `config.json` of a DistilBERT checkpoint (the fields the encoder uses).
+#[derive(Debug, Clone, Deserialize)]
+pub struct DistilBertConfig {
+    pub vocab_size: usize,
+    pub dim: usize,
+    pub n_layers: usize,
+    pub n_heads: usize,
+    pub hidden_dim: usize,
+    pub activation: Activation,
+    pub max_position_embeddings: usize,
+    #[serde(default)]
+    pub pad_token_id: usize,
+    /// Classification labels (`id2label`), when the checkpoint has a head.
+    #[serde(default)]
+    pub id2label: Option<std::collections::BTreeMap<String, String>>,
+}
+
+fn default_type_vocab() -> usize {
+    2
+}
+fn default_ln_eps() -> f64 {
+    1e-12
+}
+
+/// A checkpoint's config, tagged by `model_type`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "model_type", rename_all = "lowercase")]
+pub enum EncoderConfig {
+    Bert(BertConfig),
+    Distilbert(DistilBertConfig),
+}
+
+impl EncoderConfig {
+    /// Reads `config.json`.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(InferenceError::io(path))?;
+        serde_json::from_str(&text).map_err(|e| InferenceError::Config {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// Hidden size.
+    pub fn hidden_size(&self) -> usize {
+        match self {
+            Self::Bert(c) => c.hidden_size,
+            Self::Distilbert(c) => c.dim,
+        }
+    }
+
+    /// Longest sequence the position embeddings allow.
+    pub fn max_position_embeddings(&self) -> usize {
+        match self {
+            Self::Bert(c) => c.max_position_embeddings,
+            Self::Distilbert(c) => c.max_position_embeddings,
+        }
+    }
+
+    fn dims(&self) -> Dims {
+        match self {
+            Self::Bert(c) => Dims {
+                vocab: c.vocab_size,
+                hidden: c.hidden_size,
+                layers: c.num_hidden_layers,
+                heads: c.num_attention_heads,
+                ffn: c.intermediate_size,
+                act: c.hidden_act,
+                positions: c.max_position_embeddings,
+                eps: c.layer_norm_eps,
+            },
+            Self::Distilbert(c) => Dims {
+                vocab: c.vocab_size,
+                hidden: c.dim,
+                layers: c.n_layers,
+                heads: c.n_heads,
+                ffn: c.hidden_dim,
+                act: c.activation,
+                positions: c.max_position_embeddings,
+                eps: 1e-12,
+            },
+        }
+    }
+}
+
+struct Dims {
+    vocab: usize,
+    hidden: usize,
+    layers: usize,
+    heads: usize,
+    ffn: usize,
+    act: Activation,
+    positions: usize,
+    eps: f64,
+}
+
+/// Tensor names of one layout.
+struct Names {
+    embeddings: &'static str,
+    layer_prefix: &'static str,
+    q: &'static str,
+    k: &'static str,
+    v: &'static str,
+    attn_out: &'static str,
+    attn_ln: &'static str,
+    ffn_in: &'static str,
+    ffn_out: &'static str,
+    out_ln: &'static str,
+}
+
+const BERT_NAMES: Names = Names {
+    embeddings: "embeddings",
+    layer_prefix: "encoder.layer",
+    q: "attention.self.query",
+    k: "attention.self.key",
+    v: "attention.self.value",
+    attn_out: "attention.output.dense",
+    attn_ln: "attention.output.LayerNorm",
+    ffn_in: "intermediate.dense",
+    ffn_out: "output.dense",
+    out_ln: "output.LayerNorm",
+};
+
+const DISTILBERT_NAMES: Names = Names {
+    embeddings: "embeddings",
+    layer_prefix: "transformer.layer",
+    q: "attention.q_lin",
+    k: "attention.k_lin",
+    v: "attention.v_lin",
+    attn_out: "attention.out_lin",
+    attn_ln: "sa_layer_norm",
+    ffn_in: "ffn.lin1",
+    ffn_out: "ffn.lin2",
+    out_ln: "output_layer_norm",
+};
+
+struct Layer {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    attn_out: Linear,
+    attn_ln: LayerNorm,
+    ffn_in: Linear,
+    ffn_out: Linear,
+    out_ln: LayerNorm,
+}
+
+/// A BERT or DistilBERT encoder: token ids and attention mask in, last hidden states out.
+pub struct Encoder {
+    word_embeddings: Embedding,
+    position_embeddings: Embedding,
+    /// BERT only: row 0 of the token-type embeddings (single-segment input).
+    token_type_row: Option<Tensor>,
+    embeddings_ln: LayerNorm,
+    layers: Vec<Layer>,
+    heads: usize,
+    head_dim: usize,
+    act: Activation,
+    max_positions: usize,
+    device: Device,
+    span: tracing::Span,
+}
+
+impl Encoder {
+    /// Loads the encoder from a `VarBuilder` rooted at the checkpoint (a `bert.` or
+    /// `distilbert.` prefix, as in task checkpoints, is found on its own).
+    pub fn load(vb: VarBuilder, config: &EncoderConfig) -> Result<Self> {
+        let (names, prefix) = match config {
+            EncoderConfig::Bert(_) => (&BERT_NAMES, "bert"),
+            EncoderConfig::Distilbert(_) => (&DISTILBERT_NAMES, "distilbert"),
+        };
+        let vb = if vb.contains_tensor(&format!("{}.word_embeddings.weight", names.embeddings)) {
+            vb
+        } else {
+            vb.pp(prefix)
+        };
+        let d = config.dims();
+        if d.heads == 0 || d.hidden % d.heads != 0 {
+            return Err(InferenceError::Input(format!(
+                "hidden size {} is not divisible by {} heads",
+                d.hidden, d.heads
+            )));
+        }
+        let emb = vb.pp(names.embeddings);
+        let word_embeddings = embedding(d.vocab, d.hidden, emb.pp("word_embeddings"))?;
+        let position_embeddings = embedding(d.positions, d.hidden, emb.pp("position_embeddings"))?;
+        let token_type_row = match config {
+            EncoderConfig::Bert(c) => {
+                let tt = emb.get(
+                    (c.type_vocab_size, d.hidden),
+                    "token_type_embeddings.weight",
+                )?;
+                Some(tt.get(0)?)
+            }
+            EncoderConfig::Distilbert(_) => None,
+        };
+        let embeddings_ln = layer_norm(d.hidden, d.eps, emb.pp("LayerNorm"))?;
+        let mut layers = Vec::with_capacity(d.layers);
+        for i in 0..d.layers {
+            let l = vb.pp(format!("{}.{i}", names.layer_prefix));
+            layers.push(Layer {
+                q: linear(d.hidden, d.hidden, l.pp(names.q))?,
+                k: linear(d.hidden, d.hidden, l.pp(names.k))?,
+                v: linear(d.hidden, d.hidden, l.pp(names.v))?,
+                attn_out: linear(d.hidden, d.hidden, l.pp(names.attn_out))?,
+                attn_ln: layer_norm(d.hidden, d.eps, l.pp(names.attn_ln))?,
+                ffn_in: linear(d.hidden, d.ffn, l.pp(names.ffn_in))?,
+                ffn_out: linear(d.ffn, d.hidden, l.pp(names.ffn_out))?,
+                out_ln: layer_norm(d.hidden, d.eps, l.pp(names.out_ln))?,
+            });
+        }
+        Ok(Self {
+            word_embeddings,
+            position_embeddings,
+            token_type_row,
+            embeddings_ln,
+            layers,
+            heads: d.heads,
+            head_dim: d.hidden / d.heads,
+            act: d.act,
+            max_positions: d.positions,
+            device: vb.device().clone(),
+            span: tracing::span!(tracing::Level::TRACE, "encoder"),
+        })
+    }
+
+    /// Device the weights live on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Runs the encoder.
+    ///
+    /// `input_ids`: `(batch, seq)` u32; `attention_mask`: `(batch, seq)` with 1 for real
+    /// tokens and 0 for padding. Returns `(batch, seq, hidden)` f32. Padded keys get
+    /// no attention, so each row equals the same text run alone.
+    pub fn forward(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Result<Tensor> {
+        let _enter = self.span.enter();
+        let (batch, seq) = input_ids.dims2()?;
+        if seq > self.max_positions {
+            return Err(InferenceError::Input(format!(
+                "sequence of {seq} tokens exceeds the model's {} positions",
+                self.max_positions
+            )));
+        }
+        let positions = Tensor::arange(0u32, seq as u32, &self.device)?;
+        let mut xs = self
+            .word_embeddings
+            .forward(input_ids)?
+            .broadcast_add(&self.position_embeddings.forward(&positions)?)?;
+        if let Some(tt) = &self.token_type_row {
+            xs = xs.broadcast_add(tt)?;
+        }
+        let mut xs = self.embeddings_ln.forward(&xs)?;
+
+        // Additive mask (batch, 1, 1, seq): 0 for real keys, -inf for padding.
+        let mask = attention_mask.to_dtype(DType::F32)?;
+        let bias =
+            ((mask.ones_like()? - &mask)? * f64::from(f32::MIN))?.reshape((batch, 1, 1, seq))?;
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        for layer in &self.layers {
+            let split = |t: Tensor| -> Result<Tensor> {
+                Ok(t.reshape((batch, seq, self.heads, self.head_dim))?
+                    .transpose(1, 2)?
+                    .contiguous()?)
+            };
+            let q = split((layer.q.forward(&xs)? * scale)?)?;
+            let k = split(layer.k.forward(&xs)?)?;
+            let v = split(layer.v.forward(&xs)?)?;
+            let scores = q.matmul(&k.t()?)?.broadcast_add(&bias)?;
+            let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+            let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((
+                batch,
+                seq,
+                self.heads * self.head_dim,
+            ))?;
+            let attn = layer
+                .attn_ln
+                .forward(&(layer.attn_out.forward(&ctx)? + &xs)?)?;
+            let ffn = self.act.apply(&layer.ffn_in.forward(&attn)?)?;
+            xs = layer
+                .out_ln
+                .forward(&(layer.ffn_out.forward(&ffn)? + &attn)?)?;
+        }
+        Ok(xs)
+    }
+}
+
+/// Mean of the hidden states over real tokens (mask 1), per row: `(batch, hidden)`.
+pub fn mean_pool(hidden: &Tensor, attention_mask: &Tensor) -> Result<Tensor> {
+    let mask = attention_mask.to_dtype(DType::F32)?.unsqueeze(D::Minus1)?;
+    let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
+    let counts = mask.sum(1)?.clamp(1e-9, f64::MAX)?;
+    Ok(summed.broadcast_div(&counts)?)
+}
+
+/// Scales each row to unit L2 norm (rows of norm 0 stay 0).
+pub fn l2_normalize(xs: &Tensor) -> Result<Tensor> {
+    let norm = xs
+        .sqr()?
+        .sum_keepdim(D::Minus1)?
+        .sqrt()?
+        .clamp(1e-12, f64::MAX)?;
+    Ok(xs.broadcast_div(&norm)?)
+}
+
+/// L2-normalises plain vectors in place (same rule as [`l2_normalize`]).
+pub fn l2_normalize_rows(rows: &mut [Vec<f32>]) {
+    for row in rows {
+        let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+        row.iter_mut().for_each(|x| *x /= norm);
+    }
+}

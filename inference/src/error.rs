@@ -1,0 +1,34 @@
+use std::path::PathBuf;
+
+/// Errors of the inference layer (models, tokenization, weight stores, the backend worker).
+#[derive(Debug, thiserror::Error)]
+pub enum InferenceError {
+    #[error("model error: {0}")]
+    Candle(#[from] candle_core::Error),
+    #[error("tokenizer error: {0}")]
+    Tokenizer(String),
+    #[error("invalid model config {path}: {detail}")]
+    Config { path: PathBuf, detail: String },
+    #[error("invalid input: {0}")]
+    Input(String),
+    #[error(transparent)]
+    Models(#[from] mesh_models::ModelsError),
+    #[error("weight store error: {0}")]
+    Store(String),
+    #[error("the inference backend has stopped")]
+    BackendStopped,
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl InferenceError {
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| Self::Io { path, source }
+    }
+}
+
+pub type Result<T, E = InferenceError> = std::result::Result<T, E>;

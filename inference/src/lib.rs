@@ -1,0 +1,24 @@
+//! Inference core of the MSP Intelligence Mesh.
+//!
+//! - [`encoder`]: BERT and DistilBERT encoders (one post-LayerNorm transformer,
+//!   two weight layouts), mask-aware mean pooling, L2 normalisation.
+//! - [`classifier`]: DistilBERT sequence classification (`pre_classifier`, `classifier`).
+//! - [`t5`]: T5 / FLAN-T5 generation, greedy and beam search, with a KV cache.
+//! - [`tokenize`]: `tokenizers` with longest-in-batch padding and truncation reporting.
+//! - [`embedder`]: sentence embeddings from a model folder.
+//! - [`backend`]: the model on its own thread, dynamic batching behind channels.
+//! - [`store`]: weight stores (local folder, S3, Hugging Face hub) behind [`store::WeightStore`].
+//! - [`convert`]: BERT checkpoint to DistilBERT-architecture checkpoint.
+
+pub mod backend;
+pub mod classifier;
+pub mod convert;
+pub mod embedder;
+pub mod encoder;
+mod error;
+pub mod store;
+pub mod t5;
+pub mod tokenize;
+
+pub use candle_core::Device;
+pub use error::{InferenceError, Result};

@@ -1,0 +1,356 @@
+//! Weight stores: where a model's files come from, behind one trait.
+//!
+//! Every store hands back a local folder whose pinned files (manifest sha256)
+//! have been checked; a file that fails its checksum is never left where a
+//! loader could pick it up.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use mesh_models::{sha256_file, verify_dir, FileSpec, ModelEntry, ModelsError};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use crate::{InferenceError, Result};
+
+/// A place model files come from.
+#[async_trait]
+pub trait WeightStore: Send + Sync {
+    /// Where the store reads from, for logs and errors.
+    fn describe(&self) -> String;
+    /// Makes every file of `entry` available in one local folder and returns it.
+    async fn fetch(&self, entry: &ModelEntry) -> Result<PathBuf>;
+}
+
+/// Where weights come from, as given on the command line or in `MESH_MODEL_SOURCE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// A local folder holding one sub-folder per model id.
+    Local(PathBuf),
+    /// `s3://bucket/prefix`: objects `prefix/<model id>/<file>`.
+    S3 { bucket: String, prefix: String },
+    /// `hf://` or `hub`: the Hugging Face hub (`HF_ENDPOINT` honoured).
+    Hub,
+}
+
+impl StoreLocation {
+    /// Parses `s3://bucket/prefix`, `hf://`/`hub`, or a folder path.
+    pub fn parse(s: &str) -> Result<Self> {
+        if let Some(rest) = s.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(InferenceError::Input(format!(
+                    "`{s}`: an S3 location needs a bucket"
+                )));
+            }
+            Ok(Self::S3 {
+                bucket: bucket.into(),
+                prefix: prefix.trim_matches('/').into(),
+            })
+        } else if s == "hub" || s.starts_with("hf://") {
+            Ok(Self::Hub)
+        } else {
+            Ok(Self::Local(PathBuf::from(s)))
+        }
+    }
+}
+
+/// Opens the store for a location; `cache_dir` receives downloads (S3, hub).
+pub async fn open_store(
+    location: &StoreLocation,
+    cache_dir: &Path,
+) -> Result<Box<dyn WeightStore>> {
+    Ok(match location {
+        StoreLocation::Local(root) => Box::new(LocalStore::new(root.clone())),
+        StoreLocation::S3 { bucket, prefix } => Box::new(
+            S3Store::from_env(bucket.clone(), prefix.clone(), cache_dir.to_path_buf()).await,
+        ),
+        StoreLocation::Hub => Box::new(HubStore::from_env(cache_dir.to_path_buf())?),
+    })
+}
+
+/// Model folders on the local disk (`<root>/<model id>/`), checked against the manifest.
+pub struct LocalStore {
+    root: PathBuf,
+}
+
+impl LocalStore {
+    pub fn new(root: PathBuf) -> Self {
+        Self { root }
+    }
+}
+
+#[async_trait]
+impl WeightStore for LocalStore {
+    fn describe(&self) -> String {
+        format!("local folder {}", self.root.display())
+    }
+
+    async fn fetch(&self, entry: &ModelEntry) -> Result<PathBuf> {
+        let dir = self.root.join(&entry.id);
+        let (e, d) = (entry.clone(), dir.clone());
+        tokio::task::spawn_blocking(move || verify_dir(&e, &d))
+            .await
+            .map_err(|e| InferenceError::Store(e.to_string()))??;
+        Ok(dir)
+    }
+}
+
+/// Objects in S3 (`s3://bucket/prefix/<model id>/<file>`), downloaded into a cache folder.
+///
+/// Each file is streamed into a unique temporary name beside its target while
+/// its sha256 is computed, checked against the manifest, then renamed into
+/// place, so concurrent cold starts never see a partial or unverified file.
+/// Verified files are reused (warm invocations, later cold starts on the same `/tmp`).
+pub struct S3Store {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    prefix: String,
+    cache_dir: PathBuf,
+    verified: Mutex<HashSet<PathBuf>>,
+}
+
+impl S3Store {
+    /// Uses an existing client.
+    pub fn new(
+        client: aws_sdk_s3::Client,
+        bucket: String,
+        prefix: String,
+        cache_dir: PathBuf,
+    ) -> Self {
+        Self {
+            client,
+            bucket,
+            prefix,
+            cache_dir,
+            verified: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Builds a client from the environment (`AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL`
+    /// switch to path-style addressing for local S3-compatible servers).
+    pub async fn from_env(bucket: String, prefix: String, cache_dir: PathBuf) -> Self {
+        let shared = aws_config::load_from_env().await;
+        let custom_endpoint = std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
+            || std::env::var_os("AWS_ENDPOINT_URL").is_some();
+        let config = aws_sdk_s3::config::Builder::from(&shared)
+            .force_path_style(custom_endpoint)
+            .build();
+        Self::new(
+            aws_sdk_s3::Client::from_conf(config),
+            bucket,
+            prefix,
+            cache_dir,
+        )
+    }
+
+    fn key(&self, entry: &ModelEntry, file: &str) -> String {
+        if self.prefix.is_empty() {
+            format!("{}/{file}", entry.id)
+        } else {
+            format!("{}/{}/{file}", self.prefix, entry.id)
+        }
+    }
+
+    async fn fetch_file(&self, entry: &ModelEntry, spec: &FileSpec, dir: &Path) -> Result<()> {
+        let target = dir.join(&spec.name);
+        if self.verified.lock().expect("lock").contains(&target) {
+            return Ok(());
+        }
+        if target.is_file() && file_matches(&target, spec).await? {
+            self.verified.lock().expect("lock").insert(target);
+            return Ok(());
+        }
+        let key = self.key(entry, &spec.name);
+        let location = format!("s3://{}/{key}", self.bucket);
+        let response = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .send()
+            .await
+            .map_err(|e| {
+                InferenceError::Store(format!(
+                    "{location}: {}",
+                    aws_sdk_s3::error::DisplayErrorContext(e)
+                ))
+            })?;
+        let part = unique_part_path(&target);
+        let result = async {
+            let mut file = tokio::fs::File::create(&part)
+                .await
+                .map_err(InferenceError::io(&part))?;
+            let mut hasher = Sha256::new();
+            let mut body = response.body;
+            while let Some(chunk) = body
+                .try_next()
+                .await
+                .map_err(|e| InferenceError::Store(format!("{location}: {e}")))?
+            {
+                hasher.update(&chunk);
+                file.write_all(&chunk)
+                    .await
+                    .map_err(InferenceError::io(&part))?;
+            }
+            file.sync_all().await.map_err(InferenceError::io(&part))?;
+            let actual = hex::encode(hasher.finalize());
+            if let Some(expected) = &spec.sha256 {
+                if !actual.eq_ignore_ascii_case(expected) {
+                    return Err(InferenceError::Models(ModelsError::ChecksumMismatch {
+                        path: PathBuf::from(&location),
+                        expected: expected.clone(),
+                        actual,
+                    }));
+                }
+            }
+            tokio::fs::rename(&part, &target)
+                .await
+                .map_err(InferenceError::io(&target))
+        }
+        .await;
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(&part).await;
+        } else {
+            self.verified.lock().expect("lock").insert(target);
+        }
+        result
+    }
+}
+
+#[async_trait]
+impl WeightStore for S3Store {
+    fn describe(&self) -> String {
+        format!(
+            "s3://{}/{} (cache {})",
+            self.bucket,
+            self.prefix,
+            self.cache_dir.display()
+        )
+    }
+
+    async fn fetch(&self, entry: &ModelEntry) -> Result<PathBuf> {
+        let dir = self.cache_dir.join(&entry.id);
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(InferenceError::io(&dir))?;
+        for spec in &entry.files {
+            self.fetch_file(entry, spec, &dir).await?;
+        }
+        Ok(dir)
+    }
+}
+
+/// The Hugging Face hub through `hf-hub` (for users who are online; `HF_ENDPOINT`
+/// points it at a mirror). The manifest's `hub_repo` names the repository.
+pub struct HubStore {
+    api: hf_hub::api::tokio::Api,
+}
+
+impl HubStore {
+    /// Builds the client from the environment (`HF_ENDPOINT`, `HF_TOKEN`), caching into `cache_dir`.
+    pub fn from_env(cache_dir: PathBuf) -> Result<Self> {
+        let api = hf_hub::api::tokio::ApiBuilder::from_env()
+            .with_cache_dir(cache_dir)
+            .with_progress(false)
+            .build()
+            .map_err(|e| InferenceError::Store(format!("hub client: {e}")))?;
+        Ok(Self { api })
+    }
+}
+
+#[async_trait]
+impl WeightStore for HubStore {
+    fn describe(&self) -> String {
+        "Hugging Face hub".to_string()
+    }
+
+    async fn fetch(&self, entry: &ModelEntry) -> Result<PathBuf> {
+        let repo_id = entry.hub_repo.clone().ok_or_else(|| {
+            InferenceError::Store(format!(
+                "model `{}` has no hub_repo in the manifest",
+                entry.id
+            ))
+        })?;
+        let repo = self.api.repo(hf_hub::Repo::with_revision(
+            repo_id.clone(),
+            hf_hub::RepoType::Model,
+            entry.hub_revision.clone().unwrap_or_else(|| "main".into()),
+        ));
+        let mut dir: Option<PathBuf> = None;
+        for spec in &entry.files {
+            let path = repo
+                .get(&spec.name)
+                .await
+                .map_err(|e| InferenceError::Store(format!("hub {repo_id}/{}: {e}", spec.name)))?;
+            if !file_matches(&path, spec).await? {
+                // The cache entry is a symlink into the blob store: remove both.
+                if let Ok(blob) = std::fs::canonicalize(&path) {
+                    let _ = std::fs::remove_file(blob);
+                }
+                let _ = std::fs::remove_file(&path);
+                return Err(InferenceError::Models(ModelsError::ChecksumMismatch {
+                    path: PathBuf::from(format!("hub {repo_id}/{}", spec.name)),
+                    expected: spec.sha256.clone().unwrap_or_default(),
+                    actual: "a different file".into(),
+                }));
+            }
+            dir = path.parent().map(Path::to_path_buf);
+        }
+        dir.ok_or_else(|| InferenceError::Store(format!("model `{}` lists no files", entry.id)))
+    }
+}
+
+/// True when the file matches its pinned sha256 (or when none is pinned).
+async fn file_matches(path: &Path, spec: &FileSpec) -> Result<bool> {
+    let Some(expected) = spec.sha256.clone() else {
+        return Ok(path.is_file());
+    };
+    let path = path.to_path_buf();
+    let actual = tokio::task::spawn_blocking(move || sha256_file(&path))
+        .await
+        .map_err(|e| InferenceError::Store(e.to_string()))??;
+    Ok(actual.eq_ignore_ascii_case(&expected))
+}
+
+fn unique_part_path(target: &Path) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    target.with_file_name(format!(".{name}.{}.{n}.part", std::process::id()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_locations() {
+        assert_eq!(
+            StoreLocation::parse("s3://bucket/a/b/").unwrap(),
+            StoreLocation::S3 {
+                bucket: "bucket".into(),
+                prefix: "a/b".into()
+            }
+        );
+        assert_eq!(
+            StoreLocation::parse("s3://bucket").unwrap(),
+            StoreLocation::S3 {
+                bucket: "bucket".into(),
+                prefix: String::new()
+            }
+        );
+        assert!(StoreLocation::parse("s3://").is_err());
+        assert_eq!(StoreLocation::parse("hub").unwrap(), StoreLocation::Hub);
+        assert_eq!(
+            StoreLocation::parse("models/store").unwrap(),
+            StoreLocation::Local("models/store".into())
+        );
+    }
+}

@@ -1,0 +1,209 @@
+//! all-MiniLM-L6-v2 against sentence-transformers' vectors (fixture made by
+//! `scripts/fixtures/gen_minilm_reference.py`), against candle-transformers'
+//! independent BERT, and batched against single inputs.
+
+use candle_core::{DType, Device};
+use candle_nn::VarBuilder;
+use mesh_inference::backend::{BatchLimits, EmbeddingBackend};
+use mesh_inference::embedder::SentenceEmbedder;
+use mesh_inference::encoder::{Encoder, EncoderConfig};
+use mesh_inference::tokenize::pad_batch;
+use mesh_models::{require_local_model, Manifest};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Reference {
+    max_seq_length: usize,
+    sentences: Vec<String>,
+    token_counts: Vec<usize>,
+    embeddings: Vec<Vec<f32>>,
+}
+
+fn reference() -> Reference {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/minilm_reference.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn embedder() -> SentenceEmbedder {
+    let dir = require_local_model("all-minilm-l6-v2");
+    let manifest = Manifest::builtin();
+    SentenceEmbedder::load(
+        &dir,
+        manifest.get("all-minilm-l6-v2").unwrap(),
+        &Device::Cpu,
+    )
+    .unwrap()
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum();
+    let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    dot / (na * nb)
+}
+
+#[test]
+fn embeddings_match_sentence_transformers() {
+    let reference = reference();
+    let model = embedder();
+    assert_eq!(model.tokenizer().max_len(), reference.max_seq_length);
+    let texts: Vec<&str> = reference.sentences.iter().map(String::as_str).collect();
+
+    // Token counts (and truncation at 256) agree with the reference tokenizer.
+    let tokenized = model.tokenizer().encode_batch(&texts).unwrap();
+    for (i, t) in tokenized.iter().enumerate() {
+        assert_eq!(
+            t.ids.len(),
+            reference.token_counts[i],
+            "token count of sentence {i}"
+        );
+        assert_eq!(
+            t.truncated,
+            reference.token_counts[i] == reference.max_seq_length,
+            "truncated flag {i}"
+        );
+    }
+    assert!(
+        tokenized.iter().any(|t| t.truncated),
+        "the fixture exercises truncation"
+    );
+
+    // One mixed-length batch: padding must not change any vector.
+    let vectors = model.embed(&texts).unwrap();
+    for (i, (ours, theirs)) in vectors.iter().zip(&reference.embeddings).enumerate() {
+        let c = cosine(ours, theirs);
+        assert!(
+            c >= 0.99999,
+            "sentence {i} ({:?}): cosine {c}",
+            reference.sentences[i]
+        );
+        let max_abs = ours
+            .iter()
+            .zip(theirs)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(max_abs < 1e-4, "sentence {i}: max abs diff {max_abs}");
+    }
+}
+
+#[test]
+fn hidden_states_match_candle_transformers_bert() {
+    let dir = require_local_model("all-minilm-l6-v2");
+    let config = EncoderConfig::from_file(&dir.join("config.json")).unwrap();
+    let device = Device::Cpu;
+    let weights = [dir.join("model.safetensors")];
+    let vb = unsafe { VarBuilder::from_mmaped_safetensors(&weights, DType::F32, &device).unwrap() };
+    let ours = Encoder::load(vb.clone(), &config).unwrap();
+    let cfg_text = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    let theirs_cfg: candle_transformers::models::bert::Config =
+        serde_json::from_str(&cfg_text).unwrap();
+    let theirs = candle_transformers::models::bert::BertModel::load(vb, &theirs_cfg).unwrap();
+
+    let model = embedder();
+    let texts = [
+        "Patch the Exchange server tonight.",
+        "ok",
+        "Ransomware encrypted three file shares at the branch office.",
+    ];
+    let tokenized = model.tokenizer().encode_batch(&texts).unwrap();
+    let rows: Vec<&[u32]> = tokenized.iter().map(|t| t.ids.as_slice()).collect();
+    let batch = pad_batch(&rows, 0, &device).unwrap();
+    let a = ours
+        .forward(&batch.input_ids, &batch.attention_mask)
+        .unwrap();
+    let token_types = batch.input_ids.zeros_like().unwrap();
+    let b = theirs
+        .forward(&batch.input_ids, &token_types, Some(&batch.attention_mask))
+        .unwrap();
+    // Compare real tokens only (padding rows are meaningless in both).
+    for (i, row) in rows.iter().enumerate() {
+        let n = row.len();
+        let diff = (a.get(i).unwrap().narrow(0, 0, n).unwrap()
+            - b.get(i).unwrap().narrow(0, 0, n).unwrap())
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+        assert!(diff < 1e-4, "row {i}: max abs diff {diff}");
+    }
+}
+
+#[test]
+fn batched_results_equal_single_results() {
+    let reference = reference();
+    let texts: Vec<String> = reference.sentences.iter().take(16).cloned().collect();
+    let model = embedder();
+    let singles: Vec<Vec<f32>> = texts
+        .iter()
+        .map(|t| model.embed(&[t.as_str()]).unwrap().remove(0))
+        .collect();
+
+    let limits = BatchLimits {
+        max_batch_tokens: 4096,
+        max_batch_requests: 8,
+    };
+    let (backend, _thread) = EmbeddingBackend::spawn(model, limits);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let batched: Vec<Vec<f32>> = runtime.block_on(async {
+        // Many callers at once, so the worker merges them into dynamic batches.
+        let calls = texts.iter().map(|t| {
+            let backend = backend.clone();
+            let t = t.clone();
+            tokio::spawn(async move { backend.embed(&[t], true).await.unwrap().remove(0).vector })
+        });
+        let mut out = Vec::new();
+        for c in calls.collect::<Vec<_>>() {
+            out.push(c.await.unwrap());
+        }
+        out
+    });
+    for (i, (s, b)) in singles.iter().zip(&batched).enumerate() {
+        let max_abs = s
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            max_abs < 1e-5,
+            "text {i}: batched differs from single by {max_abs}"
+        );
+    }
+    // A request larger than the token budget still runs (alone).
+    let long = reference
+        .sentences
+        .iter()
+        .find(|s| s.len() > 1000)
+        .unwrap()
+        .clone();
+    let tiny = BatchLimits {
+        max_batch_tokens: 10,
+        max_batch_requests: 2,
+    };
+    let (backend, _t) = EmbeddingBackend::spawn(embedder(), tiny);
+    let out = runtime
+        .block_on(backend.embed(&[long, "x".into()], true))
+        .unwrap();
+    assert!(out[0].truncated && out[0].tokens == 256 && !out[1].truncated);
+    let c = cosine(
+        &out[0].vector,
+        &reference.embeddings[reference
+            .sentences
+            .iter()
+            .position(|s| s.len() > 1000)
+            .unwrap()],
+    );
+    assert!(c >= 0.99999);
+}

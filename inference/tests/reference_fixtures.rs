@@ -1,0 +1,127 @@
+//! DistilBERT classification and T5 generation against tiny random models whose
+//! expected outputs Hugging Face transformers produced
+//! (`scripts/fixtures/gen_tiny_models.py`).
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use mesh_inference::classifier::DistilBertClassifier;
+use mesh_inference::t5::{GenerationOptions, T5Generator};
+use serde::Deserialize;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+#[derive(Deserialize)]
+struct ClassifierExpected {
+    input_ids: Vec<Vec<u32>>,
+    attention_mask: Vec<Vec<u32>>,
+    logits: Vec<Vec<f32>>,
+    single_logits: Vec<Vec<f32>>,
+}
+
+fn max_abs(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max)
+}
+
+#[test]
+fn distilbert_classification_logits_match_transformers() {
+    let dir = fixture("distilbert_tiny");
+    let expected: ClassifierExpected =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    let model = DistilBertClassifier::load_dir(&dir, &Device::Cpu).unwrap();
+    assert_eq!(model.labels().len(), expected.logits[0].len());
+
+    let ids = Tensor::new(expected.input_ids.clone(), &Device::Cpu).unwrap();
+    let mask = Tensor::new(expected.attention_mask.clone(), &Device::Cpu).unwrap();
+    let logits = model.logits(&ids, &mask).unwrap().to_vec2::<f32>().unwrap();
+    for (i, (ours, theirs)) in logits.iter().zip(&expected.logits).enumerate() {
+        let d = max_abs(ours, theirs);
+        assert!(
+            d <= 1e-4,
+            "row {i}: logits differ by {d}: {ours:?} vs {theirs:?}"
+        );
+    }
+    // Each row alone, unpadded, gives the same logits as in the padded batch.
+    for (i, row) in expected.input_ids.iter().enumerate() {
+        let n = expected.attention_mask[i]
+            .iter()
+            .filter(|m| **m == 1)
+            .count();
+        let ids = Tensor::new(&row[..n], &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
+        let mask = ids.ones_like().unwrap();
+        let single = model
+            .logits(&ids, &mask)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap()
+            .remove(0);
+        let d = max_abs(&single, &expected.single_logits[i]);
+        assert!(d <= 1e-4, "row {i} alone differs by {d}");
+    }
+}
+
+#[derive(Deserialize)]
+struct T5Case {
+    input_ids: Vec<u32>,
+    max_new_tokens: usize,
+    greedy: Vec<u32>,
+    beam: Vec<u32>,
+}
+
+#[derive(Deserialize)]
+struct T5Expected {
+    cases: Vec<T5Case>,
+    num_beams: usize,
+}
+
+fn check_t5(name: &str) {
+    let dir = fixture(name);
+    let expected: T5Expected =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    let model = T5Generator::load_dir(&dir, &Device::Cpu).unwrap();
+    let eos = model.eos_token_id();
+    let mut stopped_at_eos = 0;
+    for (i, case) in expected.cases.iter().enumerate() {
+        let greedy = GenerationOptions {
+            max_new_tokens: case.max_new_tokens,
+            num_beams: 1,
+            length_penalty: 1.0,
+        };
+        let ours = model.generate(&case.input_ids, &greedy).unwrap();
+        assert_eq!(ours, case.greedy, "{name} case {i}: greedy tokens");
+        if ours.last() == Some(&eos) && ours.len() < case.max_new_tokens {
+            stopped_at_eos += 1;
+        }
+        let beam = GenerationOptions {
+            num_beams: expected.num_beams,
+            ..greedy
+        };
+        let ours = model.generate(&case.input_ids, &beam).unwrap();
+        assert_eq!(ours, case.beam, "{name} case {i}: beam search tokens");
+    }
+    assert!(
+        stopped_at_eos > 0,
+        "{name}: the fixture exercises stopping at EOS"
+    );
+}
+
+#[test]
+fn t5_generation_matches_transformers() {
+    check_t5("t5_tiny");
+}
+
+#[test]
+fn flan_t5_generation_matches_transformers() {
+    check_t5("flan_t5_tiny");
+}

