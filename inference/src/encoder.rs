@@ -228,7 +228,7 @@ impl Encoder {
             vb.pp(prefix)
         };
         let d = config.dims();
-        if d.heads == 0 || d.hidden % d.heads != 0 {
+        if d.heads == 0 || !d.hidden.is_multiple_of(d.heads) {
             return Err(InferenceError::Input(format!(
                 "hidden size {} is not divisible by {} heads",
                 d.hidden, d.heads

@@ -77,6 +77,8 @@ struct T5Case {
     max_new_tokens: usize,
     greedy: Vec<u32>,
     beam: Vec<u32>,
+    greedy_log_probs: Vec<f32>,
+    beam_log_probs: Vec<f32>,
 }
 
 #[derive(Deserialize)]
@@ -109,7 +111,34 @@ fn check_t5(name: &str) {
         };
         let ours = model.generate(&case.input_ids, &beam).unwrap();
         assert_eq!(ours, case.beam, "{name} case {i}: beam search tokens");
+        // Per-step log-probabilities (teacher forced), which depend on every
+        // relative-position bucket even where the argmax path does not. A wrong
+        // bucket moves them by 0.1 or more; f32 rounding between the two
+        // implementations stays near 1e-4 on these deliberately large weights.
+        for (tokens, reference, what) in [
+            (&case.greedy, &case.greedy_log_probs, "greedy"),
+            (&case.beam, &case.beam_log_probs, "beam"),
+        ] {
+            let ours = model.score(&case.input_ids, tokens).unwrap();
+            let d = max_abs(&ours, reference);
+            let diffs: Vec<f32> = ours
+                .iter()
+                .zip(reference.iter())
+                .map(|(a, b)| (a - b).abs())
+                .collect();
+            assert!(
+                d <= 5e-4,
+                "{name} case {i}: {what} log-probs differ by {d}: {diffs:?}"
+            );
+        }
     }
+    assert!(
+        expected
+            .cases
+            .iter()
+            .any(|c| c.input_ids.len() > 20 && c.greedy.len() > 20),
+        "{name}: a case longer than the relative-attention max distance"
+    );
     assert!(
         stopped_at_eos > 0,
         "{name}: the fixture exercises stopping at EOS"

@@ -145,21 +145,25 @@ async fn downloads_verifies_loads_and_reuses() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn corrupted_object_is_rejected_and_leaves_nothing() {
+async fn wrong_object_fails_its_checksum_and_leaves_nothing() {
     let s3_root = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
     let endpoint = start_s3(s3_root.path()).await;
     let client = client(&endpoint);
     upload(&client).await;
-    // Flip bytes of the stored object behind the server's back (s3s-fs keeps plain files).
-    let object = s3_root
-        .path()
-        .join(BUCKET)
-        .join("models/tiny-distilbert/model.safetensors");
-    let mut bytes = std::fs::read(&object).unwrap();
+    // A different, well-formed object under the weights' key (a bad upload or a
+    // tampered bucket): S3's own checksums agree with it, only the manifest's sha256 does not.
+    let mut bytes = std::fs::read(tiny_model_dir().join("model.safetensors")).unwrap();
     let n = bytes.len();
     bytes[n - 10] ^= 0xff;
-    std::fs::write(&object, bytes).unwrap();
+    client
+        .put_object()
+        .bucket(BUCKET)
+        .key("models/tiny-distilbert/model.safetensors")
+        .body(ByteStream::from(bytes))
+        .send()
+        .await
+        .unwrap();
 
     let store = S3Store::new(client, BUCKET.into(), "models".into(), cache.path().into());
     let err = store.fetch(&entry()).await.unwrap_err();
@@ -172,6 +176,35 @@ async fn corrupted_object_is_rejected_and_leaves_nothing() {
     );
     assert!(err.to_string().contains("model.safetensors"), "{err}");
     // Nothing that could be loaded is left: no weights file, no partial download.
+    let model_dir = cache.path().join("tiny-distilbert");
+    assert_eq!(
+        listing(&model_dir),
+        vec!["config.json"],
+        "only the verified file remains"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_corrupted_at_rest_is_rejected_and_leaves_nothing() {
+    let s3_root = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let endpoint = start_s3(s3_root.path()).await;
+    let client = client(&endpoint);
+    upload(&client).await;
+    // Flip bytes of the stored file behind the server's back (s3s-fs keeps plain files).
+    // Either the SDK's response checksum or our sha256 catches it, mid-stream or at the end.
+    let object = s3_root
+        .path()
+        .join(BUCKET)
+        .join("models/tiny-distilbert/model.safetensors");
+    let mut bytes = std::fs::read(&object).unwrap();
+    let n = bytes.len();
+    bytes[n - 10] ^= 0xff;
+    std::fs::write(&object, bytes).unwrap();
+
+    let store = S3Store::new(client, BUCKET.into(), "models".into(), cache.path().into());
+    let err = store.fetch(&entry()).await.unwrap_err();
+    assert!(err.to_string().contains("model.safetensors"), "{err}");
     let model_dir = cache.path().join("tiny-distilbert");
     assert_eq!(
         listing(&model_dir),
@@ -215,11 +248,14 @@ async fn concurrent_cold_starts_share_one_cache_safely() {
             tokio::spawn(async move { store.fetch(&entry()).await })
         })
         .collect();
+    let mut dirs = Vec::new();
     for t in tasks {
-        let dir = t.await.unwrap().unwrap();
-        assert_eq!(listing(&dir), vec!["config.json", "model.safetensors"]);
+        dirs.push(t.await.unwrap().unwrap());
     }
     let dir = cache.path().join("tiny-distilbert");
+    assert!(dirs.iter().all(|d| d == &dir));
+    // Every racer renamed or removed its temporary file: only verified files remain.
+    assert_eq!(listing(&dir), vec!["config.json", "model.safetensors"]);
     for f in entry().files {
         assert_eq!(sha256_file(&dir.join(&f.name)).unwrap(), f.sha256.unwrap());
     }
