@@ -1,7 +1,10 @@
 //! The BERT -> DistilBERT conversion reproduces BERT's hidden states on real tokens.
 
+mod common;
+
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
+use common::max_abs_diff_real_tokens;
 use mesh_inference::convert::convert_bert_dir;
 use mesh_inference::encoder::{Encoder, EncoderConfig};
 use mesh_inference::tokenize::{pad_batch, TextTokenizer};
@@ -40,20 +43,8 @@ fn converted_checkpoint_reproduces_bert_hidden_states() {
     let distil = load(&distil_dir)
         .forward(&batch.input_ids, &batch.attention_mask)
         .unwrap();
-    let mut worst = 0f32;
-    for (i, row) in rows.iter().enumerate() {
-        let n = row.len();
-        let d = (bert.get(i).unwrap().narrow(0, 0, n).unwrap()
-            - distil.get(i).unwrap().narrow(0, 0, n).unwrap())
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
-        worst = worst.max(d);
-    }
+    let lengths: Vec<usize> = rows.iter().map(|r| r.len()).collect();
+    let worst = max_abs_diff_real_tokens(&bert, &distil, &lengths);
     assert!(worst <= 1e-5, "max abs diff of hidden states {worst}");
     // The checkpoint is a plain DistilBERT: no BERT-only tensors remain.
     let tensors =

@@ -2,20 +2,19 @@
 //! server laid out like the hub (`/{repo}/resolve/{revision}/{file}`, with the
 //! `etag`, `x-repo-commit` and range headers the client reads).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use common::{tiny_entry, tiny_model_dir};
 use mesh_inference::store::{HubStore, WeightStore};
-use mesh_models::{sha256_file, Architecture, FileSpec, ModelEntry, Source};
+use mesh_models::sha256_file;
 
 const REPO: &str = "mesh-test/tiny-distilbert";
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
-
-fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/distilbert_tiny")
-}
 
 /// Serves files of `root` at `/{org}/{name}/resolve/{rev}/{file}` with byte ranges.
 async fn resolve(
@@ -74,48 +73,16 @@ async fn start_hub(root: PathBuf) -> String {
     format!("http://{addr}")
 }
 
-fn entry(model_sha: String) -> ModelEntry {
-    let dir = fixture_dir();
-    ModelEntry {
-        id: "tiny-distilbert".into(),
-        version: "1".into(),
-        architecture: Architecture::Distilbert,
-        task: "classification".into(),
-        description: "test".into(),
-        license: "test".into(),
-        pooling: None,
-        normalize: false,
-        max_seq_length: None,
-        labels: vec![],
-        source: Source::Derived {
-            from: "x".into(),
-            recipe: "x".into(),
-        },
-        hub_repo: Some(REPO.into()),
-        hub_revision: None,
-        files: vec![
-            FileSpec {
-                name: "config.json".into(),
-                sha256: Some(sha256_file(&dir.join("config.json")).unwrap()),
-            },
-            FileSpec {
-                name: "model.safetensors".into(),
-                sha256: Some(model_sha),
-            },
-        ],
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fetches_from_a_hub_mirror_named_by_hf_endpoint() {
-    let endpoint = start_hub(fixture_dir()).await;
+    let endpoint = start_hub(tiny_model_dir()).await;
     // The only test in this binary, so setting the variable races with nothing.
     std::env::set_var("HF_ENDPOINT", &endpoint);
     let cache = tempfile::tempdir().unwrap();
     let store = HubStore::from_env(cache.path().to_path_buf()).unwrap();
 
-    let good = sha256_file(&fixture_dir().join("model.safetensors")).unwrap();
-    let dir = store.fetch(&entry(good.clone())).await.unwrap();
+    let good = sha256_file(&tiny_model_dir().join("model.safetensors")).unwrap();
+    let dir = store.fetch(&tiny_entry(Some(REPO), None)).await.unwrap();
     assert!(
         dir.starts_with(cache.path()),
         "downloaded into the cache: {}",
@@ -128,6 +95,9 @@ async fn fetches_from_a_hub_mirror_named_by_hf_endpoint() {
     // A checksum that differs from what the hub serves is an error and the file is dropped.
     let cache2 = tempfile::tempdir().unwrap();
     let store2 = HubStore::from_env(cache2.path().to_path_buf()).unwrap();
-    let err = store2.fetch(&entry("0".repeat(64))).await.unwrap_err();
+    let err = store2
+        .fetch(&tiny_entry(Some(REPO), Some("0".repeat(64))))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("checksum mismatch"), "{err}");
 }

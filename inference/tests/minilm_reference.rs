@@ -2,8 +2,11 @@
 //! `scripts/fixtures/gen_minilm_reference.py`), against candle-transformers'
 //! independent BERT, and batched against single inputs.
 
+mod common;
+
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
+use common::max_abs_diff_real_tokens;
 use mesh_inference::backend::{BatchLimits, EmbeddingBackend};
 use mesh_inference::embedder::SentenceEmbedder;
 use mesh_inference::encoder::{Encoder, EncoderConfig};
@@ -122,20 +125,10 @@ fn hidden_states_match_candle_transformers_bert() {
     let b = theirs
         .forward(&batch.input_ids, &token_types, Some(&batch.attention_mask))
         .unwrap();
-    // Compare real tokens only (padding rows are meaningless in both).
-    for (i, row) in rows.iter().enumerate() {
-        let n = row.len();
-        let diff = (a.get(i).unwrap().narrow(0, 0, n).unwrap()
-            - b.get(i).unwrap().narrow(0, 0, n).unwrap())
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
-        assert!(diff < 1e-4, "row {i}: max abs diff {diff}");
-    }
+    // Compare real tokens only (padding positions are meaningless in both).
+    let lengths: Vec<usize> = rows.iter().map(|r| r.len()).collect();
+    let diff = max_abs_diff_real_tokens(&a, &b, &lengths);
+    assert!(diff < 1e-4, "max abs diff of hidden states {diff}");
 }
 
 #[test]

@@ -1,108 +1,106 @@
 //! The S3 weight store against a real S3-compatible server (s3s-fs, served in
 //! process on 127.0.0.1 with SigV4 checking): download, checksum, reuse,
-//! corrupted and missing objects, concurrent cold starts.
+//! wrong, corrupted and missing objects, concurrent cold starts.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
 use candle_core::Device;
+use common::{tiny_entry, tiny_model_dir};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use mesh_inference::classifier::DistilBertClassifier;
 use mesh_inference::store::{S3Store, WeightStore};
 use mesh_inference::InferenceError;
-use mesh_models::{sha256_file, Architecture, FileSpec, ModelEntry, ModelsError, Source};
+use mesh_models::{sha256_file, ModelsError};
+use tempfile::TempDir;
 
 const ACCESS_KEY: &str = "AKIAMESHTEST";
 const SECRET_KEY: &str = "mesh-test-secret-key";
 const BUCKET: &str = "msp-intelligence-models";
+const WEIGHTS_KEY: &str = "models/tiny-distilbert/model.safetensors";
 
-/// Starts s3s-fs over `root` on an ephemeral loopback port; returns its URL.
-async fn start_s3(root: &Path) -> String {
-    let fs = s3s_fs::FileSystem::new(root).unwrap();
-    let mut builder = s3s::service::S3ServiceBuilder::new(fs);
-    builder.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
-    let service = builder.build();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let http = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-        loop {
-            let Ok((socket, _)) = listener.accept().await else {
-                break;
-            };
-            let conn = http
-                .serve_connection(TokioIo::new(socket), service.clone())
-                .into_owned();
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
+/// A running S3 server over a temporary folder, a client for it, and an empty download cache.
+struct S3Fixture {
+    root: TempDir,
+    cache: TempDir,
+    client: aws_sdk_s3::Client,
+}
+
+impl S3Fixture {
+    /// Starts s3s-fs on an ephemeral loopback port and creates the bucket; with
+    /// `upload`, puts the tiny model's files under `models/tiny-distilbert/`.
+    async fn start(upload: bool) -> Self {
+        let root = tempfile::tempdir().unwrap();
+        let mut builder =
+            s3s::service::S3ServiceBuilder::new(s3s_fs::FileSystem::new(root.path()).unwrap());
+        builder.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
+        let service = builder.build();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let http = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            while let Ok((socket, _)) = listener.accept().await {
+                let conn = http
+                    .serve_connection(TokioIo::new(socket), service.clone())
+                    .into_owned();
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+        });
+        let config = aws_sdk_s3::config::Builder::new()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(endpoint)
+            .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"))
+            .force_path_style(true)
+            .build();
+        let client = aws_sdk_s3::Client::from_conf(config);
+        client.create_bucket().bucket(BUCKET).send().await.unwrap();
+        let fixture = Self {
+            root,
+            cache: tempfile::tempdir().unwrap(),
+            client,
+        };
+        if upload {
+            for f in ["config.json", "model.safetensors"] {
+                let body = ByteStream::from_path(tiny_model_dir().join(f))
+                    .await
+                    .unwrap();
+                fixture
+                    .put(&format!("models/tiny-distilbert/{f}"), body)
+                    .await;
+            }
         }
-    });
-    format!("http://{addr}")
-}
-
-fn client(endpoint: &str) -> aws_sdk_s3::Client {
-    let config = aws_sdk_s3::config::Builder::new()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"))
-        .force_path_style(true)
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
-}
-
-fn tiny_model_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/distilbert_tiny")
-}
-
-/// A manifest entry for the tiny classifier, pinned to its files' real checksums.
-fn entry() -> ModelEntry {
-    let dir = tiny_model_dir();
-    let files = ["config.json", "model.safetensors"]
-        .iter()
-        .map(|f| FileSpec {
-            name: f.to_string(),
-            sha256: Some(sha256_file(&dir.join(f)).unwrap()),
-        })
-        .collect();
-    ModelEntry {
-        id: "tiny-distilbert".into(),
-        version: "1".into(),
-        architecture: Architecture::Distilbert,
-        task: "classification".into(),
-        description: "test".into(),
-        license: "test".into(),
-        pooling: None,
-        normalize: false,
-        max_seq_length: None,
-        labels: vec![],
-        source: Source::Derived {
-            from: "x".into(),
-            recipe: "x".into(),
-        },
-        hub_repo: None,
-        hub_revision: None,
-        files,
+        fixture
     }
-}
 
-async fn upload(client: &aws_sdk_s3::Client) {
-    client.create_bucket().bucket(BUCKET).send().await.unwrap();
-    for f in ["config.json", "model.safetensors"] {
-        client
+    async fn put(&self, key: &str, body: ByteStream) {
+        self.client
             .put_object()
             .bucket(BUCKET)
-            .key(format!("models/tiny-distilbert/{f}"))
-            .body(
-                ByteStream::from_path(tiny_model_dir().join(f))
-                    .await
-                    .unwrap(),
-            )
+            .key(key)
+            .body(body)
             .send()
             .await
             .unwrap();
+    }
+
+    /// A store as one cold start would build it, on the shared cache folder.
+    fn store(&self) -> S3Store {
+        S3Store::new(
+            self.client.clone(),
+            BUCKET.into(),
+            "models".into(),
+            self.cache.path().into(),
+        )
+    }
+
+    fn cached(&self) -> Vec<String> {
+        listing(&self.cache.path().join("tiny-distilbert"))
     }
 }
 
@@ -118,55 +116,39 @@ fn listing(dir: &Path) -> Vec<String> {
     names
 }
 
+/// The tiny model's weights with one byte flipped near the end.
+fn flipped_weights() -> Vec<u8> {
+    let mut bytes = std::fs::read(tiny_model_dir().join("model.safetensors")).unwrap();
+    let n = bytes.len();
+    bytes[n - 10] ^= 0xff;
+    bytes
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn downloads_verifies_loads_and_reuses() {
-    let s3_root = tempfile::tempdir().unwrap();
-    let cache = tempfile::tempdir().unwrap();
-    let endpoint = start_s3(s3_root.path()).await;
-    let client = client(&endpoint);
-    upload(&client).await;
-
-    let store = S3Store::new(
-        client.clone(),
-        BUCKET.into(),
-        "models".into(),
-        cache.path().into(),
-    );
-    let dir = store.fetch(&entry()).await.unwrap();
+    let s3 = S3Fixture::start(true).await;
+    let dir = s3.store().fetch(&tiny_entry(None, None)).await.unwrap();
     assert_eq!(listing(&dir), vec!["config.json", "model.safetensors"]);
     let model = DistilBertClassifier::load_dir(&dir, &Device::Cpu).unwrap();
     assert_eq!(model.labels().len(), 3);
 
     // A later cold start on the same /tmp reuses the verified files: it works even
     // with the objects gone from the bucket.
-    std::fs::remove_dir_all(s3_root.path().join(BUCKET).join("models")).unwrap();
-    let again = S3Store::new(client, BUCKET.into(), "models".into(), cache.path().into());
-    assert_eq!(again.fetch(&entry()).await.unwrap(), dir);
+    std::fs::remove_dir_all(s3.root.path().join(BUCKET).join("models")).unwrap();
+    assert_eq!(
+        s3.store().fetch(&tiny_entry(None, None)).await.unwrap(),
+        dir
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_object_fails_its_checksum_and_leaves_nothing() {
-    let s3_root = tempfile::tempdir().unwrap();
-    let cache = tempfile::tempdir().unwrap();
-    let endpoint = start_s3(s3_root.path()).await;
-    let client = client(&endpoint);
-    upload(&client).await;
+    let s3 = S3Fixture::start(true).await;
     // A different, well-formed object under the weights' key (a bad upload or a
     // tampered bucket): S3's own checksums agree with it, only the manifest's sha256 does not.
-    let mut bytes = std::fs::read(tiny_model_dir().join("model.safetensors")).unwrap();
-    let n = bytes.len();
-    bytes[n - 10] ^= 0xff;
-    client
-        .put_object()
-        .bucket(BUCKET)
-        .key("models/tiny-distilbert/model.safetensors")
-        .body(ByteStream::from(bytes))
-        .send()
-        .await
-        .unwrap();
-
-    let store = S3Store::new(client, BUCKET.into(), "models".into(), cache.path().into());
-    let err = store.fetch(&entry()).await.unwrap_err();
+    s3.put(WEIGHTS_KEY, ByteStream::from(flipped_weights()))
+        .await;
+    let err = s3.store().fetch(&tiny_entry(None, None)).await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -176,9 +158,8 @@ async fn wrong_object_fails_its_checksum_and_leaves_nothing() {
     );
     assert!(err.to_string().contains("model.safetensors"), "{err}");
     // Nothing that could be loaded is left: no weights file, no partial download.
-    let model_dir = cache.path().join("tiny-distilbert");
     assert_eq!(
-        listing(&model_dir),
+        s3.cached(),
         vec!["config.json"],
         "only the verified file remains"
     );
@@ -186,28 +167,18 @@ async fn wrong_object_fails_its_checksum_and_leaves_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn object_corrupted_at_rest_is_rejected_and_leaves_nothing() {
-    let s3_root = tempfile::tempdir().unwrap();
-    let cache = tempfile::tempdir().unwrap();
-    let endpoint = start_s3(s3_root.path()).await;
-    let client = client(&endpoint);
-    upload(&client).await;
-    // Flip bytes of the stored file behind the server's back (s3s-fs keeps plain files).
+    let s3 = S3Fixture::start(true).await;
+    // Flip a byte of the stored file behind the server's back (s3s-fs keeps plain files).
     // Either the SDK's response checksum or our sha256 catches it, mid-stream or at the end.
-    let object = s3_root
-        .path()
-        .join(BUCKET)
-        .join("models/tiny-distilbert/model.safetensors");
-    let mut bytes = std::fs::read(&object).unwrap();
-    let n = bytes.len();
-    bytes[n - 10] ^= 0xff;
-    std::fs::write(&object, bytes).unwrap();
-
-    let store = S3Store::new(client, BUCKET.into(), "models".into(), cache.path().into());
-    let err = store.fetch(&entry()).await.unwrap_err();
+    std::fs::write(
+        s3.root.path().join(BUCKET).join(WEIGHTS_KEY),
+        flipped_weights(),
+    )
+    .unwrap();
+    let err = s3.store().fetch(&tiny_entry(None, None)).await.unwrap_err();
     assert!(err.to_string().contains("model.safetensors"), "{err}");
-    let model_dir = cache.path().join("tiny-distilbert");
     assert_eq!(
-        listing(&model_dir),
+        s3.cached(),
         vec!["config.json"],
         "only the verified file remains"
     );
@@ -215,13 +186,13 @@ async fn object_corrupted_at_rest_is_rejected_and_leaves_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_object_is_a_clear_error() {
-    let s3_root = tempfile::tempdir().unwrap();
-    let cache = tempfile::tempdir().unwrap();
-    let endpoint = start_s3(s3_root.path()).await;
-    let client = client(&endpoint);
-    client.create_bucket().bucket(BUCKET).send().await.unwrap();
-    let store = S3Store::new(client, BUCKET.into(), "models".into(), cache.path().into());
-    let err = store.fetch(&entry()).await.unwrap_err().to_string();
+    let s3 = S3Fixture::start(false).await;
+    let err = s3
+        .store()
+        .fetch(&tiny_entry(None, None))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("s3://msp-intelligence-models/models/tiny-distilbert/config.json"),
         "{err}"
@@ -231,32 +202,23 @@ async fn missing_object_is_a_clear_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_cold_starts_share_one_cache_safely() {
-    let s3_root = tempfile::tempdir().unwrap();
-    let cache = tempfile::tempdir().unwrap();
-    let endpoint = start_s3(s3_root.path()).await;
-    let client = client(&endpoint);
-    upload(&client).await;
+    let s3 = S3Fixture::start(true).await;
     // Independent stores (as separate processes would be) racing on one cache folder.
     let tasks: Vec<_> = (0..6)
         .map(|_| {
-            let store = S3Store::new(
-                client.clone(),
-                BUCKET.into(),
-                "models".into(),
-                cache.path().into(),
-            );
-            tokio::spawn(async move { store.fetch(&entry()).await })
+            let store = s3.store();
+            tokio::spawn(async move { store.fetch(&tiny_entry(None, None)).await })
         })
         .collect();
     let mut dirs = Vec::new();
     for t in tasks {
         dirs.push(t.await.unwrap().unwrap());
     }
-    let dir = cache.path().join("tiny-distilbert");
+    let dir = s3.cache.path().join("tiny-distilbert");
     assert!(dirs.iter().all(|d| d == &dir));
     // Every racer renamed or removed its temporary file: only verified files remain.
-    assert_eq!(listing(&dir), vec!["config.json", "model.safetensors"]);
-    for f in entry().files {
+    assert_eq!(s3.cached(), vec!["config.json", "model.safetensors"]);
+    for f in tiny_entry(None, None).files {
         assert_eq!(sha256_file(&dir.join(&f.name)).unwrap(), f.sha256.unwrap());
     }
 }

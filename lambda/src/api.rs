@@ -51,7 +51,7 @@ async fn health(State(state): State<Arc<AppState>>) -> Json<Health> {
 
 /// One text or several.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "a string or an array of strings")]
 pub enum Inputs {
     One(String),
     Many(Vec<String>),

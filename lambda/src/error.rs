@@ -118,7 +118,9 @@ fn field_in_serde_message(message: &str) -> Option<String> {
         let rest = &message[start + 7..];
         return rest.find('`').map(|end| rest[..end].to_string());
     }
-    let body = message.split_once("target type: ")?.1;
+    let body = ["target type: ", "as JSON: "]
+        .iter()
+        .find_map(|prefix| message.split_once(prefix).map(|(_, rest)| rest))?;
     let (path, _) = body.split_once(": ")?;
     (!path.is_empty() && !path.contains(' ')).then(|| path.to_string())
 }

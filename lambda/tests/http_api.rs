@@ -165,6 +165,11 @@ async fn bad_input_is_a_4xx_naming_the_field() {
         ),
         (post_json(r#"{"inputs": "#), StatusCode::BAD_REQUEST, None),
         (
+            post_json(r#"{"inputs": "a", "normalize": NaN}"#),
+            StatusCode::BAD_REQUEST,
+            Some("normalize"),
+        ),
+        (
             post_json(&format!(
                 r#"{{"inputs": ["ok", "{long}"], "truncate": false}}"#
             )),
