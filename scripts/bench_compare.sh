@@ -15,11 +15,13 @@ while [ $# -gt 0 ]; do
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
-out=target/bench
+out="$PWD/target/bench"
 mkdir -p "$out"
-cargo run --quiet --locked --bin msp-mesh -- models pull all-minilm-l6-v2
+[ -x target/debug/msp-mesh ] || cargo build --locked --workspace --all-targets
+./target/debug/msp-mesh models pull all-minilm-l6-v2
 RAYON_NUM_THREADS=$threads cargo bench --locked -p mesh-benches --bench encoder -- \
   --rounds "$rounds" --json-out "$out/candle.json"
 bash scripts/bench_pytorch.sh --model-dir models/store/all-minilm-l6-v2 \
-  --sentences benches/data/sentences.txt --threads "$threads" --json-out "$out/pytorch.json"
+  --sentences benches/data/sentences.txt --threads "$threads" --rounds "$rounds" \
+  --json-out "$out/pytorch.json"
 python3 scripts/bench_ratio.py "$out/candle.json" "$out/pytorch.json"

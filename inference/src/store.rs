@@ -91,10 +91,18 @@ impl WeightStore for LocalStore {
     async fn fetch(&self, entry: &ModelEntry) -> Result<PathBuf> {
         let dir = self.root.join(&entry.id);
         let (e, d) = (entry.clone(), dir.clone());
-        tokio::task::spawn_blocking(move || verify_dir(&e, &d))
+        let verified = tokio::task::spawn_blocking(move || verify_dir(&e, &d))
             .await
-            .map_err(|e| InferenceError::Store(e.to_string()))??;
-        Ok(dir)
+            .map_err(|e| InferenceError::Store(e.to_string()))?;
+        match verified {
+            Ok(()) => Ok(dir),
+            Err(ModelsError::MissingFile(path)) => Err(InferenceError::Store(format!(
+                "{} is missing; run `msp-mesh models pull {}`",
+                path.display(),
+                entry.id
+            ))),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
