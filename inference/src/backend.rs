@@ -169,7 +169,7 @@ fn run_batch(embedder: &SentenceEmbedder, batch: Vec<Job>) {
         Err(e) => {
             let msg = e.to_string();
             for job in batch {
-                let _ = job.respond.send(Err(InferenceError::Input(msg.clone())));
+                let _ = job.respond.send(Err(InferenceError::Batch(msg.clone())));
             }
         }
     }

@@ -17,6 +17,9 @@ pub enum InferenceError {
     Store(String),
     #[error("the inference backend has stopped")]
     BackendStopped,
+    /// A batch failed inside the model (not the caller's input).
+    #[error("batch failed: {0}")]
+    Batch(String),
     #[error("I/O error on {path}: {source}")]
     Io {
         path: PathBuf,
