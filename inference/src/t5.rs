@@ -326,17 +326,14 @@ impl T5Model {
         let shared = embedding(cfg.vocab_size, cfg.d_model, vb.pp("shared"))?;
         let bias_table =
             |p: &str| embedding(cfg.relative_attention_num_buckets, cfg.num_heads, vb.pp(p));
+        let norm = |vb: VarBuilder| RmsNorm::load(vb, cfg.d_model, cfg.layer_norm_epsilon);
 
         let mut encoder = Vec::with_capacity(cfg.num_layers);
         for i in 0..cfg.num_layers {
             let b = vb.pp(format!("encoder.block.{i}.layer"));
             encoder.push(EncoderBlock {
                 attn: Attention::load(b.pp("0.SelfAttention"), cfg)?,
-                attn_norm: RmsNorm::load(
-                    b.pp("0.layer_norm"),
-                    cfg.d_model,
-                    cfg.layer_norm_epsilon,
-                )?,
+                attn_norm: norm(b.pp("0.layer_norm"))?,
                 ff: FeedForward::load(b.pp("1"), cfg, gated, act)?,
             });
         }
@@ -346,17 +343,9 @@ impl T5Model {
             let b = vb.pp(format!("decoder.block.{i}.layer"));
             decoder.push(DecoderBlock {
                 self_attn: Attention::load(b.pp("0.SelfAttention"), cfg)?,
-                self_norm: RmsNorm::load(
-                    b.pp("0.layer_norm"),
-                    cfg.d_model,
-                    cfg.layer_norm_epsilon,
-                )?,
+                self_norm: norm(b.pp("0.layer_norm"))?,
                 cross_attn: Attention::load(b.pp("1.EncDecAttention"), cfg)?,
-                cross_norm: RmsNorm::load(
-                    b.pp("1.layer_norm"),
-                    cfg.d_model,
-                    cfg.layer_norm_epsilon,
-                )?,
+                cross_norm: norm(b.pp("1.layer_norm"))?,
                 ff: FeedForward::load(b.pp("2"), cfg, gated, act)?,
             });
         }
@@ -370,19 +359,11 @@ impl T5Model {
             encoder_bias: bias_table(
                 "encoder.block.0.layer.0.SelfAttention.relative_attention_bias",
             )?,
-            encoder_norm: RmsNorm::load(
-                vb.pp("encoder.final_layer_norm"),
-                cfg.d_model,
-                cfg.layer_norm_epsilon,
-            )?,
+            encoder_norm: norm(vb.pp("encoder.final_layer_norm"))?,
             decoder_bias: bias_table(
                 "decoder.block.0.layer.0.SelfAttention.relative_attention_bias",
             )?,
-            decoder_norm: RmsNorm::load(
-                vb.pp("decoder.final_layer_norm"),
-                cfg.d_model,
-                cfg.layer_norm_epsilon,
-            )?,
+            decoder_norm: norm(vb.pp("decoder.final_layer_norm"))?,
             shared,
             encoder,
             decoder,
