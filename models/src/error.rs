@@ -7,6 +7,8 @@ pub enum ModelsError {
     Manifest(String),
     #[error("unknown model id `{0}` (see `msp-mesh models list`)")]
     UnknownModel(String),
+    #[error("unknown data set `{0}` (see `msp-mesh data list`)")]
+    UnknownDataset(String),
     #[error(
         "model `{0}` is not fetched from a package; it is derived (run `msp-mesh models convert`)"
     )]

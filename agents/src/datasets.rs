@@ -1,0 +1,310 @@
+//! The labelled data the heads are trained on, read from the fetched data sets
+//! (`msp-mesh data pull`), and the documented rules that label the threat corpus.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::knowledge::{attack::Attack, cwe::Weakness, read_json, KnowledgeError};
+use crate::text::EmailText;
+
+/// One labelled text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelledText {
+    pub text: String,
+    /// Index into the task's label list.
+    pub label: usize,
+    /// Where it comes from (`amazon`, `spam-2`, `T1566`, ...), for per-source figures.
+    pub group: String,
+}
+
+/// Labels of the sentiment head.
+pub const SENTIMENT_LABELS: [&str; 2] = ["NEGATIVE", "POSITIVE"];
+/// The three sources of the UCI sentences.
+pub const SENTIMENT_SOURCES: [&str; 3] = ["amazon", "imdb", "yelp"];
+
+#[derive(Deserialize)]
+struct RawSentence {
+    text: String,
+    class: Option<u8>,
+}
+
+/// UCI Sentiment Labelled Sentences (`uci-sentiment` data set): 1,000 per source, the
+/// package's empty trailing record dropped.
+pub fn sentiment(dir: &Path) -> Result<Vec<LabelledText>, KnowledgeError> {
+    let mut out = Vec::new();
+    for source in SENTIMENT_SOURCES {
+        let rows: Vec<RawSentence> = read_json(&dir.join(format!("{source}.json")))?;
+        for r in rows {
+            if let (Some(class), false) = (r.class, r.text.trim().is_empty()) {
+                out.push(LabelledText {
+                    text: r.text.trim().to_string(),
+                    label: usize::from(class == 1),
+                    group: source.to_string(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Labels of the e-mail head.
+pub const EMAIL_LABELS: [&str; 2] = ["ham", "spam"];
+/// The SpamAssassin folders the e-mail head is trained on (the protocol).
+pub const EMAIL_TRAIN_FOLDERS: [&str; 2] = ["spam-1", "easy-ham-1"];
+/// The held-out folders it is evaluated on.
+pub const EMAIL_TEST_FOLDERS: [&str; 3] = ["spam-2", "easy-ham-2", "hard-ham-1"];
+
+#[derive(Deserialize)]
+struct RawEmail {
+    text: String,
+}
+
+/// The e-mails of the given SpamAssassin folders (`spam-assassin` data set), read as the
+/// e-mail head reads them ([`EmailText::model_input`]), in file-name order; label 1 for
+/// `spam-*` folders.
+pub fn emails(dir: &Path, folders: &[&str]) -> Result<Vec<LabelledText>, KnowledgeError> {
+    let mut out = Vec::new();
+    for folder in folders {
+        let path = dir.join(folder);
+        let mut files: Vec<_> = std::fs::read_dir(&path)
+            .map_err(|e| KnowledgeError::Missing(path.clone(), e.to_string()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        files.sort();
+        for file in files {
+            let raw: RawEmail = read_json(&file)?;
+            let text = EmailText::parse(&raw.text)
+                .map(|m| m.model_input())
+                .unwrap_or(raw.text);
+            out.push(LabelledText {
+                text,
+                label: usize::from(folder.starts_with("spam")),
+                group: folder.to_string(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Threat categories of `/threat-intelligence/analyze`, in the threat head's label order.
+pub const THREAT_CATEGORIES: [&str; 10] = [
+    "benign",
+    "spam",
+    "phishing",
+    "malware",
+    "ransomware",
+    "ddos",
+    "insider_threat",
+    "exploit",
+    "credential_attack",
+    "data_exfiltration",
+];
+
+fn category(name: &str) -> usize {
+    THREAT_CATEGORIES
+        .iter()
+        .position(|c| *c == name)
+        .expect("known category")
+}
+
+/// The category of an ATT&CK technique. Specific techniques first, then the first tactic
+/// with a category; techniques whose tactics say nothing about the kind of threat
+/// (reconnaissance, resource development, initial access) are left out.
+pub fn technique_category(id: &str, tactics: &[String]) -> Option<&'static str> {
+    let base = id.split('.').next().unwrap_or(id);
+    let specific = match base {
+        "T1566" | "T1598" | "T1534" | "T1656" => Some("phishing"),
+        "T1486" | "T1490" => Some("ransomware"),
+        "T1498" | "T1499" => Some("ddos"),
+        // Misuse of legitimate access and data an insider can reach directly.
+        "T1078" | "T1052" | "T1213" | "T1039" | "T1025" | "T1530" => Some("insider_threat"),
+        "T1190" | "T1203" | "T1210" | "T1211" | "T1212" | "T1068" | "T1189" | "T1195" => {
+            Some("exploit")
+        }
+        _ => None,
+    };
+    if specific.is_some() {
+        return specific;
+    }
+    tactics.iter().find_map(|t| match t.as_str() {
+        "credential-access" => Some("credential_attack"),
+        "exfiltration" | "collection" => Some("data_exfiltration"),
+        "execution"
+        | "persistence"
+        | "privilege-escalation"
+        | "defense-evasion"
+        | "command-and-control"
+        | "lateral-movement"
+        | "discovery"
+        | "impact" => Some("malware"),
+        _ => None,
+    })
+}
+
+/// The category of an ATT&CK software entry: malware whose description names ransomware
+/// or denial of service goes there, other malware is `malware`; tools are left out.
+pub fn software_category(kind: &str, description: &str) -> Option<&'static str> {
+    if kind != "malware" {
+        return None;
+    }
+    let d = description.to_lowercase();
+    Some(if d.contains("ransomware") {
+        "ransomware"
+    } else if d.contains("ddos")
+        || d.contains("denial of service")
+        || d.contains("denial-of-service")
+    {
+        "ddos"
+    } else {
+        "malware"
+    })
+}
+
+/// The category of a CWE weakness: authentication and credential weaknesses are
+/// `credential_attack`, information exposure is `data_exfiltration`, resource exhaustion is
+/// `ddos`, everything else is a weakness to `exploit`.
+pub fn weakness_category(name: &str) -> &'static str {
+    let n = name.to_lowercase();
+    if ["password", "credential", "authentication", "brute"]
+        .iter()
+        .any(|k| n.contains(k))
+    {
+        "credential_attack"
+    } else if [
+        "exposure of sensitive",
+        "information exposure",
+        "sensitive information",
+        "leak",
+    ]
+    .iter()
+    .any(|k| n.contains(k))
+    {
+        "data_exfiltration"
+    } else if [
+        "resource consumption",
+        "exhaustion",
+        "denial of service",
+        "allocation of resources",
+    ]
+    .iter()
+    .any(|k| n.contains(k))
+    {
+        "ddos"
+    } else {
+        "exploit"
+    }
+}
+
+/// ATT&CK techniques and malware and CWE weaknesses, labelled by the rules above.
+pub fn threat_knowledge(attack: &Attack, weaknesses: &[Weakness]) -> Vec<LabelledText> {
+    let mut out = Vec::new();
+    for t in &attack.techniques {
+        if let Some(c) = technique_category(&t.id, &t.tactics) {
+            out.push(LabelledText {
+                text: format!("{}. {}", t.name, t.description),
+                label: category(c),
+                group: t.id.clone(),
+            });
+        }
+    }
+    for s in &attack.software {
+        if let Some(c) = software_category(&s.kind, &s.description) {
+            out.push(LabelledText {
+                text: s.description.clone(),
+                label: category(c),
+                group: s.id.clone(),
+            });
+        }
+    }
+    for w in weaknesses {
+        out.push(LabelledText {
+            text: format!("{}. {}", w.name, w.description),
+            label: category(weakness_category(&w.name)),
+            group: w.id.clone(),
+        });
+    }
+    out
+}
+
+/// Rows with their feature vectors.
+pub type Embedded = (Vec<Vec<f32>>, Vec<LabelledText>);
+
+/// The threat corpus: the labelled knowledge, spam from `spam-1` as `spam`, and harmless
+/// text (ham from `easy-ham-1`, UCI review sentences) as `benign`, at most `limit` rows of
+/// each of spam, ham and sentences (the first in file order). Features travel with their rows.
+pub fn threat_corpus(
+    knowledge: Embedded,
+    emails: Embedded,
+    sentences: Embedded,
+    limit: usize,
+) -> Embedded {
+    let (mut x, mut rows) = knowledge;
+    let mut take = |(fx, frows): Embedded, keep: &dyn Fn(&LabelledText) -> bool, label: &str| {
+        for (v, r) in fx
+            .into_iter()
+            .zip(frows)
+            .filter(|(_, r)| keep(r))
+            .take(limit)
+        {
+            x.push(v);
+            rows.push(LabelledText {
+                label: category(label),
+                ..r
+            });
+        }
+    };
+    take(emails.clone(), &|r| r.label == 1, "spam");
+    take(emails, &|r| r.label == 0, "benign");
+    take(sentences, &|_| true, "benign");
+    (x, rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labelling_rules() {
+        let t = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            technique_category("T1566.001", &t(&["initial-access"])),
+            Some("phishing")
+        );
+        assert_eq!(
+            technique_category("T1486", &t(&["impact"])),
+            Some("ransomware")
+        );
+        assert_eq!(
+            technique_category("T1110.003", &t(&["credential-access"])),
+            Some("credential_attack")
+        );
+        assert_eq!(
+            technique_category("T1048", &t(&["exfiltration"])),
+            Some("data_exfiltration")
+        );
+        assert_eq!(
+            technique_category("T1059.001", &t(&["execution"])),
+            Some("malware")
+        );
+        assert_eq!(technique_category("T1595", &t(&["reconnaissance"])), None);
+        assert_eq!(
+            software_category("malware", "Ryuk is a ransomware family"),
+            Some("ransomware")
+        );
+        assert_eq!(software_category("tool", "PsExec"), None);
+        assert_eq!(
+            weakness_category("Use of Hard-coded Password"),
+            "credential_attack"
+        );
+        assert_eq!(
+            weakness_category("Improper Neutralization of Input During Web Page Generation"),
+            "exploit"
+        );
+        assert_eq!(
+            weakness_category("Uncontrolled Resource Consumption"),
+            "ddos"
+        );
+    }
+}

@@ -1,0 +1,155 @@
+//! Classification heads: DistilBERT's `pre_classifier` (dim x dim, ReLU) and `classifier`
+//! (dim x labels) layers, trained in Rust ([`crate::train`]) on the encoder's pooled,
+//! L2-normalised sentence embedding, with a temperature that calibrates the softmax.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::{Linear, VarBuilder};
+use serde::{Deserialize, Serialize};
+
+use crate::AgentError;
+
+/// File name of a head's weights.
+pub const HEAD_WEIGHTS: &str = "model.safetensors";
+/// File name of a head's description (labels, temperature, training record).
+pub const HEAD_CONFIG: &str = "head.json";
+
+/// What a trained head records about itself (`head.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeadConfig {
+    /// Manifest id of the head.
+    pub id: String,
+    pub version: String,
+    /// `id@version` of the encoder whose pooled output the head reads.
+    pub base_model: String,
+    /// Other encoders (`id@version`) proven to produce the same pooled output (see the manifest's derivation).
+    #[serde(default)]
+    pub equivalent_encoders: Vec<String>,
+    pub labels: Vec<String>,
+    /// Input dimension.
+    pub dim: usize,
+    /// Softmax temperature fitted on out-of-fold logits (probabilities = softmax(logits / T)).
+    pub temperature: f64,
+    /// RFC 3339 time the head was trained.
+    pub trained_at: String,
+    /// Data sets (and parts) it was trained on.
+    pub training_data: Vec<String>,
+    /// Measured quality (cross-validation and held-out figures).
+    pub metrics: BTreeMap<String, f64>,
+    /// Training settings, for reproduction.
+    pub hyperparameters: BTreeMap<String, f64>,
+}
+
+impl HeadConfig {
+    /// `id@version`.
+    pub fn versioned_id(&self) -> String {
+        format!("{}@{}", self.id, self.version)
+    }
+
+    /// True when `encoder` (an `id@version`) produces the pooled output this head was trained on.
+    pub fn accepts_encoder(&self, encoder: &str) -> bool {
+        self.base_model == encoder || self.equivalent_encoders.iter().any(|e| e == encoder)
+    }
+}
+
+/// A loaded head.
+#[derive(Debug, Clone)]
+pub struct ClassificationHead {
+    pre_classifier: Linear,
+    classifier: Linear,
+    config: HeadConfig,
+}
+
+impl ClassificationHead {
+    /// Wraps trained layers.
+    pub fn new(pre_classifier: Linear, classifier: Linear, config: HeadConfig) -> Self {
+        Self {
+            pre_classifier,
+            classifier,
+            config,
+        }
+    }
+
+    /// Loads `model.safetensors` + `head.json` from a head folder.
+    pub fn load_dir(dir: &Path) -> Result<Self, AgentError> {
+        let config_path = dir.join(HEAD_CONFIG);
+        let text = std::fs::read_to_string(&config_path).map_err(|e| {
+            AgentError::Unavailable(format!(
+                "head {} is missing ({e}); run `msp-mesh models train`",
+                config_path.display()
+            ))
+        })?;
+        let config: HeadConfig = serde_json::from_str(&text)
+            .map_err(|e| AgentError::Unavailable(format!("{}: {e}", config_path.display())))?;
+        let weights = dir.join(HEAD_WEIGHTS);
+        // SAFETY: the file is memory-mapped read-only and not modified while mapped.
+        let vb =
+            unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, &Device::Cpu)? };
+        let n = config.labels.len();
+        let pre_classifier = candle_nn::linear(config.dim, config.dim, vb.pp("pre_classifier"))?;
+        let classifier = candle_nn::linear(config.dim, n, vb.pp("classifier"))?;
+        Ok(Self::new(pre_classifier, classifier, config))
+    }
+
+    pub fn config(&self) -> &HeadConfig {
+        &self.config
+    }
+
+    pub fn labels(&self) -> &[String] {
+        &self.config.labels
+    }
+
+    /// Raw logits of a batch `[n, dim]`.
+    pub fn logits(&self, features: &Tensor) -> candle_core::Result<Tensor> {
+        let hidden = self.pre_classifier.forward(features)?.relu()?;
+        self.classifier.forward(&hidden)
+    }
+
+    /// Calibrated class probabilities, one row per feature vector.
+    pub fn probabilities(&self, features: &[Vec<f32>]) -> Result<Vec<Vec<f32>>, AgentError> {
+        if features.is_empty() {
+            return Ok(Vec::new());
+        }
+        if let Some(bad) = features.iter().find(|f| f.len() != self.config.dim) {
+            return Err(AgentError::Unavailable(format!(
+                "head {} reads {}-dimensional embeddings, got {}",
+                self.config.versioned_id(),
+                self.config.dim,
+                bad.len()
+            )));
+        }
+        let flat: Vec<f32> = features.iter().flatten().copied().collect();
+        let x = Tensor::from_vec(flat, (features.len(), self.config.dim), &Device::Cpu)?;
+        let logits = self.logits(&x)?.to_vec2::<f32>()?;
+        Ok(logits
+            .iter()
+            .map(|row| softmax(row, self.config.temperature))
+            .collect())
+    }
+}
+
+/// Softmax of `logits / temperature`.
+pub fn softmax(logits: &[f32], temperature: f64) -> Vec<f32> {
+    let t = temperature.max(1e-6);
+    let scaled: Vec<f64> = logits.iter().map(|&l| l as f64 / t).collect();
+    let max = scaled.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let exps: Vec<f64> = scaled.iter().map(|s| (s - max).exp()).collect();
+    let sum: f64 = exps.iter().sum();
+    exps.iter().map(|e| (e / sum) as f32).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn softmax_matches_hand_computation() {
+        // softmax([1, 2, 3]) = [0.0900, 0.2447, 0.6652]; at T = 2: softmax([.5, 1, 1.5]) = [0.1863, 0.3072, 0.5065].
+        let p = softmax(&[1.0, 2.0, 3.0], 1.0);
+        assert!((p[0] - 0.090_031).abs() < 1e-5 && (p[2] - 0.665_241).abs() < 1e-5);
+        let p = softmax(&[1.0, 2.0, 3.0], 2.0);
+        assert!((p[0] - 0.186_324).abs() < 1e-5 && (p[1] - 0.307_196).abs() < 1e-5);
+    }
+}

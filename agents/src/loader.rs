@@ -1,0 +1,186 @@
+//! Builds the language agents from the fetched data, the trained heads and one encoder.
+//! An agent whose inputs are missing is reported as not loaded, with the reason, instead
+//! of stopping the others.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use mesh_inference::backend::EmbeddingBackend;
+
+use crate::compliance::{Catalogue, ComplianceAgent};
+use crate::head::ClassificationHead;
+use crate::knowledge::{self, attack::Attack, cwe, KnowledgeIndex};
+use crate::market::MarketAgent;
+use crate::nlp_query::{NlpQueryAgent, T5Answerer};
+use crate::partners::{PartnerAgent, PartnerDirectory};
+use crate::recipes::Progress;
+use crate::threat::ThreatAgent;
+use crate::AgentError;
+
+/// Where the agents' inputs live.
+#[derive(Debug, Clone)]
+pub struct AgentPaths {
+    /// Pulled and trained models (heads in `<models_dir>/<head id>`).
+    pub models_dir: PathBuf,
+    /// Pulled data sets.
+    pub data_dir: PathBuf,
+    /// Embedding cache.
+    pub cache_dir: PathBuf,
+    /// Partner directory file (the sample set until one is written).
+    pub partners_file: Option<PathBuf>,
+    /// Optional T5 checkpoint (config.json, model.safetensors, tokenizer.json) for generated answers.
+    pub t5_dir: Option<PathBuf>,
+}
+
+/// An agent, or why it is not loaded.
+pub type Loaded<A> = Result<Arc<A>, String>;
+
+/// The five language agents.
+pub struct LanguageAgents {
+    pub threat: Loaded<ThreatAgent>,
+    pub market: Loaded<MarketAgent>,
+    pub nlp_query: Loaded<NlpQueryAgent>,
+    pub partners: Loaded<PartnerAgent>,
+    pub compliance: Loaded<ComplianceAgent>,
+}
+
+/// Manifest ids of the heads the agents use.
+pub const SENTIMENT_HEAD: &str = "sentiment-minilm";
+pub const EMAIL_HEAD: &str = "spam-email-minilm";
+pub const THREAT_HEAD: &str = "threat-category-minilm";
+
+impl LanguageAgents {
+    /// No agent loaded, for the same reason.
+    pub fn none(reason: &str) -> Self {
+        Self {
+            threat: Err(reason.into()),
+            market: Err(reason.into()),
+            nlp_query: Err(reason.into()),
+            partners: Err(reason.into()),
+            compliance: Err(reason.into()),
+        }
+    }
+
+    /// Loads every agent it can; embeds the knowledge base and control catalogues (cached).
+    pub async fn load(
+        encoder: &EmbeddingBackend,
+        paths: &AgentPaths,
+        progress: &dyn Progress,
+    ) -> Self {
+        let head = |id: &str| ClassificationHead::load_dir(&paths.models_dir.join(id));
+        let knowledge = load_knowledge(encoder, paths, progress).await;
+        let threat = match (&knowledge, head(THREAT_HEAD), head(EMAIL_HEAD)) {
+            (Ok((attack, index)), Ok(t), Ok(e)) => {
+                ThreatAgent::new(encoder.clone(), t, e, attack.clone(), index.clone())
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            }
+            (Err(e), _, _) => Err(e.clone()),
+            (_, Err(e), _) | (_, _, Err(e)) => Err(e.to_string()),
+        };
+        let market = head(SENTIMENT_HEAD)
+            .and_then(|h| MarketAgent::new(encoder.clone(), h))
+            .map(Arc::new)
+            .map_err(|e| e.to_string());
+        let generator = match &paths.t5_dir {
+            Some(dir) => match T5Answerer::load_dir(dir) {
+                Ok(g) => Some(Arc::new(g)),
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "T5 checkpoint not loaded; answers stay extractive");
+                    None
+                }
+            },
+            None => None,
+        };
+        let nlp_query = knowledge
+            .as_ref()
+            .map(|(_, index)| {
+                Arc::new(NlpQueryAgent::new(
+                    encoder.clone(),
+                    index.clone(),
+                    generator,
+                ))
+            })
+            .map_err(Clone::clone);
+        let partners = PartnerDirectory::load(encoder, paths.partners_file.clone())
+            .await
+            .map(|d| Arc::new(PartnerAgent::new(encoder.clone(), d)))
+            .map_err(|e| e.to_string());
+        let compliance = load_compliance(encoder, paths, progress)
+            .await
+            .map_err(|e| e.to_string());
+        Self {
+            threat,
+            market,
+            nlp_query,
+            partners,
+            compliance,
+        }
+    }
+
+    /// `(agent, why it is not loaded)` for every agent that failed to load.
+    pub fn failures(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("threat-intelligence", self.threat.as_ref().err()),
+            ("market-intelligence", self.market.as_ref().err()),
+            ("nlp-query", self.nlp_query.as_ref().err()),
+            ("partner-matching", self.partners.as_ref().err()),
+            ("compliance", self.compliance.as_ref().err()),
+        ]
+        .into_iter()
+        .filter_map(|(name, e)| e.map(|e| (name, e.as_str())))
+        .collect()
+    }
+}
+
+/// ATT&CK plus the knowledge index (techniques, mitigations, CWE, docs).
+async fn load_knowledge(
+    encoder: &EmbeddingBackend,
+    paths: &AgentPaths,
+    progress: &dyn Progress,
+) -> Result<(Arc<Attack>, Arc<KnowledgeIndex>), String> {
+    let attack =
+        Attack::load(&paths.data_dir.join("attack-enterprise")).map_err(|e| e.to_string())?;
+    let weaknesses = cwe::load(&paths.data_dir.join("cwe")).map_err(|e| e.to_string())?;
+    let mut passages = knowledge::technique_passages(&attack);
+    passages.extend(knowledge::mitigation_passages(&attack));
+    passages.extend(knowledge::weakness_passages(&weaknesses));
+    passages.extend(knowledge::docs::passages());
+    progress.stage("embedding the knowledge base", passages.len());
+    let index = KnowledgeIndex::load_or_build(
+        "knowledge",
+        passages,
+        encoder,
+        &paths.cache_dir,
+        &|done, _| progress.advance(done),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok((Arc::new(attack), Arc::new(index)))
+}
+
+async fn load_compliance(
+    encoder: &EmbeddingBackend,
+    paths: &AgentPaths,
+    progress: &dyn Progress,
+) -> Result<Arc<ComplianceAgent>, AgentError> {
+    let mut catalogues = Vec::new();
+    for catalogue in Catalogue::builtin() {
+        let passages = catalogue.passages();
+        progress.stage(
+            &format!("embedding {} controls", catalogue.framework),
+            passages.len(),
+        );
+        let name = format!("controls-{}", catalogue.framework);
+        let index = KnowledgeIndex::load_or_build(
+            &name,
+            passages,
+            encoder,
+            &paths.cache_dir,
+            &|done, _| progress.advance(done),
+        )
+        .await?;
+        catalogues.push((catalogue, Arc::new(index)));
+    }
+    Ok(Arc::new(ComplianceAgent::new(encoder.clone(), catalogues)))
+}

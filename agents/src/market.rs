@@ -1,0 +1,279 @@
+//! `POST /market-intelligence/analyze`: sentiment of market text from the sentiment head,
+//! sentence by sentence for long texts, and entities found by a documented rule set.
+//!
+//! - `sentiment_score` is P(positive): the head's calibrated probability for a one-sentence
+//!   text, the mean over sentences otherwise.
+//! - `sentiment`: MIXED when at least one sentence is confidently positive (P >= 0.75) and one
+//!   confidently negative (P <= 0.25); else POSITIVE when the score >= 0.6, NEGATIVE when
+//!   <= 0.4, NEUTRAL between. `market_impact` is Positive / Neutral / Negative by the same cuts.
+//! - Entities ([`entities`]): money, percentages and dates by pattern; organisations as runs of
+//!   capitalised words ending in a company suffix (Inc, Corp, Ltd, LLC, GmbH, Group, ...);
+//!   products as capitalised names followed by a model or version number (`Windows 11`,
+//!   `Microsoft 365`). The prototype's trends, pricing and competitive fields are not
+//!   returned: nothing here can compute them honestly.
+
+use std::sync::LazyLock;
+
+use mesh_inference::backend::EmbeddingBackend;
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::head::ClassificationHead;
+use crate::{now_iso8601, require_text, Agent, AgentError, AgentKind};
+
+/// Longest `query` accepted, in characters.
+pub const MAX_QUERY_CHARS: usize = 50_000;
+/// Most sentences scored one by one.
+pub const MAX_SENTENCES: usize = 200;
+
+/// Request of `/market-intelligence/analyze`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MarketRequest {
+    /// Market text: news, analyst notes, customer feedback.
+    pub query: String,
+    /// Echoed back; it does not change the analysis.
+    #[serde(default)]
+    pub industry_segment: Option<String>,
+}
+
+/// Sentiment of one sentence.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SentenceSentiment {
+    pub text: String,
+    pub positive_probability: f32,
+}
+
+/// An entity found in the text.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Entity {
+    /// `organisation`, `product`, `money`, `percentage` or `date`.
+    pub kind: String,
+    pub text: String,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// Response of `/market-intelligence/analyze`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MarketResponse {
+    pub query: String,
+    pub industry_segment: Option<String>,
+    /// POSITIVE, NEGATIVE, NEUTRAL or MIXED.
+    pub sentiment: String,
+    /// P(positive).
+    pub sentiment_score: f32,
+    pub model_used: String,
+    /// Positive, Neutral or Negative.
+    pub market_impact: String,
+    /// Per-sentence sentiment (texts of more than one sentence).
+    pub sentences: Vec<SentenceSentiment>,
+    pub entities: Vec<Entity>,
+    pub entity_method: String,
+    pub timestamp: String,
+}
+
+/// The market-intelligence agent.
+pub struct MarketAgent {
+    encoder: EmbeddingBackend,
+    sentiment_head: ClassificationHead,
+}
+
+impl MarketAgent {
+    pub fn new(
+        encoder: EmbeddingBackend,
+        sentiment_head: ClassificationHead,
+    ) -> Result<Self, AgentError> {
+        crate::ensure_head_fits(&sentiment_head, &encoder)?;
+        Ok(Self {
+            encoder,
+            sentiment_head,
+        })
+    }
+
+    /// P(positive) of each text.
+    pub async fn positive_probabilities(&self, texts: &[String]) -> Result<Vec<f32>, AgentError> {
+        let embeddings = self.encoder.embed(texts, true).await?;
+        let features: Vec<Vec<f32>> = embeddings.into_iter().map(|e| e.vector).collect();
+        let positive = self
+            .sentiment_head
+            .labels()
+            .iter()
+            .position(|l| l == "POSITIVE")
+            .ok_or_else(|| {
+                AgentError::Unavailable("sentiment head has no POSITIVE label".into())
+            })?;
+        Ok(self
+            .sentiment_head
+            .probabilities(&features)?
+            .into_iter()
+            .map(|p| p[positive])
+            .collect())
+    }
+}
+
+/// The documented sentiment label for a score and the sentence probabilities.
+pub fn sentiment_label(score: f32, sentence_probs: &[f32]) -> &'static str {
+    let confident_pos = sentence_probs.iter().any(|&p| p >= 0.75);
+    let confident_neg = sentence_probs.iter().any(|&p| p <= 0.25);
+    if sentence_probs.len() > 1 && confident_pos && confident_neg {
+        "MIXED"
+    } else if score >= 0.6 {
+        "POSITIVE"
+    } else if score <= 0.4 {
+        "NEGATIVE"
+    } else {
+        "NEUTRAL"
+    }
+}
+
+impl Agent for MarketAgent {
+    type Request = MarketRequest;
+    type Response = MarketResponse;
+    const KIND: AgentKind = AgentKind::MarketIntelligence;
+
+    fn model_used(&self) -> String {
+        format!(
+            "{} on {}",
+            self.sentiment_head.config().versioned_id(),
+            self.encoder.model_id()
+        )
+    }
+
+    async fn handle(&self, request: MarketRequest) -> Result<MarketResponse, AgentError> {
+        require_text("query", &request.query, MAX_QUERY_CHARS)?;
+        let mut sentences = crate::text::sentences(&request.query);
+        sentences.truncate(MAX_SENTENCES);
+        let (score, per_sentence) = if sentences.len() <= 1 {
+            let p = self
+                .positive_probabilities(std::slice::from_ref(&request.query))
+                .await?[0];
+            (p, Vec::new())
+        } else {
+            let probs = self.positive_probabilities(&sentences).await?;
+            let mean = probs.iter().sum::<f32>() / probs.len() as f32;
+            let per: Vec<SentenceSentiment> = sentences
+                .into_iter()
+                .zip(probs)
+                .map(|(text, positive_probability)| SentenceSentiment {
+                    text,
+                    positive_probability,
+                })
+                .collect();
+            (mean, per)
+        };
+        let probs: Vec<f32> = per_sentence
+            .iter()
+            .map(|s| s.positive_probability)
+            .collect();
+        let sentiment = sentiment_label(score, &probs);
+        let market_impact = if score >= 0.6 {
+            "Positive"
+        } else if score <= 0.4 {
+            "Negative"
+        } else {
+            "Neutral"
+        };
+        Ok(MarketResponse {
+            entities: entities(&request.query),
+            query: request.query,
+            industry_segment: request.industry_segment,
+            sentiment: sentiment.into(),
+            sentiment_score: score,
+            model_used: self.model_used(),
+            market_impact: market_impact.into(),
+            sentences: per_sentence,
+            entity_method: "patterns: money, percentages, dates; organisations by company suffix; products as capitalised names with a model/version number".into(),
+            timestamp: now_iso8601(),
+        })
+    }
+}
+
+const MONTHS: &str = "January|February|March|April|May|June|July|August|September|October|November|December|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec";
+
+static MONEY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)(?:[$€£¥]\s?\d[\d,]*(?:\.\d+)?(?:\s?(?:k|m|bn|b|million|billion|thousand|trillion)\b)?|\b\d[\d,]*(?:\.\d+)?\s?(?:million|billion|thousand)?\s?(?:USD|EUR|GBP|dollars|euros|pounds)\b)").expect("valid pattern")
+});
+static PERCENT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)[-+]?\b\d+(?:\.\d+)?\s?(?:%|percent\b|per cent\b)").expect("valid pattern")
+});
+static DATE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&format!(
+        r"\b(?:\d{{4}}-\d{{2}}-\d{{2}}|(?:{MONTHS})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?|\d{{1,2}}\s+(?:{MONTHS})\s+\d{{4}}|(?:{MONTHS})\s+\d{{4}}|Q[1-4]\s?(?:FY)?\s?\d{{2,4}}|(?:FY|fiscal year)\s?\d{{2,4}}|\d{{1,2}}/\d{{1,2}}/\d{{2,4}})\b"
+    ))
+    .expect("valid pattern")
+});
+static ORGANISATION: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b(?:[A-Z][A-Za-z0-9&'-]*\s+){0,4}(?:Inc|Corp|Corporation|Ltd|Limited|LLC|PLC|plc|GmbH|AG|SA|NV|Group|Holdings|Technologies|Systems|Networks|Software|Labs|Partners)\b\.?").expect("valid pattern")
+});
+static PRODUCT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b[A-Z][A-Za-z]+(?:\s[A-Z][A-Za-z]+){0,2}\s(?:v?\d{1,4}(?:\.\d+)*)\b")
+        .expect("valid pattern")
+});
+
+/// Entities found by the documented patterns, in order of appearance, without overlaps
+/// (money, percentages and dates win over organisations and products).
+pub fn entities(text: &str) -> Vec<Entity> {
+    let mut found: Vec<Entity> = Vec::new();
+    let patterns: [(&str, &Regex); 5] = [
+        ("money", &MONEY),
+        ("percentage", &PERCENT),
+        ("date", &DATE),
+        ("organisation", &ORGANISATION),
+        ("product", &PRODUCT),
+    ];
+    let month = Regex::new(&format!(r"^(?:{MONTHS})\b")).expect("valid pattern");
+    for (kind, re) in patterns {
+        for m in re.find_iter(text) {
+            let overlaps = found.iter().any(|e| m.start() < e.end && e.start < m.end());
+            let value = m.as_str().trim();
+            if overlaps || value.is_empty() || (kind == "product" && month.is_match(value)) {
+                continue;
+            }
+            found.push(Entity {
+                kind: kind.into(),
+                text: value.to_string(),
+                start: m.start(),
+                end: m.start() + value.len(),
+            });
+        }
+    }
+    found.sort_by_key(|e| e.start);
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entities_by_hand() {
+        let text = "Acme Networks Inc. grew revenue 12.5% to $3.2 million in Q3 2024, and Windows 11 upgrades start March 15, 2025.";
+        let got: Vec<(String, String)> = entities(text)
+            .into_iter()
+            .map(|e| (e.kind, e.text))
+            .collect();
+        let want = [
+            ("organisation", "Acme Networks Inc."),
+            ("percentage", "12.5%"),
+            ("money", "$3.2 million"),
+            ("date", "Q3 2024"),
+            ("product", "Windows 11"),
+            ("date", "March 15, 2025"),
+        ];
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(k, t)| (k.to_string(), t.to_string()))
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn labels_by_hand() {
+        assert_eq!(sentiment_label(0.9, &[]), "POSITIVE");
+        assert_eq!(sentiment_label(0.5, &[0.9, 0.1]), "MIXED");
+        assert_eq!(sentiment_label(0.3, &[0.3, 0.3]), "NEGATIVE");
+        assert_eq!(sentiment_label(0.5, &[0.5, 0.5]), "NEUTRAL");
+    }
+}

@@ -1,0 +1,489 @@
+//! `POST /threat-intelligence/analyze`: indicators, threat category, closest ATT&CK
+//! techniques, their mitigations and a severity.
+//!
+//! - **Indicators** come from [`crate::ioc::extract`] (defanged forms understood).
+//! - **Category**: a raw RFC 822 e-mail ([`crate::text::looks_like_email`]) is judged by the
+//!   e-mail head: ham is `benign` with confidence P(ham); spam takes the threat head's most
+//!   likely non-benign category, with confidence P(spam) x that category's share of the
+//!   non-benign probability. Any other text takes the threat head's most likely category and
+//!   its calibrated probability.
+//! - **Techniques**: cosine similarity of the text's embedding to every ATT&CK 18.1
+//!   technique; **recommended actions** are the mitigations of the top techniques, ranked
+//!   by the summed similarity of the techniques they mitigate.
+//! - **Severity** ([`severity_rule`]): LOW for benign and spam, HIGH for ransomware and data
+//!   exfiltration, MEDIUM for the others; one level up when confidence >= 0.8, one up when
+//!   there are 3+ indicators or a CVE id or file hash, one down when confidence < 0.5; the
+//!   caller's `severity` hint can raise the result, never lower it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use mesh_inference::backend::EmbeddingBackend;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::datasets::THREAT_CATEGORIES;
+use crate::head::ClassificationHead;
+use crate::ioc::{Indicator, IndicatorKind};
+use crate::knowledge::attack::Attack;
+use crate::knowledge::KnowledgeIndex;
+use crate::text::{looks_like_email, EmailText};
+use crate::{now_iso8601, require_text, Agent, AgentError, AgentKind};
+
+/// Longest `text` accepted, in characters.
+pub const MAX_TEXT_CHARS: usize = 200_000;
+
+/// Severity levels, lowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    const LEVELS: [Severity; 4] = [Self::Low, Self::Medium, Self::High, Self::Critical];
+
+    fn shifted(self, by: i32) -> Self {
+        let i = (self as i32 + by).clamp(0, 3);
+        Self::LEVELS[i as usize]
+    }
+}
+
+/// Request of `/threat-intelligence/analyze`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ThreatRequest {
+    /// Free text, a log excerpt or a raw RFC 822 e-mail.
+    pub text: String,
+    /// The caller's own guess at the category; echoed as `caller_threat_type`, never used as the answer.
+    #[serde(default)]
+    pub threat_type: Option<String>,
+    /// The caller's severity hint; it can raise the computed severity, never lower it.
+    #[serde(default)]
+    pub severity: Option<Severity>,
+    /// How many ATT&CK techniques to return (1-20, default 5).
+    #[serde(default)]
+    pub top_k: Option<usize>,
+}
+
+/// An ATT&CK technique close to the text.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TechniqueMatch {
+    pub id: String,
+    pub name: String,
+    pub tactics: Vec<String>,
+    /// Cosine similarity of the text to the technique's name and description.
+    pub similarity: f32,
+    pub url: String,
+}
+
+/// A mitigation of the matched techniques.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MitigationAdvice {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    /// Matched techniques it mitigates.
+    pub mitigates: Vec<String>,
+    /// Summed similarity of those techniques (the ranking key).
+    pub score: f32,
+}
+
+/// What the e-mail head said about a raw e-mail.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EmailVerdict {
+    pub subject: String,
+    pub from: String,
+    pub spam_probability: f32,
+    pub model_used: String,
+}
+
+/// How the severity was reached.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SeverityBasis {
+    pub category_level: Severity,
+    pub confidence_adjustment: i32,
+    pub indicator_adjustment: i32,
+    pub caller_hint: Option<Severity>,
+    pub rule: String,
+}
+
+/// Counts over the indicators.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct NetworkImpact {
+    pub indicators_by_kind: BTreeMap<String, usize>,
+    /// Distinct hosts named (IP addresses, domains, URL hosts, e-mail domains).
+    pub distinct_hosts: usize,
+}
+
+/// Response of `/threat-intelligence/analyze`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ThreatResponse {
+    pub threat_type: String,
+    pub severity: Severity,
+    /// Calibrated probability of `threat_type`.
+    pub confidence: f32,
+    pub model_used: String,
+    pub indicators: Vec<Indicator>,
+    pub recommended_actions: Vec<String>,
+    pub network_impact: NetworkImpact,
+    pub detection_time: String,
+    pub timestamp: String,
+    /// `email-head` or `threat-head`.
+    pub judged_by: String,
+    pub category_probabilities: BTreeMap<String, f32>,
+    pub email: Option<EmailVerdict>,
+    pub techniques: Vec<TechniqueMatch>,
+    pub mitigations: Vec<MitigationAdvice>,
+    pub severity_basis: SeverityBasis,
+    pub caller_threat_type: Option<String>,
+    /// The text was longer than the encoder's limit and was cut for the models (indicators use all of it).
+    pub truncated: bool,
+    pub processing_ms: f64,
+}
+
+/// The threat-intelligence agent.
+pub struct ThreatAgent {
+    encoder: EmbeddingBackend,
+    threat_head: ClassificationHead,
+    email_head: ClassificationHead,
+    attack: Arc<Attack>,
+    techniques: Arc<KnowledgeIndex>,
+}
+
+impl ThreatAgent {
+    /// Checks that both heads read this encoder's output.
+    pub fn new(
+        encoder: EmbeddingBackend,
+        threat_head: ClassificationHead,
+        email_head: ClassificationHead,
+        attack: Arc<Attack>,
+        techniques: Arc<KnowledgeIndex>,
+    ) -> Result<Self, AgentError> {
+        for head in [&threat_head, &email_head] {
+            crate::ensure_head_fits(head, &encoder)?;
+        }
+        Ok(Self {
+            encoder,
+            threat_head,
+            email_head,
+            attack,
+            techniques,
+        })
+    }
+}
+
+impl Agent for ThreatAgent {
+    type Request = ThreatRequest;
+    type Response = ThreatResponse;
+    const KIND: AgentKind = AgentKind::ThreatIntelligence;
+
+    fn model_used(&self) -> String {
+        format!(
+            "{} + {} on {}",
+            self.threat_head.config().versioned_id(),
+            self.email_head.config().versioned_id(),
+            self.encoder.model_id()
+        )
+    }
+
+    async fn handle(&self, request: ThreatRequest) -> Result<ThreatResponse, AgentError> {
+        let started = Instant::now();
+        require_text("text", &request.text, MAX_TEXT_CHARS)?;
+        let top_k = request.top_k.unwrap_or(5);
+        if !(1..=20).contains(&top_k) {
+            return Err(AgentError::invalid(
+                "top_k",
+                "`top_k` must be between 1 and 20",
+            ));
+        }
+        let indicators = crate::ioc::extract(&request.text);
+        let email = looks_like_email(&request.text)
+            .then(|| EmailText::parse(&request.text))
+            .flatten();
+        let model_input = email
+            .as_ref()
+            .map_or_else(|| request.text.clone(), EmailText::model_input);
+        let embedding = self
+            .encoder
+            .embed(std::slice::from_ref(&model_input), true)
+            .await?
+            .remove(0);
+        let features = std::slice::from_ref(&embedding.vector);
+        let probs = self.threat_head.probabilities(features)?.remove(0);
+        let category_probabilities: BTreeMap<String, f32> = self
+            .threat_head
+            .labels()
+            .iter()
+            .cloned()
+            .zip(probs.iter().copied())
+            .collect();
+
+        let (threat_type, confidence, judged_by, email_verdict) = match &email {
+            Some(mail) => {
+                let p_spam = self.email_head.probabilities(features)?.remove(0)[1];
+                let verdict = EmailVerdict {
+                    subject: mail.subject.clone(),
+                    from: mail.from.clone(),
+                    spam_probability: p_spam,
+                    model_used: self.email_head.config().versioned_id(),
+                };
+                let (category, confidence) = if p_spam < 0.5 {
+                    ("benign".to_string(), 1.0 - p_spam)
+                } else {
+                    let (best, share) = best_non_benign(self.threat_head.labels(), &probs);
+                    (best, p_spam * share)
+                };
+                (category, confidence, "email-head", Some(verdict))
+            }
+            None => {
+                let best = crate::train::argmax(&probs);
+                (
+                    self.threat_head.labels()[best].clone(),
+                    probs[best],
+                    "threat-head",
+                    None,
+                )
+            }
+        };
+
+        let hits = self.techniques.search(&embedding.vector, top_k, |_| true);
+        let techniques: Vec<TechniqueMatch> = hits
+            .iter()
+            .filter_map(|h| {
+                let t = self.attack.technique(&h.passage.id)?;
+                Some(TechniqueMatch {
+                    id: t.id.clone(),
+                    name: t.name.clone(),
+                    tactics: t.tactics.clone(),
+                    similarity: h.score,
+                    url: t.url.clone(),
+                })
+            })
+            .collect();
+        let mitigations = if threat_type == "benign" {
+            Vec::new()
+        } else {
+            rank_mitigations(&self.attack, &techniques, 5)
+        };
+        let recommended_actions = mitigations
+            .iter()
+            .map(|m| format!("{} ({}): {}", m.name, m.id, m.description))
+            .collect();
+        let (severity, severity_basis) =
+            severity_rule(&threat_type, confidence, &indicators, request.severity);
+        Ok(ThreatResponse {
+            network_impact: network_impact(&indicators),
+            threat_type,
+            severity,
+            confidence,
+            model_used: self.model_used(),
+            indicators,
+            recommended_actions,
+            detection_time: now_iso8601(),
+            timestamp: now_iso8601(),
+            judged_by: judged_by.to_string(),
+            category_probabilities,
+            email: email_verdict,
+            techniques,
+            mitigations,
+            severity_basis,
+            caller_threat_type: request.threat_type,
+            truncated: embedding.truncated,
+            processing_ms: started.elapsed().as_secs_f64() * 1e3,
+        })
+    }
+}
+
+/// The most likely category other than `benign`, and its share of the non-benign probability.
+fn best_non_benign(labels: &[String], probs: &[f32]) -> (String, f32) {
+    let non_benign: f32 = labels
+        .iter()
+        .zip(probs)
+        .filter(|(l, _)| *l != "benign")
+        .map(|(_, p)| p)
+        .sum();
+    let (label, p) = labels
+        .iter()
+        .zip(probs)
+        .filter(|(l, _)| *l != "benign")
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(l, p)| (l.clone(), *p))
+        .unwrap_or_else(|| (THREAT_CATEGORIES[1].to_string(), 0.0));
+    (
+        label,
+        if non_benign > 0.0 {
+            p / non_benign
+        } else {
+            0.0
+        },
+    )
+}
+
+/// Mitigations of the matched techniques, ranked by the summed similarity of the techniques they mitigate.
+pub fn rank_mitigations(
+    attack: &Attack,
+    techniques: &[TechniqueMatch],
+    k: usize,
+) -> Vec<MitigationAdvice> {
+    let mut by_id: BTreeMap<String, MitigationAdvice> = BTreeMap::new();
+    for t in techniques {
+        for m in attack.mitigations_of(&t.id) {
+            let entry = by_id
+                .entry(m.id.clone())
+                .or_insert_with(|| MitigationAdvice {
+                    id: m.id.clone(),
+                    name: m.name.clone(),
+                    description: m.description.clone(),
+                    mitigates: Vec::new(),
+                    score: 0.0,
+                });
+            entry.mitigates.push(t.id.clone());
+            entry.score += t.similarity.max(0.0);
+        }
+    }
+    let mut ranked: Vec<MitigationAdvice> = by_id.into_values().collect();
+    ranked.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+    ranked.truncate(k);
+    ranked
+}
+
+/// The documented severity rule (see the module docs).
+pub fn severity_rule(
+    category: &str,
+    confidence: f32,
+    indicators: &[Indicator],
+    hint: Option<Severity>,
+) -> (Severity, SeverityBasis) {
+    let base = match category {
+        "benign" | "spam" => Severity::Low,
+        "ransomware" | "data_exfiltration" => Severity::High,
+        _ => Severity::Medium,
+    };
+    let harmful = category != "benign";
+    let confidence_adjustment = if confidence < 0.5 {
+        -1
+    } else if harmful && confidence >= 0.8 {
+        1
+    } else {
+        0
+    };
+    let strong_indicator = indicators.iter().any(|i| {
+        matches!(
+            i.kind,
+            IndicatorKind::Cve | IndicatorKind::Md5 | IndicatorKind::Sha1 | IndicatorKind::Sha256
+        )
+    });
+    let indicator_adjustment = i32::from(harmful && (indicators.len() >= 3 || strong_indicator));
+    let computed = base.shifted(confidence_adjustment + indicator_adjustment);
+    let severity = hint.map_or(computed, |h| h.max(computed));
+    (
+        severity,
+        SeverityBasis {
+            category_level: base,
+            confidence_adjustment,
+            indicator_adjustment,
+            caller_hint: hint,
+            rule: "LOW for benign/spam, HIGH for ransomware/data_exfiltration, MEDIUM otherwise; +1 if confidence >= 0.8, +1 if 3+ indicators or a CVE/hash, -1 if confidence < 0.5; the caller's hint only raises".into(),
+        },
+    )
+}
+
+fn network_impact(indicators: &[Indicator]) -> NetworkImpact {
+    let mut by_kind = BTreeMap::new();
+    let mut hosts = std::collections::BTreeSet::new();
+    for i in indicators {
+        let kind = serde_json::to_value(i.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        *by_kind.entry(kind).or_insert(0) += 1;
+        let host = match i.kind {
+            IndicatorKind::Ipv4 | IndicatorKind::Ipv6 | IndicatorKind::Domain => {
+                Some(i.value.clone())
+            }
+            IndicatorKind::Url => i
+                .value
+                .split("://")
+                .nth(1)
+                .and_then(|rest| rest.split(['/', '?', '#']).next())
+                .map(|h| {
+                    h.rsplit_once(':')
+                        .filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
+                        .map_or(h, |(h, _)| h)
+                        .to_string()
+                }),
+            IndicatorKind::Email => i.value.rsplit_once('@').map(|(_, d)| d.to_string()),
+            _ => None,
+        };
+        if let Some(h) = host {
+            hosts.insert(h.to_lowercase());
+        }
+    }
+    NetworkImpact {
+        indicators_by_kind: by_kind,
+        distinct_hosts: hosts.len(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ind(kind: IndicatorKind, value: &str) -> Indicator {
+        Indicator {
+            kind,
+            value: value.into(),
+            defanged: false,
+            start: 0,
+            end: 0,
+        }
+    }
+
+    #[test]
+    fn severity_rule_by_hand() {
+        let none: Vec<Indicator> = vec![];
+        assert_eq!(severity_rule("benign", 0.95, &none, None).0, Severity::Low);
+        assert_eq!(
+            severity_rule("ransomware", 0.9, &none, None).0,
+            Severity::Critical
+        );
+        assert_eq!(
+            severity_rule("malware", 0.6, &none, None).0,
+            Severity::Medium
+        );
+        assert_eq!(severity_rule("malware", 0.4, &none, None).0, Severity::Low);
+        let cve = vec![ind(IndicatorKind::Cve, "CVE-2021-44228")];
+        assert_eq!(
+            severity_rule("exploit", 0.85, &cve, None).0,
+            Severity::Critical
+        );
+        // The hint raises, never lowers.
+        assert_eq!(
+            severity_rule("spam", 0.9, &none, Some(Severity::High)).0,
+            Severity::High
+        );
+        assert_eq!(
+            severity_rule("ransomware", 0.9, &none, Some(Severity::Low)).0,
+            Severity::Critical
+        );
+    }
+
+    #[test]
+    fn network_impact_counts_distinct_hosts() {
+        let inds = vec![
+            ind(IndicatorKind::Url, "http://evil.com:8080/a"),
+            ind(IndicatorKind::Domain, "evil.com"),
+            ind(IndicatorKind::Ipv4, "10.0.0.1"),
+            ind(IndicatorKind::Email, "x@mail.org"),
+            ind(IndicatorKind::Md5, "d41d8cd98f00b204e9800998ecf8427e"),
+        ];
+        let n = network_impact(&inds);
+        assert_eq!(n.distinct_hosts, 3);
+        assert_eq!(n.indicators_by_kind["md5"], 1);
+    }
+}

@@ -1,0 +1,212 @@
+//! The agents' routes (contract paths and the short aliases) and the partner directory routes.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use mesh_agents::compliance::{ComplianceRequest, ComplianceResponse};
+use mesh_agents::loader::Loaded;
+use mesh_agents::market::{MarketRequest, MarketResponse};
+use mesh_agents::nlp_query::{AskRequest, AskResponse};
+use mesh_agents::partners::{parse_partners, MatchRequest, MatchResponse, Partner};
+use mesh_agents::threat::{ThreatRequest, ThreatResponse};
+use mesh_agents::{Agent, AgentKind};
+use serde::Serialize;
+
+use crate::error::ErrorBody;
+use crate::{ApiError, AppState};
+
+/// Runs one request through a loaded agent.
+pub async fn run_agent<A: Agent>(
+    loaded: &Loaded<A>,
+    body: Result<Json<A::Request>, JsonRejection>,
+) -> Result<Json<A::Response>, ApiError> {
+    let agent = loaded.as_ref().map_err(|reason| {
+        ApiError::ModelUnavailable(format!(
+            "the {} agent is not loaded: {reason}",
+            A::KIND.cli_name()
+        ))
+    })?;
+    let Json(request) = body?;
+    Ok(Json(agent.handle(request).await?))
+}
+
+type Body<T> = Result<Json<T>, JsonRejection>;
+type Answer<T> = Result<Json<T>, ApiError>;
+
+/// Analyses text or a raw e-mail for threats: indicators, category, ATT&CK techniques, mitigations, severity.
+#[utoipa::path(post, path = "/threat-intelligence/analyze", request_body = ThreatRequest,
+    responses((status = 200, body = ThreatResponse), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn threat(
+    State(s): State<Arc<AppState>>,
+    body: Body<ThreatRequest>,
+) -> Answer<ThreatResponse> {
+    run_agent(&s.agents.threat, body).await
+}
+
+/// Sentiment, market impact and entities of market text.
+#[utoipa::path(post, path = "/market-intelligence/analyze", request_body = MarketRequest,
+    responses((status = 200, body = MarketResponse), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn market(
+    State(s): State<Arc<AppState>>,
+    body: Body<MarketRequest>,
+) -> Answer<MarketResponse> {
+    run_agent(&s.agents.market, body).await
+}
+
+/// Answers a question from the knowledge base (ATT&CK, CWE, the project's docs).
+#[utoipa::path(post, path = "/nlp-query/ask", request_body = AskRequest,
+    responses((status = 200, body = AskResponse), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn ask(State(s): State<Arc<AppState>>, body: Body<AskRequest>) -> Answer<AskResponse> {
+    run_agent(&s.agents.nlp_query, body).await
+}
+
+/// Ranks partner MSPs for a caller's requirements.
+#[utoipa::path(post, path = "/collaboration/match", request_body = MatchRequest,
+    responses((status = 200, body = MatchResponse), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn match_partners(
+    State(s): State<Arc<AppState>>,
+    body: Body<MatchRequest>,
+) -> Answer<MatchResponse> {
+    run_agent(&s.agents.partners, body).await
+}
+
+/// Scores a policy against a control catalogue.
+#[utoipa::path(post, path = "/compliance/check", request_body = ComplianceRequest,
+    responses((status = 200, body = ComplianceResponse), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn compliance(
+    State(s): State<Arc<AppState>>,
+    body: Body<ComplianceRequest>,
+) -> Answer<ComplianceResponse> {
+    run_agent(&s.agents.compliance, body).await
+}
+
+/// The partner directory.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PartnerList {
+    pub partners: Vec<Partner>,
+    pub count: usize,
+    /// True while the directory is the shipped sample set.
+    pub sample_data: bool,
+}
+
+/// Lists the partner directory.
+#[utoipa::path(get, path = "/collaboration/partners", responses((status = 200, body = PartnerList), (status = 503, body = ErrorBody)))]
+async fn list_partners(State(s): State<Arc<AppState>>) -> Answer<PartnerList> {
+    let agent = loaded(&s.agents.partners)?;
+    let (partners, sample_data) = agent.list();
+    Ok(Json(PartnerList {
+        count: partners.len(),
+        partners,
+        sample_data,
+    }))
+}
+
+/// Replaces the partner directory with the body (JSON array / `{partners: [...]}`, or CSV with `Content-Type: text/csv`).
+#[utoipa::path(put, path = "/collaboration/partners", request_body(content = Vec<Partner>, description = "JSON partners or CSV"),
+    responses((status = 200, body = PartnerList), (status = 422, body = ErrorBody)))]
+async fn replace_partners(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: String,
+) -> Answer<PartnerList> {
+    upsert(&s, &headers, &body, true).await
+}
+
+/// Adds partners (or updates those with the same `msp_id`); same body as PUT.
+#[utoipa::path(post, path = "/collaboration/partners", request_body(content = Vec<Partner>, description = "JSON partners or CSV"),
+    responses((status = 200, body = PartnerList), (status = 422, body = ErrorBody)))]
+async fn add_partners(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: String,
+) -> Answer<PartnerList> {
+    upsert(&s, &headers, &body, false).await
+}
+
+fn loaded<A: Agent>(l: &Loaded<A>) -> Result<&Arc<A>, ApiError> {
+    l.as_ref().map_err(|reason| {
+        ApiError::ModelUnavailable(format!(
+            "the {} agent is not loaded: {reason}",
+            A::KIND.cli_name()
+        ))
+    })
+}
+
+async fn upsert(
+    s: &AppState,
+    headers: &HeaderMap,
+    body: &str,
+    replace: bool,
+) -> Answer<PartnerList> {
+    let agent = loaded(&s.agents.partners)?;
+    let csv = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/csv"));
+    let partners = parse_partners(body, csv)?;
+    if partners.is_empty() {
+        return Err(ApiError::validation(
+            "partners",
+            "the body holds no partners",
+        ));
+    }
+    agent.upsert(partners, replace).await?;
+    let (partners, sample_data) = agent.list();
+    Ok(Json(PartnerList {
+        count: partners.len(),
+        partners,
+        sample_data,
+    }))
+}
+
+/// Every agent route, its short alias, and the partner directory routes.
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route(AgentKind::ThreatIntelligence.route(), post(threat))
+        .route(AgentKind::ThreatIntelligence.alias(), post(threat))
+        .route(AgentKind::MarketIntelligence.route(), post(market))
+        .route(AgentKind::MarketIntelligence.alias(), post(market))
+        .route(AgentKind::NlpQuery.route(), post(ask))
+        .route(AgentKind::NlpQuery.alias(), post(ask))
+        .route(AgentKind::PartnerMatching.route(), post(match_partners))
+        .route(AgentKind::PartnerMatching.alias(), post(match_partners))
+        .route(AgentKind::Compliance.route(), post(compliance))
+        .route(AgentKind::Compliance.alias(), post(compliance))
+        .route(
+            "/collaboration/partners",
+            get(list_partners).put(replace_partners).post(add_partners),
+        )
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(
+        threat,
+        market,
+        ask,
+        match_partners,
+        compliance,
+        list_partners,
+        replace_partners,
+        add_partners
+    ),
+    components(schemas(
+        ThreatRequest,
+        ThreatResponse,
+        MarketRequest,
+        MarketResponse,
+        AskRequest,
+        AskResponse,
+        MatchRequest,
+        MatchResponse,
+        ComplianceRequest,
+        ComplianceResponse,
+        PartnerList,
+        Partner
+    ))
+)]
+pub struct AgentsDoc;

