@@ -77,7 +77,7 @@ pub fn looks_like_email(text: &str) -> bool {
 }
 
 /// Characters of the body the e-mail head reads.
-pub const EMAIL_BODY_CHARS: usize = 600;
+pub const EMAIL_BODY_CHARS: usize = 300;
 
 /// The readable part of a raw e-mail, as the e-mail head reads it.
 #[derive(Debug, Clone, PartialEq)]
@@ -110,7 +110,7 @@ impl EmailText {
     }
 
     /// The text the e-mail head is trained and run on: subject, sender and the first
-    /// [`EMAIL_BODY_CHARS`] characters of the body (about 150 tokens, which keeps training
+    /// [`EMAIL_BODY_CHARS`] characters of the body (about 80 tokens, which keeps training
     /// and scoring cheap; the start of a message carries most of its spam signal).
     pub fn model_input(&self) -> String {
         let body: String = self.body.chars().take(EMAIL_BODY_CHARS).collect();

@@ -24,6 +24,9 @@ enum Command {
         /// Address to listen on.
         #[arg(long, env = "MESH_ADDR", default_value = "127.0.0.1:8080")]
         addr: SocketAddr,
+        /// Shut down when standard input closes (for supervisors and tests that own the process).
+        #[arg(long, env = "MESH_EXIT_ON_STDIN_EOF")]
+        exit_on_stdin_eof: bool,
         #[command(flatten)]
         model: ModelArgs,
     },
@@ -169,7 +172,11 @@ fn main() -> anyhow::Result<()> {
     init_logging();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { addr, model } => runtime()?.block_on(serve(addr, model)),
+        Command::Serve {
+            addr,
+            exit_on_stdin_eof,
+            model,
+        } => runtime()?.block_on(serve(addr, exit_on_stdin_eof, model)),
         Command::Embed { model, texts } => runtime()?.block_on(embed(model, texts)),
         Command::Models { command } => models(command),
         Command::Data { command } => data(command),
@@ -203,7 +210,7 @@ fn init_logging() {
     }
 }
 
-async fn serve(addr: SocketAddr, model: ModelArgs) -> anyhow::Result<()> {
+async fn serve(addr: SocketAddr, exit_on_stdin_eof: bool, model: ModelArgs) -> anyhow::Result<()> {
     let state = AppState::load(&model).await?;
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
         return mesh_lambda::lambda::run(state)
@@ -215,9 +222,23 @@ async fn serve(addr: SocketAddr, model: ModelArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {addr}"))?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
+    let stdin_closed = async move {
+        if !exit_on_stdin_eof {
+            return std::future::pending().await;
+        }
+        let _ = tokio::task::spawn_blocking(|| {
+            use std::io::Read;
+            let mut buf = [0u8; 256];
+            while std::io::stdin().read(&mut buf).is_ok_and(|n| n > 0) {}
+        })
+        .await;
+    };
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                () = stdin_closed => tracing::info!("standard input closed; shutting down"),
+            }
         })
         .await?;
     Ok(())

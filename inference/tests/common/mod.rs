@@ -34,6 +34,7 @@ pub fn tiny_entry(hub_repo: Option<&str>, model_sha: Option<String>) -> ModelEnt
         hub_repo: hub_repo.map(str::to_string),
         hub_revision: None,
         metrics: Default::default(),
+        trained_at: None,
         files: vec![
             FileSpec {
                 name: "config.json".into(),
