@@ -41,7 +41,14 @@ impl AppState {
     /// local) and loads them.
     pub async fn load(args: &ModelArgs) -> anyhow::Result<Arc<Self>> {
         if args.agents && args.auto_pull && args.model_source.is_none() {
-            crate::prepare::prepare_all(args).await?;
+            // What could not be prepared shows up below as agents that do not load (503 with
+            // the reason on their routes); the encoder and the other agents still serve.
+            if let Err(e) = crate::prepare::prepare_all(args).await {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "preparing models, data or heads failed"
+                );
+            }
         }
         let backend = load_backend(args).await?;
         let agents = if args.agents {
