@@ -8,7 +8,7 @@
 //! its evidence is the (up to three) sentences at or above the threshold.
 //! `compliance_score` = 100 x (weight of covered controls) / (total weight);
 //! `audit_readiness` = 100 x (weight of controls with strong evidence, score >=
-//! [`STRONG_EVIDENCE`]) / (total weight). `status`: Excellent >= 85, Good >= 60, else
+//! max([`STRONG_EVIDENCE`], threshold)) / (total weight). `status`: Excellent >= 85, Good >= 60, else
 //! Needs Improvement. `gaps_found` counts the uncovered controls; `recommendations` name
 //! them, heaviest first.
 
@@ -27,8 +27,8 @@ pub const DEFAULT_COVERAGE_THRESHOLD: f32 = 0.5;
 pub const STRONG_EVIDENCE: f32 = 0.6;
 /// Longest policy accepted, in characters.
 pub const MAX_POLICY_CHARS: usize = 200_000;
-/// Most policy sentences scored.
-pub const MAX_SENTENCES: usize = 2_000;
+/// Most policy sentences one request may hold.
+pub const MAX_SENTENCES: usize = 1_000;
 
 const CATALOGUES: [&str; 5] = [
     include_str!("../data/compliance/cis-v8.json"),
@@ -202,8 +202,16 @@ impl Agent for ComplianceAgent {
                 "`coverage_threshold` must be between 0 and 1",
             ));
         }
-        let mut sentences = crate::text::sentences(&request.policy_text);
-        sentences.truncate(MAX_SENTENCES);
+        let sentences = crate::text::sentences(&request.policy_text);
+        if sentences.len() > MAX_SENTENCES {
+            return Err(AgentError::invalid(
+                "policy_text",
+                format!(
+                    "`policy_text` holds {} sentences; at most {MAX_SENTENCES} per request",
+                    sentences.len()
+                ),
+            ));
+        }
         if sentences.is_empty() {
             return Err(AgentError::invalid(
                 "policy_text",
@@ -248,7 +256,8 @@ impl Agent for ComplianceAgent {
             controls.iter().filter(|c| f(c)).map(|c| c.weight).sum()
         };
         let score = 100.0 * weight_where(&|c| c.covered) / total;
-        let readiness = 100.0 * weight_where(&|c| c.best_similarity >= STRONG_EVIDENCE) / total;
+        let strong = STRONG_EVIDENCE.max(threshold);
+        let readiness = 100.0 * weight_where(&|c| c.best_similarity >= strong) / total;
         let mut gaps: Vec<&ControlResult> = controls.iter().filter(|c| !c.covered).collect();
         gaps.sort_by(|a, b| {
             b.weight

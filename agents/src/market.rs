@@ -24,7 +24,7 @@ use crate::{now_iso8601, require_text, Agent, AgentError, AgentKind};
 
 /// Longest `query` accepted, in characters.
 pub const MAX_QUERY_CHARS: usize = 50_000;
-/// Most sentences scored one by one.
+/// Most sentences one request may hold (each is scored on its own).
 pub const MAX_SENTENCES: usize = 200;
 
 /// Request of `/market-intelligence/analyze`.
@@ -143,8 +143,16 @@ impl Agent for MarketAgent {
 
     async fn handle(&self, request: MarketRequest) -> Result<MarketResponse, AgentError> {
         require_text("query", &request.query, MAX_QUERY_CHARS)?;
-        let mut sentences = crate::text::sentences(&request.query);
-        sentences.truncate(MAX_SENTENCES);
+        let sentences = crate::text::sentences(&request.query);
+        if sentences.len() > MAX_SENTENCES {
+            return Err(AgentError::invalid(
+                "query",
+                format!(
+                    "`query` holds {} sentences; at most {MAX_SENTENCES} per request",
+                    sentences.len()
+                ),
+            ));
+        }
         let (score, per_sentence) = if sentences.len() <= 1 {
             let p = self
                 .positive_probabilities(std::slice::from_ref(&request.query))
@@ -205,12 +213,30 @@ static DATE: LazyLock<Regex> = LazyLock::new(|| {
     .expect("valid pattern")
 });
 static ORGANISATION: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b(?:[A-Z][A-Za-z0-9&'-]*\s+){0,4}(?:Inc|Corp|Corporation|Ltd|Limited|LLC|PLC|plc|GmbH|AG|SA|NV|Group|Holdings|Technologies|Systems|Networks|Software|Labs|Partners)\b\.?").expect("valid pattern")
+    Regex::new(r"\b(?:[A-Z][A-Za-z0-9&'-]*\s+){1,4}(?:Inc|Corp|Corporation|Ltd|Limited|LLC|PLC|plc|GmbH|AG|SA|NV|Group|Holdings|Technologies|Systems|Networks|Software|Labs|Partners)\b\.?").expect("valid pattern")
 });
 static PRODUCT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\b[A-Z][A-Za-z]+(?:\s[A-Z][A-Za-z]+){0,2}\s(?:v?\d{1,4}(?:\.\d+)*)\b")
         .expect("valid pattern")
 });
+
+static LEADING_MONTH: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(&format!(r"^(?:{MONTHS})\b")).expect("valid pattern"));
+
+/// Most entities returned for one text.
+pub const MAX_ENTITIES: usize = 200;
+
+/// A product candidate is not a month, a year (`In 2024`) or a sentence opener (`Top 10`).
+fn plausible_product(value: &str) -> bool {
+    let (name, number) = value.rsplit_once(' ').unwrap_or((value, ""));
+    let year = number.len() == 4 && (number.starts_with("19") || number.starts_with("20"));
+    let opener = [
+        "In", "By", "Top", "Since", "Until", "From", "For", "The", "On", "At", "Over", "Under",
+        "About",
+    ]
+    .contains(&name);
+    !(LEADING_MONTH.is_match(value) || year || opener)
+}
 
 /// Entities found by the documented patterns, in order of appearance, without overlaps
 /// (money, percentages and dates win over organisations and products).
@@ -223,12 +249,14 @@ pub fn entities(text: &str) -> Vec<Entity> {
         ("organisation", &ORGANISATION),
         ("product", &PRODUCT),
     ];
-    let month = Regex::new(&format!(r"^(?:{MONTHS})\b")).expect("valid pattern");
     for (kind, re) in patterns {
         for m in re.find_iter(text) {
+            if found.len() >= MAX_ENTITIES {
+                break;
+            }
             let overlaps = found.iter().any(|e| m.start() < e.end && e.start < m.end());
             let value = m.as_str().trim();
-            if overlaps || value.is_empty() || (kind == "product" && month.is_match(value)) {
+            if overlaps || value.is_empty() || (kind == "product" && !plausible_product(value)) {
                 continue;
             }
             found.push(Entity {
@@ -267,6 +295,12 @@ mod tests {
             .map(|(k, t)| (k.to_string(), t.to_string()))
             .collect();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn no_entities_from_lone_suffixes_or_years() {
+        let text = "Partners expect growth. In 2024 sales rose, and Top 10 lists ignore Systems.";
+        assert_eq!(entities(text), vec![]);
     }
 
     #[test]

@@ -21,6 +21,10 @@ use crate::{now_iso8601, require_text, Agent, AgentError, AgentKind};
 
 /// Weight of semantic similarity in `match_score` (skill overlap gets the rest).
 pub const SEMANTIC_WEIGHT: f32 = 0.7;
+/// Most partners one request may load.
+pub const MAX_PARTNERS: usize = 5_000;
+/// Most skills one partner may list.
+pub const MAX_SKILLS: usize = 64;
 /// The sample set shipped for the demo.
 pub const SAMPLE_PARTNERS: &str = include_str!("../data/partners/sample.json");
 
@@ -350,6 +354,29 @@ impl PartnerAgent {
 
     /// Replaces every partner (`replace`) or adds/updates by `msp_id`; persists; returns the count.
     pub async fn upsert(&self, partners: Vec<Partner>, replace: bool) -> Result<usize, AgentError> {
+        if partners.len() > MAX_PARTNERS {
+            return Err(AgentError::invalid(
+                "partners",
+                format!(
+                    "{} partners in one request; at most {MAX_PARTNERS}",
+                    partners.len()
+                ),
+            ));
+        }
+        if let Some((i, p)) = partners
+            .iter()
+            .enumerate()
+            .find(|(_, p)| p.skills.len() > MAX_SKILLS)
+        {
+            return Err(AgentError::invalid(
+                &format!("partners[{i}].skills"),
+                format!(
+                    "partner `{}` lists {} skills; at most {MAX_SKILLS}",
+                    p.msp_id,
+                    p.skills.len()
+                ),
+            ));
+        }
         let mut seen = std::collections::HashSet::new();
         if let Some(dup) = partners.iter().find(|p| !seen.insert(p.msp_id.clone())) {
             return Err(AgentError::invalid(
@@ -408,11 +435,21 @@ impl Agent for PartnerAgent {
             ));
         }
         let required: Vec<String> = match &request.required_skills {
-            Some(list) => list
-                .iter()
-                .map(|s| s.trim().to_lowercase())
-                .filter(|s| !s.is_empty())
-                .collect(),
+            Some(list) => {
+                let mut skills: Vec<String> = list
+                    .iter()
+                    .map(|s| {
+                        s.to_lowercase()
+                            .split_whitespace()
+                            .collect::<Vec<_>>()
+                            .join("-")
+                    })
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                skills.sort();
+                skills.dedup();
+                skills
+            }
             None => skills_named_in(&request.requirements, &self.vocabulary()),
         };
         let query = self

@@ -11,9 +11,10 @@
 //!   technique; **recommended actions** are the mitigations of the top techniques, ranked
 //!   by the summed similarity of the techniques they mitigate.
 //! - **Severity** ([`severity_rule`]): LOW for benign and spam, HIGH for ransomware and data
-//!   exfiltration, MEDIUM for the others; one level up when confidence >= 0.8, one up when
-//!   there are 3+ indicators or a CVE id or file hash, one down when confidence < 0.5; the
-//!   caller's `severity` hint can raise the result, never lower it.
+//!   exfiltration, MEDIUM for the others; for any category but benign, one level up when
+//!   confidence >= 0.8 and one up when there are 3+ indicators or a CVE id or file hash; one
+//!   down when confidence < 0.5; the caller's `severity` hint can raise the result, never
+//!   lower it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,12 +28,14 @@ use crate::datasets::THREAT_CATEGORIES;
 use crate::head::ClassificationHead;
 use crate::ioc::{Indicator, IndicatorKind};
 use crate::knowledge::attack::Attack;
-use crate::knowledge::KnowledgeIndex;
+use crate::knowledge::{KnowledgeIndex, PassageSource};
 use crate::text::{looks_like_email, EmailText};
 use crate::{now_iso8601, require_text, Agent, AgentError, AgentKind};
 
 /// Longest `text` accepted, in characters.
 pub const MAX_TEXT_CHARS: usize = 200_000;
+/// Characters of a (non e-mail) text passed to the encoder, well past its 256-token limit.
+const MODEL_INPUT_CHARS: usize = 8_000;
 
 /// Severity levels, lowest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
@@ -167,6 +170,12 @@ impl ThreatAgent {
         for head in [&threat_head, &email_head] {
             crate::ensure_head_fits(head, &encoder)?;
         }
+        if email_head.labels() != ["ham", "spam"] || threat_head.labels().len() < 2 {
+            return Err(AgentError::Unavailable(
+                "the e-mail head must have labels [ham, spam] and the threat head at least two"
+                    .into(),
+            ));
+        }
         Ok(Self {
             encoder,
             threat_head,
@@ -205,9 +214,12 @@ impl Agent for ThreatAgent {
         let email = looks_like_email(&request.text)
             .then(|| EmailText::parse(&request.text))
             .flatten();
-        let model_input = email
-            .as_ref()
-            .map_or_else(|| request.text.clone(), EmailText::model_input);
+        // The encoder reads 256 tokens; cutting long texts first keeps tokenization cheap
+        // (the cut still reports `truncated`).
+        let model_input = email.as_ref().map_or_else(
+            || request.text.chars().take(MODEL_INPUT_CHARS).collect(),
+            EmailText::model_input,
+        );
         let embedding = self
             .encoder
             .embed(std::slice::from_ref(&model_input), true)
@@ -251,7 +263,9 @@ impl Agent for ThreatAgent {
             }
         };
 
-        let hits = self.techniques.search(&embedding.vector, top_k, |_| true);
+        let hits = self.techniques.search(&embedding.vector, top_k, |p| {
+            p.source == PassageSource::AttackTechnique
+        });
         let techniques: Vec<TechniqueMatch> = hits
             .iter()
             .filter_map(|h| {
@@ -388,7 +402,7 @@ pub fn severity_rule(
             confidence_adjustment,
             indicator_adjustment,
             caller_hint: hint,
-            rule: "LOW for benign/spam, HIGH for ransomware/data_exfiltration, MEDIUM otherwise; +1 if confidence >= 0.8, +1 if 3+ indicators or a CVE/hash, -1 if confidence < 0.5; the caller's hint only raises".into(),
+            rule: "LOW for benign/spam, HIGH for ransomware/data_exfiltration, MEDIUM otherwise; unless benign: +1 if confidence >= 0.8, +1 if 3+ indicators or a CVE/hash; -1 if confidence < 0.5; the caller's hint only raises".into(),
         },
     )
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, StringRejection};
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::routing::{get, post};
@@ -111,9 +111,9 @@ async fn list_partners(State(s): State<Arc<AppState>>) -> Answer<PartnerList> {
 async fn replace_partners(
     State(s): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: String,
+    body: Result<String, StringRejection>,
 ) -> Answer<PartnerList> {
-    upsert(&s, &headers, &body, true).await
+    upsert(&s, &headers, body, true).await
 }
 
 /// Adds partners (or updates those with the same `msp_id`); same body as PUT.
@@ -122,9 +122,9 @@ async fn replace_partners(
 async fn add_partners(
     State(s): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: String,
+    body: Result<String, StringRejection>,
 ) -> Answer<PartnerList> {
-    upsert(&s, &headers, &body, false).await
+    upsert(&s, &headers, body, false).await
 }
 
 fn loaded<A: Agent>(l: &Loaded<A>) -> Result<&Arc<A>, ApiError> {
@@ -139,10 +139,27 @@ fn loaded<A: Agent>(l: &Loaded<A>) -> Result<&Arc<A>, ApiError> {
 async fn upsert(
     s: &AppState,
     headers: &HeaderMap,
-    body: &str,
+    body: Result<String, StringRejection>,
     replace: bool,
 ) -> Answer<PartnerList> {
     let agent = loaded(&s.agents.partners)?;
+    let body = body.map_err(|rejection| {
+        let status = rejection.status();
+        let message = rejection.body_text();
+        if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge {
+                field: "body".into(),
+                message,
+            }
+        } else {
+            ApiError::BadJson {
+                status,
+                field: Some("body".into()),
+                message,
+            }
+        }
+    })?;
+    let body = body.as_str();
     let csv = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

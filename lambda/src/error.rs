@@ -129,7 +129,7 @@ impl From<JsonRejection> for ApiError {
 
 /// Pulls the field name out of serde's messages ("missing field `inputs`",
 /// "inputs: invalid type ..." from the path-aware deserializer).
-fn field_in_serde_message(message: &str) -> Option<String> {
+pub(crate) fn field_in_serde_message(message: &str) -> Option<String> {
     if let Some(start) = message.find("field `") {
         let rest = &message[start + 7..];
         return rest.find('`').map(|end| rest[..end].to_string());

@@ -39,10 +39,8 @@ async fn score_value<A: Agent>(loaded: &Loaded<A>, body: Value) -> Result<Value,
     })?;
     let request: A::Request = serde_json::from_value(body).map_err(|e| {
         let message = e.to_string();
-        let field = message
-            .split('`')
-            .nth(1)
-            .map_or_else(|| "body".to_string(), str::to_string);
+        let field = crate::error::field_in_serde_message(&format!("target type: {message}"))
+            .unwrap_or_else(|| "body".to_string());
         ApiError::validation(field, message)
     })?;
     let response = agent.handle(request).await?;
@@ -92,6 +90,15 @@ pub async fn score_line(state: &AppState, agent: AgentKind, line: &str) -> (Valu
     }
 }
 
+/// A line's answer; a line whose task failed (a bug) becomes an error line, the run goes on.
+async fn joined(handle: tokio::task::JoinHandle<(Value, bool)>) -> (Value, bool) {
+    handle.await.unwrap_or_else(|e| {
+        let error =
+            json!({"error_type": "internal", "error": format!("scoring this line failed: {e}")});
+        (json!({"id": null, "error": error}), false)
+    })
+}
+
 /// Reads lines from `input`, writes one answer line per input line to `output`, in order.
 pub async fn score_stream(
     state: Arc<AppState>,
@@ -120,12 +127,12 @@ pub async fn score_stream(
             score_line(&state, agent, &line).await
         }));
         if in_flight.len() >= WINDOW {
-            let answer = in_flight.pop_front().expect("non-empty").await?;
-            flush_one(answer, output)?;
+            let handle = in_flight.pop_front().expect("non-empty");
+            flush_one(joined(handle).await, output)?;
         }
     }
     while let Some(handle) = in_flight.pop_front() {
-        flush_one(handle.await?, output)?;
+        flush_one(joined(handle).await, output)?;
     }
     output.flush()?;
     Ok(summary)
