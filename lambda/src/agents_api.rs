@@ -21,15 +21,10 @@ use crate::{ApiError, AppState};
 
 /// Runs one request through a loaded agent.
 pub async fn run_agent<A: Agent>(
-    loaded: &Loaded<A>,
+    agent: &Loaded<A>,
     body: Result<Json<A::Request>, JsonRejection>,
 ) -> Result<Json<A::Response>, ApiError> {
-    let agent = loaded.as_ref().map_err(|reason| {
-        ApiError::ModelUnavailable(format!(
-            "the {} agent is not loaded: {reason}",
-            A::KIND.cli_name()
-        ))
-    })?;
+    let agent = loaded(agent)?;
     let Json(request) = body?;
     Ok(Json(agent.handle(request).await?))
 }
@@ -127,7 +122,8 @@ async fn add_partners(
     upsert(&s, &headers, body, false).await
 }
 
-fn loaded<A: Agent>(l: &Loaded<A>) -> Result<&Arc<A>, ApiError> {
+/// The agent, or a 503 saying why it is not loaded.
+pub fn loaded<A: Agent>(l: &Loaded<A>) -> Result<&Arc<A>, ApiError> {
     l.as_ref().map_err(|reason| {
         ApiError::ModelUnavailable(format!(
             "the {} agent is not loaded: {reason}",

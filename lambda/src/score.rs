@@ -30,13 +30,8 @@ pub fn parse_agent(name: &str) -> Option<AgentKind> {
         .find(|k| k.cli_name() == name || k.alias().trim_start_matches('/') == name)
 }
 
-async fn score_value<A: Agent>(loaded: &Loaded<A>, body: Value) -> Result<Value, ApiError> {
-    let agent = loaded.as_ref().map_err(|reason| {
-        ApiError::ModelUnavailable(format!(
-            "the {} agent is not loaded: {reason}",
-            A::KIND.cli_name()
-        ))
-    })?;
+async fn score_value<A: Agent>(agent: &Loaded<A>, body: Value) -> Result<Value, ApiError> {
+    let agent = crate::agents_api::loaded(agent)?;
     let request: A::Request = serde_json::from_value(body).map_err(|e| {
         let message = e.to_string();
         let field = crate::error::field_in_serde_message(&format!("target type: {message}"))
