@@ -9,6 +9,7 @@
 pub mod compliance;
 pub mod datasets;
 pub mod head;
+pub mod iforest;
 pub mod ioc;
 pub mod knowledge;
 pub mod loader;
