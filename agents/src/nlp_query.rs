@@ -18,7 +18,7 @@ use mesh_inference::tokenize::TextTokenizer;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::knowledge::{dot, embed_all, KnowledgeIndex, PassageSource};
+use crate::knowledge::{dot, embed_all, embed_one, KnowledgeIndex, PassageSource};
 use crate::{now_iso8601, require_text, Agent, AgentError, AgentKind};
 
 /// Below this best-passage similarity the agent says it does not know.
@@ -148,12 +148,7 @@ impl Agent for NlpQueryAgent {
                 "`top_k` must be between 1 and 20",
             ));
         }
-        let query = self
-            .encoder
-            .embed(std::slice::from_ref(&request.query), true)
-            .await?
-            .remove(0)
-            .vector;
+        let query = embed_one(&self.encoder, &request.query).await?.vector;
         let hits = self.knowledge.search(&query, top_k, |_| true);
         let passages: Vec<RetrievedPassage> = hits
             .iter()

@@ -16,7 +16,7 @@ use mesh_inference::backend::EmbeddingBackend;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::knowledge::{dot, embed_all};
+use crate::knowledge::{dot, embed_all, embed_one};
 use crate::{now_iso8601, require_text, Agent, AgentError, AgentKind};
 
 /// Weight of semantic similarity in `match_score` (skill overlap gets the rest).
@@ -452,11 +452,8 @@ impl Agent for PartnerAgent {
             }
             None => skills_named_in(&request.requirements, &self.vocabulary()),
         };
-        let query = self
-            .encoder
-            .embed(std::slice::from_ref(&request.requirements), true)
+        let query = embed_one(&self.encoder, &request.requirements)
             .await?
-            .remove(0)
             .vector;
         let d = self.directory.read().expect("partner lock");
         let same =

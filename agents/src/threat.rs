@@ -220,11 +220,7 @@ impl Agent for ThreatAgent {
             || request.text.chars().take(MODEL_INPUT_CHARS).collect(),
             EmailText::model_input,
         );
-        let embedding = self
-            .encoder
-            .embed(std::slice::from_ref(&model_input), true)
-            .await?
-            .remove(0);
+        let embedding = crate::knowledge::embed_one(&self.encoder, &model_input).await?;
         let features = std::slice::from_ref(&embedding.vector);
         let probs = self.threat_head.probabilities(features)?.remove(0);
         let category_probabilities: BTreeMap<String, f32> = self

@@ -108,6 +108,16 @@ pub fn weakness_passages(weaknesses: &[cwe::Weakness]) -> Vec<Passage> {
         .collect()
 }
 
+/// The unit-length embedding of one text (with its token count and truncation flag).
+pub async fn embed_one(
+    backend: &EmbeddingBackend,
+    text: &str,
+) -> Result<mesh_inference::backend::Embedding, AgentError> {
+    let mut out = backend.embed(&[text.to_string()], true).await?;
+    out.pop()
+        .ok_or_else(|| AgentError::Unavailable("the encoder returned no embedding".into()))
+}
+
 /// Embeds `texts` through the backend in length-sorted chunks (less padding), returning
 /// vectors in input order; `progress` is told how many are done after each chunk.
 pub async fn embed_all(
