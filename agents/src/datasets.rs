@@ -18,6 +18,44 @@ pub struct LabelledText {
     pub group: String,
 }
 
+/// The churn data set of the default client-health model and the federated runs.
+pub const CHURN_TABLE: &str = "mlc_churn";
+/// Its target column (yes / no).
+pub const CHURN_TARGET: &str = "churn";
+/// Where it comes from, as reported in responses.
+pub const CHURN_SOURCE: &str = "modeldata 1.1.0 mlc_churn (r-cran-modeldata 1.1.0-1)";
+
+/// modeldata's `mlc_churn` (`modeldata` data set): 5,000 customers, one record each.
+pub fn churn_records(dir: &Path) -> Result<Vec<crate::tabular::Record>, String> {
+    let frame = mesh_models::rdata::read_lazyload_table(
+        &dir.join("Rdata.rdx"),
+        &dir.join("Rdata.rdb"),
+        CHURN_TABLE,
+    )
+    .map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok(frame_records(&frame))
+}
+
+/// One JSON record per row of an R data frame (missing values as null).
+pub fn frame_records(frame: &mesh_models::rdata::DataFrame) -> Vec<crate::tabular::Record> {
+    use mesh_models::rdata::ColumnValues;
+    let mut records = vec![crate::tabular::Record::new(); frame.n_rows()];
+    for column in &frame.columns {
+        for (record, value) in records.iter_mut().zip(0..) {
+            let json = match &column.values {
+                ColumnValues::Numeric(v) => v[value]
+                    .and_then(serde_json::Number::from_f64)
+                    .map_or(serde_json::Value::Null, serde_json::Value::Number),
+                ColumnValues::Text(v) => v[value]
+                    .clone()
+                    .map_or(serde_json::Value::Null, serde_json::Value::String),
+            };
+            record.insert(column.name.clone(), json);
+        }
+    }
+    records
+}
+
 /// Labels of the sentiment head.
 pub const SENTIMENT_LABELS: [&str; 2] = ["NEGATIVE", "POSITIVE"];
 /// The three sources of the UCI sentences.

@@ -6,17 +6,26 @@
 //! [`head`] and [`train`] (classification heads trained in Rust on the
 //! DistilBERT checkpoint's pooled output), [`datasets`] (the labelled data).
 
+pub mod allocation;
+pub mod anomaly;
+pub mod client_health;
 pub mod compliance;
 pub mod datasets;
+pub mod federated;
+pub mod forecast;
 pub mod head;
 pub mod iforest;
 pub mod ioc;
 pub mod knowledge;
 pub mod loader;
+pub mod logistic;
 pub mod market;
 pub mod nlp_query;
 pub mod partners;
 pub mod recipes;
+pub mod resource;
+pub mod revenue;
+pub mod tabular;
 pub mod text;
 pub mod threat;
 pub mod train;

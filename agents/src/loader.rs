@@ -1,4 +1,4 @@
-//! Builds the language agents from the fetched data, the trained heads and one encoder.
+//! Builds the language agents (and the numeric ones, [`NumericAgents`]) from the fetched data, the trained heads and one encoder.
 //! An agent whose inputs are missing is reported as not loaded, with the reason, instead
 //! of stopping the others.
 
@@ -7,13 +7,19 @@ use std::sync::Arc;
 
 use mesh_inference::backend::EmbeddingBackend;
 
+use crate::anomaly::AnomalyAgent;
+use crate::client_health::{ClientHealthAgent, ModelStore};
 use crate::compliance::{Catalogue, ComplianceAgent};
+use crate::datasets;
+use crate::federated::FederatedAgent;
 use crate::head::ClassificationHead;
 use crate::knowledge::{self, attack::Attack, cwe, KnowledgeIndex};
 use crate::market::MarketAgent;
 use crate::nlp_query::{NlpQueryAgent, T5Answerer};
 use crate::partners::{PartnerAgent, PartnerDirectory};
 use crate::recipes::Progress;
+use crate::resource::ResourceAgent;
+use crate::revenue::RevenueAgent;
 use crate::threat::ThreatAgent;
 use crate::AgentError;
 
@@ -183,4 +189,64 @@ async fn load_compliance(
         catalogues.push((catalogue, Arc::new(index)));
     }
     Ok(Arc::new(ComplianceAgent::new(encoder.clone(), catalogues)))
+}
+
+/// The five numeric agents. Anomaly detection, forecasting and allocation need nothing
+/// beyond the request; client health reads its models from `<models_dir>/client-health`;
+/// federated learning needs the `modeldata` data set.
+pub struct NumericAgents {
+    pub anomaly: Loaded<AnomalyAgent>,
+    pub revenue: Loaded<RevenueAgent>,
+    pub resource: Loaded<ResourceAgent>,
+    pub client_health: Loaded<ClientHealthAgent>,
+    pub federated: Loaded<FederatedAgent>,
+}
+
+/// Folder of the client-health models under the models folder.
+pub const CLIENT_HEALTH_DIR: &str = "client-health";
+
+impl NumericAgents {
+    /// No agent loaded, for the same reason.
+    pub fn none(reason: &str) -> Self {
+        Self {
+            anomaly: Err(reason.into()),
+            revenue: Err(reason.into()),
+            resource: Err(reason.into()),
+            client_health: Err(reason.into()),
+            federated: Err(reason.into()),
+        }
+    }
+
+    /// Loads every numeric agent it can.
+    pub fn load(paths: &AgentPaths) -> Self {
+        let federated =
+            datasets::churn_records(&paths.data_dir.join("modeldata")).and_then(|records| {
+                FederatedAgent::new(&records, datasets::CHURN_TARGET, datasets::CHURN_SOURCE)
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            });
+        Self {
+            anomaly: Ok(Arc::new(AnomalyAgent)),
+            revenue: Ok(Arc::new(RevenueAgent)),
+            resource: Ok(Arc::new(ResourceAgent)),
+            client_health: Ok(Arc::new(ClientHealthAgent::new(ModelStore::new(
+                paths.models_dir.join(CLIENT_HEALTH_DIR),
+            )))),
+            federated,
+        }
+    }
+
+    /// `(agent, why it is not loaded)` for every agent that failed to load.
+    pub fn failures(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("anomaly-detection", self.anomaly.as_ref().err()),
+            ("revenue-forecasting", self.revenue.as_ref().err()),
+            ("resource-allocation", self.resource.as_ref().err()),
+            ("client-health", self.client_health.as_ref().err()),
+            ("federated-learning", self.federated.as_ref().err()),
+        ]
+        .into_iter()
+        .filter_map(|(name, e)| e.map(|e| (name, e.as_str())))
+        .collect()
+    }
 }

@@ -23,6 +23,29 @@ pub fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// The value after `--name` on the command line.
+pub fn arg_value(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    let flag = format!("--{name}");
+    args.iter()
+        .position(|a| *a == flag)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+/// Prints `line` (one JSON object) and appends it to the `--jsonl` file when one is given.
+pub fn emit(line: &serde_json::Value) {
+    println!("{line}");
+    if let Some(path) = arg_value("jsonl") {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("open {path}: {e}"));
+        writeln!(file, "{line}").unwrap_or_else(|e| panic!("write {path}: {e}"));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

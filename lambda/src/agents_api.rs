@@ -7,11 +7,16 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use mesh_agents::anomaly::{AnomalyRequest, AnomalyResponse};
+use mesh_agents::client_health::{PredictRequest, PredictResponse, TrainRequest, TrainResponse};
 use mesh_agents::compliance::{ComplianceRequest, ComplianceResponse};
+use mesh_agents::federated::{FederatedRequest, FederatedResponse, FederatedStatus};
 use mesh_agents::loader::Loaded;
 use mesh_agents::market::{MarketRequest, MarketResponse};
 use mesh_agents::nlp_query::{AskRequest, AskResponse};
 use mesh_agents::partners::{parse_partners, MatchRequest, MatchResponse, Partner};
+use mesh_agents::resource::{OptimizeRequest, OptimizeResponse};
+use mesh_agents::revenue::{ForecastRequest, ForecastResponse};
 use mesh_agents::threat::{ThreatRequest, ThreatResponse};
 use mesh_agents::{Agent, AgentKind};
 use serde::Serialize;
@@ -80,6 +85,100 @@ async fn compliance(
 }
 
 /// The partner directory.
+/// Anomalies in the caller's series or points (isolation forest).
+#[utoipa::path(post, path = "/anomaly/detect", request_body = AnomalyRequest,
+    responses((status = 200, body = AnomalyResponse), (status = 422, body = ErrorBody)))]
+async fn anomaly(
+    State(s): State<Arc<AppState>>,
+    body: Body<AnomalyRequest>,
+) -> Answer<AnomalyResponse> {
+    run_agent(&s.numeric.anomaly, body).await
+}
+
+/// Revenue forecast from the caller's history (augurs AutoETS / MSTL, seasonal ETS).
+#[utoipa::path(post, path = "/revenue/forecast", request_body = ForecastRequest,
+    responses((status = 200, body = ForecastResponse), (status = 422, body = ErrorBody)))]
+async fn revenue(
+    State(s): State<Arc<AppState>>,
+    body: Body<ForecastRequest>,
+) -> Answer<ForecastResponse> {
+    run_agent(&s.numeric.revenue, body).await
+}
+
+/// Optimal assignment of the caller's tasks to technicians (MILP, greedy past a limit).
+#[utoipa::path(post, path = "/resource/optimize", request_body = OptimizeRequest,
+    responses((status = 200, body = OptimizeResponse), (status = 422, body = ErrorBody)))]
+async fn resource(
+    State(s): State<Arc<AppState>>,
+    body: Body<OptimizeRequest>,
+) -> Answer<OptimizeResponse> {
+    run_agent(&s.numeric.resource, body).await
+}
+
+/// Churn probability of one client from a trained model (default: `mlc-churn`).
+#[utoipa::path(post, path = "/client-health/predict", request_body = PredictRequest,
+    responses((status = 200, body = PredictResponse), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn client_health(
+    State(s): State<Arc<AppState>>,
+    body: Body<PredictRequest>,
+) -> Answer<PredictResponse> {
+    run_agent(&s.numeric.client_health, body).await
+}
+
+/// Trains (and saves as a new version) a churn model on the caller's records.
+#[utoipa::path(post, path = "/client-health/train", request_body = TrainRequest,
+    responses((status = 200, body = TrainResponse), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn client_health_train(
+    State(s): State<Arc<AppState>>,
+    body: Body<TrainRequest>,
+) -> Answer<TrainResponse> {
+    let agent = loaded(&s.numeric.client_health)?;
+    let Json(request) = body?;
+    Ok(Json(agent.train(request).await?))
+}
+
+/// Every saved client-health model and its versions.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ModelList {
+    pub models: Vec<ModelVersions>,
+}
+
+/// One model id and its versions.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ModelVersions {
+    pub model_id: String,
+    pub versions: Vec<u32>,
+}
+
+/// The saved client-health models.
+#[utoipa::path(get, path = "/client-health/models", responses((status = 200, body = ModelList), (status = 503, body = ErrorBody)))]
+async fn client_health_models(State(s): State<Arc<AppState>>) -> Answer<ModelList> {
+    let agent = loaded(&s.numeric.client_health)?;
+    let models = agent
+        .store()
+        .list()
+        .into_iter()
+        .map(|(model_id, versions)| ModelVersions { model_id, versions })
+        .collect();
+    Ok(Json(ModelList { models }))
+}
+
+/// A federated training run with differential privacy over simulated MSPs.
+#[utoipa::path(post, path = "/federated/train", request_body = FederatedRequest,
+    responses((status = 200, body = FederatedResponse), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn federated(
+    State(s): State<Arc<AppState>>,
+    body: Body<FederatedRequest>,
+) -> Answer<FederatedResponse> {
+    run_agent(&s.numeric.federated, body).await
+}
+
+/// The federated runs so far and the privacy budget they spent together.
+#[utoipa::path(get, path = "/federated/status", responses((status = 200, body = FederatedStatus), (status = 503, body = ErrorBody)))]
+async fn federated_status(State(s): State<Arc<AppState>>) -> Answer<FederatedStatus> {
+    Ok(Json(loaded(&s.numeric.federated)?.status()))
+}
+
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PartnerList {
     pub partners: Vec<Partner>,
@@ -189,6 +288,19 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route(AgentKind::PartnerMatching.alias(), post(match_partners))
         .route(AgentKind::Compliance.route(), post(compliance))
         .route(AgentKind::Compliance.alias(), post(compliance))
+        .route(AgentKind::AnomalyDetection.route(), post(anomaly))
+        .route(AgentKind::AnomalyDetection.alias(), post(anomaly))
+        .route(AgentKind::RevenueForecasting.route(), post(revenue))
+        .route(AgentKind::RevenueForecasting.alias(), post(revenue))
+        .route(AgentKind::ResourceAllocation.route(), post(resource))
+        .route(AgentKind::ResourceAllocation.alias(), post(resource))
+        .route(AgentKind::ClientHealth.route(), post(client_health))
+        .route(AgentKind::ClientHealth.alias(), post(client_health))
+        .route("/client-health/train", post(client_health_train))
+        .route("/client-health/models", get(client_health_models))
+        .route(AgentKind::FederatedLearning.route(), post(federated))
+        .route(AgentKind::FederatedLearning.alias(), post(federated))
+        .route("/federated/status", get(federated_status))
         .route(
             "/collaboration/partners",
             get(list_partners).put(replace_partners).post(add_partners),
@@ -203,6 +315,14 @@ pub fn routes() -> Router<Arc<AppState>> {
         ask,
         match_partners,
         compliance,
+        anomaly,
+        revenue,
+        resource,
+        client_health,
+        client_health_train,
+        client_health_models,
+        federated,
+        federated_status,
         list_partners,
         replace_partners,
         add_partners
@@ -218,6 +338,20 @@ pub fn routes() -> Router<Arc<AppState>> {
         MatchResponse,
         ComplianceRequest,
         ComplianceResponse,
+        AnomalyRequest,
+        AnomalyResponse,
+        ForecastRequest,
+        ForecastResponse,
+        OptimizeRequest,
+        OptimizeResponse,
+        PredictRequest,
+        PredictResponse,
+        TrainRequest,
+        TrainResponse,
+        ModelList,
+        FederatedRequest,
+        FederatedResponse,
+        FederatedStatus,
         PartnerList,
         Partner
     ))

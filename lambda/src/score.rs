@@ -63,17 +63,18 @@ pub async fn score_line(state: &AppState, agent: AgentKind, line: &str) -> (Valu
         .as_object_mut()
         .and_then(|o| o.remove("id"))
         .unwrap_or(Value::Null);
-    let a = &state.agents;
+    let (a, n) = (&state.agents, &state.numeric);
     let result = match agent {
         AgentKind::ThreatIntelligence => score_value(&a.threat, body).await,
         AgentKind::MarketIntelligence => score_value(&a.market, body).await,
         AgentKind::NlpQuery => score_value(&a.nlp_query, body).await,
         AgentKind::PartnerMatching => score_value(&a.partners, body).await,
         AgentKind::Compliance => score_value(&a.compliance, body).await,
-        other => Err(ApiError::ModelUnavailable(format!(
-            "the {} agent does not exist yet",
-            other.cli_name()
-        ))),
+        AgentKind::AnomalyDetection => score_value(&n.anomaly, body).await,
+        AgentKind::RevenueForecasting => score_value(&n.revenue, body).await,
+        AgentKind::ResourceAllocation => score_value(&n.resource, body).await,
+        AgentKind::ClientHealth => score_value(&n.client_health, body).await,
+        AgentKind::FederatedLearning => score_value(&n.federated, body).await,
     };
     match result {
         Ok(Value::Object(mut o)) => {

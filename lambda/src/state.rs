@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use mesh_agents::loader::LanguageAgents;
+use mesh_agents::loader::{LanguageAgents, NumericAgents};
 use mesh_inference::backend::{BatchLimits, EmbeddingBackend};
 use mesh_inference::embedder::SentenceEmbedder;
 use mesh_inference::store::{open_store, StoreLocation};
@@ -19,6 +19,8 @@ pub struct AppState {
     pub started: Instant,
     /// The language agents (each loaded, or the reason it is not).
     pub agents: LanguageAgents,
+    /// The numeric agents (each loaded, or the reason it is not).
+    pub numeric: NumericAgents,
 }
 
 impl AppState {
@@ -27,12 +29,14 @@ impl AppState {
         embedder: EmbeddingBackend,
         max_client_batch: usize,
         agents: LanguageAgents,
+        numeric: NumericAgents,
     ) -> Arc<Self> {
         Arc::new(Self {
             embedder,
             max_client_batch,
             started: Instant::now(),
             agents,
+            numeric,
         })
     }
 
@@ -51,17 +55,19 @@ impl AppState {
             }
         }
         let backend = load_backend(args).await?;
-        let agents = if args.agents {
+        let (agents, numeric) = if args.agents {
             let progress = crate::progress::BarProgress::default();
             let agents = LanguageAgents::load(&backend, &args.agent_paths(), &progress).await;
-            for (name, reason) in agents.failures() {
+            let numeric = NumericAgents::load(&args.agent_paths());
+            for (name, reason) in agents.failures().into_iter().chain(numeric.failures()) {
                 tracing::warn!(agent = name, reason, "agent not loaded");
             }
-            agents
+            (agents, numeric)
         } else {
-            LanguageAgents::none("agents are disabled (--agents false)")
+            let reason = "agents are disabled (--agents false)";
+            (LanguageAgents::none(reason), NumericAgents::none(reason))
         };
-        Ok(Self::new(backend, args.max_client_batch, agents))
+        Ok(Self::new(backend, args.max_client_batch, agents, numeric))
     }
 }
 

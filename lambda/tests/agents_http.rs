@@ -459,6 +459,52 @@ fn validation_errors_are_422_naming_the_field() {
             json!({"requirements": "x", "top_k": 500}),
             "top_k",
         ),
+        ("/anomaly/detect", json!({"metric_type": "cpu"}), "values"),
+        (
+            "/anomaly/detect",
+            json!({"values": [1, 2, 3, 4, 5, 6, 7, 8], "contamination": 2}),
+            "contamination",
+        ),
+        (
+            "/revenue/forecast",
+            json!({"period_days": 90, "current_revenue": 1000}),
+            "history",
+        ),
+        (
+            "/revenue/forecast",
+            json!({"history": [1, 2, 3], "horizon": 0}),
+            "horizon",
+        ),
+        (
+            "/resource/optimize",
+            json!({"task_count": 3, "technician_count": 2}),
+            "tasks",
+        ),
+        (
+            "/resource/optimize",
+            json!({"tasks": [{"id": "a", "skill": "net", "priority": 9, "estimated_hours": 1}], "technicians": [{"id": "t", "skills": ["net"]}]}),
+            "tasks[0].priority",
+        ),
+        (
+            "/client-health/predict",
+            json!({"model_id": "no-such-model", "features": {"x": 1}}),
+            "model_id",
+        ),
+        (
+            "/client-health/train",
+            json!({"records": [{"a": 1, "churn": "maybe"}], "target": "churn"}),
+            "records[0].churn",
+        ),
+        (
+            "/federated/train",
+            json!({"privacy_epsilon": -1}),
+            "privacy_epsilon",
+        ),
+        (
+            "/federated/train",
+            json!({"participating_msps": 1}),
+            "participating_msps",
+        ),
     ] {
         let (s, v) = post(path, body.clone());
         assert_eq!(s, 422, "{path} {body}: {v}");
@@ -476,9 +522,17 @@ fn openapi_lists_the_agent_routes() {
         "/nlp-query/ask",
         "/collaboration/match",
         "/compliance/check",
+        "/anomaly/detect",
+        "/revenue/forecast",
+        "/resource/optimize",
+        "/client-health/predict",
+        "/client-health/train",
+        "/federated/train",
     ] {
         assert!(v["paths"][path]["post"].is_object(), "{path} missing");
     }
+    assert!(v["paths"]["/federated/status"]["get"].is_object());
+    assert!(v["paths"]["/client-health/models"]["get"].is_object());
     assert!(v["components"]["schemas"]["ThreatResponse"].is_object());
 }
 
@@ -522,4 +576,222 @@ fn batch_scoring_keeps_order_and_reports_bad_lines() {
     assert_eq!(lines[2]["error"]["error_type"], "bad_json");
     assert_eq!(lines[3]["id"], 7);
     assert_eq!(lines[3]["sentiment"], "NEGATIVE");
+}
+
+/// A daily-cycle CPU metric with two planted incidents: both are found, typed and placed.
+#[test]
+fn anomaly_detection_finds_planted_incidents() {
+    let mut values: Vec<f64> = (0..200)
+        .map(|t| {
+            40.0 + 8.0 * (t as f64 * std::f64::consts::PI / 12.0).sin()
+                + 0.5 * (t as f64 * 1.7).sin()
+        })
+        .collect();
+    values[70] = 98.0;
+    values[140] = 2.0;
+    let (s, v) = post(
+        "/anomaly/detect",
+        json!({"metric_type": "cpu_percent", "values": values, "return_scores": true}),
+    );
+    assert_eq!(s, 200, "{v}");
+    let found: Vec<(u64, &str)> = v["anomalies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["index"].as_u64().unwrap(), a["type"].as_str().unwrap()))
+        .collect();
+    assert_eq!(found, vec![(70, "spike"), (140, "drop")], "{v}");
+    assert_eq!(v["anomaly_scores"].as_array().unwrap().len(), 200);
+    assert_eq!(v["data_points_analyzed"], 200);
+    assert!(v["model_used"]
+        .as_str()
+        .unwrap()
+        .starts_with("isolation-forest@"));
+    // Same request, same seed: the same scores.
+    let (_, again) = post(
+        "/anomaly",
+        json!({"metric_type": "cpu_percent", "values": values, "return_scores": true}),
+    );
+    assert_eq!(again["anomaly_scores"], v["anomaly_scores"]);
+}
+
+/// A straight line of monthly revenue forecasts as its own continuation; a 3-point history
+/// is answered by a labelled simple method.
+#[test]
+fn revenue_forecast_continues_a_known_trend() {
+    let history: Vec<f64> = (0..30).map(|t| 10_000.0 + 250.0 * t as f64).collect();
+    let (s, v) = post(
+        "/revenue/forecast",
+        json!({"history": history, "horizon": 6}),
+    );
+    assert_eq!(s, 200, "{v}");
+    let months = v["monthly_forecast"].as_array().unwrap();
+    assert_eq!(months.len(), 6);
+    for (k, m) in months.iter().enumerate() {
+        let truth = 10_000.0 + 250.0 * (30 + k) as f64;
+        let got = m["revenue"].as_f64().unwrap();
+        assert!(
+            (got - truth).abs() / truth < 0.01,
+            "period {k}: {got} vs {truth}"
+        );
+        assert!(
+            m["lower_bound"].as_f64().unwrap() <= got && got <= m["upper_bound"].as_f64().unwrap()
+        );
+    }
+    let projected: f64 = (30..36).map(|t| 10_000.0 + 250.0 * t as f64).sum();
+    assert!((v["projected_revenue"].as_f64().unwrap() - projected).abs() / projected < 0.01);
+    assert!(v["fallback"].is_null(), "{v}");
+    let (s, short) = post(
+        "/revenue",
+        json!({"history": [100, 120, 140], "horizon": 2}),
+    );
+    assert_eq!(s, 200, "{short}");
+    assert!(short["fallback"].is_string(), "{short}");
+}
+
+/// Two technicians, three tasks, solvable by hand: the network task can only go to alice,
+/// both desktop tasks fit bob's 4 hours only if he is twice as fast (2 + 2 hours at
+/// efficiency 2 = 2 hours), so every task is assigned, by the exact solver.
+#[test]
+fn resource_allocation_matches_a_hand_solution() {
+    let (s, v) = post(
+        "/resource/optimize",
+        json!({
+            "tasks": [
+                {"id": "fw", "skill": "network", "priority": "critical", "estimated_hours": 3, "deadline_hours": 4},
+                {"id": "pc1", "skill": "desktop", "priority": 2, "estimated_hours": 2},
+                {"id": "pc2", "skill": "desktop", "priority": 1, "estimated_hours": 2}
+            ],
+            "technicians": [
+                {"id": "alice", "skills": ["network", "desktop"], "capacity_hours": 4},
+                {"id": "bob", "skills": ["desktop"], "capacity_hours": 4, "efficiency": 2.0}
+            ]
+        }),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["method"], "exact", "{v}");
+    assert_eq!(v["tasks_assigned"], 3, "{v}");
+    let plan: Vec<(String, Vec<String>)> = v["schedule"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let mut ids: Vec<String> = t["assigned_tasks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["task_id"].as_str().unwrap().to_string())
+                .collect();
+            ids.sort();
+            (t["technician_id"].as_str().unwrap().to_string(), ids)
+        })
+        .collect();
+    assert!(plan.contains(&("alice".into(), vec!["fw".into()])), "{v}");
+    assert!(
+        plan.contains(&("bob".into(), vec!["pc1".into(), "pc2".into()])),
+        "{v}"
+    );
+    // Bob does 4 estimated hours in 2: 2 hours saved.
+    assert!(
+        (v["time_saved_hours"].as_f64().unwrap() - 2.0).abs() < 1e-6,
+        "{v}"
+    );
+}
+
+/// The default model (trained on mlc_churn by `prepare`) ranks a customer with many service
+/// calls and an international plan above one with neither; a caller-trained model learns a
+/// known rule and is saved as a version.
+#[test]
+fn client_health_default_and_trained_models() {
+    let base = json!({
+        "state": "KS", "account_length": 100, "area_code": "area_code_415",
+        "voice_mail_plan": "no", "number_vmail_messages": 0,
+        "total_day_minutes": 180.0, "total_day_calls": 100, "total_day_charge": 30.6,
+        "total_eve_minutes": 200.0, "total_eve_calls": 100, "total_eve_charge": 17.0,
+        "total_night_minutes": 200.0, "total_night_calls": 100, "total_night_charge": 9.0,
+        "total_intl_minutes": 10.0, "total_intl_calls": 4, "total_intl_charge": 2.7
+    });
+    let mut risky = base.clone();
+    risky["international_plan"] = json!("yes");
+    risky["number_customer_service_calls"] = json!(5);
+    let mut steady = base.clone();
+    steady["international_plan"] = json!("no");
+    steady["number_customer_service_calls"] = json!(1);
+    let (s, r) = post(
+        "/client-health/predict",
+        json!({"client_id": "c-1", "features": risky, "monthly_revenue": 100.0}),
+    );
+    assert_eq!(s, 200, "{r}");
+    let (_, q) = post("/client-health", json!({"features": steady}));
+    let (pr, pq) = (
+        r["churn_risk"].as_f64().unwrap(),
+        q["churn_risk"].as_f64().unwrap(),
+    );
+    assert!(pr > 0.5 && pq < 0.2, "{pr} {pq}");
+    assert!(r["model_cv_auc"].as_f64().unwrap() > 0.75, "{r}");
+    assert!(r["model_used"]
+        .as_str()
+        .unwrap()
+        .starts_with("client-health/mlc-churn@v"));
+    assert!((r["predictions"]["revenue_at_risk"].as_f64().unwrap() - 100.0 * pr).abs() < 1e-9);
+    let top: Vec<&str> = r["contributions"].as_array().unwrap()[..3]
+        .iter()
+        .map(|c| c["feature"].as_str().unwrap())
+        .collect();
+    assert!(
+        top.contains(&"number_customer_service_calls") && top.contains(&"international_plan"),
+        "{top:?}"
+    );
+
+    let records: Vec<Value> = (0..120)
+        .map(|i| json!({"tickets": i % 12, "tier": if i % 4 == 0 {"gold"} else {"bronze"}, "left": if i % 12 >= 8 {"yes"} else {"no"}}))
+        .collect();
+    let (s, t) = post(
+        "/client-health/train",
+        json!({"records": records, "target": "left", "model_id": "http-test"}),
+    );
+    assert_eq!(s, 200, "{t}");
+    assert!(t["cv_auc"].as_f64().unwrap() > 0.95, "{t}");
+    let version = t["version"].as_u64().unwrap();
+    let (s, p) = post(
+        "/client-health/predict",
+        json!({"model_id": "http-test", "version": version, "features": {"tickets": 11, "tier": "bronze"}}),
+    );
+    assert_eq!(s, 200, "{p}");
+    assert!(p["churn_risk"].as_f64().unwrap() > 0.9, "{p}");
+    let (_, list) = http("GET", "/client-health/models", "application/json", "");
+    assert!(
+        list["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["model_id"] == "http-test"),
+        "{list}"
+    );
+}
+
+/// A short federated run spends no more than the budget asked for, learns (held-out accuracy
+/// above the untrained model's), and shows up in the status with its epsilon.
+#[test]
+fn federated_training_keeps_to_its_privacy_budget() {
+    let (s, v) = post(
+        "/federated/train",
+        json!({"participating_msps": 3, "privacy_epsilon": 2.0, "rounds": 3, "local_steps": 3, "seed": 7}),
+    );
+    assert_eq!(s, 200, "{v}");
+    let spent = v["privacy_budget_used"].as_f64().unwrap();
+    assert!(
+        spent <= 2.0 && spent > 1.8,
+        "calibrated to the budget: {spent}"
+    );
+    assert!(
+        v["new_accuracy"].as_f64().unwrap() > v["previous_accuracy"].as_f64().unwrap(),
+        "{v}"
+    );
+    assert_eq!(v["round_number"], 3);
+    assert_eq!(v["records_per_msp"].as_array().unwrap().len(), 3);
+    let (s, status) = http("GET", "/federated/status", "application/json", "");
+    assert_eq!(s, 200);
+    assert!(status["runs"].as_u64().unwrap() >= 1);
+    assert!(status["total_epsilon_spent"].as_f64().unwrap() >= spent);
 }

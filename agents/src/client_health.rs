@@ -1,0 +1,787 @@
+//! `POST /client-health/train` and `POST /client-health/predict`: churn models trained on the
+//! caller's own tabular data (any schema), versioned and persisted, plus a default model
+//! trained on a real churn data set (modeldata's `mlc_churn`, see `models/manifest.toml`).
+//!
+//! A model is an L2-regularised logistic regression ([`crate::logistic`], fitted exactly by
+//! Newton's method; the same objective as scikit-learn's `C = 1`) on the [`crate::tabular`] encoding. Training reports
+//! `cv_auc`, the mean ROC-AUC of stratified 5-fold cross-validation (the encoder refitted on
+//! each training fold), then fits on every record. `churn_risk` is the model's probability
+//! of churn. Per-feature contributions are exact in log-odds: each column's
+//! sum of coefficient x (encoded value - training mean of that feature), so the baseline
+//! (the average training customer's log-odds) plus the contributions is the prediction's
+//! log-odds. `risk_level`: Low < 0.25 <= Medium < 0.5 <= High < 0.75 <= Critical; `priority`
+//! 1 (Critical) to 4 (Low); `health_score` = 100 (1 - churn_risk); `confidence` = the
+//! probability of the predicted class.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::logistic::Logistic;
+use crate::tabular::{binary_target, roc_auc, stratified_folds, Encoder, Record};
+use crate::{now_iso8601, Agent, AgentError, AgentKind};
+
+/// Id of the model trained on modeldata's `mlc_churn` by `msp-mesh prepare`.
+pub const DEFAULT_MODEL_ID: &str = "mlc-churn";
+/// Most records one training request may hold.
+pub const MAX_RECORDS: usize = 200_000;
+/// Most columns of a training set.
+pub const MAX_COLUMNS: usize = 500;
+/// Cross-validation folds.
+pub const CV_FOLDS: usize = 5;
+/// Seed of the fold assignment.
+const CV_SEED: u64 = 7;
+
+/// A persisted churn model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChurnModel {
+    pub model_id: String,
+    pub version: u32,
+    pub target: String,
+    pub encoder: Encoder,
+    /// Coefficients of the encoded features (log-odds of churn per unit).
+    pub coefficients: Vec<f64>,
+    pub intercept: f64,
+    /// Training mean of each encoded feature (the contribution baseline).
+    pub feature_means: Vec<f64>,
+    pub metrics: TrainingMetrics,
+    pub trained_at: String,
+    /// Where the training data came from.
+    pub data_source: String,
+}
+
+/// What training measured.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TrainingMetrics {
+    /// Mean ROC-AUC over the folds.
+    pub cv_auc: f64,
+    /// ROC-AUC of each fold.
+    pub cv_fold_auc: Vec<f64>,
+    pub cv_folds: usize,
+    pub records: usize,
+    pub churned: usize,
+    /// Share of churned records.
+    pub churn_rate: f64,
+    pub features: usize,
+}
+
+impl ChurnModel {
+    /// `client-health/<id>@v<version>`.
+    pub fn versioned_id(&self) -> String {
+        format!("client-health/{}@v{}", self.model_id, self.version)
+    }
+
+    /// Log-odds of churn for encoded features.
+    fn log_odds(&self, features: &[f64]) -> f64 {
+        self.intercept
+            + features
+                .iter()
+                .zip(&self.coefficients)
+                .map(|(x, w)| x * w)
+                .sum::<f64>()
+    }
+}
+
+/// Trains a model on `records` (the target column holds yes/no, true/false or 1/0).
+pub fn train(
+    model_id: &str,
+    records: &[Record],
+    target: &str,
+    data_source: &str,
+) -> Result<ChurnModel, AgentError> {
+    validate_model_id("model_id", model_id)?;
+    if records.len() > MAX_RECORDS {
+        return Err(AgentError::invalid(
+            "records",
+            format!("holds {} records; at most {MAX_RECORDS}", records.len()),
+        ));
+    }
+    let mut labels = Vec::with_capacity(records.len());
+    for (i, r) in records.iter().enumerate() {
+        let value = r.get(target).ok_or_else(|| {
+            AgentError::invalid(
+                &format!("records[{i}].{target}"),
+                "the target column is missing",
+            )
+        })?;
+        labels.push(binary_target(value).ok_or_else(|| {
+            AgentError::invalid(
+                &format!("records[{i}].{target}"),
+                format!("{value} is not yes/no, true/false or 1/0"),
+            )
+        })?);
+    }
+    let churned = labels.iter().filter(|&&l| l).count();
+    if churned < CV_FOLDS || records.len() - churned < CV_FOLDS {
+        return Err(AgentError::invalid(
+            "records",
+            format!(
+                "{churned} churned and {} retained records; each class needs at least {CV_FOLDS} for cross-validation",
+                records.len() - churned
+            ),
+        ));
+    }
+    let all: Vec<&Record> = records.iter().collect();
+    let columns = all
+        .iter()
+        .flat_map(|r| r.keys())
+        .collect::<std::collections::HashSet<_>>()
+        .len();
+    if columns > MAX_COLUMNS {
+        return Err(AgentError::invalid(
+            "records",
+            format!("holds {columns} columns; at most {MAX_COLUMNS}"),
+        ));
+    }
+    if columns < 2 {
+        return Err(AgentError::invalid(
+            "records",
+            "the records hold no feature column besides the target",
+        ));
+    }
+
+    let folds = stratified_folds(&labels, CV_FOLDS, CV_SEED);
+    let mut fold_auc = Vec::with_capacity(CV_FOLDS);
+    for f in 0..CV_FOLDS {
+        let (train_idx, test_idx): (Vec<usize>, Vec<usize>) =
+            (0..records.len()).partition(|&i| folds[i] != f);
+        let fitted = fit(&all, &labels, &train_idx, target)?;
+        let scores: Vec<f64> = test_idx
+            .iter()
+            .map(|&i| fitted.log_odds(&fitted.encoder.encode(all[i]).features))
+            .collect();
+        let truth: Vec<bool> = test_idx.iter().map(|&i| labels[i]).collect();
+        fold_auc.push(roc_auc(&scores, &truth));
+    }
+    let every: Vec<usize> = (0..records.len()).collect();
+    let mut model = fit(&all, &labels, &every, target)?;
+    model.model_id = model_id.to_string();
+    model.data_source = data_source.to_string();
+    model.metrics = TrainingMetrics {
+        cv_auc: fold_auc.iter().sum::<f64>() / fold_auc.len() as f64,
+        cv_fold_auc: fold_auc,
+        cv_folds: CV_FOLDS,
+        records: records.len(),
+        churned,
+        churn_rate: churned as f64 / records.len() as f64,
+        features: model.coefficients.len(),
+    };
+    Ok(model)
+}
+
+/// Fits one model on every record (no cross-validation), for benchmarks.
+pub fn fit_once(records: &[Record], target: &str) -> Result<ChurnModel, AgentError> {
+    let labels: Vec<bool> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            r.get(target).and_then(binary_target).ok_or_else(|| {
+                AgentError::invalid(
+                    &format!("records[{i}].{target}"),
+                    "not yes/no, true/false or 1/0",
+                )
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let all: Vec<&Record> = records.iter().collect();
+    let every: Vec<usize> = (0..records.len()).collect();
+    fit(&all, &labels, &every, target)
+}
+
+/// Log-odds of churn `model` gives `record`.
+pub fn churn_log_odds(model: &ChurnModel, record: &Record) -> f64 {
+    model.log_odds(&model.encoder.encode(record).features)
+}
+
+/// Fits the encoder and the regression on the rows `idx`.
+fn fit(
+    records: &[&Record],
+    labels: &[bool],
+    idx: &[usize],
+    target: &str,
+) -> Result<ChurnModel, AgentError> {
+    let rows: Vec<&Record> = idx.iter().map(|&i| records[i]).collect();
+    let encoder = Encoder::fit(&rows, &[target]);
+    let width = encoder.width();
+    let x: Vec<Vec<f64>> = rows.iter().map(|r| encoder.encode(r).features).collect();
+    let y: Vec<bool> = idx.iter().map(|&i| labels[i]).collect();
+    let mut feature_means = vec![0.0; width];
+    for row in &x {
+        for (m, v) in feature_means.iter_mut().zip(row) {
+            *m += v / x.len() as f64;
+        }
+    }
+    let fitted = Logistic::fit(&x, &y, 1.0)
+        .map_err(|e| AgentError::Unavailable(format!("logistic regression failed: {e}")))?;
+    Ok(ChurnModel {
+        model_id: String::new(),
+        version: 0,
+        target: target.to_string(),
+        encoder,
+        coefficients: fitted.weights,
+        intercept: fitted.intercept,
+        feature_means,
+        metrics: TrainingMetrics {
+            cv_auc: f64::NAN,
+            cv_fold_auc: vec![],
+            cv_folds: 0,
+            records: idx.len(),
+            churned: 0,
+            churn_rate: 0.0,
+            features: width,
+        },
+        trained_at: now_iso8601(),
+        data_source: String::new(),
+    })
+}
+
+fn validate_model_id(field: &str, id: &str) -> Result<(), AgentError> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(AgentError::invalid(
+            field,
+            "must be 1 to 64 characters of a-z, 0-9, '-' and '_'",
+        ))
+    }
+}
+
+/// Versioned models on disk: `<dir>/<model_id>/v<version>.json`.
+#[derive(Debug, Clone)]
+pub struct ModelStore {
+    dir: PathBuf,
+}
+
+impl ModelStore {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    /// The folder of every model.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn versions(&self, model_id: &str) -> Vec<u32> {
+        let mut versions: Vec<u32> = std::fs::read_dir(self.dir.join(model_id))
+            .into_iter()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.ok()?.file_name().into_string().ok()?;
+                name.strip_prefix('v')?.strip_suffix(".json")?.parse().ok()
+            })
+            .collect();
+        versions.sort_unstable();
+        versions
+    }
+
+    /// Saves `model` as the next version of its id (written atomically); returns the version.
+    pub fn save(&self, model: &mut ChurnModel) -> std::io::Result<u32> {
+        let folder = self.dir.join(&model.model_id);
+        std::fs::create_dir_all(&folder)?;
+        model.version = self.versions(&model.model_id).last().copied().unwrap_or(0) + 1;
+        let path = folder.join(format!("v{}.json", model.version));
+        let tmp = folder.join(format!(
+            ".v{}.json.{}.tmp",
+            model.version,
+            std::process::id()
+        ));
+        std::fs::write(&tmp, serde_json::to_vec_pretty(model)?)?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(model.version)
+    }
+
+    /// Loads a model (the latest version unless one is named).
+    pub fn load(&self, model_id: &str, version: Option<u32>) -> Result<ChurnModel, AgentError> {
+        validate_model_id("model_id", model_id)?;
+        let version = match version {
+            Some(v) => v,
+            None => *self.versions(model_id).last().ok_or_else(|| {
+                AgentError::invalid(
+                    "model_id",
+                    format!("no model `{model_id}` has been trained"),
+                )
+            })?,
+        };
+        let path = self.dir.join(model_id).join(format!("v{version}.json"));
+        let text = std::fs::read(&path).map_err(|_| {
+            AgentError::invalid(
+                "version",
+                format!("model `{model_id}` has no version {version}"),
+            )
+        })?;
+        serde_json::from_slice(&text).map_err(|e| {
+            AgentError::Unavailable(format!("model file {} is unreadable: {e}", path.display()))
+        })
+    }
+
+    /// Every model id with its versions.
+    pub fn list(&self) -> Vec<(String, Vec<u32>)> {
+        let mut ids: Vec<(String, Vec<u32>)> = std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|id| !id.starts_with('.'))
+            .map(|id| {
+                let v = self.versions(&id);
+                (id, v)
+            })
+            .filter(|(_, v)| !v.is_empty())
+            .collect();
+        ids.sort();
+        ids
+    }
+}
+
+/// `POST /client-health/train`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrainRequest {
+    /// One object per client: column name to value (numbers, text, booleans, null).
+    #[schema(value_type = Vec<Object>)]
+    pub records: Vec<Record>,
+    /// The column that says whether the client churned (yes/no, true/false, 1/0).
+    pub target: String,
+    /// Id to save the model under (a new version each time); default `custom`.
+    #[serde(default)]
+    pub model_id: Option<String>,
+}
+
+/// The trained model's summary.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TrainResponse {
+    pub model_id: String,
+    pub version: u32,
+    pub cv_auc: f64,
+    pub metrics: TrainingMetrics,
+    /// Input columns and how each is encoded.
+    pub columns: Vec<ColumnSummary>,
+    /// The largest coefficients (log-odds of churn per standardised unit or per level).
+    pub top_coefficients: Vec<Coefficient>,
+    pub model_used: String,
+    pub trained_at: String,
+}
+
+/// One input column of a model.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ColumnSummary {
+    pub name: String,
+    /// numeric or categorical.
+    pub kind: String,
+}
+
+/// One coefficient.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Coefficient {
+    pub feature: String,
+    pub coefficient: f64,
+}
+
+/// `POST /client-health/predict`.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PredictRequest {
+    /// Which model (default: the `mlc-churn` model).
+    #[serde(default)]
+    pub model_id: Option<String>,
+    /// Which version (default: the latest).
+    #[serde(default)]
+    pub version: Option<u32>,
+    /// The client's values, by column name.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub features: Option<Record>,
+    /// Echoed.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// The prototype's fields: used as features named `ticket_volume`, `resolution_time` and
+    /// `satisfaction_score` when the model has such columns (listed as ignored otherwise).
+    #[serde(default)]
+    pub ticket_volume: Option<f64>,
+    #[serde(default)]
+    pub resolution_time: Option<f64>,
+    #[serde(default)]
+    pub satisfaction_score: Option<f64>,
+    /// The client's monthly revenue: `revenue_at_risk` = churn_risk x this.
+    #[serde(default)]
+    pub monthly_revenue: Option<f64>,
+}
+
+/// One column's share of the prediction.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Contribution {
+    pub feature: String,
+    /// The value used (null when imputed).
+    #[schema(value_type = Object)]
+    pub value: Value,
+    /// Log-odds of churn this column adds against the average training client.
+    pub contribution: f64,
+}
+
+/// Figures derived from the churn probability.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Outlook {
+    pub retention_probability: f64,
+    /// churn_risk x monthly_revenue, when the revenue was given.
+    pub revenue_at_risk: Option<f64>,
+}
+
+/// The prediction.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PredictResponse {
+    pub client_id: Option<String>,
+    pub model_id: String,
+    pub version: u32,
+    pub churn_risk: f64,
+    pub health_score: f64,
+    pub risk_level: String,
+    pub priority: u8,
+    pub confidence: f64,
+    /// The average training client's log-odds; plus the contributions gives the prediction's.
+    pub baseline_log_odds: f64,
+    pub contributions: Vec<Contribution>,
+    /// Model columns the request left out (imputed with the training median or left unset).
+    pub imputed_features: Vec<String>,
+    /// Request fields the model has no column for.
+    pub ignored_fields: Vec<String>,
+    pub recommendations: Vec<String>,
+    pub predictions: Outlook,
+    /// The model's cross-validated ROC-AUC.
+    pub model_cv_auc: f64,
+    pub model_used: String,
+    pub timestamp: String,
+}
+
+/// The client-health agent: trains and serves churn models from a [`ModelStore`].
+pub struct ClientHealthAgent {
+    store: ModelStore,
+    /// Serialises training so two requests never write the same version.
+    training: tokio::sync::Mutex<()>,
+}
+
+impl ClientHealthAgent {
+    pub fn new(store: ModelStore) -> Self {
+        Self {
+            store,
+            training: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn store(&self) -> &ModelStore {
+        &self.store
+    }
+
+    /// Trains and saves a model.
+    pub async fn train(&self, request: TrainRequest) -> Result<TrainResponse, AgentError> {
+        let model_id = request.model_id.clone().unwrap_or_else(|| "custom".into());
+        validate_model_id("model_id", &model_id)?;
+        if request.target.trim().is_empty() {
+            return Err(AgentError::invalid("target", "name the target column"));
+        }
+        let _guard = self.training.lock().await;
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut model = train(
+                &model_id,
+                &request.records,
+                &request.target,
+                "caller's records",
+            )?;
+            store
+                .save(&mut model)
+                .map_err(|e| AgentError::Unavailable(format!("could not save the model: {e}")))?;
+            Ok(train_summary(&model))
+        })
+        .await
+        .map_err(|e| AgentError::Unavailable(format!("training stopped: {e}")))?
+    }
+}
+
+/// The response describing a trained model.
+pub fn train_summary(model: &ChurnModel) -> TrainResponse {
+    let names = model.encoder.feature_names();
+    let mut top: Vec<Coefficient> = names
+        .into_iter()
+        .zip(&model.coefficients)
+        .map(|(feature, &coefficient)| Coefficient {
+            feature,
+            coefficient,
+        })
+        .collect();
+    top.sort_by(|a, b| b.coefficient.abs().total_cmp(&a.coefficient.abs()));
+    top.truncate(10);
+    TrainResponse {
+        model_id: model.model_id.clone(),
+        version: model.version,
+        cv_auc: model.metrics.cv_auc,
+        metrics: model.metrics.clone(),
+        columns: model
+            .encoder
+            .columns
+            .iter()
+            .map(|c| ColumnSummary {
+                name: c.name.clone(),
+                kind: match c.encoding {
+                    crate::tabular::ColumnEncoding::Numeric { .. } => "numeric".into(),
+                    crate::tabular::ColumnEncoding::Categorical { .. } => "categorical".into(),
+                },
+            })
+            .collect(),
+        top_coefficients: top,
+        model_used: format!("{} (L2 logistic regression)", model.versioned_id()),
+        trained_at: model.trained_at.clone(),
+    }
+}
+
+impl Agent for ClientHealthAgent {
+    type Request = PredictRequest;
+    type Response = PredictResponse;
+    const KIND: AgentKind = AgentKind::ClientHealth;
+
+    fn model_used(&self) -> String {
+        format!("client-health/{DEFAULT_MODEL_ID} (L2 logistic regression)")
+    }
+
+    async fn handle(&self, request: PredictRequest) -> Result<PredictResponse, AgentError> {
+        let model_id = request
+            .model_id
+            .clone()
+            .unwrap_or_else(|| DEFAULT_MODEL_ID.into());
+        let model = match self.store.load(&model_id, request.version) {
+            Err(AgentError::Invalid { .. }) if request.model_id.is_none() && request.version.is_none() => {
+                return Err(AgentError::Unavailable(format!(
+                    "the default model `{DEFAULT_MODEL_ID}` is not trained yet: run `msp-mesh prepare`"
+                )))
+            }
+            other => other?,
+        };
+        predict(&model, &request)
+    }
+}
+
+/// Scores one client with `model`.
+pub fn predict(
+    model: &ChurnModel,
+    request: &PredictRequest,
+) -> Result<PredictResponse, AgentError> {
+    let mut record = request.features.clone().unwrap_or_default();
+    for (name, value) in [
+        ("ticket_volume", request.ticket_volume),
+        ("resolution_time", request.resolution_time),
+        ("satisfaction_score", request.satisfaction_score),
+    ] {
+        if let Some(v) = value {
+            record
+                .entry(name.to_string())
+                .or_insert_with(|| serde_json::json!(v));
+        }
+    }
+    if let Some(r) = request.monthly_revenue {
+        if !r.is_finite() || r < 0.0 {
+            return Err(AgentError::invalid(
+                "monthly_revenue",
+                "must be a non-negative number",
+            ));
+        }
+    }
+    if record.is_empty() {
+        return Err(AgentError::invalid(
+            "features",
+            format!(
+                "send the client's values by column; model {} reads {}",
+                model.versioned_id(),
+                model
+                    .encoder
+                    .columns
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    let known: std::collections::HashSet<&str> = model
+        .encoder
+        .columns
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    let ignored_fields: Vec<String> = record
+        .keys()
+        .filter(|k| !known.contains(k.as_str()))
+        .cloned()
+        .collect();
+    let encoded = model.encoder.encode(&record);
+    let log_odds = model.log_odds(&encoded.features);
+    let churn_risk = 1.0 / (1.0 + (-log_odds).exp());
+    let baseline_log_odds = model.intercept
+        + model
+            .feature_means
+            .iter()
+            .zip(&model.coefficients)
+            .map(|(m, w)| m * w)
+            .sum::<f64>();
+    let mut per_column = vec![0.0; model.encoder.columns.len()];
+    for ((&col, x), (w, m)) in model
+        .encoder
+        .feature_columns()
+        .iter()
+        .zip(&encoded.features)
+        .zip(model.coefficients.iter().zip(&model.feature_means))
+    {
+        per_column[col] += w * (x - m);
+    }
+    let mut contributions: Vec<Contribution> = model
+        .encoder
+        .columns
+        .iter()
+        .zip(per_column)
+        .map(|(c, contribution)| Contribution {
+            feature: c.name.clone(),
+            value: record.get(&c.name).cloned().unwrap_or(Value::Null),
+            contribution,
+        })
+        .collect();
+    contributions.sort_by(|a, b| b.contribution.abs().total_cmp(&a.contribution.abs()));
+    let (risk_level, priority) = match churn_risk {
+        p if p >= 0.75 => ("Critical", 1),
+        p if p >= 0.5 => ("High", 2),
+        p if p >= 0.25 => ("Medium", 3),
+        _ => ("Low", 4),
+    };
+    let recommendations = contributions
+        .iter()
+        .filter(|c| c.contribution > 0.1 && !c.value.is_null())
+        .take(3)
+        .map(|c| {
+            format!(
+                "{} = {} raises the churn odds {:.1}x against the average client: review it with the client",
+                c.feature,
+                c.value,
+                c.contribution.exp()
+            )
+        })
+        .collect();
+    Ok(PredictResponse {
+        client_id: request.client_id.clone(),
+        model_id: model.model_id.clone(),
+        version: model.version,
+        churn_risk,
+        health_score: 100.0 * (1.0 - churn_risk),
+        risk_level: risk_level.into(),
+        priority,
+        confidence: churn_risk.max(1.0 - churn_risk),
+        baseline_log_odds,
+        contributions,
+        imputed_features: encoded.missing,
+        ignored_fields,
+        recommendations,
+        predictions: Outlook {
+            retention_probability: 1.0 - churn_risk,
+            revenue_at_risk: request.monthly_revenue.map(|r| r * churn_risk),
+        },
+        model_cv_auc: model.metrics.cv_auc,
+        model_used: format!("{} (L2 logistic regression)", model.versioned_id()),
+        timestamp: now_iso8601(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Churn determined by one feature with a known direction: many support calls churn.
+    fn records() -> Vec<Record> {
+        (0..200)
+            .map(|i| {
+                let calls = i % 10;
+                let plan = if i % 3 == 0 { "pro" } else { "basic" };
+                let churned = calls >= 7 || (calls >= 5 && plan == "basic" && i % 2 == 0);
+                json!({"calls": calls, "plan": plan, "churn": if churned {"yes"} else {"no"}})
+                    .as_object()
+                    .unwrap()
+                    .clone()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn trains_saves_versions_and_explains_a_prediction() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ModelStore::new(dir.path());
+        let mut model = train("toy", &records(), "churn", "test").unwrap();
+        assert!(model.metrics.cv_auc > 0.9, "{:?}", model.metrics);
+        assert_eq!(store.save(&mut model).unwrap(), 1);
+        assert_eq!(store.save(&mut model.clone()).unwrap(), 2);
+        let loaded = store.load("toy", None).unwrap();
+        assert_eq!(loaded.version, 2);
+        assert_eq!(store.list(), vec![("toy".to_string(), vec![1, 2])]);
+
+        let high = predict(
+            &loaded,
+            &PredictRequest {
+                features: json!({"calls": 9, "plan": "basic"}).as_object().cloned(),
+                ticket_volume: Some(3.0),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let low = predict(
+            &loaded,
+            &PredictRequest {
+                features: json!({"calls": 0, "plan": "pro"}).as_object().cloned(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(
+            high.churn_risk > 0.8 && low.churn_risk < 0.1,
+            "{} {}",
+            high.churn_risk,
+            low.churn_risk
+        );
+        assert_eq!(high.contributions[0].feature, "calls");
+        assert_eq!(high.ignored_fields, vec!["ticket_volume"]);
+        // Baseline plus contributions is the prediction's log-odds.
+        let sum: f64 = high.baseline_log_odds
+            + high
+                .contributions
+                .iter()
+                .map(|c| c.contribution)
+                .sum::<f64>();
+        assert!((1.0 / (1.0 + (-sum).exp()) - high.churn_risk).abs() < 1e-9);
+    }
+
+    #[test]
+    fn bad_training_input_names_the_field() {
+        let mut rows = records();
+        rows[3].insert("churn".into(), json!("perhaps"));
+        match train("toy", &rows, "churn", "t") {
+            Err(AgentError::Invalid { field, .. }) => assert_eq!(field, "records[3].churn"),
+            other => panic!("{other:?}"),
+        }
+        let one_class: Vec<Record> = records()
+            .into_iter()
+            .map(|mut r| {
+                r.insert("churn".into(), json!("no"));
+                r
+            })
+            .collect();
+        assert!(matches!(
+            train("toy", &one_class, "churn", "t"),
+            Err(AgentError::Invalid { .. })
+        ));
+        assert!(matches!(
+            train("Bad Id", &records(), "churn", "t"),
+            Err(AgentError::Invalid { .. })
+        ));
+    }
+}

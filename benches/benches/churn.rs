@@ -1,0 +1,62 @@
+//! Churn model on modeldata's `mlc_churn`: our logistic regression's held-out ROC-AUC and
+//! fit + score time, on a stratified 80/20 split written to `--out-dir` (train.csv, test.csv)
+//! so `scripts/bench_churn.py` scores scikit-learn's `LogisticRegression` and
+//! `HistGradientBoostingClassifier` on exactly the same rows.
+//!
+//! `cargo bench -p mesh-benches --bench churn -- --out-dir DIR [--data-dir D] [--jsonl FILE]`
+
+use std::time::Instant;
+
+use mesh_agents::client_health;
+use mesh_agents::datasets::{churn_records, CHURN_TARGET};
+use mesh_agents::tabular::{binary_target, roc_auc, stratified_folds, Record};
+use mesh_benches::{arg_value, emit};
+use serde_json::Value;
+
+fn write_csv(path: &std::path::Path, records: &[&Record]) {
+    let mut columns: Vec<&String> = records.iter().flat_map(|r| r.keys()).collect();
+    columns.sort();
+    columns.dedup();
+    let mut w = csv::Writer::from_path(path).expect("create the CSV");
+    w.write_record(&columns).expect("write");
+    for r in records {
+        w.write_record(columns.iter().map(|c| match r.get(*c) {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) => s.clone(),
+            Some(v) => v.to_string(),
+        }))
+        .expect("write");
+    }
+}
+
+fn main() {
+    let data_dir = arg_value("data-dir").map_or_else(mesh_models::workspace_data_dir, Into::into);
+    let out_dir = std::path::PathBuf::from(arg_value("out-dir").expect("--out-dir DIR"));
+    std::fs::create_dir_all(&out_dir).expect("create --out-dir");
+    let records =
+        churn_records(&data_dir.join("modeldata")).expect("run `msp-mesh data pull modeldata`");
+    let labels: Vec<bool> = records
+        .iter()
+        .map(|r| binary_target(&r[CHURN_TARGET]).expect("yes/no"))
+        .collect();
+    let folds = stratified_folds(&labels, 5, 42);
+    let (train, test): (Vec<usize>, Vec<usize>) = (0..records.len()).partition(|&i| folds[i] != 0);
+    let pick = |idx: &[usize]| idx.iter().map(|&i| &records[i]).collect::<Vec<_>>();
+    write_csv(&out_dir.join("train.csv"), &pick(&train));
+    write_csv(&out_dir.join("test.csv"), &pick(&test));
+
+    let train_records: Vec<Record> = train.iter().map(|&i| records[i].clone()).collect();
+    let started = Instant::now();
+    let model = client_health::fit_once(&train_records, CHURN_TARGET).expect("fit");
+    let scores: Vec<f64> = test
+        .iter()
+        .map(|&i| client_health::churn_log_odds(&model, &records[i]))
+        .collect();
+    let seconds = started.elapsed().as_secs_f64();
+    let truth: Vec<bool> = test.iter().map(|&i| labels[i]).collect();
+    emit(&serde_json::json!({
+        "bench": "churn", "impl": "ours", "model": "logistic regression (Newton, L2, C=1)",
+        "auc": roc_auc(&scores, &truth), "seconds": seconds,
+        "train_rows": train.len(), "test_rows": test.len(), "features": model.coefficients.len(),
+    }));
+}
