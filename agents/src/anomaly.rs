@@ -720,6 +720,14 @@ mod tests {
             .collect()
     }
 
+    /// (index, type) of every anomaly found.
+    fn found(r: &AnomalyResponse) -> Vec<(usize, &str)> {
+        r.anomalies
+            .iter()
+            .map(|a| (a.index, a.kind.as_str()))
+            .collect()
+    }
+
     fn request(values: Vec<f64>) -> AnomalyRequest {
         AnomalyRequest {
             values: Some(values),
@@ -734,11 +742,7 @@ mod tests {
         values[60] += 40.0;
         values[150] -= 35.0;
         let r = detect(&request(values), "test").unwrap();
-        let found: Vec<(usize, &str)> = r
-            .anomalies
-            .iter()
-            .map(|a| (a.index, a.kind.as_str()))
-            .collect();
+        let found = found(&r);
         assert_eq!(
             found,
             vec![(60, "spike"), (150, "drop")],
@@ -774,11 +778,7 @@ mod tests {
             *v += 30.0;
         }
         let r = detect(&request(values), "test").unwrap();
-        let found: Vec<(usize, &str)> = r
-            .anomalies
-            .iter()
-            .map(|a| (a.index, a.kind.as_str()))
-            .collect();
+        let found = found(&r);
         assert_eq!(found, vec![(120, "level_shift")], "{:?}", r.anomalies);
     }
 

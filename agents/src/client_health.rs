@@ -619,6 +619,23 @@ pub fn predict(
         .cloned()
         .collect();
     let encoded = model.encoder.encode(&record);
+    if encoded.missing.len() == model.encoder.columns.len() {
+        return Err(AgentError::invalid(
+            "features",
+            format!(
+                "none of the fields sent ({}) is a column of model {}, which reads {}",
+                ignored_fields.join(", "),
+                model.versioned_id(),
+                model
+                    .encoder
+                    .columns
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
     let log_odds = model.log_odds(&encoded.features);
     let churn_risk = 1.0 / (1.0 + (-log_odds).exp());
     let baseline_log_odds = model.intercept

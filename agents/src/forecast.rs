@@ -883,14 +883,18 @@ fn parse_date(s: &str) -> Option<i64> {
     if d < 1 || d > mdays[(m - 1) as usize] {
         return None;
     }
-    // Howard Hinnant's days_from_civil.
+    Some(days_from_civil((y, m, d)))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+pub fn days_from_civil((y, m, d): (i64, i64, i64)) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
     let mp = (m + 9) % 12;
     let doy = (153 * mp + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    Some(era * 146_097 + doe - 719_468)
+    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]

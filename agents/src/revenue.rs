@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::forecast::{
-    default_season_lengths, detect_frequency, forecast, ForecastOptions, Frequency,
+    days_from_civil, default_season_lengths, detect_frequency, forecast, ForecastOptions, Frequency,
 };
 use crate::{now_iso8601, Agent, AgentError, AgentKind};
 
@@ -265,17 +265,7 @@ fn add_months((y, m, d): (i64, i64, i64), k: i64) -> (i64, i64, i64) {
     (y, m, d.min(days_in_month))
 }
 
-/// Days since 1970-01-01 (Howard Hinnant's algorithm).
-fn days_from_civil((y, m, d): (i64, i64, i64)) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
+/// The date `z` days after 1970-01-01 (Howard Hinnant's algorithm).
 fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);

@@ -491,6 +491,11 @@ fn validation_errors_are_422_naming_the_field() {
             "model_id",
         ),
         (
+            "/client-health/predict",
+            json!({"client_id": "c-9", "ticket_volume": 12, "satisfaction_score": 3}),
+            "features",
+        ),
+        (
             "/client-health/train",
             json!({"records": [{"a": 1, "churn": "maybe"}], "target": "churn"}),
             "records[0].churn",

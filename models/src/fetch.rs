@@ -116,12 +116,25 @@ fn fetch_package(
         }
     };
     let client = format!("{:?}", command.get_program());
-    let output = command
-        .output()
-        .map_err(|e| ModelsError::RegistryUnreachable {
-            package: requirement.clone(),
-            detail: format!("could not run {client}: {e}"),
-        })?;
+    let run = |command: &mut Command| {
+        command
+            .output()
+            .map_err(|e| ModelsError::RegistryUnreachable {
+                package: requirement.clone(),
+                detail: format!("could not run {client}: {e}"),
+            })
+    };
+    let mut output = run(&mut command)?;
+    if registry == Registry::Debian
+        && !output.status.success()
+        && String::from_utf8_lossy(&output.stderr).contains("Unable to locate package")
+    {
+        // A machine whose package lists were never fetched: fetch them once and retry.
+        let updated = Command::new("apt-get").args(["update", "-qq"]).status();
+        if updated.is_ok_and(|s| s.success()) {
+            output = run(&mut command)?;
+        }
+    }
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let tail: Vec<&str> = stderr.lines().rev().take(4).collect();
