@@ -40,7 +40,8 @@ async fn main() {
             "centralised_dp_auc": r.centralised_dp.as_ref().and_then(|b| b.auc),
             "centralised_accuracy": r.centralised_non_private.as_ref().map(|b| b.accuracy),
             "centralised_auc": r.centralised_non_private.as_ref().and_then(|b| b.auc),
-            "majority_class_accuracy": r.previous_accuracy,
+            "untrained_accuracy": r.previous_accuracy,
+            "majority_class_accuracy": r.majority_class_accuracy,
             "seconds": started.elapsed().as_secs_f64(),
         }));
     }

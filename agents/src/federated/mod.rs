@@ -101,12 +101,16 @@ pub struct FederatedResponse {
     pub noise_multiplier: f64,
     /// Record-level DP (one customer record added or removed).
     pub accounting_unit: String,
-    /// Held-out accuracy of the untrained global model.
+    /// Held-out accuracy of the untrained global model (all weights 0, so it predicts churn
+    /// for everyone: the churn rate).
     pub previous_accuracy: f64,
     /// Held-out accuracy after the last round.
     pub new_accuracy: f64,
     pub accuracy_improvement: f64,
     pub new_auc: Option<f64>,
+    /// Accuracy of always predicting the commoner outcome on the held-out records: with
+    /// 14% churners, accuracy near this says little, the AUC tells the models apart.
+    pub majority_class_accuracy: f64,
     /// Rounds run.
     pub round_number: usize,
     pub history: Vec<RoundSummary>,
@@ -295,6 +299,11 @@ impl Agent for FederatedAgent {
             new_accuracy: last,
             accuracy_improvement: last - first,
             new_auc: report.history.last().and_then(|r| r.auc),
+            majority_class_accuracy: {
+                let churned = self.test.y.iter().filter(|&&y| y == 1).count() as f64;
+                let n = self.test.y.len() as f64;
+                churned.max(n - churned) / n
+            },
             round_number: config.rounds,
             history: report
                 .history
