@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::extract::rejection::{JsonRejection, StringRejection};
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -275,6 +275,10 @@ async fn upsert(
     }))
 }
 
+/// Largest body of the routes that take the caller's data (series, points, training records):
+/// 64 MiB; the other routes keep axum's 2 MB. Past it: 413 naming `body`.
+pub const DATA_BODY_LIMIT: usize = 64 * 1024 * 1024;
+
 /// Every agent route, its short alias, and the partner directory routes.
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -288,15 +292,30 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route(AgentKind::PartnerMatching.alias(), post(match_partners))
         .route(AgentKind::Compliance.route(), post(compliance))
         .route(AgentKind::Compliance.alias(), post(compliance))
-        .route(AgentKind::AnomalyDetection.route(), post(anomaly))
-        .route(AgentKind::AnomalyDetection.alias(), post(anomaly))
-        .route(AgentKind::RevenueForecasting.route(), post(revenue))
-        .route(AgentKind::RevenueForecasting.alias(), post(revenue))
+        .route(
+            AgentKind::AnomalyDetection.route(),
+            post(anomaly).layer(DefaultBodyLimit::max(DATA_BODY_LIMIT)),
+        )
+        .route(
+            AgentKind::AnomalyDetection.alias(),
+            post(anomaly).layer(DefaultBodyLimit::max(DATA_BODY_LIMIT)),
+        )
+        .route(
+            AgentKind::RevenueForecasting.route(),
+            post(revenue).layer(DefaultBodyLimit::max(DATA_BODY_LIMIT)),
+        )
+        .route(
+            AgentKind::RevenueForecasting.alias(),
+            post(revenue).layer(DefaultBodyLimit::max(DATA_BODY_LIMIT)),
+        )
         .route(AgentKind::ResourceAllocation.route(), post(resource))
         .route(AgentKind::ResourceAllocation.alias(), post(resource))
         .route(AgentKind::ClientHealth.route(), post(client_health))
         .route(AgentKind::ClientHealth.alias(), post(client_health))
-        .route("/client-health/train", post(client_health_train))
+        .route(
+            "/client-health/train",
+            post(client_health_train).layer(DefaultBodyLimit::max(DATA_BODY_LIMIT)),
+        )
         .route("/client-health/models", get(client_health_models))
         .route(AgentKind::FederatedLearning.route(), post(federated))
         .route(AgentKind::FederatedLearning.alias(), post(federated))

@@ -802,3 +802,15 @@ fn federated_training_keeps_to_its_privacy_budget() {
     assert!(status["runs"].as_u64().unwrap() >= 1);
     assert!(status["total_epsilon_spent"].as_f64().unwrap() >= spent);
 }
+
+/// The data routes take bodies past axum's 2 MB default: 150,000 values (about 2.8 MB) reach
+/// the agent, which names the limit they exceed.
+#[test]
+fn data_routes_accept_large_bodies_and_name_the_limit() {
+    let values: Vec<f64> = (0..150_000).map(|i| 1000.123456789 + i as f64).collect();
+    let body = json!({ "values": values });
+    assert!(body.to_string().len() > 2 * 1024 * 1024);
+    let (s, v) = post("/anomaly/detect", body);
+    assert_eq!(s, 422, "{v}");
+    assert_eq!(v["field"], "values", "{v}");
+}

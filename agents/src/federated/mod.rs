@@ -275,7 +275,14 @@ impl Agent for FederatedAgent {
         })
         .await
         .map_err(|e| AgentError::Unavailable(format!("training stopped: {e}")))?
-        .map_err(|e| AgentError::invalid("participating_msps", e.to_string()))?;
+        .map_err(|e| match e {
+            fedavg::FederatedError::Dp(e) => AgentError::invalid("privacy_epsilon", e.to_string()),
+            fedavg::FederatedError::InvalidData(e) => AgentError::invalid(
+                "participating_msps",
+                format!("{e} (too many MSPs for the data?)"),
+            ),
+            other => AgentError::Unavailable(format!("federated training failed: {other}")),
+        })?;
         let (report, config) = report;
         let first = report.history.first().map_or(f64::NAN, |r| r.accuracy);
         let last = report.history.last().map_or(f64::NAN, |r| r.accuracy);
