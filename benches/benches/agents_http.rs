@@ -50,6 +50,9 @@ fn post(port: u16, path: &str, body: &str) -> (u16, Duration) {
     (status, elapsed)
 }
 
+/// Skills of the allocation workload.
+const SKILLS: [&str; 3] = ["network", "desktop", "security"];
+
 /// Representative request bodies, one per agent.
 fn workloads() -> Vec<(&'static str, &'static str, Value)> {
     vec![
@@ -78,6 +81,40 @@ fn workloads() -> Vec<(&'static str, &'static str, Value)> {
             "/compliance/check",
             json!({"framework": "nist-csf-2.0", "policy_text": "We keep an inventory of all hardware and software assets. Multi-factor authentication is required for remote access. Backups are taken daily and restores are tested monthly. Security awareness training is mandatory for all staff every year. Incidents are reported to the security team within one hour and handled with a documented response plan."}),
         ),
+        (
+            "anomaly-detection",
+            "/anomaly/detect",
+            // A week of hourly CPU readings with one spike.
+            json!({"metric_type": "cpu_percent", "values": (0..168).map(|t| if t == 100 { 97.0 } else { 40.0 + 10.0 * (t as f64 * std::f64::consts::PI / 12.0).sin() }).collect::<Vec<f64>>()}),
+        ),
+        (
+            "revenue-forecasting",
+            "/revenue/forecast",
+            // Three years of monthly revenue with growth and a yearly season.
+            json!({"history": (0..36).map(|t| 50_000.0 + 800.0 * t as f64 + 4_000.0 * (t as f64 * std::f64::consts::PI / 6.0).sin()).collect::<Vec<f64>>(), "horizon": 3}),
+        ),
+        (
+            "client-health",
+            "/client-health/predict",
+            json!({"features": {"international_plan": "yes", "number_customer_service_calls": 4, "total_day_minutes": 250.0, "account_length": 90}}),
+        ),
+        (
+            "resource-allocation",
+            "/resource/optimize",
+            json!({
+                "tasks": (0..12).map(|i| json!({"id": format!("t{i}"), "skill": SKILLS[i % 3], "priority": 1 + i % 4, "estimated_hours": 1.0 + (i % 3) as f64, "deadline_hours": 4.0 + (i % 5) as f64})).collect::<Vec<_>>(),
+                "technicians": [
+                    {"id": "ana", "skills": ["network", "security"], "capacity_hours": 8},
+                    {"id": "bo", "skills": ["desktop"], "capacity_hours": 8, "efficiency": 1.5},
+                    {"id": "cy", "skills": ["desktop", "network"], "capacity_hours": 6}
+                ]
+            }),
+        ),
+        (
+            "federated-learning",
+            "/federated/train",
+            json!({"participating_msps": 5, "privacy_epsilon": 1.0, "rounds": 10}),
+        ),
     ]
 }
 
@@ -87,7 +124,13 @@ fn main() -> anyhow::Result<()> {
     let load_started = Instant::now();
     let state = runtime.block_on(AppState::load(&args.model))?;
     let load_s = load_started.elapsed().as_secs_f64();
-    if let Some((name, reason)) = state.agents.failures().first() {
+    if let Some((name, reason)) = state
+        .agents
+        .failures()
+        .into_iter()
+        .chain(state.numeric.failures())
+        .next()
+    {
         anyhow::bail!("{name} is not loaded: {reason} (run `msp-mesh prepare`)");
     }
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
