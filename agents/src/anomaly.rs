@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::iforest::{ForestOptions, IsolationForest};
+use crate::stats::{mad, mean, median, std_dev};
 use crate::{now_iso8601, Agent, AgentError, AgentKind};
 
 /// Most points one request may hold.
@@ -216,7 +217,7 @@ pub fn detect(request: &AnomalyRequest, model: &str) -> Result<AnomalyResponse, 
         let (kind, value, deviations) = match &input {
             Input::Series(values) => (extreme.series_type(&rows, i).to_string(), values[i], vec![]),
             Input::Points { points, names } => {
-                let deviations = deviations(points, names, i);
+                let deviations = deviations(points, names, extreme.feature_stats(), i);
                 let value = deviations.first().map_or(f64::NAN, |d| d.value);
                 ("outlier".to_string(), value, deviations)
             }
@@ -507,13 +508,17 @@ fn suppress_repeated_shifts(anomalies: &mut Vec<Anomaly>, w: usize) {
     });
 }
 
-/// The (up to three) features of point `i` with the largest robust z.
-fn deviations(points: &[Vec<f64>], names: &[String], i: usize) -> Vec<Deviation> {
+/// The (up to three) features of point `i` with the largest robust z, from each feature's
+/// median and 1.4826 MAD (`centre_spread`).
+fn deviations(
+    points: &[Vec<f64>],
+    names: &[String],
+    centre_spread: &[(f64, f64)],
+    i: usize,
+) -> Vec<Deviation> {
     let mut out: Vec<Deviation> = (0..names.len())
         .map(|f| {
-            let column: Vec<f64> = points.iter().map(|p| p[f]).collect();
-            let m = median(&column);
-            let spread = 1.4826 * mad(&column, m);
+            let (m, spread) = centre_spread[f];
             let d = points[i][f] - m;
             let robust_z = if spread > 0.0 {
                 d / spread
@@ -581,6 +586,14 @@ impl Extremes {
                 .iter()
                 .zip(centre_spread)
                 .any(|(&x, &cs)| far(x, cs)),
+        }
+    }
+
+    /// Per feature of the points, median and 1.4826 MAD (empty for a series).
+    fn feature_stats(&self) -> &[(f64, f64)] {
+        match self {
+            Self::Points(centre_spread) => centre_spread,
+            Self::Series { .. } => &[],
         }
     }
 
@@ -668,42 +681,6 @@ impl Statistics {
             median: median(values),
         }
     }
-}
-
-fn mean(v: &[f64]) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.iter().sum::<f64>() / v.len() as f64
-}
-
-/// Sample standard deviation (0 for fewer than two values).
-fn std_dev(v: &[f64], mean: f64) -> f64 {
-    if v.len() < 2 {
-        return 0.0;
-    }
-    (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt()
-}
-
-/// Linear-interpolated quantile of sorted values (numpy's default).
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let pos = q * (sorted.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut sorted = v.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    quantile(&sorted, 0.5)
-}
-
-/// Median absolute deviation from `center`.
-fn mad(v: &[f64], center: f64) -> f64 {
-    median(&v.iter().map(|x| (x - center).abs()).collect::<Vec<_>>())
 }
 
 #[cfg(test)]

@@ -98,21 +98,7 @@ pub fn train(
             format!("holds {} records; at most {MAX_RECORDS}", records.len()),
         ));
     }
-    let mut labels = Vec::with_capacity(records.len());
-    for (i, r) in records.iter().enumerate() {
-        let value = r.get(target).ok_or_else(|| {
-            AgentError::invalid(
-                &format!("records[{i}].{target}"),
-                "the target column is missing",
-            )
-        })?;
-        labels.push(binary_target(value).ok_or_else(|| {
-            AgentError::invalid(
-                &format!("records[{i}].{target}"),
-                format!("{value} is not yes/no, true/false or 1/0"),
-            )
-        })?);
-    }
+    let labels = parse_labels(records, target)?;
     let churned = labels.iter().filter(|&&l| l).count();
     if churned < CV_FOLDS || records.len() - churned < CV_FOLDS {
         return Err(AgentError::invalid(
@@ -171,20 +157,29 @@ pub fn train(
     Ok(model)
 }
 
-/// Fits one model on every record (no cross-validation), for benchmarks.
-pub fn fit_once(records: &[Record], target: &str) -> Result<ChurnModel, AgentError> {
-    let labels: Vec<bool> = records
+/// The binary target of every record; a 422 naming `records[i].<target>` otherwise.
+fn parse_labels(records: &[Record], target: &str) -> Result<Vec<bool>, AgentError> {
+    records
         .iter()
         .enumerate()
         .map(|(i, r)| {
-            r.get(target).and_then(binary_target).ok_or_else(|| {
+            let field = || format!("records[{i}].{target}");
+            let value = r
+                .get(target)
+                .ok_or_else(|| AgentError::invalid(&field(), "the target column is missing"))?;
+            binary_target(value).ok_or_else(|| {
                 AgentError::invalid(
-                    &format!("records[{i}].{target}"),
-                    "not yes/no, true/false or 1/0",
+                    &field(),
+                    format!("{value} is not yes/no, true/false or 1/0"),
                 )
             })
         })
-        .collect::<Result<_, _>>()?;
+        .collect()
+}
+
+/// Fits one model on every record (no cross-validation), for benchmarks.
+pub fn fit_once(records: &[Record], target: &str) -> Result<ChurnModel, AgentError> {
+    let labels = parse_labels(records, target)?;
     let all: Vec<&Record> = records.iter().collect();
     let every: Vec<usize> = (0..records.len()).collect();
     fit(&all, &labels, &every, target)

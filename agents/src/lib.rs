@@ -25,6 +25,7 @@ pub mod partners;
 pub mod recipes;
 pub mod resource;
 pub mod revenue;
+pub mod stats;
 pub mod tabular;
 pub mod text;
 pub mod threat;

@@ -10,6 +10,8 @@
 //! solver behind [`crate::allocation`] (microlp) needs sprs 0.11.4 or later, and Cargo
 //! cannot hold both; this fit is small, exact and tested against scikit-learn's numbers.
 
+use crate::stats::cholesky_solve;
+
 /// A fitted model.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Logistic {
@@ -105,7 +107,8 @@ impl Logistic {
             if grad.iter().all(|g| g.abs() < 1e-10 * n as f64) {
                 break;
             }
-            let step = cholesky_solve(&mut hess, &grad, d + 1)?;
+            let step = cholesky_solve(&mut hess, &grad, d + 1)
+                .ok_or(LogisticError::NotPositiveDefinite)?;
             let mut t = 1.0;
             let mut next;
             loop {
@@ -147,42 +150,6 @@ impl Logistic {
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-/// Solves `A x = b` for symmetric positive definite `A` (row-major `n x n`, overwritten).
-fn cholesky_solve(a: &mut [f64], b: &[f64], n: usize) -> Result<Vec<f64>, LogisticError> {
-    for j in 0..n {
-        let mut diag = a[j * n + j];
-        for k in 0..j {
-            diag -= a[j * n + k] * a[j * n + k];
-        }
-        if diag <= 0.0 || !diag.is_finite() {
-            return Err(LogisticError::NotPositiveDefinite);
-        }
-        let diag = diag.sqrt();
-        a[j * n + j] = diag;
-        for i in j + 1..n {
-            let mut v = a[i * n + j];
-            for k in 0..j {
-                v -= a[i * n + k] * a[j * n + k];
-            }
-            a[i * n + j] = v / diag;
-        }
-    }
-    let mut z = b.to_vec();
-    for i in 0..n {
-        for k in 0..i {
-            z[i] -= a[i * n + k] * z[k];
-        }
-        z[i] /= a[i * n + i];
-    }
-    for i in (0..n).rev() {
-        for k in i + 1..n {
-            z[i] -= a[k * n + i] * z[k];
-        }
-        z[i] /= a[i * n + i];
-    }
-    Ok(z)
 }
 
 #[cfg(test)]

@@ -287,32 +287,14 @@ pub fn evaluate(weights: &[f64], bias: f64, data: &Dataset) -> (f64, Option<f64>
     (acc, roc_auc(&scores, &data.y))
 }
 
-/// Mann-Whitney ROC-AUC; `None` unless both classes are present.
+/// Mann-Whitney ROC-AUC ([`crate::tabular::roc_auc`]) of 0/1 labels; `None` unless both
+/// classes are present.
 pub fn roc_auc(scores: &[f64], y: &[u8]) -> Option<f64> {
-    let n_pos = y.iter().filter(|&&v| v == 1).count();
-    let n_neg = y.len() - n_pos;
-    if n_pos == 0 || n_neg == 0 || scores.len() != y.len() {
+    if scores.len() != y.len() {
         return None;
     }
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
-    let mut rank_sum_pos = 0.0;
-    let mut i = 0;
-    while i < order.len() {
-        let mut j = i;
-        while j + 1 < order.len() && scores[order[j + 1]] == scores[order[i]] {
-            j += 1;
-        }
-        let avg_rank = (i + j) as f64 / 2.0 + 1.0;
-        for &k in &order[i..=j] {
-            if y[k] == 1 {
-                rank_sum_pos += avg_rank;
-            }
-        }
-        i = j + 1;
-    }
-    let np = n_pos as f64;
-    Some((rank_sum_pos - np * (np + 1.0) / 2.0) / (np * n_neg as f64))
+    let labels: Vec<bool> = y.iter().map(|&v| v == 1).collect();
+    Some(crate::tabular::roc_auc(scores, &labels)).filter(|auc| !auc.is_nan())
 }
 
 // ---- partition -----------------------------------------------------------

@@ -914,39 +914,13 @@ fn cholesky_solve(a: &mut [f64], c: &mut [f64], q: usize) -> bool {
     for i in 0..q {
         a[i * q + i] += 1e-12 * max_diag;
     }
-    for j in 0..q {
-        let mut d = a[j * q + j];
-        for k in 0..j {
-            d -= a[j * q + k] * a[j * q + k];
+    match crate::stats::cholesky_solve(a, c, q) {
+        Some(x) if x.iter().all(|v| v.is_finite()) => {
+            c.copy_from_slice(&x);
+            true
         }
-        if d.is_nan() || d <= 0.0 {
-            return false;
-        }
-        let d = d.sqrt();
-        a[j * q + j] = d;
-        for i in j + 1..q {
-            let mut v = a[i * q + j];
-            for k in 0..j {
-                v -= a[i * q + k] * a[j * q + k];
-            }
-            a[i * q + j] = v / d;
-        }
+        _ => false,
     }
-    for i in 0..q {
-        let mut v = c[i];
-        for k in 0..i {
-            v -= a[i * q + k] * c[k];
-        }
-        c[i] = v / a[i * q + i];
-    }
-    for i in (0..q).rev() {
-        let mut v = c[i];
-        for k in i + 1..q {
-            v -= a[k * q + i] * c[k];
-        }
-        c[i] = v / a[i * q + i];
-    }
-    c.iter().all(|v| v.is_finite())
 }
 
 /// Seasonal states for times 1..m from `free`, time 0 making the sum 0.
