@@ -5,8 +5,6 @@
 //! by `msp-mesh prepare`), serves the real router on a loopback port and sends each agent
 //! N sequential requests (after 3 warm-up requests) over HTTP/1.1, printing p50 / p95 / mean.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -31,23 +29,7 @@ struct Args {
 }
 
 fn post(port: u16, path: &str, body: &str) -> (u16, Duration) {
-    let started = Instant::now();
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("send");
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).expect("read");
-    let elapsed = started.elapsed();
-    let status = String::from_utf8_lossy(&response)
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, elapsed)
+    mesh_benches::http_request(port, "POST", path, &[], body)
 }
 
 /// Skills of the allocation workload.
@@ -122,7 +104,11 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let runtime = tokio::runtime::Runtime::new()?;
     let load_started = Instant::now();
-    let state = runtime.block_on(AppState::load(&args.model))?;
+    let state = runtime.block_on(AppState::load(
+        &args.model,
+        &mesh_lambda::ServiceArgs::ephemeral(),
+        None,
+    ))?;
     let load_s = load_started.elapsed().as_secs_f64();
     if let Some((name, reason)) = state
         .agents

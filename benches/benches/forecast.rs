@@ -50,9 +50,17 @@ fn main() {
         )
         .expect("forecast");
         let seconds = started.elapsed().as_secs_f64();
-        emit(&serde_json::json!({
+        let mut line = serde_json::json!({
             "bench": "forecast", "series": name, "impl": "ours", "method": result.method,
             "mape": mape(test, &result.point), "smape": smape(test, &result.point), "seconds": seconds,
-        }));
+        });
+        if arg_value("candidates").is_some_and(|v| v == "true") {
+            line["candidates"] = result
+                .candidates
+                .iter()
+                .map(|c| serde_json::json!({"name": c.name, "cv_smape": c.smape}))
+                .collect();
+        }
+        emit(&line);
     }
 }

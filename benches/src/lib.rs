@@ -1,6 +1,8 @@
 //! Helpers for the benchmarks in `benches/` (timing statistics and memory readings).
 
-use std::time::Duration;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
 
 /// The `q`-quantile (0..=1) of durations in milliseconds, interpolated linearly
 /// between order statistics (numpy's default, as the PyTorch script computes it).
@@ -46,9 +48,76 @@ pub fn emit(line: &serde_json::Value) {
     }
 }
 
+/// Sends one HTTP/1.1 request on a new connection (as Apache Bench does without `-k`) to a
+/// loopback port; returns the status (0 when the exchange failed) and the time to the last
+/// byte of the answer.
+pub fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, Duration) {
+    let started = Instant::now();
+    let exchange = || -> std::io::Result<Vec<u8>> {
+        let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+            body.len()
+        );
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes())?;
+        stream.write_all(body.as_bytes())?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response)?;
+        Ok(response)
+    };
+    let status = exchange()
+        .ok()
+        .and_then(|response| {
+            String::from_utf8_lossy(&response)
+                .split_whitespace()
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+        })
+        .unwrap_or(0);
+    (status, started.elapsed())
+}
+
+/// The port of a loopback URL (`http://127.0.0.1:8080`, `http://localhost:8080`, `[::1]`).
+pub fn loopback_port(url: &str) -> Result<u16, String> {
+    let rest = url.strip_prefix("http://").unwrap_or(url);
+    let authority = rest.split('/').next().unwrap_or("");
+    let (host, port) = authority
+        .rsplit_once(':')
+        .ok_or_else(|| format!("`{url}` has no port"))?;
+    let loopback = host == "localhost"
+        || host == "[::1]"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !loopback {
+        return Err(format!(
+            "`{url}` is not a loopback address; the load test only runs against this machine"
+        ));
+    }
+    port.parse().map_err(|e| format!("port of `{url}`: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_loopback_targets() {
+        assert_eq!(loopback_port("http://127.0.0.1:8080"), Ok(8080));
+        assert_eq!(loopback_port("http://localhost:9000/"), Ok(9000));
+        assert!(loopback_port("http://10.0.0.5:8080").is_err());
+        assert!(loopback_port("http://example.com:80").is_err());
+    }
 
     #[test]
     fn nearest_rank_quantiles() {

@@ -20,121 +20,112 @@ use mesh_agents::revenue::{ForecastRequest, ForecastResponse};
 use mesh_agents::threat::{ThreatRequest, ThreatResponse};
 use mesh_agents::{Agent, AgentKind};
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::error::ErrorBody;
 use crate::{ApiError, AppState};
 
-/// Runs one request through a loaded agent.
+/// Runs one request through a loaded agent and stores the answer (with its `result_id`,
+/// event and alerts) before returning it.
 pub async fn run_agent<A: Agent>(
+    state: &AppState,
     agent: &Loaded<A>,
     body: Result<Json<A::Request>, JsonRejection>,
-) -> Result<Json<A::Response>, ApiError> {
-    let agent = loaded(agent)?;
+) -> Result<Json<Value>, ApiError> {
     let Json(request) = body?;
-    Ok(Json(agent.handle(request).await?))
+    let agent = loaded(agent)?;
+    let response = agent.handle(request).await?;
+    let data = serde_json::to_value(response)
+        .map_err(|e| ApiError::Storage(crate::store::StoreError::Json(e)))?;
+    let stored =
+        crate::records_api::record_result(state, A::KIND, agent.model_used(), data).await?;
+    Ok(Json(stored))
 }
 
 type Body<T> = Result<Json<T>, JsonRejection>;
-type Answer<T> = Result<Json<T>, ApiError>;
+/// An agent's answer as stored: its response fields plus `result_id`.
+type Answer = Result<Json<Value>, ApiError>;
+type Plain<T> = Result<Json<T>, ApiError>;
 
 /// Analyses text or a raw e-mail for threats: indicators, category, ATT&CK techniques, mitigations, severity.
 #[utoipa::path(post, path = "/threat-intelligence/analyze", request_body = ThreatRequest,
     responses((status = 200, body = ThreatResponse), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
-async fn threat(
-    State(s): State<Arc<AppState>>,
-    body: Body<ThreatRequest>,
-) -> Answer<ThreatResponse> {
-    run_agent(&s.agents.threat, body).await
+async fn threat(State(s): State<Arc<AppState>>, body: Body<ThreatRequest>) -> Answer {
+    run_agent(&s, &s.agents.threat, body).await
 }
 
 /// Sentiment, market impact and entities of market text.
 #[utoipa::path(post, path = "/market-intelligence/analyze", request_body = MarketRequest,
     responses((status = 200, body = MarketResponse), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
-async fn market(
-    State(s): State<Arc<AppState>>,
-    body: Body<MarketRequest>,
-) -> Answer<MarketResponse> {
-    run_agent(&s.agents.market, body).await
+async fn market(State(s): State<Arc<AppState>>, body: Body<MarketRequest>) -> Answer {
+    run_agent(&s, &s.agents.market, body).await
 }
 
 /// Answers a question from the knowledge base (ATT&CK, CWE, the project's docs).
 #[utoipa::path(post, path = "/nlp-query/ask", request_body = AskRequest,
     responses((status = 200, body = AskResponse), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
-async fn ask(State(s): State<Arc<AppState>>, body: Body<AskRequest>) -> Answer<AskResponse> {
-    run_agent(&s.agents.nlp_query, body).await
+async fn ask(State(s): State<Arc<AppState>>, body: Body<AskRequest>) -> Answer {
+    run_agent(&s, &s.agents.nlp_query, body).await
 }
 
 /// Ranks partner MSPs for a caller's requirements.
 #[utoipa::path(post, path = "/collaboration/match", request_body = MatchRequest,
     responses((status = 200, body = MatchResponse), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
-async fn match_partners(
-    State(s): State<Arc<AppState>>,
-    body: Body<MatchRequest>,
-) -> Answer<MatchResponse> {
-    run_agent(&s.agents.partners, body).await
+async fn match_partners(State(s): State<Arc<AppState>>, body: Body<MatchRequest>) -> Answer {
+    run_agent(&s, &s.agents.partners, body).await
 }
 
 /// Scores a policy against a control catalogue.
 #[utoipa::path(post, path = "/compliance/check", request_body = ComplianceRequest,
     responses((status = 200, body = ComplianceResponse), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
-async fn compliance(
-    State(s): State<Arc<AppState>>,
-    body: Body<ComplianceRequest>,
-) -> Answer<ComplianceResponse> {
-    run_agent(&s.agents.compliance, body).await
+async fn compliance(State(s): State<Arc<AppState>>, body: Body<ComplianceRequest>) -> Answer {
+    run_agent(&s, &s.agents.compliance, body).await
 }
 
 /// The partner directory.
 /// Anomalies in the caller's series or points (isolation forest).
 #[utoipa::path(post, path = "/anomaly/detect", request_body = AnomalyRequest,
     responses((status = 200, body = AnomalyResponse), (status = 422, body = ErrorBody)))]
-async fn anomaly(
-    State(s): State<Arc<AppState>>,
-    body: Body<AnomalyRequest>,
-) -> Answer<AnomalyResponse> {
-    run_agent(&s.numeric.anomaly, body).await
+async fn anomaly(State(s): State<Arc<AppState>>, body: Body<AnomalyRequest>) -> Answer {
+    run_agent(&s, &s.numeric.anomaly, body).await
 }
 
 /// Revenue forecast from the caller's history (augurs AutoETS / MSTL, seasonal ETS).
 #[utoipa::path(post, path = "/revenue/forecast", request_body = ForecastRequest,
     responses((status = 200, body = ForecastResponse), (status = 422, body = ErrorBody)))]
-async fn revenue(
-    State(s): State<Arc<AppState>>,
-    body: Body<ForecastRequest>,
-) -> Answer<ForecastResponse> {
-    run_agent(&s.numeric.revenue, body).await
+async fn revenue(State(s): State<Arc<AppState>>, body: Body<ForecastRequest>) -> Answer {
+    run_agent(&s, &s.numeric.revenue, body).await
 }
 
 /// Optimal assignment of the caller's tasks to technicians (MILP, greedy past a limit).
 #[utoipa::path(post, path = "/resource/optimize", request_body = OptimizeRequest,
     responses((status = 200, body = OptimizeResponse), (status = 422, body = ErrorBody)))]
-async fn resource(
-    State(s): State<Arc<AppState>>,
-    body: Body<OptimizeRequest>,
-) -> Answer<OptimizeResponse> {
-    run_agent(&s.numeric.resource, body).await
+async fn resource(State(s): State<Arc<AppState>>, body: Body<OptimizeRequest>) -> Answer {
+    run_agent(&s, &s.numeric.resource, body).await
 }
 
 /// Churn probability of one client from a trained model (default: `mlc-churn`).
 #[utoipa::path(post, path = "/client-health/predict", request_body = PredictRequest,
     responses((status = 200, body = PredictResponse), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
-async fn client_health(
-    State(s): State<Arc<AppState>>,
-    body: Body<PredictRequest>,
-) -> Answer<PredictResponse> {
-    run_agent(&s.numeric.client_health, body).await
+async fn client_health(State(s): State<Arc<AppState>>, body: Body<PredictRequest>) -> Answer {
+    run_agent(&s, &s.numeric.client_health, body).await
 }
 
 /// Trains (and saves as a new version) a churn model on the caller's records.
 #[utoipa::path(post, path = "/client-health/train", request_body = TrainRequest,
     responses((status = 200, body = TrainResponse), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
-async fn client_health_train(
-    State(s): State<Arc<AppState>>,
-    body: Body<TrainRequest>,
-) -> Answer<TrainResponse> {
-    let agent = loaded(&s.numeric.client_health)?;
+async fn client_health_train(State(s): State<Arc<AppState>>, body: Body<TrainRequest>) -> Answer {
     let Json(request) = body?;
-    Ok(Json(agent.train(request).await?))
+    let agent = loaded(&s.numeric.client_health)?;
+    let trained = agent.train(request).await?;
+    let data = serde_json::to_value(trained)
+        .map_err(|e| ApiError::Storage(crate::store::StoreError::Json(e)))?;
+    let stored =
+        crate::records_api::record_result(&s, AgentKind::ClientHealth, agent.model_used(), data)
+            .await?;
+    let state = Arc::clone(&s);
+    tokio::task::spawn_blocking(move || state.record_agent_states("client-health model trained"));
+    Ok(Json(stored))
 }
 
 /// Every saved client-health model and its versions.
@@ -152,7 +143,7 @@ pub struct ModelVersions {
 
 /// The saved client-health models.
 #[utoipa::path(get, path = "/client-health/models", responses((status = 200, body = ModelList), (status = 503, body = ErrorBody)))]
-async fn client_health_models(State(s): State<Arc<AppState>>) -> Answer<ModelList> {
+async fn client_health_models(State(s): State<Arc<AppState>>) -> Plain<ModelList> {
     let agent = loaded(&s.numeric.client_health)?;
     let models = agent
         .store()
@@ -166,16 +157,13 @@ async fn client_health_models(State(s): State<Arc<AppState>>) -> Answer<ModelLis
 /// A federated training run with differential privacy over simulated MSPs.
 #[utoipa::path(post, path = "/federated/train", request_body = FederatedRequest,
     responses((status = 200, body = FederatedResponse), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
-async fn federated(
-    State(s): State<Arc<AppState>>,
-    body: Body<FederatedRequest>,
-) -> Answer<FederatedResponse> {
-    run_agent(&s.numeric.federated, body).await
+async fn federated(State(s): State<Arc<AppState>>, body: Body<FederatedRequest>) -> Answer {
+    run_agent(&s, &s.numeric.federated, body).await
 }
 
 /// The federated runs so far and the privacy budget they spent together.
 #[utoipa::path(get, path = "/federated/status", responses((status = 200, body = FederatedStatus), (status = 503, body = ErrorBody)))]
-async fn federated_status(State(s): State<Arc<AppState>>) -> Answer<FederatedStatus> {
+async fn federated_status(State(s): State<Arc<AppState>>) -> Plain<FederatedStatus> {
     Ok(Json(loaded(&s.numeric.federated)?.status()))
 }
 
@@ -189,7 +177,7 @@ pub struct PartnerList {
 
 /// Lists the partner directory.
 #[utoipa::path(get, path = "/collaboration/partners", responses((status = 200, body = PartnerList), (status = 503, body = ErrorBody)))]
-async fn list_partners(State(s): State<Arc<AppState>>) -> Answer<PartnerList> {
+async fn list_partners(State(s): State<Arc<AppState>>) -> Plain<PartnerList> {
     let agent = loaded(&s.agents.partners)?;
     let (partners, sample_data) = agent.list();
     Ok(Json(PartnerList {
@@ -206,7 +194,7 @@ async fn replace_partners(
     State(s): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Result<String, StringRejection>,
-) -> Answer<PartnerList> {
+) -> Plain<PartnerList> {
     upsert(&s, &headers, body, true).await
 }
 
@@ -217,7 +205,7 @@ async fn add_partners(
     State(s): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Result<String, StringRejection>,
-) -> Answer<PartnerList> {
+) -> Plain<PartnerList> {
     upsert(&s, &headers, body, false).await
 }
 
@@ -232,11 +220,11 @@ pub fn loaded<A: Agent>(l: &Loaded<A>) -> Result<&Arc<A>, ApiError> {
 }
 
 async fn upsert(
-    s: &AppState,
+    s: &Arc<AppState>,
     headers: &HeaderMap,
     body: Result<String, StringRejection>,
     replace: bool,
-) -> Answer<PartnerList> {
+) -> Plain<PartnerList> {
     let agent = loaded(&s.agents.partners)?;
     let body = body.map_err(|rejection| {
         let status = rejection.status();
@@ -267,6 +255,13 @@ async fn upsert(
         ));
     }
     agent.upsert(partners, replace).await?;
+    let state = Arc::clone(s);
+    let change = if replace {
+        "partner directory replaced"
+    } else {
+        "partners added"
+    };
+    tokio::task::spawn_blocking(move || state.record_agent_states(change));
     let (partners, sample_data) = agent.list();
     Ok(Json(PartnerList {
         count: partners.len(),
@@ -275,12 +270,11 @@ async fn upsert(
     }))
 }
 
-/// Largest body of the routes that take the caller's data (series, points, training records):
-/// 64 MiB; the other routes keep axum's 2 MB. Past it: 413 naming `body`.
-pub const DATA_BODY_LIMIT: usize = 64 * 1024 * 1024;
-
-/// Every agent route, its short alias, and the partner directory routes.
-pub fn routes() -> Router<Arc<AppState>> {
+/// Every agent route, its short alias, and the partner directory routes. The routes that
+/// take the caller's data (series, points, training records) accept bodies up to
+/// `data_body_limit` bytes; the others keep the server's general limit. Past it: 413 naming `body`.
+pub fn routes(data_body_limit: usize) -> Router<Arc<AppState>> {
+    let data_limit = || DefaultBodyLimit::max(data_body_limit);
     Router::new()
         .route(AgentKind::ThreatIntelligence.route(), post(threat))
         .route(AgentKind::ThreatIntelligence.alias(), post(threat))
@@ -294,19 +288,19 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route(AgentKind::Compliance.alias(), post(compliance))
         .route(
             AgentKind::AnomalyDetection.route(),
-            post(anomaly).layer(DefaultBodyLimit::max(DATA_BODY_LIMIT)),
+            post(anomaly).layer(data_limit()),
         )
         .route(
             AgentKind::AnomalyDetection.alias(),
-            post(anomaly).layer(DefaultBodyLimit::max(DATA_BODY_LIMIT)),
+            post(anomaly).layer(data_limit()),
         )
         .route(
             AgentKind::RevenueForecasting.route(),
-            post(revenue).layer(DefaultBodyLimit::max(DATA_BODY_LIMIT)),
+            post(revenue).layer(data_limit()),
         )
         .route(
             AgentKind::RevenueForecasting.alias(),
-            post(revenue).layer(DefaultBodyLimit::max(DATA_BODY_LIMIT)),
+            post(revenue).layer(data_limit()),
         )
         .route(AgentKind::ResourceAllocation.route(), post(resource))
         .route(AgentKind::ResourceAllocation.alias(), post(resource))
@@ -314,7 +308,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route(AgentKind::ClientHealth.alias(), post(client_health))
         .route(
             "/client-health/train",
-            post(client_health_train).layer(DefaultBodyLimit::max(DATA_BODY_LIMIT)),
+            post(client_health_train).layer(data_limit()),
         )
         .route("/client-health/models", get(client_health_models))
         .route(AgentKind::FederatedLearning.route(), post(federated))

@@ -16,13 +16,43 @@ use crate::{ApiError, AppState};
 /// Name of the service in `/health`.
 pub const SERVICE_NAME: &str = "msp-intelligence-mesh";
 
-/// Builds the router every deployment serves.
+/// Builds the router every deployment serves, behind the protection layers (outermost
+/// first): request log, CORS, JSON error bodies, timeout, API key, rate limit, metrics,
+/// in-flight bound, body limit.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    use axum::middleware::{from_fn, from_fn_with_state};
+    let protection = &state.protection;
+    let mut app = Router::new()
         .route("/health", get(health))
         .route("/embed", post(embed))
         .route("/openapi.json", get(openapi))
-        .merge(crate::agents_api::routes())
+        .merge(crate::agents_api::routes(protection.max_data_body_bytes))
+        .merge(crate::records_api::routes())
+        .layer(axum::extract::DefaultBodyLimit::max(
+            protection.max_body_bytes,
+        ))
+        .layer(from_fn_with_state(
+            state.clone(),
+            crate::protection::limit_inflight,
+        ))
+        .layer(from_fn_with_state(state.clone(), crate::metrics::track))
+        .layer(from_fn_with_state(
+            state.clone(),
+            crate::protection::rate_limit,
+        ))
+        .layer(from_fn_with_state(
+            state.clone(),
+            crate::protection::authenticate,
+        ))
+        .layer(from_fn_with_state(
+            state.clone(),
+            crate::protection::timeout,
+        ))
+        .layer(from_fn(crate::protection::json_errors));
+    if let Some(cors) = protection.cors_layer() {
+        app = app.layer(cors);
+    }
+    app.layer(from_fn(crate::protection::log_request))
         .with_state(state)
 }
 
@@ -151,6 +181,7 @@ struct ApiDoc;
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(crate::agents_api::AgentsDoc::openapi());
+    doc.merge(crate::records_api::RecordsDoc::openapi());
     doc
 }
 

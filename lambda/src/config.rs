@@ -86,3 +86,38 @@ impl ModelArgs {
         self.models_dir.join(".cache")
     }
 }
+
+/// Where the mesh keeps its state, and how the HTTP API is protected (`serve`, `bootstrap`).
+#[derive(Debug, Clone, Args)]
+pub struct ServiceArgs {
+    /// SQLite file of results, events, threats, agent state and connections (`:memory:` keeps
+    /// nothing across restarts). Defaults to `state/mesh.db` (`/tmp/msp-mesh-state.db` on Lambda).
+    #[arg(long, env = "MESH_STATE_DB")]
+    pub state_db: Option<PathBuf>,
+    #[command(flatten)]
+    pub protection: crate::protection::ProtectionArgs,
+}
+
+/// Default state database of the local server.
+pub const DEFAULT_STATE_DB: &str = "state/mesh.db";
+
+impl ServiceArgs {
+    /// Nothing persisted, default protection (batch scoring, tests of the router alone).
+    pub fn ephemeral() -> Self {
+        Self {
+            state_db: Some(PathBuf::from(":memory:")),
+            protection: Default::default(),
+        }
+    }
+
+    /// The state database: `--state-db`, else `/tmp/msp-mesh-state.db` on Lambda, else `state/mesh.db`.
+    pub fn state_db(&self) -> PathBuf {
+        if let Some(path) = &self.state_db {
+            return path.clone();
+        }
+        if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+            return PathBuf::from("/tmp/msp-mesh-state.db");
+        }
+        PathBuf::from(DEFAULT_STATE_DB)
+    }
+}

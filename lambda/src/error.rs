@@ -29,6 +29,12 @@ pub enum ApiError {
     /// The model failed on valid input (500).
     #[error("inference failed: {0}")]
     Inference(#[from] InferenceError),
+    /// A result could not be stored (500): nothing is acknowledged that is not stored.
+    #[error("{0}")]
+    Storage(#[from] crate::store::StoreError),
+    /// No stored record has this id (404).
+    #[error("{message}")]
+    NotFound { field: String, message: String },
 }
 
 /// JSON body of every error response.
@@ -36,7 +42,8 @@ pub enum ApiError {
 pub struct ErrorBody {
     /// What went wrong, for people.
     pub error: String,
-    /// Machine-readable kind: validation, too_large, bad_json, unavailable, inference.
+    /// Machine-readable kind: validation, too_large, bad_json, unavailable, inference, storage,
+    /// not_found, unauthorized, rate_limited, overloaded, timeout, method_not_allowed, http.
     pub error_type: &'static str,
     /// The request field at fault, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -70,6 +77,10 @@ impl ApiError {
                 (StatusCode::UNPROCESSABLE_ENTITY, "validation", None)
             }
             Self::Inference(_) => (StatusCode::INTERNAL_SERVER_ERROR, "inference", None),
+            Self::Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage", None),
+            Self::NotFound { field, .. } => {
+                (StatusCode::NOT_FOUND, "not_found", Some(field.clone()))
+            }
         }
     }
 }

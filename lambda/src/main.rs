@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use mesh_lambda::prepare::{self, describe_source};
-use mesh_lambda::{router, AppState, ModelArgs};
+use mesh_lambda::{router, AppState, ModelArgs, ServiceArgs};
 use mesh_models::Manifest;
 
 /// On-device ML inference for managed service providers.
@@ -29,6 +29,8 @@ enum Command {
         exit_on_stdin_eof: bool,
         #[command(flatten)]
         model: ModelArgs,
+        #[command(flatten)]
+        service: ServiceArgs,
     },
     /// Print the embeddings of TEXT... as a JSON array of vectors.
     Embed {
@@ -215,7 +217,8 @@ fn main() -> anyhow::Result<()> {
             addr,
             exit_on_stdin_eof,
             model,
-        } => runtime()?.block_on(serve(addr, exit_on_stdin_eof, model)),
+            service,
+        } => runtime()?.block_on(serve(addr, exit_on_stdin_eof, model, service)),
         Command::Embed { model, texts } => runtime()?.block_on(embed(model, texts)),
         Command::Models { command } => models(command),
         Command::Data { command } => data(command),
@@ -250,9 +253,15 @@ fn init_logging() {
     }
 }
 
-async fn serve(addr: SocketAddr, exit_on_stdin_eof: bool, model: ModelArgs) -> anyhow::Result<()> {
-    let state = AppState::load(&model).await?;
-    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+async fn serve(
+    addr: SocketAddr,
+    exit_on_stdin_eof: bool,
+    model: ModelArgs,
+    service: ServiceArgs,
+) -> anyhow::Result<()> {
+    let on_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
+    let state = AppState::load(&model, &service, (!on_lambda).then_some(addr)).await?;
+    if on_lambda {
         return mesh_lambda::lambda::run(state)
             .await
             .map_err(|e| anyhow::anyhow!(e));
@@ -273,14 +282,17 @@ async fn serve(addr: SocketAddr, exit_on_stdin_eof: bool, model: ModelArgs) -> a
         })
         .await;
     };
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                () = stdin_closed => tracing::info!("standard input closed; shutting down"),
-            }
-        })
-        .await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = stdin_closed => tracing::info!("standard input closed; shutting down"),
+        }
+    })
+    .await?;
     Ok(())
 }
 
@@ -463,7 +475,7 @@ async fn score(
         let text = std::fs::read_to_string(&input).with_context(|| format!("reading {input}"))?;
         Some(text.lines().filter(|l| !l.trim().is_empty()).count() as u64)
     };
-    let state = AppState::load(&model).await?;
+    let state = AppState::load(&model, &ServiceArgs::ephemeral(), None).await?;
     let reader: Box<dyn std::io::BufRead + Send> = if input == "-" {
         Box::new(std::io::BufReader::new(std::io::stdin()))
     } else {

@@ -4,12 +4,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use mesh_agents::loader::{LanguageAgents, NumericAgents};
+use mesh_agents::AgentKind;
 use mesh_inference::backend::{BatchLimits, EmbeddingBackend};
 use mesh_inference::embedder::SentenceEmbedder;
 use mesh_inference::store::{open_store, StoreLocation};
 use mesh_models::{Manifest, PullOutcome};
 
-use crate::ModelArgs;
+use crate::events::{EventStream, LocalEventStream};
+use crate::metrics::Metrics;
+use crate::protection::Protection;
+use crate::store::{now_ms, AgentStateRecord, SqliteStore, StateStore};
+use crate::{ModelArgs, ServiceArgs};
 
 /// Shared state of every route; built once (before `lambda_http::run` on
 /// Lambda, so it lives across warm invocations).
@@ -21,6 +26,37 @@ pub struct AppState {
     pub agents: LanguageAgents,
     /// The numeric agents (each loaded, or the reason it is not).
     pub numeric: NumericAgents,
+    /// Results, threats, agent state, network intelligence, connections.
+    pub store: Arc<dyn StateStore>,
+    /// Every result as an event, alerts, live subscribers.
+    pub events: Arc<dyn EventStream>,
+    pub metrics: Arc<Metrics>,
+    pub protection: Protection,
+}
+
+/// The state store and event stream of a server.
+pub struct Services {
+    pub store: Arc<dyn StateStore>,
+    pub events: Arc<dyn EventStream>,
+    pub protection: Protection,
+}
+
+impl Services {
+    /// Opens the embedded store (`:memory:` for none that persists) and its event stream.
+    pub fn open(args: &ServiceArgs, listen: Option<std::net::SocketAddr>) -> anyhow::Result<Self> {
+        let path = args.state_db();
+        let store = Arc::new(if path.as_os_str() == ":memory:" {
+            SqliteStore::in_memory()?
+        } else {
+            SqliteStore::open(&path)?
+        });
+        store.clear_connections()?;
+        Ok(Self {
+            events: Arc::new(LocalEventStream::new(store.clone())),
+            store,
+            protection: Protection::from_args(&args.protection, listen)?,
+        })
+    }
 }
 
 impl AppState {
@@ -30,20 +66,83 @@ impl AppState {
         max_client_batch: usize,
         agents: LanguageAgents,
         numeric: NumericAgents,
+        services: Services,
     ) -> Arc<Self> {
-        Arc::new(Self {
+        let state = Arc::new(Self {
             embedder,
             max_client_batch,
             started: Instant::now(),
             agents,
             numeric,
-        })
+            store: services.store,
+            events: services.events,
+            metrics: Arc::new(Metrics::default()),
+            protection: services.protection,
+        });
+        state.record_agent_states("started");
+        state
+    }
+
+    /// Each agent's model (`id@version`), or the reason it is not loaded.
+    pub fn agent_models(&self) -> Vec<(AgentKind, Result<String, String>)> {
+        fn model<A: mesh_agents::Agent>(
+            l: &mesh_agents::loader::Loaded<A>,
+        ) -> Result<String, String> {
+            l.as_ref().map(|a| a.model_used()).map_err(Clone::clone)
+        }
+        let (a, n) = (&self.agents, &self.numeric);
+        AgentKind::ALL
+            .into_iter()
+            .map(|kind| {
+                let m = match kind {
+                    AgentKind::ThreatIntelligence => model(&a.threat),
+                    AgentKind::MarketIntelligence => model(&a.market),
+                    AgentKind::NlpQuery => model(&a.nlp_query),
+                    AgentKind::PartnerMatching => model(&a.partners),
+                    AgentKind::Compliance => model(&a.compliance),
+                    AgentKind::AnomalyDetection => model(&n.anomaly),
+                    AgentKind::RevenueForecasting => model(&n.revenue),
+                    AgentKind::ResourceAllocation => model(&n.resource),
+                    AgentKind::ClientHealth => model(&n.client_health),
+                    AgentKind::FederatedLearning => model(&n.federated),
+                };
+                (kind, m)
+            })
+            .collect()
+    }
+
+    /// Stores every agent's state (loaded or why not, model) with the event that changed it.
+    pub fn record_agent_states(&self, change: &str) {
+        let at = now_ms();
+        for (kind, model) in self.agent_models() {
+            let state = match model {
+                Ok(m) => {
+                    serde_json::json!({"change": change, "model_loaded": true, "model_used": m})
+                }
+                Err(r) => serde_json::json!({"change": change, "model_loaded": false, "reason": r}),
+            };
+            let record = AgentStateRecord {
+                agent: kind.cli_name().to_string(),
+                timestamp_ms: at,
+                timestamp: crate::store::iso8601_ms(at),
+                state,
+            };
+            if let Err(e) = self.store.put_agent_state(&record) {
+                tracing::warn!(error = %e, "recording agent state failed");
+            }
+        }
     }
 
     /// Resolves, loads and starts the embedding model described by `args`, then (unless
     /// `--agents false`) prepares what the agents need (when auto-pull is on and weights are
     /// local) and loads them.
-    pub async fn load(args: &ModelArgs) -> anyhow::Result<Arc<Self>> {
+    pub async fn load(
+        args: &ModelArgs,
+        service: &ServiceArgs,
+        listen: Option<std::net::SocketAddr>,
+    ) -> anyhow::Result<Arc<Self>> {
+        // Settings errors (keys, store) before the slow model loading.
+        let services = Services::open(service, listen)?;
         if args.agents && args.auto_pull && args.model_source.is_none() {
             // What could not be prepared shows up below as agents that do not load (503 with
             // the reason on their routes); the encoder and the other agents still serve.
@@ -67,7 +166,13 @@ impl AppState {
             let reason = "agents are disabled (--agents false)";
             (LanguageAgents::none(reason), NumericAgents::none(reason))
         };
-        Ok(Self::new(backend, args.max_client_batch, agents, numeric))
+        Ok(Self::new(
+            backend,
+            args.max_client_batch,
+            agents,
+            numeric,
+            services,
+        ))
     }
 }
 

@@ -3,134 +3,32 @@
 //! output: hand-checked indicators, ATT&CK's own descriptions, the data sets' labels, a
 //! policy written to cover some controls and not others.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
+use common::{mesh_command, Server};
 use serde_json::{json, Value};
-
-struct Server {
-    port: u16,
-    _child: ChildGuard,
-    /// Held open for the life of the test process; when it exits the pipe closes and the
-    /// server (started with `--exit-on-stdin-eof`) shuts down, so no server outlives the tests.
-    _stdin: std::process::ChildStdin,
-}
-
-struct ChildGuard(Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-    }
-}
-
-/// `msp-mesh` with the workspace's prepared models, data and caches, and its own partner file.
-fn mesh_command(subcommand: &str, partners: &std::path::Path) -> Command {
-    let models_dir = mesh_models::workspace_models_dir();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_msp-mesh"));
-    command
-        .arg(subcommand)
-        .arg("--models-dir")
-        .arg(&models_dir)
-        .arg("--data-dir")
-        .arg(mesh_models::workspace_data_dir())
-        .arg("--cache-dir")
-        .arg(models_dir.join(".cache"))
-        .arg("--partners-file")
-        .arg(partners)
-        .args(["--auto-pull", "false"]);
-    command
-}
 
 /// One server for every test of this binary (killed when the test process exits).
 fn server() -> &'static Server {
     static SERVER: OnceLock<Server> = OnceLock::new();
     SERVER.get_or_init(|| {
-        mesh_models::require_local_model("all-minilm-l6-v2");
         let partners =
             std::env::temp_dir().join(format!("mesh-partners-{}.json", std::process::id()));
         let _ = std::fs::remove_file(&partners);
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut child = mesh_command("serve", &partners)
-            .args([
-                "--addr",
-                &format!("127.0.0.1:{port}"),
-                "--exit-on-stdin-eof",
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("msp-mesh starts");
-        let stdin = child.stdin.take().expect("piped stdin");
-        let server = Server {
-            port,
-            _child: ChildGuard(child),
-            _stdin: stdin,
-        };
-        let deadline = Instant::now() + Duration::from_secs(600);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "server did not start");
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        server
+        let state = std::env::temp_dir().join(format!("mesh-state-{}.db", std::process::id()));
+        Server::start(&partners, &["--state-db", state.to_str().unwrap()])
     })
 }
 
 /// Sends one request and returns the status and the JSON body.
 fn http(method: &str, path: &str, content_type: &str, body: &str) -> (u16, Value) {
-    let port = server().port;
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(300)))
-        .unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).unwrap();
-    let text = String::from_utf8_lossy(&response);
-    let (head, body) = text.split_once("\r\n\r\n").expect("HTTP response");
-    let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_string()
-    };
-    (
-        status,
-        serde_json::from_str(&body).unwrap_or(Value::String(body)),
-    )
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        body = &rest[n + 2..];
-    }
-    out
+    server().http(method, path, content_type, body)
 }
 
 fn post(path: &str, body: Value) -> (u16, Value) {
-    http("POST", path, "application/json", &body.to_string())
+    server().post(path, &body)
 }
 
 fn kinds_and_values(v: &Value) -> Vec<(String, String)> {
@@ -521,19 +419,7 @@ fn validation_errors_are_422_naming_the_field() {
 fn openapi_lists_the_agent_routes() {
     let (s, v) = http("GET", "/openapi.json", "application/json", "");
     assert_eq!(s, 200);
-    for path in [
-        "/threat-intelligence/analyze",
-        "/market-intelligence/analyze",
-        "/nlp-query/ask",
-        "/collaboration/match",
-        "/compliance/check",
-        "/anomaly/detect",
-        "/revenue/forecast",
-        "/resource/optimize",
-        "/client-health/predict",
-        "/client-health/train",
-        "/federated/train",
-    ] {
+    for path in common::AGENT_POST_ROUTES {
         assert!(v["paths"][path]["post"].is_object(), "{path} missing");
     }
     assert!(v["paths"]["/federated/status"]["get"].is_object());

@@ -36,7 +36,9 @@ async fn state() -> Arc<AppState> {
                 "--agents",
                 "false",
             ]);
-            AppState::load(&args.model).await.unwrap()
+            AppState::load(&args.model, &mesh_lambda::ServiceArgs::ephemeral(), None)
+                .await
+                .unwrap()
         })
         .await
         .clone()

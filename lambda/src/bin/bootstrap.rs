@@ -4,7 +4,7 @@
 //! loads weights from S3 into `/tmp/msp-mesh-models` at cold start; warm invocations reuse them).
 
 use clap::Parser;
-use mesh_lambda::{AppState, ModelArgs};
+use mesh_lambda::{AppState, ModelArgs, ServiceArgs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -15,6 +15,8 @@ use mesh_lambda::{AppState, ModelArgs};
 struct Args {
     #[command(flatten)]
     model: ModelArgs,
+    #[command(flatten)]
+    service: ServiceArgs,
 }
 
 #[tokio::main]
@@ -27,7 +29,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         .without_time() // CloudWatch stamps each line
         .init();
     let args = Args::parse();
-    let state = AppState::load(&args.model)
+    let state = AppState::load(&args.model, &args.service, None)
         .await
         .map_err(|e| -> lambda_http::Error { e.into() })?;
     mesh_lambda::lambda::run(state).await

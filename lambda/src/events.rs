@@ -1,0 +1,207 @@
+//! The event stream: every agent result becomes an `agent_result` event; the alert rules turn
+//! some of them into `alert` events of their own. Events are persisted in an [`EventLog`]
+//! (replayable from an offset) and then broadcast, in offset order, to live subscribers
+//! (the WebSocket connections).
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use tokio::sync::{broadcast, Mutex};
+
+use crate::store::{now_ms, Event, EventLog, NewEvent, StoreError};
+
+/// Type of the event every agent result becomes.
+pub const AGENT_RESULT: &str = "agent_result";
+/// Type of the events the alert rules raise.
+pub const ALERT: &str = "alert";
+
+/// Events a live subscriber may fall behind by before it is told it lagged.
+pub const SUBSCRIBER_BUFFER: usize = 1024;
+
+/// Publishes events durably and in order, replays them, and feeds live subscribers.
+#[async_trait::async_trait]
+pub trait EventStream: Send + Sync + 'static {
+    /// Persists the `agent_result` event of one result and the alerts it raises (in that
+    /// order, in one write), then broadcasts them; returns them with their offsets.
+    async fn publish_result(
+        &self,
+        agent: &str,
+        result_id: &str,
+        data: &Value,
+    ) -> Result<Vec<Event>, StoreError>;
+    /// A live feed of every event published from now on.
+    fn subscribe(&self) -> broadcast::Receiver<Event>;
+    /// Persisted events with `offset >= from`, oldest first.
+    async fn replay(&self, from: i64, limit: u32) -> Result<Vec<Event>, StoreError>;
+}
+
+/// The embedded event stream: a persisted log plus a broadcast channel.
+pub struct LocalEventStream {
+    log: Arc<dyn EventLog>,
+    sender: broadcast::Sender<Event>,
+    /// Held from append to broadcast, so subscribers see offsets in increasing order.
+    publishing: Mutex<()>,
+}
+
+impl LocalEventStream {
+    pub fn new(log: Arc<dyn EventLog>) -> Self {
+        let (sender, _) = broadcast::channel(SUBSCRIBER_BUFFER);
+        Self {
+            log,
+            sender,
+            publishing: Mutex::new(()),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl EventStream for LocalEventStream {
+    async fn publish_result(
+        &self,
+        agent: &str,
+        result_id: &str,
+        data: &Value,
+    ) -> Result<Vec<Event>, StoreError> {
+        let timestamp_ms = now_ms();
+        let mut events = vec![NewEvent {
+            event_type: AGENT_RESULT.into(),
+            agent: agent.into(),
+            result_id: result_id.into(),
+            data: data.clone(),
+            timestamp_ms,
+        }];
+        events.extend(alerts_for(agent, data).into_iter().map(|alert| NewEvent {
+            event_type: ALERT.into(),
+            agent: agent.into(),
+            result_id: result_id.into(),
+            data: alert,
+            timestamp_ms,
+        }));
+        let _order = self.publishing.lock().await;
+        let log = Arc::clone(&self.log);
+        let appended = tokio::task::spawn_blocking(move || log.append(&events))
+            .await
+            .map_err(|e| StoreError::Worker(e.to_string()))??;
+        for event in &appended {
+            // No subscriber is not an error.
+            let _ = self.sender.send(event.clone());
+        }
+        Ok(appended)
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.sender.subscribe()
+    }
+
+    async fn replay(&self, from: i64, limit: u32) -> Result<Vec<Event>, StoreError> {
+        let log = Arc::clone(&self.log);
+        tokio::task::spawn_blocking(move || log.read_from(from, limit))
+            .await
+            .map_err(|e| StoreError::Worker(e.to_string()))?
+    }
+}
+
+/// The alert rules: a threat of severity HIGH or CRITICAL, a client of risk level High or
+/// Critical. Each alert names its rule, the level that fired it and the facts behind it.
+pub fn alerts_for(agent: &str, data: &Value) -> Vec<Value> {
+    let text = |key: &str| data.get(key).and_then(Value::as_str);
+    match agent {
+        "threat-intelligence" => match text("severity") {
+            Some(severity @ ("HIGH" | "CRITICAL")) => vec![json!({
+                "rule": "threat_severity_high_or_critical",
+                "severity": severity,
+                "threat_type": text("threat_type"),
+                "confidence": data.get("confidence"),
+                "model_used": text("model_used"),
+                "message": format!("{severity} threat: {}", text("threat_type").unwrap_or("unknown")),
+            })],
+            _ => vec![],
+        },
+        "client-health" => match text("risk_level") {
+            Some(level @ ("High" | "Critical")) => vec![json!({
+                "rule": "client_risk_high_or_critical",
+                "severity": level.to_ascii_uppercase(),
+                "client_id": data.get("client_id"),
+                "churn_risk": data.get("churn_risk"),
+                "model_used": text("model_used"),
+                "message": format!(
+                    "{level} churn risk for client {}",
+                    text("client_id").unwrap_or("(unnamed)")
+                ),
+            })],
+            _ => vec![],
+        },
+        _ => vec![],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SqliteStore;
+
+    #[test]
+    fn rules_fire_on_high_and_critical_only() {
+        for (severity, fires) in [
+            ("LOW", false),
+            ("MEDIUM", false),
+            ("HIGH", true),
+            ("CRITICAL", true),
+        ] {
+            let alerts = alerts_for(
+                "threat-intelligence",
+                &json!({"severity": severity, "threat_type": "ransomware"}),
+            );
+            assert_eq!(alerts.len(), usize::from(fires), "{severity}");
+        }
+        for (level, fires) in [
+            ("Low", false),
+            ("Medium", false),
+            ("High", true),
+            ("Critical", true),
+        ] {
+            let alerts = alerts_for(
+                "client-health",
+                &json!({"risk_level": level, "client_id": "c-9"}),
+            );
+            assert_eq!(alerts.len(), usize::from(fires), "{level}");
+        }
+        assert!(alerts_for("compliance", &json!({"severity": "CRITICAL"})).is_empty());
+    }
+
+    #[tokio::test]
+    async fn subscribers_get_results_then_alerts_in_offset_order_and_replay_matches() {
+        let stream = LocalEventStream::new(Arc::new(SqliteStore::in_memory().unwrap()));
+        let mut live = stream.subscribe();
+        stream
+            .publish_result("anomaly-detection", "r1", &json!({"anomalies": []}))
+            .await
+            .unwrap();
+        stream
+            .publish_result(
+                "threat-intelligence",
+                "r2",
+                &json!({"severity": "CRITICAL", "threat_type": "ransomware"}),
+            )
+            .await
+            .unwrap();
+        let mut received = vec![];
+        for _ in 0..3 {
+            received.push(live.recv().await.unwrap());
+        }
+        let summary: Vec<_> = received
+            .iter()
+            .map(|e| (e.offset, e.event_type.as_str(), e.result_id.as_str()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (1, AGENT_RESULT, "r1"),
+                (2, AGENT_RESULT, "r2"),
+                (3, ALERT, "r2")
+            ]
+        );
+        assert_eq!(received[2].data["severity"], "CRITICAL");
+        assert_eq!(stream.replay(2, 10).await.unwrap(), received[1..]);
+    }
+}

@@ -1,0 +1,394 @@
+//! Storing every agent result (with its event and alerts) and the routes that read the
+//! store back: `GET /results/{id}`, `GET /results`, `GET /events`, `GET /threats`,
+//! `GET /network-intelligence`, `GET /agents/state`.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use mesh_agents::AgentKind;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::ErrorBody;
+use crate::store::{
+    iso8601_ms, new_result_id, now_ms, parse_time_bound, AgentResult, AgentStateRecord, Event,
+    ListFilter, NetworkMetric, StoreError, ThreatEvent,
+};
+use crate::{ApiError, AppState};
+
+/// Runs a blocking store call off the async threads.
+async fn blocking<T: Send + 'static>(
+    state: &AppState,
+    call: impl FnOnce(&dyn crate::store::StateStore) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let store = Arc::clone(&state.store);
+    tokio::task::spawn_blocking(move || call(store.as_ref()))
+        .await
+        .map_err(|e| ApiError::Storage(StoreError::Worker(e.to_string())))?
+        .map_err(ApiError::from)
+}
+
+/// Stores one agent's answer under a new `result_id` (added to the answer), records what it
+/// says about threats and the network, and publishes its event and alerts. Returns only after
+/// every write is durable, so an acknowledged result is never lost.
+pub async fn record_result(
+    state: &AppState,
+    kind: AgentKind,
+    fallback_model: String,
+    mut data: Value,
+) -> Result<Value, ApiError> {
+    let result_id = new_result_id();
+    let timestamp_ms = now_ms();
+    let agent = kind.cli_name();
+    if let Value::Object(fields) = &mut data {
+        fields.insert("result_id".into(), Value::String(result_id.clone()));
+    }
+    let model_used = data
+        .get("model_used")
+        .and_then(Value::as_str)
+        .map_or(fallback_model, str::to_string);
+    let result = AgentResult {
+        result_id: result_id.clone(),
+        agent: agent.to_string(),
+        timestamp_ms,
+        timestamp: iso8601_ms(timestamp_ms),
+        model_used: model_used.clone(),
+        data: data.clone(),
+    };
+    let threat = (kind == AgentKind::ThreatIntelligence)
+        .then(|| threat_event(&result_id, timestamp_ms, &model_used, &data))
+        .flatten();
+    let network = if kind == AgentKind::FederatedLearning {
+        federated_metrics(&result_id, timestamp_ms, &data)
+    } else {
+        vec![]
+    };
+    blocking(state, move |store| {
+        store.put_result(&result)?;
+        if let Some(threat) = threat {
+            store.put_threat(&threat)?;
+        }
+        if !network.is_empty() {
+            store.put_network_metrics(&network)?;
+        }
+        Ok(())
+    })
+    .await?;
+    let published = state
+        .events
+        .publish_result(agent, &result_id, &data)
+        .await?;
+    state
+        .metrics
+        .events_published
+        .fetch_add(published.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    Ok(data)
+}
+
+fn threat_event(
+    result_id: &str,
+    timestamp_ms: i64,
+    model_used: &str,
+    data: &Value,
+) -> Option<ThreatEvent> {
+    Some(ThreatEvent {
+        threat_id: result_id.to_string(),
+        timestamp_ms,
+        timestamp: iso8601_ms(timestamp_ms),
+        severity: data.get("severity")?.as_str()?.to_string(),
+        threat_type: data
+            .get("threat_type")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown")
+            .to_string(),
+        confidence: data
+            .get("confidence")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0),
+        model_used: model_used.to_string(),
+    })
+}
+
+/// A federated run's per-participant record counts and the mesh-wide AUC and privacy spent.
+fn federated_metrics(result_id: &str, timestamp_ms: i64, data: &Value) -> Vec<NetworkMetric> {
+    let metric = |msp_id: String, metric_type: &str, value: f64| NetworkMetric {
+        msp_id,
+        metric_type: metric_type.to_string(),
+        value,
+        timestamp_ms,
+        source: result_id.to_string(),
+    };
+    let mut metrics: Vec<NetworkMetric> = data
+        .get("records_per_msp")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .filter_map(|(i, n)| {
+            Some(metric(
+                format!("msp-{}", i + 1),
+                "federated_records",
+                n.as_f64()?,
+            ))
+        })
+        .collect();
+    for (field, metric_type) in [
+        ("new_auc", "federated_model_auc"),
+        ("new_accuracy", "federated_model_accuracy"),
+        ("privacy_budget_used", "privacy_epsilon_spent"),
+    ] {
+        if let Some(v) = data.get(field).and_then(Value::as_f64) {
+            metrics.push(metric("mesh".into(), metric_type, v));
+        }
+    }
+    metrics
+}
+
+/// Query of the listings.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+pub struct ListQuery {
+    /// Only results of this agent (kebab-case, e.g. `threat-intelligence`).
+    pub agent: Option<String>,
+    /// Only threats of this severity (LOW, MEDIUM, HIGH, CRITICAL).
+    pub severity: Option<String>,
+    /// From this time (ISO 8601 or milliseconds since the epoch), inclusive.
+    pub since: Option<String>,
+    /// Before this time, exclusive.
+    pub until: Option<String>,
+    /// At most this many, newest first (default 100, at most 1,000).
+    pub limit: Option<u32>,
+}
+
+impl ListQuery {
+    fn filter(self) -> Result<ListFilter, ApiError> {
+        let bound = |name: &str, text: Option<String>| -> Result<Option<i64>, ApiError> {
+            text.map(|t| {
+                parse_time_bound(&t).ok_or_else(|| {
+                    ApiError::validation(
+                        name,
+                        format!(
+                            "`{name}` must be ISO 8601 or milliseconds since the epoch, not `{t}`"
+                        ),
+                    )
+                })
+            })
+            .transpose()
+        };
+        if let Some(agent) = &self.agent {
+            if !AgentKind::ALL.iter().any(|k| k.cli_name() == agent) {
+                return Err(ApiError::validation(
+                    "agent",
+                    format!("unknown agent `{agent}`; expected one of {}", agent_names()),
+                ));
+            }
+        }
+        if let Some(severity) = &self.severity {
+            if !["LOW", "MEDIUM", "HIGH", "CRITICAL"]
+                .contains(&severity.to_ascii_uppercase().as_str())
+            {
+                return Err(ApiError::validation(
+                    "severity",
+                    "`severity` must be LOW, MEDIUM, HIGH or CRITICAL",
+                ));
+            }
+        }
+        Ok(ListFilter {
+            since_ms: bound("since", self.since)?,
+            until_ms: bound("until", self.until)?,
+            agent: self.agent,
+            severity: self.severity,
+            limit: self.limit,
+        })
+    }
+}
+
+fn agent_names() -> String {
+    AgentKind::ALL.map(|k| k.cli_name()).join(", ")
+}
+
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(q)| q)
+        .map_err(|e| ApiError::validation("query", e.body_text()))
+}
+
+/// One stored agent result, by the `result_id` its response carried.
+#[utoipa::path(get, path = "/results/{id}", params(("id" = String, Path, description = "result_id")),
+    responses((status = 200, body = AgentResult), (status = 404, body = ErrorBody)))]
+async fn get_result(
+    State(s): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<AgentResult>, ApiError> {
+    let lookup = id.clone();
+    blocking(&s, move |store| store.get_result(&lookup))
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound {
+            field: "id".into(),
+            message: format!("no result has id `{id}`"),
+        })
+}
+
+/// Stored results.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ResultList {
+    pub results: Vec<AgentResult>,
+    pub count: usize,
+}
+
+/// Stored results, newest first, by agent and time.
+#[utoipa::path(get, path = "/results", params(ListQuery), responses((status = 200, body = ResultList), (status = 422, body = ErrorBody)))]
+async fn list_results(
+    State(s): State<Arc<AppState>>,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<ResultList>, ApiError> {
+    let filter = query(q)?.filter()?;
+    let results = blocking(&s, move |store| store.list_results(&filter)).await?;
+    Ok(Json(ResultList {
+        count: results.len(),
+        results,
+    }))
+}
+
+/// Stored threat events.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ThreatList {
+    pub threats: Vec<ThreatEvent>,
+    pub count: usize,
+}
+
+/// Threat events, newest first, by severity and time.
+#[utoipa::path(get, path = "/threats", params(ListQuery), responses((status = 200, body = ThreatList), (status = 422, body = ErrorBody)))]
+async fn list_threats(
+    State(s): State<Arc<AppState>>,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<ThreatList>, ApiError> {
+    let filter = query(q)?.filter()?;
+    let threats = blocking(&s, move |store| store.list_threats(&filter)).await?;
+    Ok(Json(ThreatList {
+        count: threats.len(),
+        threats,
+    }))
+}
+
+/// Query of `GET /events`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct EventsQuery {
+    /// First offset to return (default 1: from the beginning).
+    pub from: Option<i64>,
+    /// At most this many (default 100, at most 1,000).
+    pub limit: Option<u32>,
+}
+
+/// Persisted events from an offset.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EventList {
+    pub events: Vec<Event>,
+    /// Offset to ask for next.
+    pub next_offset: i64,
+}
+
+/// Persisted events (agent results and alerts), oldest first, from an offset.
+#[utoipa::path(get, path = "/events", params(EventsQuery), responses((status = 200, body = EventList), (status = 422, body = ErrorBody)))]
+async fn list_events(
+    State(s): State<Arc<AppState>>,
+    q: Result<Query<EventsQuery>, QueryRejection>,
+) -> Result<Json<EventList>, ApiError> {
+    let q = query(q)?;
+    let from = q.from.unwrap_or(1);
+    if from < 0 {
+        return Err(ApiError::validation("from", "`from` must be >= 0"));
+    }
+    let events = s
+        .events
+        .replay(from, q.limit.unwrap_or(100).clamp(1, 1000))
+        .await?;
+    let next_offset = events.last().map_or(from, |e| e.offset + 1);
+    Ok(Json(EventList {
+        events,
+        next_offset,
+    }))
+}
+
+/// Query of `GET /network-intelligence`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct NetworkQuery {
+    /// Only this MSP (`mesh` for network-wide figures).
+    pub msp_id: Option<String>,
+}
+
+/// Network intelligence metrics.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct NetworkList {
+    pub metrics: Vec<NetworkMetric>,
+}
+
+/// Per-MSP and network-wide metrics, from the federated runs.
+#[utoipa::path(get, path = "/network-intelligence", params(NetworkQuery), responses((status = 200, body = NetworkList)))]
+async fn network_intelligence(
+    State(s): State<Arc<AppState>>,
+    q: Result<Query<NetworkQuery>, QueryRejection>,
+) -> Result<Json<NetworkList>, ApiError> {
+    let msp = query(q)?.msp_id;
+    let metrics = blocking(&s, move |store| store.list_network_metrics(msp.as_deref())).await?;
+    Ok(Json(NetworkList { metrics }))
+}
+
+/// The newest stored state of every agent.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AgentStateList {
+    pub states: Vec<AgentStateRecord>,
+}
+
+/// Each agent's latest stored state (loaded, model, the change that recorded it).
+#[utoipa::path(get, path = "/agents/state", responses((status = 200, body = AgentStateList)))]
+async fn agent_states(State(s): State<Arc<AppState>>) -> Result<Json<AgentStateList>, ApiError> {
+    let states = blocking(&s, |store| store.latest_agent_states()).await?;
+    Ok(Json(AgentStateList { states }))
+}
+
+/// The store's routes, plus `/agents/status`, `/metrics` and `/ws`.
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/results", get(list_results))
+        .route("/results/{id}", get(get_result))
+        .route("/threats", get(list_threats))
+        .route("/events", get(list_events))
+        .route("/network-intelligence", get(network_intelligence))
+        .route("/agents/state", get(agent_states))
+        .route("/agents/status", get(crate::metrics::agents_status_route))
+        .route("/metrics", get(crate::metrics::metrics_route))
+        .route("/ws", get(crate::ws::ws_route))
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(
+        get_result,
+        list_results,
+        list_threats,
+        list_events,
+        network_intelligence,
+        agent_states,
+        crate::metrics::agents_status_route,
+        crate::metrics::metrics_route,
+        crate::ws::ws_route
+    ),
+    components(schemas(
+        AgentResult,
+        ResultList,
+        ThreatEvent,
+        ThreatList,
+        Event,
+        EventList,
+        NetworkMetric,
+        NetworkList,
+        AgentStateRecord,
+        AgentStateList,
+        crate::metrics::AgentsStatus,
+        crate::metrics::AgentStatus
+    ))
+)]
+pub struct RecordsDoc;

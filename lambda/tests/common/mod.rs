@@ -1,0 +1,184 @@
+//! The test harness of the HTTP suites: `msp-mesh serve` started as a process on a free port
+//! with the workspace's prepared models, data and caches, spoken to over HTTP/1.1.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The POST route of every agent (contract paths), plus client-health training.
+pub const AGENT_POST_ROUTES: &[&str] = &[
+    "/threat-intelligence/analyze",
+    "/market-intelligence/analyze",
+    "/nlp-query/ask",
+    "/collaboration/match",
+    "/compliance/check",
+    "/anomaly/detect",
+    "/revenue/forecast",
+    "/resource/optimize",
+    "/client-health/predict",
+    "/client-health/train",
+    "/federated/train",
+];
+
+/// A running server; killed when dropped. With `--exit-on-stdin-eof` it also stops when the
+/// test process exits (its stdin pipe closes), so no server outlives the tests.
+pub struct Server {
+    pub port: u16,
+    child: Child,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `msp-mesh <subcommand>` with the workspace's prepared models, data and caches, and its own
+/// partner file.
+pub fn mesh_command(subcommand: &str, partners: &Path) -> Command {
+    let models_dir = mesh_models::workspace_models_dir();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_msp-mesh"));
+    command
+        .arg(subcommand)
+        .arg("--models-dir")
+        .arg(&models_dir)
+        .arg("--data-dir")
+        .arg(mesh_models::workspace_data_dir())
+        .arg("--cache-dir")
+        .arg(models_dir.join(".cache"))
+        .arg("--partners-file")
+        .arg(partners)
+        .args(["--auto-pull", "false"]);
+    command
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Server {
+    /// Starts `msp-mesh serve` with `args` added and waits until it accepts connections.
+    pub fn start(partners: &Path, args: &[&str]) -> Server {
+        Self::start_on(free_port(), partners, args)
+    }
+
+    /// Same, on a given port (a restart on the same address).
+    pub fn start_on(port: u16, partners: &Path, args: &[&str]) -> Server {
+        mesh_models::require_local_model("all-minilm-l6-v2");
+        let mut child = mesh_command("serve", partners)
+            .args([
+                "--addr",
+                &format!("127.0.0.1:{port}"),
+                "--exit-on-stdin-eof",
+            ])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("msp-mesh starts");
+        // The pipe is leaked on purpose: it closes when the test process exits.
+        std::mem::forget(child.stdin.take());
+        let server = Server { port, child };
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "server did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        server
+    }
+
+    /// Kills the process at once (SIGKILL): no shutdown code runs.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends one request with extra header lines; returns the status, the raw head and the body
+    /// (JSON when it parses, else a string).
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, String, Value) {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(300)))
+            .unwrap();
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n",
+            body.len()
+        );
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).unwrap();
+        // The server may answer (413) and close before reading a large body.
+        let _ = stream.write_all(body);
+        let mut response = Vec::new();
+        let _ = stream.read_to_end(&mut response);
+        let text = String::from_utf8_lossy(&response);
+        let (head, body) = text.split_once("\r\n\r\n").expect("HTTP response");
+        let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let body = if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            dechunk(body)
+        } else {
+            body.to_string()
+        };
+        (
+            status,
+            head.to_string(),
+            serde_json::from_str(&body).unwrap_or(Value::String(body)),
+        )
+    }
+
+    /// Sends one request with a content type; returns the status and the JSON body.
+    pub fn http(&self, method: &str, path: &str, content_type: &str, body: &str) -> (u16, Value) {
+        let (status, _, value) = self.request(
+            method,
+            path,
+            &[("Content-Type", content_type)],
+            body.as_bytes(),
+        );
+        (status, value)
+    }
+
+    pub fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.http("POST", path, "application/json", &body.to_string())
+    }
+
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        self.http("GET", path, "application/json", "")
+    }
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}

@@ -1,0 +1,692 @@
+//! The mesh's memory and pulse through the real server: results stored and read back, a
+//! killed process that loses nothing it acknowledged, events and alerts on a WebSocket
+//! (real client), measured status and metrics, API protection, and a bad-input suite over
+//! every route.
+
+mod common;
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use common::Server;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+fn temp_path(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("mesh-{name}-{}", std::process::id()))
+}
+
+/// One server for the tests that share it, with its own state database.
+fn server() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let db = temp_path("shared.db");
+        let _ = std::fs::remove_file(&db);
+        Server::start(
+            &temp_path("partners.json"),
+            &["--state-db", db.to_str().unwrap()],
+        )
+    })
+}
+
+/// Text the threat agent judges CRITICAL by its documented rule: ransomware with high
+/// confidence and a file hash.
+const CRITICAL_THREAT: &str = "Ransomware outbreak: LockBit encrypted every file share on FS01 and left a ransom note \
+     demanding bitcoin for the decryption key. The encryptor dropped C:\\Users\\Public\\svc.exe \
+     (sha256 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08) and deleted the shadow copies.";
+
+fn series() -> Value {
+    let values: Vec<f64> = (0..60)
+        .map(|i| if i == 40 { 95.0 } else { 50.0 + (i % 5) as f64 })
+        .collect();
+    json!({"values": values})
+}
+
+#[test]
+fn results_are_stored_and_listed_by_agent_and_time() {
+    let s = server();
+    let before = s.get("/results?agent=anomaly-detection&limit=1000").1["count"]
+        .as_u64()
+        .unwrap();
+    let since = mesh_lambda::store::now_ms();
+    let (status, answer) = s.post("/anomaly/detect", &series());
+    assert_eq!(status, 200, "{answer}");
+    let id = answer["result_id"]
+        .as_str()
+        .expect("a result_id")
+        .to_string();
+
+    let (status, stored) = s.get(&format!("/results/{id}"));
+    assert_eq!(status, 200, "{stored}");
+    assert_eq!(stored["agent"], "anomaly-detection");
+    assert_eq!(stored["model_used"], answer["model_used"]);
+    assert_eq!(stored["data"], answer, "the stored result is the answer");
+
+    let (_, listed) = s.get("/results?agent=anomaly-detection&limit=1000");
+    assert_eq!(listed["count"].as_u64().unwrap(), before + 1);
+    let (_, window) = s.get(&format!("/results?since={since}&agent=anomaly-detection"));
+    assert!(window["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["result_id"] == id.as_str()));
+    let (_, empty) = s.get(&format!(
+        "/results?until={since}&agent=anomaly-detection&limit=1000"
+    ));
+    assert!(!empty["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["result_id"] == id.as_str()));
+
+    let (status, missing) = s.get("/results/no-such-id");
+    assert_eq!((status, missing["field"].as_str()), (404, Some("id")));
+    for (query, field) in [
+        ("/results?agent=wizard", "agent"),
+        ("/results?since=yesterday", "since"),
+        ("/results?limit=many", "query"),
+        ("/threats?severity=apocalyptic", "severity"),
+        ("/events?from=-3", "from"),
+    ] {
+        let (status, body) = s.get(query);
+        assert_eq!(status, 422, "{query}: {body}");
+        assert_eq!(body["field"], field, "{query}: {body}");
+    }
+}
+
+#[test]
+fn a_killed_server_keeps_every_acknowledged_result() {
+    let db = temp_path("restart.db");
+    let _ = std::fs::remove_file(&db);
+    let partners = temp_path("restart-partners.json");
+    let args = ["--state-db", db.to_str().unwrap()];
+    let first = Server::start(&partners, &args);
+    let mut acknowledged = vec![];
+    for _ in 0..5 {
+        let (status, answer) = first.post("/anomaly", &series());
+        assert_eq!(status, 200, "{answer}");
+        acknowledged.push(answer);
+    }
+    let (_, events_before) = first.get("/events?from=1&limit=1000");
+    // SIGKILL right after the last acknowledgement: no shutdown code runs.
+    let port = first.port;
+    first.kill();
+
+    let second = Server::start_on(port, &partners, &args);
+    for answer in &acknowledged {
+        let id = answer["result_id"].as_str().unwrap();
+        let (status, stored) = second.get(&format!("/results/{id}"));
+        assert_eq!(status, 200, "result {id} lost: {stored}");
+        assert_eq!(&stored["data"], answer);
+    }
+    let (_, events_after) = second.get("/events?from=1&limit=1000");
+    assert_eq!(events_after["events"], events_before["events"]);
+    let (_, status) = second.get("/agents/status");
+    assert!(
+        status["agents"]["anomaly-detection"]["last_activity"].is_string(),
+        "last activity survives the restart: {status}"
+    );
+}
+
+#[test]
+fn websocket_gets_the_event_and_the_critical_alert_within_100_ms() {
+    let s = server();
+    let port = s.port;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async move {
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws"))
+            .await
+            .expect("WebSocket connects");
+        ws.send(Message::Text(
+            json!({"type": "subscribe", "data": {"event_types": ["agent_result", "alert"], "agents": ["threat-intelligence"]}})
+                .to_string()
+                .into(),
+        ))
+        .await
+        .unwrap();
+        let confirmed = next_json(&mut ws).await;
+        assert_eq!(confirmed["type"], "subscription_confirmed", "{confirmed}");
+
+        // Timestamp every message as it arrives, while the HTTP call runs.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let reader = tokio::spawn(async move {
+            while let Some(Ok(Message::Text(text))) = ws.next().await {
+                let v: Value = serde_json::from_str(text.as_str()).unwrap();
+                if tx.send((Instant::now(), v)).is_err() {
+                    break;
+                }
+            }
+        });
+        let sent = Instant::now();
+        let (status, answer) = tokio::task::spawn_blocking(|| {
+            server().post("/threat-intelligence/analyze", &json!({"text": CRITICAL_THREAT}))
+        })
+        .await
+        .unwrap();
+        let answered = Instant::now();
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["severity"], "CRITICAL", "{answer}");
+        let id = answer["result_id"].as_str().unwrap().to_string();
+
+        let (mut event_at, mut alert_at) = (None, None);
+        while event_at.is_none() || alert_at.is_none() {
+            let (at, m) = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+                .await
+                .expect("event and alert arrive")
+                .unwrap();
+            if m["result_id"] != id.as_str() {
+                continue;
+            }
+            match m["type"].as_str() {
+                Some("agent_result") => {
+                    assert_eq!(m["data"], answer, "the event carries the stored answer");
+                    assert!(m["offset"].as_i64().unwrap() > 0);
+                    event_at = Some(at);
+                }
+                Some("alert") => {
+                    assert_eq!(m["data"]["severity"], "CRITICAL");
+                    assert_eq!(m["data"]["rule"], "threat_severity_high_or_critical");
+                    alert_at = Some(at);
+                }
+                other => panic!("unexpected message {other:?}: {m}"),
+            }
+        }
+        reader.abort();
+        let after = |t: Instant| t.saturating_duration_since(answered);
+        let (event_lag, alert_lag) = (after(event_at.unwrap()), after(alert_at.unwrap()));
+        eprintln!(
+            "ws: request took {:?}; event {:?} and alert {:?} after the HTTP answer (0 = before it)",
+            answered - sent,
+            event_lag,
+            alert_lag
+        );
+        assert!(event_lag <= Duration::from_millis(100), "{event_lag:?}");
+        assert!(alert_lag <= Duration::from_millis(100), "{alert_lag:?}");
+
+        // The alert is also a stored threat event, queryable by severity and time.
+        let (_, threats) = tokio::task::spawn_blocking(|| server().get("/threats?severity=critical"))
+            .await
+            .unwrap();
+        assert!(threats["threats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["threat_id"] == id.as_str()));
+    });
+}
+
+async fn next_json<S>(ws: &mut S) -> Value
+where
+    S: StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a message")
+            .expect("open")
+            .expect("no error");
+        if let Message::Text(text) = m {
+            return serde_json::from_str(text.as_str()).unwrap();
+        }
+    }
+}
+
+#[test]
+fn websocket_answers_ping_and_agent_status() {
+    let port = server().port;
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async move {
+            let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws"))
+                .await
+                .unwrap();
+            ws.send(Message::Text(r#"{"type":"ping"}"#.into()))
+                .await
+                .unwrap();
+            assert_eq!(next_json(&mut ws).await["type"], "pong");
+            ws.send(Message::Text(r#"{"type":"request_agent_status"}"#.into()))
+                .await
+                .unwrap();
+            let status = next_json(&mut ws).await;
+            assert_eq!(status["type"], "agent_status");
+            assert_eq!(status["data"]["total_agents"], 10);
+            assert!(status["data"]["websocket_connections"].as_i64().unwrap() >= 1);
+        });
+}
+
+fn metric(text: &str, line_start: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(line_start))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn status_and_metrics_count_what_happened() {
+    let s = server();
+    let (_, before) = s.get("/agents/status");
+    let requests = |v: &Value| {
+        v["agents"]["resource-allocation"]["requests"]
+            .as_u64()
+            .unwrap()
+    };
+    let client_errors = |v: &Value| {
+        v["agents"]["resource-allocation"]["client_errors"]
+            .as_u64()
+            .unwrap()
+    };
+    let body = json!({
+        "tasks": [{"id": "t1", "skill": "network", "priority": "high", "estimated_hours": 2}],
+        "technicians": [{"id": "a", "skills": ["network"], "capacity_hours": 8}]
+    });
+    for _ in 0..3 {
+        let (status, v) = s.post("/resource/optimize", &body);
+        assert_eq!(status, 200, "{v}");
+    }
+    let (status, _) = s.post("/resource", &json!({"tasks": "none"}));
+    assert_eq!(status, 422);
+    let (_, after) = s.get("/agents/status");
+    assert!(requests(&after) >= requests(&before) + 4);
+    assert!(client_errors(&after) > client_errors(&before));
+    let agent = &after["agents"]["resource-allocation"];
+    assert_eq!(agent["model_loaded"], true);
+    assert_eq!(agent["status"], "active");
+    let (p50, p95) = (
+        agent["p50_latency_ms"].as_f64().unwrap(),
+        agent["p95_latency_ms"].as_f64().unwrap(),
+    );
+    assert!(p50 > 0.0 && p95 >= p50, "{agent}");
+    assert!(agent["last_activity"].is_string());
+    assert_eq!(after["total_agents"], 10);
+    assert_eq!(
+        after["active_agents"].as_u64().unwrap(),
+        after["agents"]
+            .as_object()
+            .unwrap()
+            .values()
+            .filter(|a| a["model_loaded"] == true)
+            .count() as u64
+    );
+
+    let (status, head, text) = s.request("GET", "/metrics", &[], b"");
+    assert_eq!(status, 200);
+    assert!(head
+        .to_ascii_lowercase()
+        .contains("content-type: text/plain; version=0.0.4"));
+    let text = text.as_str().unwrap();
+    let ok = metric(
+        text,
+        "mesh_agent_requests_total{agent=\"resource-allocation\",class=\"2xx\"} ",
+    );
+    assert!(ok >= 3.0, "{text}");
+    assert!(text.contains("# TYPE mesh_agent_request_duration_seconds summary"));
+    assert!(
+        metric(
+            text,
+            "mesh_agent_request_duration_seconds{agent=\"resource-allocation\",quantile=\"0.5\"} "
+        ) > 0.0
+    );
+    assert_eq!(
+        metric(
+            text,
+            "mesh_agent_model_loaded{agent=\"resource-allocation\"} "
+        ),
+        1.0
+    );
+}
+
+/// A route with a body that has a field of the wrong type and one that lacks a required field.
+struct RouteCase {
+    path: &'static str,
+    wrong_type: Value,
+    missing: Option<Value>,
+    empty_array: Option<Value>,
+    /// The field the three bodies above get wrong.
+    field: &'static str,
+    /// Bodies up to 64 MiB (data routes) rather than 2 MiB.
+    data_route: bool,
+}
+
+fn route_cases() -> Vec<RouteCase> {
+    let case = |path, wrong_type, missing, empty_array, field, data_route| RouteCase {
+        path,
+        wrong_type,
+        missing,
+        empty_array,
+        field,
+        data_route,
+    };
+    vec![
+        case(
+            "/threat-intelligence/analyze",
+            json!({"text": 5}),
+            Some(json!({})),
+            None,
+            "text",
+            false,
+        ),
+        case(
+            "/market-intelligence/analyze",
+            json!({"query": [1]}),
+            Some(json!({})),
+            None,
+            "query",
+            false,
+        ),
+        case(
+            "/nlp-query/ask",
+            json!({"query": {"q": 1}}),
+            Some(json!({})),
+            None,
+            "query",
+            false,
+        ),
+        case(
+            "/collaboration/match",
+            json!({"requirements": true}),
+            Some(json!({})),
+            None,
+            "requirements",
+            false,
+        ),
+        case(
+            "/compliance/check",
+            json!({"framework": "cis", "policy_text": 7}),
+            Some(json!({"framework": "cis"})),
+            None,
+            "policy_text",
+            false,
+        ),
+        case(
+            "/anomaly/detect",
+            json!({"values": "abc"}),
+            Some(json!({})),
+            Some(json!({"values": []})),
+            "values",
+            true,
+        ),
+        case(
+            "/revenue/forecast",
+            json!({"history": {"a": 1}}),
+            Some(json!({})),
+            Some(json!({"history": []})),
+            "history",
+            true,
+        ),
+        case(
+            "/resource/optimize",
+            json!({"tasks": 3}),
+            None,
+            None,
+            "tasks",
+            false,
+        ),
+        case(
+            "/client-health/predict",
+            json!({"features": 5}),
+            None,
+            None,
+            "features",
+            false,
+        ),
+        case(
+            "/client-health/train",
+            json!({"records": 1, "target": "churn"}),
+            Some(json!({"target": "churn"})),
+            Some(json!({"records": [], "target": "churn"})),
+            "records",
+            true,
+        ),
+        case(
+            "/federated/train",
+            json!({"privacy_epsilon": "high"}),
+            None,
+            None,
+            "privacy_epsilon",
+            false,
+        ),
+        case(
+            "/embed",
+            json!({"inputs": 5}),
+            Some(json!({})),
+            Some(json!({"inputs": []})),
+            "inputs",
+            false,
+        ),
+    ]
+}
+
+fn assert_json_4xx(what: &str, status: u16, body: &Value) {
+    assert!(
+        (400..500).contains(&status),
+        "{what}: status {status}, body {body}"
+    );
+    assert!(
+        body["error"].as_str().is_some_and(|e| !e.is_empty()) && body["error_type"].is_string(),
+        "{what}: not a JSON error: {body}"
+    );
+}
+
+#[test]
+fn every_route_answers_bad_input_with_a_json_4xx_and_stays_healthy() {
+    let s = server();
+    let nested = format!("{{\"a\":{}1{}}}", "[".repeat(5000), "]".repeat(5000));
+    let ten_mb = "x".repeat(10 * 1024 * 1024);
+    for c in route_cases() {
+        let json_post = |what: &str, body: &[u8]| {
+            let (status, _, v) = s.request(
+                "POST",
+                c.path,
+                &[("Content-Type", "application/json")],
+                body,
+            );
+            assert_json_4xx(&format!("{} {what}", c.path), status, &v);
+            (status, v)
+        };
+        let named = |what: &str, body: &Value| {
+            let (_, v) = json_post(what, body.to_string().as_bytes());
+            assert_eq!(v["field"], c.field, "{} {what}: {v}", c.path);
+        };
+        named("wrong type", &c.wrong_type);
+        if let Some(missing) = &c.missing {
+            named("missing field", missing);
+        }
+        if let Some(empty) = &c.empty_array {
+            named("empty array", empty);
+        }
+        json_post("not JSON", b"{\"text\": ");
+        json_post("not an object", b"[1, 2, 3]");
+        json_post("NaN", format!("{{\"{}\": [1, NaN]}}", c.field).as_bytes());
+        json_post(
+            "infinity",
+            format!("{{\"{}\": [1, Infinity]}}", c.field).as_bytes(),
+        );
+        json_post(
+            "overflowing number",
+            format!("{{\"{}\": [1e999]}}", c.field).as_bytes(),
+        );
+        json_post("invalid UTF-8", b"{\"text\": \"\xff\xfe\xfd\"}");
+        json_post("deep nesting", nested.as_bytes());
+        let (status, v) = json_post(
+            "10 MB body",
+            format!("{{\"{}\": \"{ten_mb}\"}}", c.field).as_bytes(),
+        );
+        if c.data_route {
+            assert_eq!(
+                (status, v["field"].as_str()),
+                (422, Some(c.field)),
+                "{}: {v}",
+                c.path
+            );
+        } else {
+            assert_eq!(
+                (status, v["field"].as_str()),
+                (413, Some("body")),
+                "{}: {v}",
+                c.path
+            );
+        }
+        let (status, _, v) = s.request("POST", c.path, &[("Content-Type", "text/plain")], b"hello");
+        assert_json_4xx(&format!("{} wrong content type", c.path), status, &v);
+        assert_eq!(status, 415);
+    }
+    // Huge arrays past a route's limit.
+    let inputs: Vec<String> = (0..10_000).map(|i| format!("text {i}")).collect();
+    let (status, v) = s.post("/embed", &json!({ "inputs": inputs }));
+    assert_json_4xx("/embed 10,000 inputs", status, &v);
+    assert_eq!((status, v["field"].as_str()), (413, Some("inputs")));
+    // Numbers that are valid JSON but extreme.
+    let (status, v) = s.post(
+        "/anomaly/detect",
+        &json!({"values": [1e308, -1e308, 1e308, 0, 1, 2, 3, 4, 5, 6]}),
+    );
+    assert!(
+        status == 200 || (400..500).contains(&status),
+        "{status}: {v}"
+    );
+    let (status, v) = s.post(
+        "/revenue/forecast",
+        &json!({"history": [1e308, 1e308, 1e308, 1e308, 1e308, 1e308, 1e308, 1e308, 1e308, 1e308]}),
+    );
+    assert!(
+        status == 200 || (400..500).contains(&status),
+        "{status}: {v}"
+    );
+    // Unknown routes and methods get JSON too.
+    let (status, v) = s.get("/no/such/route");
+    assert_json_4xx("unknown route", status, &v);
+    assert_eq!(status, 404);
+    let (status, v) = s.get("/anomaly/detect");
+    assert_json_4xx("wrong method", status, &v);
+    assert_eq!(status, 405);
+    // Still healthy.
+    let (status, v) = s.get("/health");
+    assert_eq!((status, v["status"].as_str()), (200, Some("healthy")));
+}
+
+#[test]
+fn api_keys_rate_limit_inflight_bound_and_cors() {
+    let keys = temp_path("keys");
+    std::fs::write(&keys, "# test keys\nfile-key\n").unwrap();
+    let s = Server::start(
+        &temp_path("protected-partners.json"),
+        &[
+            "--agents",
+            "false",
+            "--state-db",
+            ":memory:",
+            "--api-keys",
+            "env-key-1,env-key-2",
+            "--api-keys-file",
+            keys.to_str().unwrap(),
+            "--rate-limit-per-second",
+            "1",
+            "--rate-limit-burst",
+            "6",
+            "--max-inflight",
+            "1",
+            "--cors-origins",
+            "http://dashboard.local",
+        ],
+    );
+    let embed = |key: Option<&str>, texts: usize| {
+        let mut headers = vec![("Content-Type", "application/json")];
+        if let Some(k) = key {
+            headers.push(("x-api-key", k));
+        }
+        let long = "The backup job on the file server failed again overnight. ".repeat(30);
+        let inputs: Vec<&str> = (0..texts).map(|_| long.as_str()).collect();
+        let body = json!({ "inputs": inputs }).to_string();
+        s.request("POST", "/embed", &headers, body.as_bytes())
+    };
+    // Health is open; everything else needs a key.
+    assert_eq!(s.get("/health").0, 200);
+    let (status, _, v) = embed(None, 1);
+    assert_eq!(
+        (status, v["error_type"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    let (status, _, v) = embed(Some("not-a-key"), 1);
+    assert_eq!(
+        (status, v["error_type"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    assert_eq!(embed(Some("env-key-2"), 1).0, 200);
+    assert_eq!(embed(Some("file-key"), 1).0, 200);
+
+    // Burst of 6 for env-key-2 (one used above): five more pass, then 429 with retry-after.
+    let mut statuses = vec![];
+    for _ in 0..7 {
+        let (status, head, v) =
+            s.request("GET", "/openapi.json", &[("x-api-key", "env-key-2")], b"");
+        if status == 429 {
+            assert_eq!(v["error_type"], "rate_limited");
+            assert!(head.to_ascii_lowercase().contains("retry-after:"));
+        }
+        statuses.push(status);
+    }
+    let passed = statuses.iter().take_while(|s| **s == 200).count();
+    assert!((5..=6).contains(&passed), "{statuses:?}");
+    assert_eq!(statuses[passed], 429, "{statuses:?}");
+
+    // One model request at a time: concurrent ones beyond it are refused at once.
+    let outcomes: Vec<(u16, Value)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    let (status, _, v) = embed(Some("env-key-1"), 32);
+                    (status, v)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let ok = outcomes.iter().filter(|(s, _)| *s == 200).count();
+    let refused: Vec<_> = outcomes.iter().filter(|(s, _)| *s == 429).collect();
+    assert!(ok >= 1 && !refused.is_empty(), "{outcomes:?}");
+    assert!(refused.iter().all(|(_, v)| v["error_type"] == "overloaded"));
+
+    // CORS preflight for the configured origin.
+    let (status, head, _) = s.request(
+        "OPTIONS",
+        "/embed",
+        &[
+            ("Origin", "http://dashboard.local"),
+            ("Access-Control-Request-Method", "POST"),
+            ("Access-Control-Request-Headers", "x-api-key,content-type"),
+        ],
+        b"",
+    );
+    assert_eq!(status, 200, "{head}");
+    assert!(head
+        .to_ascii_lowercase()
+        .contains("access-control-allow-origin: http://dashboard.local"));
+}
+
+#[test]
+fn a_request_past_the_timeout_is_a_json_504() {
+    let s = Server::start(
+        &temp_path("timeout-partners.json"),
+        &[
+            "--agents",
+            "false",
+            "--state-db",
+            ":memory:",
+            "--request-timeout",
+            "20ms",
+        ],
+    );
+    let long = "The backup job on the file server failed again overnight. ".repeat(30);
+    let inputs: Vec<&str> = (0..64).map(|_| long.as_str()).collect();
+    let (status, v) = s.post("/embed", &json!({ "inputs": inputs }));
+    assert_eq!(
+        (status, v["error_type"].as_str()),
+        (504, Some("timeout")),
+        "{v}"
+    );
+    let (status, _, text) = s.request("GET", "/metrics", &[], b"");
+    assert_eq!(status, 200);
+    assert!(metric(text.as_str().unwrap(), "mesh_timeouts_total ") >= 1.0);
+    assert_eq!(s.get("/health").0, 200);
+}
