@@ -9,6 +9,7 @@
 pub mod allocation;
 pub mod anomaly;
 pub mod client_health;
+pub mod cloud;
 pub mod compliance;
 pub mod datasets;
 pub mod federated;

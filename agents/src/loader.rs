@@ -71,6 +71,7 @@ impl LanguageAgents {
     pub async fn load(
         encoder: &EmbeddingBackend,
         paths: &AgentPaths,
+        cloud: &crate::cloud::CloudProviders,
         progress: &dyn Progress,
     ) -> Self {
         let head = |id: &str| ClassificationHead::load_dir(&paths.models_dir.join(id));
@@ -86,6 +87,7 @@ impl LanguageAgents {
         };
         let market = head(SENTIMENT_HEAD)
             .and_then(|h| MarketAgent::new(encoder.clone(), h))
+            .map(|a| a.with_cloud(cloud.market.clone()))
             .map(Arc::new)
             .map_err(|e| e.to_string());
         let generator = match &paths.t5_dir {
@@ -101,11 +103,10 @@ impl LanguageAgents {
         let nlp_query = knowledge
             .as_ref()
             .map(|(_, index)| {
-                Arc::new(NlpQueryAgent::new(
-                    encoder.clone(),
-                    index.clone(),
-                    generator,
-                ))
+                Arc::new(
+                    NlpQueryAgent::new(encoder.clone(), index.clone(), generator)
+                        .with_cloud(cloud.nlp_query.clone()),
+                )
             })
             .map_err(Clone::clone);
         let partners = PartnerDirectory::load(encoder, paths.partners_file.clone())

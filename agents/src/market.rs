@@ -11,6 +11,11 @@
 //!   products as capitalised names followed by a model or version number (`Windows 11`,
 //!   `Microsoft 365`). The prototype's trends, pricing and competitive fields are not
 //!   returned: nothing here can compute them honestly.
+//! - With Amazon Comprehend configured (`--market-provider`), its sentiment, entities and key
+//!   phrases answer instead under `cloud-first`, when the local confidence max(p, 1 - p) is
+//!   below the threshold under `local-first`, or beside the local answer under `compare`;
+//!   `provider` says who answered and `fallback_reason` why the local model did when the cloud
+//!   failed.
 
 use std::sync::LazyLock;
 
@@ -19,8 +24,10 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::cloud::{plan, Plan, ProviderReport, SentimentProvider};
 use crate::head::ClassificationHead;
 use crate::{now_iso8601, require_text, Agent, AgentError, AgentKind};
+use mesh_inference::cloud::{CloudCall, ComprehendAnalysis, FallbackPolicy, COMPREHEND_MODEL};
 
 /// Longest `query` accepted, in characters.
 pub const MAX_QUERY_CHARS: usize = 50_000;
@@ -71,6 +78,16 @@ pub struct MarketResponse {
     pub sentences: Vec<SentenceSentiment>,
     pub entities: Vec<Entity>,
     pub entity_method: String,
+    /// Key phrases (Comprehend's, when it answered).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub key_phrases: Vec<String>,
+    /// Who answered under which policy, and what the cloud call took.
+    pub provider: ProviderReport,
+    /// Why the local model answered although the policy asked the cloud (the cloud's error).
+    pub fallback_reason: Option<String>,
+    /// Under `compare`: the cloud's answer (or its error) beside the local one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<serde_json::Value>,
     pub timestamp: String,
 }
 
@@ -78,6 +95,7 @@ pub struct MarketResponse {
 pub struct MarketAgent {
     encoder: EmbeddingBackend,
     sentiment_head: ClassificationHead,
+    cloud: Option<SentimentProvider>,
 }
 
 impl MarketAgent {
@@ -89,7 +107,62 @@ impl MarketAgent {
         Ok(Self {
             encoder,
             sentiment_head,
+            cloud: None,
         })
+    }
+
+    /// Adds Amazon Comprehend under its policy.
+    pub fn with_cloud(mut self, cloud: Option<SentimentProvider>) -> Self {
+        self.cloud = cloud;
+        self
+    }
+
+    fn policy(&self) -> FallbackPolicy {
+        self.cloud
+            .as_ref()
+            .map_or(FallbackPolicy::LocalOnly, |c| c.policy)
+    }
+
+    /// The answer from Comprehend's analysis.
+    fn cloud_answer(
+        request: &MarketRequest,
+        call: &CloudCall<ComprehendAnalysis>,
+        provider: ProviderReport,
+    ) -> MarketResponse {
+        let a = &call.value;
+        let market_impact = match a.sentiment.as_str() {
+            "POSITIVE" => "Positive",
+            "NEGATIVE" => "Negative",
+            _ => "Neutral",
+        };
+        MarketResponse {
+            query: request.query.clone(),
+            industry_segment: request.industry_segment.clone(),
+            sentiment: a.sentiment.clone(),
+            sentiment_score: a.positive,
+            model_used: COMPREHEND_MODEL.into(),
+            market_impact: market_impact.into(),
+            sentences: Vec::new(),
+            entities: a
+                .entities
+                .iter()
+                .map(|e| Entity {
+                    kind: e.entity_type.to_ascii_lowercase(),
+                    text: e.text.clone(),
+                    start: e.begin,
+                    end: e.end,
+                })
+                .collect(),
+            entity_method: "aws-comprehend DetectEntities".into(),
+            key_phrases: a.key_phrases.iter().map(|k| k.text.clone()).collect(),
+            provider: ProviderReport {
+                answered_by: "cloud".into(),
+                ..provider
+            },
+            fallback_reason: None,
+            comparison: None,
+            timestamp: now_iso8601(),
+        }
     }
 
     /// P(positive) of each text.
@@ -143,6 +216,77 @@ impl Agent for MarketAgent {
 
     async fn handle(&self, request: MarketRequest) -> Result<MarketResponse, AgentError> {
         require_text("query", &request.query, MAX_QUERY_CHARS)?;
+        let policy = self.policy();
+        let report = ProviderReport::local(&policy);
+        let Some(cloud) = &self.cloud else {
+            return self.local_answer(request, report).await;
+        };
+        if plan(&policy, None) == Plan::CloudThenLocal {
+            let call = cloud.comprehend.analyze(&request.query).await;
+            let report = report.with_call(COMPREHEND_MODEL, &call);
+            return match call {
+                Ok(c) => Ok(Self::cloud_answer(&request, &c, report)),
+                Err(e) => {
+                    let mut local = self.local_answer(request, report).await?;
+                    local.fallback_reason = Some(format!("{e}; answered by the local model"));
+                    Ok(local)
+                }
+            };
+        }
+        let local = self.local_answer(request.clone(), report.clone()).await?;
+        let confidence = local.sentiment_score.max(1.0 - local.sentiment_score);
+        match plan(&policy, Some(confidence)) {
+            Plan::LocalThenCloud => {
+                let call = cloud.comprehend.analyze(&request.query).await;
+                let mut report = report.with_call(COMPREHEND_MODEL, &call);
+                report.upgrade_reason = Some(format!(
+                    "local confidence {confidence:.3} is below the policy's threshold"
+                ));
+                match call {
+                    Ok(c) => Ok(Self::cloud_answer(&request, &c, report)),
+                    Err(e) => Ok(MarketResponse {
+                        provider: report,
+                        fallback_reason: Some(format!("{e}; kept the local answer")),
+                        ..local
+                    }),
+                }
+            }
+            Plan::Both => {
+                let call = cloud.comprehend.analyze(&request.query).await;
+                let comparison = match &call {
+                    Ok(c) => {
+                        let cloud = Self::cloud_answer(&request, c, report.clone());
+                        serde_json::json!({
+                            "model_used": cloud.model_used,
+                            "sentiment": cloud.sentiment,
+                            "sentiment_score": cloud.sentiment_score,
+                            "scores": {"positive": c.value.positive, "negative": c.value.negative,
+                                       "neutral": c.value.neutral, "mixed": c.value.mixed},
+                            "entities": cloud.entities,
+                            "key_phrases": cloud.key_phrases,
+                            "agrees_with_local": cloud.sentiment == local.sentiment,
+                        })
+                    }
+                    Err(e) => serde_json::json!({"error": e.to_string()}),
+                };
+                Ok(MarketResponse {
+                    provider: report.with_call(COMPREHEND_MODEL, &call),
+                    comparison: Some(comparison),
+                    ..local
+                })
+            }
+            _ => Ok(local),
+        }
+    }
+}
+
+impl MarketAgent {
+    /// The local model's answer.
+    async fn local_answer(
+        &self,
+        request: MarketRequest,
+        provider: ProviderReport,
+    ) -> Result<MarketResponse, AgentError> {
         let sentences = crate::text::sentences(&request.query);
         if sentences.len() > MAX_SENTENCES {
             return Err(AgentError::invalid(
@@ -193,6 +337,10 @@ impl Agent for MarketAgent {
             market_impact: market_impact.into(),
             sentences: per_sentence,
             entity_method: "patterns: money, percentages, dates; organisations by company suffix; products as capitalised names with a model/version number".into(),
+            key_phrases: Vec::new(),
+            provider,
+            fallback_reason: None,
+            comparison: None,
             timestamp: now_iso8601(),
         })
     }

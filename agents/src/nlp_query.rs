@@ -8,6 +8,11 @@
 //! best, are returned in passage order. When a T5 checkpoint is configured it writes the
 //! answer instead, from the same passages. `confidence` is the best passage's similarity;
 //! `sources` are the ids of the passages the answer was drawn from.
+//!
+//! With Amazon Bedrock configured (`--nlp-query-provider`), Claude writes the answer from the
+//! same three passages (told to answer only from them) under `cloud-first`, when the retrieval
+//! confidence is below the threshold under `local-first`, or beside the local answer under
+//! `compare`; `provider` and `fallback_reason` say who answered and why.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -18,8 +23,10 @@ use mesh_inference::tokenize::TextTokenizer;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::cloud::{plan, AnswerProvider, Plan, ProviderReport};
 use crate::knowledge::{dot, embed_all, embed_one, KnowledgeIndex, PassageSource};
 use crate::{now_iso8601, require_text, Agent, AgentError, AgentKind};
+use mesh_inference::cloud::FallbackPolicy;
 
 /// Below this best-passage similarity the agent says it does not know.
 pub const MIN_SIMILARITY: f32 = 0.35;
@@ -56,11 +63,24 @@ pub struct AskResponse {
     /// Similarity of the best passage (0 when nothing was retrieved).
     pub confidence: f32,
     pub sources: Vec<String>,
-    /// `extractive`, `t5-generation` or `none` (I don't know).
+    /// `extractive`, `t5-generation`, `bedrock-generation` or `none` (I don't know).
     pub answer_method: String,
     pub passages: Vec<RetrievedPassage>,
+    /// Who answered under which policy, and what the cloud call took.
+    pub provider: ProviderReport,
+    /// Why the local model answered although the policy asked the cloud (the cloud's error).
+    pub fallback_reason: Option<String>,
+    /// Under `compare`: the cloud's answer (or its error) beside the local one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<serde_json::Value>,
     pub timestamp: String,
 }
+
+/// Instructions Bedrock gets with every question.
+pub const BEDROCK_SYSTEM_PROMPT: &str =
+    "You answer questions from managed service providers about security. \
+Answer only from the numbered context passages, in at most three sentences. If the passages do not \
+contain the answer, say that you don't know.";
 
 /// A T5 checkpoint with its tokenizer, writing answers from retrieved passages.
 pub struct T5Answerer {
@@ -107,6 +127,7 @@ pub struct NlpQueryAgent {
     encoder: EmbeddingBackend,
     knowledge: Arc<KnowledgeIndex>,
     generator: Option<Arc<T5Answerer>>,
+    cloud: Option<AnswerProvider>,
 }
 
 impl NlpQueryAgent {
@@ -119,7 +140,14 @@ impl NlpQueryAgent {
             encoder,
             knowledge,
             generator,
+            cloud: None,
         }
+    }
+
+    /// Adds Amazon Bedrock under its policy.
+    pub fn with_cloud(mut self, cloud: Option<AnswerProvider>) -> Self {
+        self.cloud = cloud;
+        self
     }
 }
 
@@ -161,6 +189,11 @@ impl Agent for NlpQueryAgent {
             })
             .collect();
         let confidence = hits.first().map_or(0.0, |h| h.score.max(0.0));
+        let policy = self
+            .cloud
+            .as_ref()
+            .map_or(FallbackPolicy::LocalOnly, |c| c.policy);
+        let report = ProviderReport::local(&policy);
         let respond = |answer: String, method: &str, sources: Vec<String>| AskResponse {
             query: request.query.clone(),
             response: answer.clone(),
@@ -170,6 +203,9 @@ impl Agent for NlpQueryAgent {
             sources,
             answer_method: method.into(),
             passages: passages.clone(),
+            provider: report.clone(),
+            fallback_reason: None,
+            comparison: None,
             timestamp: now_iso8601(),
         };
         if confidence < MIN_SIMILARITY {
@@ -180,18 +216,96 @@ impl Agent for NlpQueryAgent {
             ));
         }
         let best: Vec<_> = hits.iter().take(3).collect();
+        let Some(cloud) = &self.cloud else {
+            let (answer, method, sources) =
+                self.local_answer(&request.query, &query, &best).await?;
+            return Ok(respond(answer, method, sources));
+        };
+        let sources: Vec<String> = best.iter().map(|h| h.passage.id.clone()).collect();
+        let context: String = best
+            .iter()
+            .enumerate()
+            .map(|(i, h)| format!("[{}] {}", i + 1, h.passage.embedding_text()))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let prompt = format!(
+            "Context passages:\n{context}\n\nQuestion: {}",
+            request.query
+        );
+        let model = cloud.bedrock.model_id().to_string();
+        let cloud_model_used = format!(
+            "{model} (generation) + {} (retrieval)",
+            self.encoder.model_id()
+        );
+        let ask_cloud = || cloud.bedrock.generate(BEDROCK_SYSTEM_PROMPT, &prompt, 400);
+        let plan = plan(&policy, Some(confidence));
+        if matches!(plan, Plan::CloudThenLocal | Plan::LocalThenCloud) {
+            let call = ask_cloud().await;
+            let mut report = report.clone().with_call(&model, &call);
+            if plan == Plan::LocalThenCloud {
+                report.upgrade_reason = Some(format!(
+                    "retrieval confidence {confidence:.3} is below the policy's threshold"
+                ));
+            }
+            return match call {
+                Ok(c) => Ok(AskResponse {
+                    model_used: cloud_model_used,
+                    provider: ProviderReport {
+                        answered_by: "cloud".into(),
+                        ..report
+                    },
+                    ..respond(c.value.text, "bedrock-generation", sources)
+                }),
+                Err(e) => {
+                    let (answer, method, sources) =
+                        self.local_answer(&request.query, &query, &best).await?;
+                    Ok(AskResponse {
+                        provider: report,
+                        fallback_reason: Some(format!("{e}; answered by the local model")),
+                        ..respond(answer, method, sources)
+                    })
+                }
+            };
+        }
+        let (answer, method, local_sources) =
+            self.local_answer(&request.query, &query, &best).await?;
+        if plan != Plan::Both {
+            return Ok(respond(answer, method, local_sources));
+        }
+        let call = ask_cloud().await;
+        let comparison = match &call {
+            Ok(c) => serde_json::json!({"model_used": cloud_model_used, "answer": c.value.text,
+                "sources": sources, "input_tokens": c.value.input_tokens, "output_tokens": c.value.output_tokens}),
+            Err(e) => serde_json::json!({"error": e.to_string()}),
+        };
+        Ok(AskResponse {
+            provider: report.clone().with_call(&model, &call),
+            comparison: Some(comparison),
+            ..respond(answer, method, local_sources)
+        })
+    }
+}
+
+impl NlpQueryAgent {
+    /// The local answer from the best passages: T5's when configured, else extractive.
+    async fn local_answer(
+        &self,
+        question: &str,
+        query: &[f32],
+        best: &[&crate::knowledge::Hit<'_>],
+    ) -> Result<(String, &'static str, Vec<String>), AgentError> {
         if let Some(generator) = &self.generator {
             let context: String = best
                 .iter()
                 .map(|h| h.passage.embedding_text())
                 .collect::<Vec<_>>()
                 .join("\n");
-            let (g, q) = (generator.clone(), request.query.clone());
+            let (g, q) = (generator.clone(), question.to_string());
             let answer = tokio::task::spawn_blocking(move || g.answer(&q, &context))
                 .await
                 .map_err(|e| AgentError::Unavailable(format!("T5 generation stopped: {e}")))??;
             let sources = best.iter().map(|h| h.passage.id.clone()).collect();
-            return Ok(respond(answer, "t5-generation", sources));
+            return Ok((answer, "t5-generation", sources));
         }
         // Extractive: the sentences closest to the question.
         let mut candidates: Vec<(usize, usize, String)> = Vec::new();
@@ -204,7 +318,7 @@ impl Agent for NlpQueryAgent {
             }
         }
         if candidates.is_empty() {
-            return Ok(respond(
+            return Ok((
                 best[0].passage.text.clone(),
                 "extractive",
                 vec![best[0].passage.id.clone()],
@@ -215,7 +329,7 @@ impl Agent for NlpQueryAgent {
         let mut scored: Vec<(f32, usize)> = vectors
             .iter()
             .enumerate()
-            .map(|(i, v)| (dot(&query, v), i))
+            .map(|(i, v)| (dot(query, v), i))
             .collect();
         scored.sort_by(|a, b| b.0.total_cmp(&a.0));
         let top = scored[0].0;
@@ -236,6 +350,6 @@ impl Agent for NlpQueryAgent {
             .map(|&i| best[candidates[i].0].passage.id.clone())
             .collect();
         sources.dedup();
-        Ok(respond(answer, "extractive", sources))
+        Ok((answer, "extractive", sources))
     }
 }

@@ -12,6 +12,7 @@
 
 pub mod backend;
 pub mod classifier;
+pub mod cloud;
 pub mod convert;
 pub mod embedder;
 pub mod encoder;

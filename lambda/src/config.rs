@@ -2,7 +2,11 @@
 
 use std::path::PathBuf;
 
+use std::sync::Arc;
+
 use clap::Args;
+use mesh_agents::cloud::{AnswerProvider, CloudProviders, SentimentProvider};
+use mesh_inference::cloud::{Bedrock, BedrockApi, Comprehend, FallbackPolicy, Resilience};
 
 /// Which model to serve and where its weights come from. Every flag has an environment fallback.
 #[derive(Debug, Clone, Args)]
@@ -56,6 +60,87 @@ pub struct ModelArgs {
     /// `/nlp-query/ask` answers instead of extracting them.
     #[arg(long, env = "MESH_T5_MODEL_DIR")]
     pub t5_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub cloud: CloudArgs,
+}
+
+/// Cloud providers (Amazon Comprehend, Amazon Bedrock) as upgrades or fallbacks of the local
+/// models. Off by default; endpoints, region and credentials come from the AWS environment
+/// (`AWS_REGION`, `AWS_ENDPOINT_URL_COMPREHEND`, `AWS_ENDPOINT_URL_BEDROCK_RUNTIME`, ...).
+#[derive(Debug, Clone, Args)]
+pub struct CloudArgs {
+    /// Who answers `/market-intelligence/analyze`: local, cloud-first (Comprehend, local on
+    /// failure), local-first[:THRESHOLD] (Comprehend when the local confidence is below it),
+    /// compare (both).
+    #[arg(long, env = "MESH_MARKET_PROVIDER", default_value = "local")]
+    pub market_provider: FallbackPolicy,
+    /// Who writes `/nlp-query/ask` answers: local, cloud-first (Bedrock), local-first[:THRESHOLD]
+    /// (Bedrock when the retrieval confidence is below it), compare.
+    #[arg(long, env = "MESH_NLP_QUERY_PROVIDER", default_value = "local")]
+    pub nlp_query_provider: FallbackPolicy,
+    /// Bedrock model id.
+    #[arg(long, env = "MESH_BEDROCK_MODEL", default_value = mesh_inference::cloud::DEFAULT_BEDROCK_MODEL)]
+    pub bedrock_model: String,
+    /// Use InvokeModel (Claude's messages body) instead of the Converse API.
+    #[arg(long, env = "MESH_BEDROCK_INVOKE_MODEL")]
+    pub bedrock_invoke_model: bool,
+    /// Longest one cloud attempt may take (e.g. `10s`).
+    #[arg(long, env = "MESH_CLOUD_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub cloud_timeout: std::time::Duration,
+    /// Attempts per cloud call (retries of throttling, 5xx, timeouts, with backoff).
+    #[arg(long, env = "MESH_CLOUD_MAX_ATTEMPTS", default_value_t = 3)]
+    pub cloud_max_attempts: u32,
+    /// Wait before the first retry (doubled after each).
+    #[arg(long, env = "MESH_CLOUD_BACKOFF", default_value = "200ms", value_parser = humantime::parse_duration)]
+    pub cloud_backoff: std::time::Duration,
+    /// Failed calls in a row that open a provider's circuit.
+    #[arg(long, env = "MESH_CLOUD_BREAKER_THRESHOLD", default_value_t = 5)]
+    pub cloud_breaker_threshold: u32,
+    /// How long an open circuit fails fast.
+    #[arg(long, env = "MESH_CLOUD_BREAKER_COOLDOWN", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub cloud_breaker_cooldown: std::time::Duration,
+}
+
+impl CloudArgs {
+    /// The resilience of every cloud call.
+    pub fn resilience(&self) -> Resilience {
+        Resilience {
+            attempt_timeout: self.cloud_timeout,
+            max_attempts: self.cloud_max_attempts.max(1),
+            initial_backoff: self.cloud_backoff,
+            breaker_threshold: self.cloud_breaker_threshold.max(1),
+            breaker_cooldown: self.cloud_breaker_cooldown,
+        }
+    }
+
+    /// The providers the policies need (none when every policy is `local`).
+    pub async fn providers(&self) -> CloudProviders {
+        if !self.market_provider.uses_cloud() && !self.nlp_query_provider.uses_cloud() {
+            return CloudProviders::default();
+        }
+        let config = mesh_inference::cloud::aws_config().await;
+        let resilience = self.resilience();
+        let market = self
+            .market_provider
+            .uses_cloud()
+            .then(|| SentimentProvider {
+                comprehend: Arc::new(Comprehend::new(&config, resilience)),
+                policy: self.market_provider,
+            });
+        let api = if self.bedrock_invoke_model {
+            BedrockApi::InvokeModel
+        } else {
+            BedrockApi::Converse
+        };
+        let nlp_query = self
+            .nlp_query_provider
+            .uses_cloud()
+            .then(|| AnswerProvider {
+                bedrock: Arc::new(Bedrock::new(&config, &self.bedrock_model, api, resilience)),
+                policy: self.nlp_query_provider,
+            });
+        CloudProviders { market, nlp_query }
+    }
 }
 
 impl ModelArgs {

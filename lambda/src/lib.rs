@@ -14,6 +14,7 @@ pub mod progress;
 pub mod protection;
 pub mod records_api;
 pub mod score;
+pub mod standin;
 pub mod state;
 pub mod store;
 pub mod ws;

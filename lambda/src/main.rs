@@ -81,6 +81,12 @@ enum Command {
         #[command(subcommand)]
         command: ClientHealthCommand,
     },
+    /// Serve a stand-in for Amazon Comprehend and the Bedrock runtime (scripted answers, fault
+    /// injection) for tests and development without an AWS account.
+    AwsStandin {
+        #[arg(long, env = "MESH_STANDIN_ADDR", default_value = "127.0.0.1:4599")]
+        addr: SocketAddr,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -194,7 +200,7 @@ enum ModelsCommand {
         #[arg(long)]
         evaluate: bool,
         #[command(flatten)]
-        model: ModelArgs,
+        model: Box<ModelArgs>,
     },
     /// Convert a BERT checkpoint into a DistilBERT-architecture checkpoint.
     Convert {
@@ -231,6 +237,14 @@ fn main() -> anyhow::Result<()> {
         } => runtime()?.block_on(score(model, agent, input, output)),
         Command::Partners { command } => partners(command),
         Command::ClientHealth { command } => client_health(command),
+        Command::AwsStandin { addr } => runtime()?.block_on(async move {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding {addr}"))?;
+            tracing::info!("AWS stand-in (Comprehend, Bedrock runtime) on http://{addr}");
+            mesh_lambda::standin::serve(listener, Default::default()).await?;
+            Ok(())
+        }),
     }
 }
 

@@ -258,8 +258,13 @@ pub async fn prepare_and_warm(args: &ModelArgs) -> anyhow::Result<()> {
     prepare_all(args).await?;
     let backend = crate::state::load_backend(args).await?;
     let progress = BarProgress::default();
-    let agents =
-        mesh_agents::loader::LanguageAgents::load(&backend, &args.agent_paths(), &progress).await;
+    let agents = mesh_agents::loader::LanguageAgents::load(
+        &backend,
+        &args.agent_paths(),
+        &Default::default(),
+        &progress,
+    )
+    .await;
     progress.finish();
     let numeric = mesh_agents::loader::NumericAgents::load(&args.agent_paths());
     let mut failures = agents.failures();

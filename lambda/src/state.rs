@@ -156,7 +156,9 @@ impl AppState {
         let backend = load_backend(args).await?;
         let (agents, numeric) = if args.agents {
             let progress = crate::progress::BarProgress::default();
-            let agents = LanguageAgents::load(&backend, &args.agent_paths(), &progress).await;
+            let cloud = args.cloud.providers().await;
+            let agents =
+                LanguageAgents::load(&backend, &args.agent_paths(), &cloud, &progress).await;
             let numeric = NumericAgents::load(&args.agent_paths());
             for (name, reason) in agents.failures().into_iter().chain(numeric.failures()) {
                 tracing::warn!(agent = name, reason, "agent not loaded");
