@@ -185,6 +185,17 @@ pub fn fit_once(records: &[Record], target: &str) -> Result<ChurnModel, AgentErr
     fit(&all, &labels, &every, target)
 }
 
+/// The model's columns, comma-separated (for error messages).
+fn column_list(model: &ChurnModel) -> String {
+    model
+        .encoder
+        .columns
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Log-odds of churn `model` gives `record`.
 pub fn churn_log_odds(model: &ChurnModel, record: &Record) -> f64 {
     model.log_odds(&model.encoder.encode(record).features)
@@ -592,13 +603,7 @@ pub fn predict(
             format!(
                 "send the client's values by column; model {} reads {}",
                 model.versioned_id(),
-                model
-                    .encoder
-                    .columns
-                    .iter()
-                    .map(|c| c.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                column_list(model)
             ),
         ));
     }
@@ -621,13 +626,7 @@ pub fn predict(
                 "none of the fields sent ({}) is a column of model {}, which reads {}",
                 ignored_fields.join(", "),
                 model.versioned_id(),
-                model
-                    .encoder
-                    .columns
-                    .iter()
-                    .map(|c| c.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                column_list(model)
             ),
         ));
     }

@@ -852,6 +852,17 @@ pub fn infer_season_lengths<S: AsRef<str>>(dates: &[S]) -> Result<Vec<usize>, Fo
 }
 
 /// Days since 1970-01-01 for `YYYY-MM-DD` or `YYYY-MM` (day 1).
+/// Days in month `m` (1-12) of year `y` (proleptic Gregorian).
+pub(crate) fn days_in_month(y: i64, m: i64) -> i64 {
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    match m {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
 fn parse_date(s: &str) -> Option<i64> {
     let parts: Vec<&str> = s.trim().split('-').collect();
     let num = |p: &str, len: usize| -> Option<i64> {
@@ -865,22 +876,7 @@ fn parse_date(s: &str) -> Option<i64> {
     if !(1..=12).contains(&m) {
         return None;
     }
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let mdays = [
-        31,
-        if leap { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
-    if d < 1 || d > mdays[(m - 1) as usize] {
+    if d < 1 || d > days_in_month(y, m) {
         return None;
     }
     Some(days_from_civil((y, m, d)))

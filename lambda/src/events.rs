@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, Mutex};
 
-use crate::store::{now_ms, Event, EventLog, NewEvent, StoreError};
+use crate::store::{now_ms, off_thread, Event, EventLog, NewEvent, StoreError};
 
 /// Type of the event every agent result becomes.
 pub const AGENT_RESULT: &str = "agent_result";
@@ -78,10 +78,7 @@ impl EventStream for LocalEventStream {
             timestamp_ms,
         }));
         let _order = self.publishing.lock().await;
-        let log = Arc::clone(&self.log);
-        let appended = tokio::task::spawn_blocking(move || log.append(&events))
-            .await
-            .map_err(|e| StoreError::Worker(e.to_string()))??;
+        let appended = off_thread(&self.log, move |log| log.append(&events)).await?;
         for event in &appended {
             // No subscriber is not an error.
             let _ = self.sender.send(event.clone());
@@ -94,10 +91,7 @@ impl EventStream for LocalEventStream {
     }
 
     async fn replay(&self, from: i64, limit: u32) -> Result<Vec<Event>, StoreError> {
-        let log = Arc::clone(&self.log);
-        tokio::task::spawn_blocking(move || log.read_from(from, limit))
-            .await
-            .map_err(|e| StoreError::Worker(e.to_string()))?
+        off_thread(&self.log, move |log| log.read_from(from, limit)).await
     }
 }
 

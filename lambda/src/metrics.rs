@@ -200,14 +200,12 @@ pub struct AgentsStatus {
 
 /// Measures the status of every agent now.
 pub async fn agents_status(state: &AppState) -> AgentsStatus {
-    let store = Arc::clone(&state.store);
-    let stored: BTreeMap<String, i64> = tokio::task::spawn_blocking(move || store.last_activity())
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or_default()
-        .into_iter()
-        .collect();
+    let stored: BTreeMap<String, i64> =
+        crate::store::off_thread(&state.store, |s| s.last_activity())
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
     let mut agents = BTreeMap::new();
     for (kind, model) in state.agent_models() {
         let s = state.metrics.snapshot(kind);

@@ -347,10 +347,8 @@ pub async fn rate_limit(
 
 /// Whether a request is model work (an agent call or `/embed`).
 fn is_model_work(method: &Method, route: &str) -> bool {
-    method == Method::POST
-        && (route == "/embed"
-            || crate::metrics::agent_for(method, route).is_some()
-            || route == "/federated/train")
+    route == "/embed" && method == Method::POST
+        || crate::metrics::agent_for(method, route).is_some()
 }
 
 /// Middleware: at most `max_inflight` model requests at once; 429 beyond it, immediately.

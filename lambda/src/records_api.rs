@@ -24,11 +24,7 @@ async fn blocking<T: Send + 'static>(
     state: &AppState,
     call: impl FnOnce(&dyn crate::store::StateStore) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let store = Arc::clone(&state.store);
-    tokio::task::spawn_blocking(move || call(store.as_ref()))
-        .await
-        .map_err(|e| ApiError::Storage(StoreError::Worker(e.to_string())))?
-        .map_err(ApiError::from)
+    Ok(crate::store::off_thread(&state.store, move |store| call(store)).await?)
 }
 
 /// Stores one agent's answer under a new `result_id` (added to the answer), records what it

@@ -166,6 +166,21 @@ pub trait EventLog: Send + Sync + 'static {
     fn read_from(&self, from: i64, limit: u32) -> Result<Vec<Event>, StoreError>;
 }
 
+/// Runs a blocking store call on tokio's blocking pool (SQLite calls block on disk).
+pub async fn off_thread<S, T>(
+    store: &std::sync::Arc<S>,
+    call: impl FnOnce(&S) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError>
+where
+    S: ?Sized + Send + Sync + 'static,
+    T: Send + 'static,
+{
+    let store = std::sync::Arc::clone(store);
+    tokio::task::spawn_blocking(move || call(&store))
+        .await
+        .map_err(|e| StoreError::Worker(e.to_string()))?
+}
+
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()

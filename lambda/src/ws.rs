@@ -23,7 +23,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::events::EventStream;
 use crate::metrics::Metrics;
-use crate::store::{now_ms, ConnectionRecord, Event, StateStore};
+use crate::store::{now_ms, off_thread, ConnectionRecord, Event, StateStore};
 use crate::AppState;
 
 /// Longest one message may wait to be written to a client before the client is dropped.
@@ -177,8 +177,7 @@ pub async fn run_connection(mut socket: WebSocket, hub: Hub) {
         }
     }
     hub.metrics.ws_connections.fetch_sub(1, Ordering::Relaxed);
-    let store = Arc::clone(&hub.store);
-    let _ = tokio::task::spawn_blocking(move || store.remove_connection(&connection_id)).await;
+    let _ = off_thread(&hub.store, move |s| s.remove_connection(&connection_id)).await;
 }
 
 async fn save_connection(hub: &Hub, connection_id: &str, filters: &Filters) {
@@ -187,8 +186,7 @@ async fn save_connection(hub: &Hub, connection_id: &str, filters: &Filters) {
         connected_at_ms: now_ms(),
         filters: filters.to_json(),
     };
-    let store = Arc::clone(&hub.store);
-    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || store.put_connection(&record)).await {
+    if let Err(e) = off_thread(&hub.store, move |s| s.put_connection(&record)).await {
         tracing::warn!(error = %e, "recording a WebSocket connection failed");
     }
 }

@@ -307,23 +307,8 @@ fn season_lengths_from_dates() {
         let (mut y, mut m, mut d) = (2023, 1, 1);
         for _ in 0..n {
             out.push(format!("{y:04}-{m:02}-{d:02}"));
-            let leap = y % 4 == 0;
-            let ml = [
-                31,
-                if leap { 29 } else { 28 },
-                31,
-                30,
-                31,
-                30,
-                31,
-                31,
-                30,
-                31,
-                30,
-                31,
-            ][m - 1];
             d += 1;
-            if d > ml {
+            if d > super::days_in_month(y, m) {
                 d = 1;
                 m += 1;
             }
