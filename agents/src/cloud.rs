@@ -27,6 +27,86 @@ pub struct AnswerProvider {
 pub struct CloudProviders {
     pub market: Option<SentimentProvider>,
     pub nlp_query: Option<AnswerProvider>,
+    /// Bedrock writing the compliance agent's explanation of its findings.
+    pub compliance: Option<AnswerProvider>,
+}
+
+/// A text written under a policy: the local text, or Bedrock's, with the report.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub text: String,
+    /// Whether Bedrock wrote `text`.
+    pub by_cloud: bool,
+    pub report: ProviderReport,
+    pub fallback_reason: Option<String>,
+    /// Under `compare`: Bedrock's text (or its error) beside the local one.
+    pub comparison: Option<serde_json::Value>,
+}
+
+/// Writes a text under `provider`'s policy (local only without one). `local` is the text the
+/// local method wrote; `confidence` is the local result's confidence, which a `local-first`
+/// policy compares with its threshold.
+pub async fn write_under_policy(
+    provider: Option<&AnswerProvider>,
+    confidence: f32,
+    local: String,
+    system: &str,
+    prompt: &str,
+    max_tokens: u32,
+) -> Written {
+    let policy = provider.map_or(FallbackPolicy::LocalOnly, |p| p.policy);
+    let report = ProviderReport::local(&policy);
+    let local_only = |report| Written {
+        text: local.clone(),
+        by_cloud: false,
+        report,
+        fallback_reason: None,
+        comparison: None,
+    };
+    let Some(provider) = provider else {
+        return local_only(report);
+    };
+    let model = provider.bedrock.model_id().to_string();
+    match plan(&policy, Some(confidence)) {
+        Plan::Local => local_only(report),
+        plan @ (Plan::CloudThenLocal | Plan::LocalThenCloud) => {
+            let call = provider.bedrock.generate(system, prompt, max_tokens).await;
+            let mut report = report.with_call(&model, &call);
+            if plan == Plan::LocalThenCloud {
+                report.upgrade_reason = Some(format!(
+                    "local confidence {confidence:.3} is below the policy's threshold"
+                ));
+            }
+            match call {
+                Ok(c) => Written {
+                    text: c.value.text,
+                    by_cloud: true,
+                    report: ProviderReport {
+                        answered_by: "cloud".into(),
+                        ..report
+                    },
+                    fallback_reason: None,
+                    comparison: None,
+                },
+                Err(e) => Written {
+                    fallback_reason: Some(format!("{e}; written by the local method")),
+                    ..local_only(report)
+                },
+            }
+        }
+        Plan::Both => {
+            let call = provider.bedrock.generate(system, prompt, max_tokens).await;
+            let comparison = match &call {
+                Ok(c) => serde_json::json!({"model_used": model, "text": c.value.text,
+                    "input_tokens": c.value.input_tokens, "output_tokens": c.value.output_tokens}),
+                Err(e) => serde_json::json!({"error": e.to_string()}),
+            };
+            Written {
+                comparison: Some(comparison),
+                ..local_only(report.with_call(&model, &call))
+            }
+        }
+    }
 }
 
 /// Who answered and why, in every response of an agent with a cloud provider.

@@ -18,6 +18,7 @@ use mesh_inference::backend::EmbeddingBackend;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::cloud::{write_under_policy, AnswerProvider, ProviderReport};
 use crate::knowledge::{dot, KnowledgeIndex, Passage, PassageSource};
 use crate::{now_iso8601, require_text, Agent, AgentError, AgentKind};
 
@@ -142,13 +143,33 @@ pub struct ComplianceResponse {
     pub sentences_analyzed: usize,
     pub coverage_threshold: f32,
     pub controls: Vec<ControlResult>,
+    /// The findings in words: written from the computed figures by a template, or by Amazon
+    /// Bedrock from the same figures when `--compliance-provider` says so.
+    pub explanation: String,
+    /// `template` or `bedrock-generation`.
+    pub explanation_method: String,
+    /// Who wrote the explanation under which policy, and what the cloud call took.
+    pub provider: ProviderReport,
+    /// Why the template wrote the explanation although the policy asked Bedrock.
+    pub fallback_reason: Option<String>,
+    /// Under `compare`: Bedrock's explanation (or its error) beside the template's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<serde_json::Value>,
     pub timestamp: String,
 }
+
+/// Instructions Bedrock gets with every explanation.
+pub const BEDROCK_EXPLANATION_PROMPT: &str =
+    "You explain compliance gap analyses to managed service providers. Use only the findings given; never invent controls, scores or evidence. In at most five sentences say what the policy covers, which gaps matter most and what to do first.";
+
+/// Controls whose best similarity lies this close to the threshold are borderline.
+pub const BORDERLINE_MARGIN: f32 = 0.05;
 
 /// The compliance agent: every catalogue with its controls embedded.
 pub struct ComplianceAgent {
     encoder: EmbeddingBackend,
     catalogues: Vec<(Catalogue, Arc<KnowledgeIndex>)>,
+    cloud: Option<AnswerProvider>,
 }
 
 impl ComplianceAgent {
@@ -160,7 +181,14 @@ impl ComplianceAgent {
         Self {
             encoder,
             catalogues,
+            cloud: None,
         }
+    }
+
+    /// Adds Amazon Bedrock (explanations) under its policy.
+    pub fn with_cloud(mut self, cloud: Option<AnswerProvider>) -> Self {
+        self.cloud = cloud;
+        self
     }
 
     fn catalogue(&self, name: &str) -> Result<&(Catalogue, Arc<KnowledgeIndex>), AgentError> {
@@ -178,6 +206,106 @@ impl ComplianceAgent {
                     format!("unknown framework `{name}`; one of: {}", known.join(", ")),
                 )
             })
+    }
+}
+
+/// The computed findings of one check, put into words.
+struct Findings<'a> {
+    framework_name: &'a str,
+    score: f32,
+    status: &'a str,
+    controls: &'a [ControlResult],
+    /// Uncovered controls, heaviest first.
+    gaps: &'a [&'a ControlResult],
+    threshold: f32,
+}
+
+impl Findings<'_> {
+    fn borderline(&self) -> usize {
+        self.controls
+            .iter()
+            .filter(|c| (c.best_similarity - self.threshold).abs() < BORDERLINE_MARGIN)
+            .count()
+    }
+
+    /// The share of controls whose verdict is not borderline: what a `local-first` policy
+    /// compares with its threshold.
+    fn confidence(&self) -> f32 {
+        1.0 - self.borderline() as f32 / self.controls.len().max(1) as f32
+    }
+
+    /// The explanation written from the figures alone.
+    fn template(&self) -> String {
+        let covered = self.controls.iter().filter(|c| c.covered).count();
+        let mut text = format!(
+            "{}: {covered} of {} controls have evidence in the policy (weighted score {:.1}, {}).",
+            self.framework_name,
+            self.controls.len(),
+            self.score,
+            self.status
+        );
+        if self.gaps.is_empty() {
+            text.push_str(" No control is missing evidence.");
+        } else {
+            let named: Vec<String> = self
+                .gaps
+                .iter()
+                .take(3)
+                .map(|c| format!("{} {}", c.id, c.title))
+                .collect();
+            text.push_str(&format!(
+                " The heaviest gaps: {}{}.",
+                named.join("; "),
+                if self.gaps.len() > 3 {
+                    format!(" and {} more", self.gaps.len() - 3)
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        let borderline = self.borderline();
+        if borderline > 0 {
+            text.push_str(&format!(
+                " {borderline} control(s) score within {BORDERLINE_MARGIN} of the coverage threshold {:.2}; review them by hand.",
+                self.threshold
+            ));
+        }
+        text
+    }
+
+    /// The findings Bedrock explains (and nothing else).
+    fn prompt(&self, catalogue: &Catalogue) -> String {
+        let describe = |id: &str| {
+            catalogue
+                .controls
+                .iter()
+                .find(|k| k.id == id)
+                .map_or("", |k| k.description.as_str())
+        };
+        let mut prompt = format!(
+            "Framework: {}\nWeighted coverage score: {:.1} of 100 ({})\nCoverage threshold: {:.2}\n\nCovered controls (best evidence sentence, similarity):\n",
+            self.framework_name, self.score, self.status, self.threshold
+        );
+        for c in self.controls.iter().filter(|c| c.covered) {
+            let evidence = c.evidence.first().map_or("", |e| e.sentence.as_str());
+            prompt.push_str(&format!(
+                "- {} {} ({:.2}): \"{evidence}\"\n",
+                c.id, c.title, c.best_similarity
+            ));
+        }
+        prompt.push_str("\nControls without evidence, heaviest first (weight, best similarity):\n");
+        for c in self.gaps.iter().take(10) {
+            prompt.push_str(&format!(
+                "- {} {} ({}, {:.2}): {}\n",
+                c.id,
+                c.title,
+                c.weight,
+                c.best_similarity,
+                describe(&c.id)
+            ));
+        }
+        prompt.push_str("\nExplain these findings.");
+        prompt
     }
 }
 
@@ -283,20 +411,58 @@ impl Agent for ComplianceAgent {
         } else {
             "Needs Improvement"
         };
+        let framework_name = format!("{} {}", catalogue.name, catalogue.version);
+        let findings = Findings {
+            framework_name: &framework_name,
+            score,
+            status,
+            controls: &controls,
+            gaps: &gaps,
+            threshold,
+        };
+        let written = write_under_policy(
+            self.cloud.as_ref(),
+            findings.confidence(),
+            findings.template(),
+            BEDROCK_EXPLANATION_PROMPT,
+            &findings.prompt(catalogue),
+            500,
+        )
+        .await;
+        let model_used = if written.by_cloud {
+            format!(
+                "{} (explanation) + {} (scoring)",
+                written.report.cloud_model.as_deref().unwrap_or("bedrock"),
+                self.model_used()
+            )
+        } else {
+            self.model_used()
+        };
+        let gaps_found = gaps.len();
         Ok(ComplianceResponse {
             framework: catalogue.framework.clone(),
-            framework_name: format!("{} {}", catalogue.name, catalogue.version),
+            framework_name,
             compliance_score: score,
             status: status.into(),
-            gaps_found: gaps.len(),
+            gaps_found,
             recommendations,
             audit_readiness: readiness,
-            model_used: self.model_used(),
+            model_used,
             controls_total: controls.len(),
             controls_covered: controls.iter().filter(|c| c.covered).count(),
             sentences_analyzed: sentences.len(),
             coverage_threshold: threshold,
             controls,
+            explanation: written.text,
+            explanation_method: if written.by_cloud {
+                "bedrock-generation"
+            } else {
+                "template"
+            }
+            .into(),
+            provider: written.report,
+            fallback_reason: written.fallback_reason,
+            comparison: written.comparison,
             timestamp: now_iso8601(),
         })
     }

@@ -106,6 +106,79 @@ impl AgentKind {
     }
 }
 
+/// Which agents a process serves: all (the local server), or a few (a Lambda function per
+/// agent loads only its own models, which keeps its cold start short).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentSelection(Option<Vec<AgentKind>>);
+
+impl AgentSelection {
+    /// Every agent.
+    pub fn all() -> Self {
+        Self(None)
+    }
+
+    /// Whether `kind` is served.
+    pub fn contains(&self, kind: AgentKind) -> bool {
+        self.0.as_ref().is_none_or(|kinds| kinds.contains(&kind))
+    }
+
+    /// Why an agent that is not selected is not loaded.
+    pub fn excluded_reason(&self) -> String {
+        let served: Vec<&str> = AgentKind::ALL
+            .into_iter()
+            .filter(|k| self.contains(*k))
+            .map(AgentKind::cli_name)
+            .collect();
+        format!(
+            "not served by this process (--only-agents {})",
+            if served.is_empty() {
+                "none".to_string()
+            } else {
+                served.join(",")
+            }
+        )
+    }
+}
+
+impl Default for AgentSelection {
+    fn default() -> Self {
+        Self::all()
+    }
+}
+
+impl std::str::FromStr for AgentSelection {
+    type Err = String;
+
+    /// `all`, `none`, or a comma list of agent names (`threat-intelligence,compliance`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "all" => return Ok(Self::all()),
+            "none" => return Ok(Self(Some(Vec::new()))),
+            _ => {}
+        }
+        let mut kinds = Vec::new();
+        for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let kind = AgentKind::ALL
+                .into_iter()
+                .find(|k| k.cli_name() == name)
+                .ok_or_else(|| {
+                    let names: Vec<&str> = AgentKind::ALL.iter().map(|k| k.cli_name()).collect();
+                    format!(
+                        "unknown agent `{name}` (one of all, none, {})",
+                        names.join(", ")
+                    )
+                })?;
+            if !kinds.contains(&kind) {
+                kinds.push(kind);
+            }
+        }
+        if kinds.is_empty() {
+            return Err("name at least one agent, or `all` or `none`".into());
+        }
+        Ok(Self(Some(kinds)))
+    }
+}
+
 /// Errors an agent reports.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -223,5 +296,31 @@ mod tests {
         let e = require_text("text", "  \n", 10).unwrap_err();
         assert!(matches!(e, AgentError::Invalid { ref field, .. } if field == "text"));
         assert!(require_text("query", "x".repeat(11).as_str(), 10).is_err());
+    }
+}
+
+#[cfg(test)]
+mod selection_tests {
+    use super::*;
+
+    #[test]
+    fn agent_selection_parses_names_all_and_none() {
+        let all: AgentSelection = "all".parse().unwrap();
+        assert!(AgentKind::ALL.into_iter().all(|k| all.contains(k)));
+        let none: AgentSelection = "none".parse().unwrap();
+        assert!(AgentKind::ALL.into_iter().all(|k| !none.contains(k)));
+        let two: AgentSelection = "threat-intelligence, compliance".parse().unwrap();
+        assert!(two.contains(AgentKind::ThreatIntelligence));
+        assert!(two.contains(AgentKind::Compliance));
+        assert!(!two.contains(AgentKind::NlpQuery));
+        assert_eq!(
+            two.excluded_reason(),
+            "not served by this process (--only-agents threat-intelligence,compliance)"
+        );
+        assert!("threat"
+            .parse::<AgentSelection>()
+            .unwrap_err()
+            .contains("unknown agent `threat`"));
+        assert!(",".parse::<AgentSelection>().is_err());
     }
 }

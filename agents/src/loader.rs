@@ -21,7 +21,7 @@ use crate::recipes::Progress;
 use crate::resource::ResourceAgent;
 use crate::revenue::RevenueAgent;
 use crate::threat::ThreatAgent;
-use crate::AgentError;
+use crate::{AgentError, AgentKind, AgentSelection};
 
 /// Where the agents' inputs live.
 #[derive(Debug, Clone)]
@@ -55,6 +55,11 @@ pub const SENTIMENT_HEAD: &str = "sentiment-minilm";
 pub const EMAIL_HEAD: &str = "spam-email-minilm";
 pub const THREAT_HEAD: &str = "threat-category-minilm";
 
+/// Embedding-cache names of the indexes the agents search at serve time: the knowledge base,
+/// and one per control catalogue (`controls-<framework>`).
+pub const KNOWLEDGE_INDEX: &str = "knowledge";
+pub const CONTROLS_INDEX_PREFIX: &str = "controls-";
+
 impl LanguageAgents {
     /// No agent loaded, for the same reason.
     pub fn none(reason: &str) -> Self {
@@ -67,15 +72,23 @@ impl LanguageAgents {
         }
     }
 
-    /// Loads every agent it can; embeds the knowledge base and control catalogues (cached).
+    /// Loads every selected agent it can; embeds the knowledge base and control catalogues
+    /// (cached) when a selected agent needs them.
     pub async fn load(
         encoder: &EmbeddingBackend,
         paths: &AgentPaths,
         cloud: &crate::cloud::CloudProviders,
+        selection: &AgentSelection,
         progress: &dyn Progress,
     ) -> Self {
+        let excluded = selection.excluded_reason();
+        let wanted = |kind| selection.contains(kind);
         let head = |id: &str| ClassificationHead::load_dir(&paths.models_dir.join(id));
-        let knowledge = load_knowledge(encoder, paths, progress).await;
+        let knowledge = if wanted(AgentKind::ThreatIntelligence) || wanted(AgentKind::NlpQuery) {
+            load_knowledge(encoder, paths, progress).await
+        } else {
+            Err(excluded.clone())
+        };
         let threat = match (&knowledge, head(THREAT_HEAD), head(EMAIL_HEAD)) {
             (Ok((attack, index)), Ok(t), Ok(e)) => {
                 ThreatAgent::new(encoder.clone(), t, e, attack.clone(), index.clone())
@@ -109,17 +122,25 @@ impl LanguageAgents {
                 )
             })
             .map_err(Clone::clone);
-        let partners = PartnerDirectory::load(encoder, paths.partners_file.clone())
-            .await
-            .map(|d| Arc::new(PartnerAgent::new(encoder.clone(), d)))
-            .map_err(|e| e.to_string());
-        let compliance = load_compliance(encoder, paths, progress)
-            .await
-            .map_err(|e| e.to_string());
+        let partners = if wanted(AgentKind::PartnerMatching) {
+            PartnerDirectory::load(encoder, paths.partners_file.clone())
+                .await
+                .map(|d| Arc::new(PartnerAgent::new(encoder.clone(), d)))
+                .map_err(|e| e.to_string())
+        } else {
+            Err(excluded.clone())
+        };
+        let compliance = if wanted(AgentKind::Compliance) {
+            load_compliance(encoder, paths, cloud.compliance.clone(), progress)
+                .await
+                .map_err(|e| e.to_string())
+        } else {
+            Err(excluded.clone())
+        };
         Self {
-            threat,
-            market,
-            nlp_query,
+            threat: keep(selection, AgentKind::ThreatIntelligence, &excluded, threat),
+            market: keep(selection, AgentKind::MarketIntelligence, &excluded, market),
+            nlp_query: keep(selection, AgentKind::NlpQuery, &excluded, nlp_query),
             partners,
             compliance,
         }
@@ -155,7 +176,7 @@ async fn load_knowledge(
     passages.extend(knowledge::docs::passages());
     progress.stage("embedding the knowledge base", passages.len());
     let index = KnowledgeIndex::load_or_build(
-        "knowledge",
+        KNOWLEDGE_INDEX,
         passages,
         encoder,
         &paths.cache_dir,
@@ -169,6 +190,7 @@ async fn load_knowledge(
 async fn load_compliance(
     encoder: &EmbeddingBackend,
     paths: &AgentPaths,
+    cloud: Option<crate::cloud::AnswerProvider>,
     progress: &dyn Progress,
 ) -> Result<Arc<ComplianceAgent>, AgentError> {
     let mut catalogues = Vec::new();
@@ -178,7 +200,7 @@ async fn load_compliance(
             &format!("embedding {} controls", catalogue.framework),
             passages.len(),
         );
-        let name = format!("controls-{}", catalogue.framework);
+        let name = format!("{CONTROLS_INDEX_PREFIX}{}", catalogue.framework);
         let index = KnowledgeIndex::load_or_build(
             &name,
             passages,
@@ -189,7 +211,9 @@ async fn load_compliance(
         .await?;
         catalogues.push((catalogue, Arc::new(index)));
     }
-    Ok(Arc::new(ComplianceAgent::new(encoder.clone(), catalogues)))
+    Ok(Arc::new(
+        ComplianceAgent::new(encoder.clone(), catalogues).with_cloud(cloud),
+    ))
 }
 
 /// The five numeric agents. Anomaly detection, forecasting and allocation need nothing
@@ -218,21 +242,31 @@ impl NumericAgents {
         }
     }
 
-    /// Loads every numeric agent it can.
-    pub fn load(paths: &AgentPaths) -> Self {
-        let federated =
+    /// Loads every selected numeric agent it can.
+    pub fn load(paths: &AgentPaths, selection: &AgentSelection) -> Self {
+        let excluded = selection.excluded_reason();
+        let federated = if selection.contains(AgentKind::FederatedLearning) {
             datasets::churn_records(&paths.data_dir.join("modeldata")).and_then(|records| {
                 FederatedAgent::new(&records, datasets::CHURN_TARGET, datasets::CHURN_SOURCE)
                     .map(Arc::new)
                     .map_err(|e| e.to_string())
-            });
+            })
+        } else {
+            Err(excluded.clone())
+        };
         Self {
-            anomaly: Ok(Arc::new(AnomalyAgent)),
-            revenue: Ok(Arc::new(RevenueAgent)),
-            resource: Ok(Arc::new(ResourceAgent)),
-            client_health: Ok(Arc::new(ClientHealthAgent::new(ModelStore::new(
-                paths.models_dir.join(CLIENT_HEALTH_DIR),
-            )))),
+            anomaly: pick(selection, AgentKind::AnomalyDetection, &excluded, || {
+                AnomalyAgent
+            }),
+            revenue: pick(selection, AgentKind::RevenueForecasting, &excluded, || {
+                RevenueAgent
+            }),
+            resource: pick(selection, AgentKind::ResourceAllocation, &excluded, || {
+                ResourceAgent
+            }),
+            client_health: pick(selection, AgentKind::ClientHealth, &excluded, || {
+                ClientHealthAgent::new(ModelStore::new(paths.models_dir.join(CLIENT_HEALTH_DIR)))
+            }),
             federated,
         }
     }
@@ -249,5 +283,33 @@ impl NumericAgents {
         .into_iter()
         .filter_map(|(name, e)| e.map(|e| (name, e.as_str())))
         .collect()
+    }
+}
+
+/// `loaded` when `kind` is selected, else the reason it is not.
+fn keep<A>(
+    selection: &AgentSelection,
+    kind: AgentKind,
+    excluded: &str,
+    loaded: Loaded<A>,
+) -> Loaded<A> {
+    if selection.contains(kind) {
+        loaded
+    } else {
+        Err(excluded.to_string())
+    }
+}
+
+/// The agent `make` builds when `kind` is selected, else the reason it is not.
+fn pick<A>(
+    selection: &AgentSelection,
+    kind: AgentKind,
+    excluded: &str,
+    make: impl FnOnce() -> A,
+) -> Loaded<A> {
+    if selection.contains(kind) {
+        Ok(Arc::new(make()))
+    } else {
+        Err(excluded.to_string())
     }
 }

@@ -11,6 +11,7 @@
 //! - [`convert`]: BERT checkpoint to DistilBERT-architecture checkpoint.
 
 pub mod backend;
+pub mod bundle;
 pub mod classifier;
 pub mod cloud;
 pub mod convert;

@@ -155,29 +155,63 @@ impl S3Store {
     }
 
     fn key(&self, entry: &ModelEntry, file: &str) -> String {
-        if self.prefix.is_empty() {
-            format!("{}/{file}", entry.id)
-        } else {
-            format!("{}/{}/{file}", self.prefix, entry.id)
-        }
+        self.object_key(&format!("{}/{file}", entry.id))
     }
 
     async fn fetch_file(&self, entry: &ModelEntry, spec: &FileSpec, dir: &Path) -> Result<()> {
-        let target = dir.join(&spec.name);
-        if self.verified.lock().expect("lock").contains(&target) {
-            return Ok(());
-        }
-        if target.is_file() && file_matches(&target, spec).await? {
-            self.verified.lock().expect("lock").insert(target);
-            return Ok(());
-        }
         let key = self.key(entry, &spec.name);
-        let location = format!("s3://{}/{key}", self.bucket);
+        self.fetch_object(&key, &dir.join(&spec.name), spec.sha256.as_deref())
+            .await
+            .map(|_| ())
+    }
+
+    /// The object key of `relative` under this store's prefix.
+    pub fn object_key(&self, relative: &str) -> String {
+        if self.prefix.is_empty() {
+            relative.to_string()
+        } else {
+            format!("{}/{relative}", self.prefix)
+        }
+    }
+
+    /// `s3://bucket/key`, for messages.
+    pub fn location(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.bucket)
+    }
+
+    /// Makes `target` a verified copy of object `key`: reused when it is already there and
+    /// matches `sha256` (or was verified earlier in this process), else downloaded.
+    pub async fn fetch_object(
+        &self,
+        key: &str,
+        target: &Path,
+        sha256: Option<&str>,
+    ) -> Result<Fetched> {
+        if self.verified.lock().expect("lock").contains(target) {
+            return Ok(Fetched::Reused);
+        }
+        let spec = FileSpec {
+            name: String::new(),
+            sha256: sha256.map(str::to_string),
+        };
+        if target.is_file() && file_matches(target, &spec).await? {
+            self.verified
+                .lock()
+                .expect("lock")
+                .insert(target.to_path_buf());
+            return Ok(Fetched::Reused);
+        }
+        if let Some(parent) = target.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(InferenceError::io(parent))?;
+        }
+        let location = self.location(key);
         let response = self
             .client
             .get_object()
             .bucket(&self.bucket)
-            .key(&key)
+            .key(key)
             .send()
             .await
             .map_err(|e| {
@@ -186,12 +220,13 @@ impl S3Store {
                     aws_sdk_s3::error::DisplayErrorContext(e)
                 ))
             })?;
-        let part = unique_part_path(&target);
+        let part = unique_part_path(target);
         let result = async {
             let mut file = tokio::fs::File::create(&part)
                 .await
                 .map_err(InferenceError::io(&part))?;
             let mut hasher = Sha256::new();
+            let mut bytes = 0u64;
             let mut body = response.body;
             while let Some(chunk) = body
                 .try_next()
@@ -199,33 +234,110 @@ impl S3Store {
                 .map_err(|e| InferenceError::Store(format!("{location}: {e}")))?
             {
                 hasher.update(&chunk);
+                bytes += chunk.len() as u64;
                 file.write_all(&chunk)
                     .await
                     .map_err(InferenceError::io(&part))?;
             }
             file.sync_all().await.map_err(InferenceError::io(&part))?;
             let actual = hex::encode(hasher.finalize());
-            if let Some(expected) = &spec.sha256 {
+            if let Some(expected) = sha256 {
                 if !actual.eq_ignore_ascii_case(expected) {
                     return Err(InferenceError::Models(ModelsError::ChecksumMismatch {
                         path: PathBuf::from(&location),
-                        expected: expected.clone(),
+                        expected: expected.to_string(),
                         actual,
                     }));
                 }
             }
-            tokio::fs::rename(&part, &target)
+            tokio::fs::rename(&part, target)
                 .await
-                .map_err(InferenceError::io(&target))
+                .map_err(InferenceError::io(target))?;
+            Ok(bytes)
         }
         .await;
-        if result.is_err() {
-            let _ = tokio::fs::remove_file(&part).await;
-        } else {
-            self.verified.lock().expect("lock").insert(target);
+        match result {
+            Ok(bytes) => {
+                self.verified
+                    .lock()
+                    .expect("lock")
+                    .insert(target.to_path_buf());
+                Ok(Fetched::Downloaded { bytes })
+            }
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&part).await;
+                Err(e)
+            }
         }
-        result
     }
+
+    /// The whole body of a small object, or `None` when there is no such key.
+    pub async fn get_bytes(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let location = self.location(key);
+        let response = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(r) => r,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+            Err(e) => {
+                return Err(InferenceError::Store(format!(
+                    "{location}: {}",
+                    aws_sdk_s3::error::DisplayErrorContext(e)
+                )))
+            }
+        };
+        let bytes = response
+            .body
+            .collect()
+            .await
+            .map_err(|e| InferenceError::Store(format!("{location}: {e}")))?;
+        Ok(Some(bytes.to_vec()))
+    }
+
+    /// Uploads a local file as object `key`.
+    pub async fn put_file(&self, key: &str, path: &Path) -> Result<()> {
+        let body = aws_sdk_s3::primitives::ByteStream::from_path(path)
+            .await
+            .map_err(|e| InferenceError::Store(format!("{}: {e}", path.display())))?;
+        self.put(key, body).await
+    }
+
+    /// Uploads bytes as object `key`.
+    pub async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
+        self.put(key, bytes.into()).await
+    }
+
+    async fn put(&self, key: &str, body: aws_sdk_s3::primitives::ByteStream) -> Result<()> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                InferenceError::Store(format!(
+                    "{}: {}",
+                    self.location(key),
+                    aws_sdk_s3::error::DisplayErrorContext(e)
+                ))
+            })?;
+        Ok(())
+    }
+}
+
+/// What [`S3Store::fetch_object`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fetched {
+    /// The local copy was already there and verified.
+    Reused,
+    /// The object was downloaded and verified.
+    Downloaded { bytes: u64 },
 }
 
 #[async_trait]

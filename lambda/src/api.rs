@@ -66,6 +66,10 @@ pub struct Health {
     /// The embedding model loaded (`id@version`).
     pub model_used: String,
     pub uptime_seconds: f64,
+    /// The S3 model bundle synced at start (files downloaded or reused), when serving from one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub model_bundle: Option<serde_json::Value>,
 }
 
 #[utoipa::path(get, path = "/health", responses((status = 200, body = Health)))]
@@ -77,6 +81,10 @@ async fn health(State(state): State<Arc<AppState>>) -> Json<Health> {
         service: SERVICE_NAME.into(),
         model_used: state.embedder.model_id().into(),
         uptime_seconds: state.started.elapsed().as_secs_f64(),
+        model_bundle: state
+            .model_bundle
+            .as_ref()
+            .and_then(|r| serde_json::to_value(r).ok()),
     })
 }
 

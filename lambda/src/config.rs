@@ -46,6 +46,10 @@ pub struct ModelArgs {
     /// Load the language agents (false serves `/embed` and `/health` only).
     #[arg(long, env = "MESH_AGENTS", default_value_t = true, action = clap::ArgAction::Set)]
     pub agents: bool,
+    /// Agents this process serves: `all`, `none`, or a comma list (`threat-intelligence,compliance`);
+    /// a Lambda function per agent loads only its own models.
+    #[arg(long, env = "MESH_ONLY_AGENTS", default_value = "all")]
+    pub only_agents: mesh_agents::AgentSelection,
     /// Local folder of pulled data sets (what `msp-mesh data pull` fills).
     #[arg(long, env = "MESH_DATA_DIR", default_value = mesh_models::DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
@@ -78,6 +82,11 @@ pub struct CloudArgs {
     /// (Bedrock when the retrieval confidence is below it), compare.
     #[arg(long, env = "MESH_NLP_QUERY_PROVIDER", default_value = "local")]
     pub nlp_query_provider: FallbackPolicy,
+    /// Who writes `/compliance/check` explanations: local (a template over the computed
+    /// figures), cloud-first (Bedrock), local-first[:THRESHOLD] (Bedrock when the share of
+    /// controls that are not borderline is below it), compare.
+    #[arg(long, env = "MESH_COMPLIANCE_PROVIDER", default_value = "local")]
+    pub compliance_provider: FallbackPolicy,
     /// Bedrock model id.
     #[arg(long, env = "MESH_BEDROCK_MODEL", default_value = mesh_inference::cloud::DEFAULT_BEDROCK_MODEL)]
     pub bedrock_model: String,
@@ -115,7 +124,10 @@ impl CloudArgs {
 
     /// The providers the policies need (none when every policy is `local`).
     pub async fn providers(&self) -> CloudProviders {
-        if !self.market_provider.uses_cloud() && !self.nlp_query_provider.uses_cloud() {
+        if !self.market_provider.uses_cloud()
+            && !self.nlp_query_provider.uses_cloud()
+            && !self.compliance_provider.uses_cloud()
+        {
             return CloudProviders::default();
         }
         let config = mesh_inference::cloud::aws_config().await;
@@ -132,14 +144,19 @@ impl CloudArgs {
         } else {
             BedrockApi::Converse
         };
-        let nlp_query = self
-            .nlp_query_provider
-            .uses_cloud()
-            .then(|| AnswerProvider {
-                bedrock: Arc::new(Bedrock::new(&config, &self.bedrock_model, api, resilience)),
-                policy: self.nlp_query_provider,
-            });
-        CloudProviders { market, nlp_query }
+        // One client (and circuit breaker) for every agent that asks Bedrock.
+        let bedrock = Arc::new(Bedrock::new(&config, &self.bedrock_model, api, resilience));
+        let writer = |policy: FallbackPolicy| {
+            policy.uses_cloud().then(|| AnswerProvider {
+                bedrock: bedrock.clone(),
+                policy,
+            })
+        };
+        CloudProviders {
+            market,
+            nlp_query: writer(self.nlp_query_provider),
+            compliance: writer(self.compliance_provider),
+        }
     }
 }
 

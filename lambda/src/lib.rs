@@ -4,6 +4,7 @@
 
 pub mod agents_api;
 pub mod api;
+pub mod bundle;
 pub mod config;
 pub mod error;
 pub mod events;

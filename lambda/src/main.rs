@@ -87,6 +87,28 @@ enum Command {
         #[arg(long, env = "MESH_STANDIN_ADDR", default_value = "127.0.0.1:4599")]
         addr: SocketAddr,
     },
+    /// Publish what the Lambda functions load (encoder, heads, data, embedding caches) to S3.
+    Bundle {
+        #[command(subcommand)]
+        command: BundleCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BundleCommand {
+    /// Upload the bundle to `s3://bucket/prefix` (run `msp-mesh prepare` first); the functions
+    /// read it with `MESH_MODEL_SOURCE=s3://bucket/prefix`.
+    Push {
+        /// Destination, `s3://bucket/prefix`.
+        to: String,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+    /// List the files a bundle would hold, with sizes, without uploading.
+    List {
+        #[command(flatten)]
+        model: ModelArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -237,6 +259,7 @@ fn main() -> anyhow::Result<()> {
         } => runtime()?.block_on(score(model, agent, input, output)),
         Command::Partners { command } => partners(command),
         Command::ClientHealth { command } => client_health(command),
+        Command::Bundle { command } => bundle(command),
         Command::AwsStandin { addr } => runtime()?.block_on(async move {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
@@ -549,4 +572,30 @@ fn partners(command: PartnersCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn bundle(command: BundleCommand) -> anyhow::Result<()> {
+    match command {
+        BundleCommand::Push { to, model } => {
+            let manifest = runtime()?.block_on(mesh_lambda::bundle::push(&model, &to))?;
+            println!(
+                "published {} files ({:.1} MB) to {to}",
+                manifest.files.len(),
+                manifest.bytes() as f64 / 1e6
+            );
+        }
+        BundleCommand::List { model } => {
+            let files = mesh_lambda::bundle::bundle_files(&model)?;
+            let mut total = 0u64;
+            for file in &files {
+                let size = std::fs::metadata(&file.local)
+                    .with_context(|| file.local.display().to_string())?
+                    .len();
+                total += size;
+                println!("{size:>12}  {}", file.path);
+            }
+            println!("{total:>12}  ({} files)", files.len());
+        }
+    }
+    Ok(())
 }

@@ -262,11 +262,12 @@ pub async fn prepare_and_warm(args: &ModelArgs) -> anyhow::Result<()> {
         &backend,
         &args.agent_paths(),
         &Default::default(),
+        &args.only_agents,
         &progress,
     )
     .await;
     progress.finish();
-    let numeric = mesh_agents::loader::NumericAgents::load(&args.agent_paths());
+    let numeric = mesh_agents::loader::NumericAgents::load(&args.agent_paths(), &args.only_agents);
     let mut failures = agents.failures();
     failures.extend(numeric.failures());
     for (name, reason) in &failures {

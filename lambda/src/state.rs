@@ -6,6 +6,7 @@ use std::time::Instant;
 use mesh_agents::loader::{LanguageAgents, NumericAgents};
 use mesh_agents::AgentKind;
 use mesh_inference::backend::{BatchLimits, EmbeddingBackend};
+use mesh_inference::bundle::SyncReport;
 use mesh_inference::embedder::SentenceEmbedder;
 use mesh_inference::store::{open_store, StoreLocation};
 use mesh_models::{Manifest, PullOutcome};
@@ -32,6 +33,8 @@ pub struct AppState {
     pub events: Arc<dyn EventStream>,
     pub metrics: Arc<Metrics>,
     pub protection: Protection,
+    /// The S3 model bundle this process synced at start, if it runs from one.
+    pub model_bundle: Option<SyncReport>,
 }
 
 /// The state store and event stream of a server.
@@ -68,6 +71,17 @@ impl AppState {
         numeric: NumericAgents,
         services: Services,
     ) -> Arc<Self> {
+        Self::build(embedder, max_client_batch, agents, numeric, services, None)
+    }
+
+    fn build(
+        embedder: EmbeddingBackend,
+        max_client_batch: usize,
+        agents: LanguageAgents,
+        numeric: NumericAgents,
+        services: Services,
+        model_bundle: Option<SyncReport>,
+    ) -> Arc<Self> {
         let state = Arc::new(Self {
             embedder,
             max_client_batch,
@@ -78,6 +92,7 @@ impl AppState {
             events: services.events,
             metrics: Arc::new(Metrics::default()),
             protection: services.protection,
+            model_bundle,
         });
         state.record_agent_states("started");
         state
@@ -143,6 +158,8 @@ impl AppState {
     ) -> anyhow::Result<Arc<Self>> {
         // Settings errors (keys, store) before the slow model loading.
         let services = Services::open(service, listen)?;
+        let (resolved, model_bundle) = crate::bundle::resolve(args).await?;
+        let args = &resolved;
         if args.agents && args.auto_pull && args.model_source.is_none() {
             // What could not be prepared shows up below as agents that do not load (503 with
             // the reason on their routes); the encoder and the other agents still serve.
@@ -157,9 +174,15 @@ impl AppState {
         let (agents, numeric) = if args.agents {
             let progress = crate::progress::BarProgress::default();
             let cloud = args.cloud.providers().await;
-            let agents =
-                LanguageAgents::load(&backend, &args.agent_paths(), &cloud, &progress).await;
-            let numeric = NumericAgents::load(&args.agent_paths());
+            let agents = LanguageAgents::load(
+                &backend,
+                &args.agent_paths(),
+                &cloud,
+                &args.only_agents,
+                &progress,
+            )
+            .await;
+            let numeric = NumericAgents::load(&args.agent_paths(), &args.only_agents);
             for (name, reason) in agents.failures().into_iter().chain(numeric.failures()) {
                 tracing::warn!(agent = name, reason, "agent not loaded");
             }
@@ -168,12 +191,13 @@ impl AppState {
             let reason = "agents are disabled (--agents false)";
             (LanguageAgents::none(reason), NumericAgents::none(reason))
         };
-        Ok(Self::new(
+        Ok(Self::build(
             backend,
             args.max_client_batch,
             agents,
             numeric,
             services,
+            model_bundle,
         ))
     }
 }

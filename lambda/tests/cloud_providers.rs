@@ -178,8 +178,9 @@ async fn bedrock_converse_and_invoke_model() {
     }
 }
 
-/// A server whose market and NLP-query agents use the stand-in under the given policies.
-fn server_with(url: &str, market: &str, nlp: &str) -> Server {
+/// A server whose market, NLP-query and compliance agents use the stand-in under the given
+/// policies.
+fn server_with(url: &str, market: &str, nlp: &str, compliance: &str) -> Server {
     let partners = std::env::temp_dir().join(format!(
         "mesh-cloud-partners-{}-{market}.json",
         std::process::id()
@@ -198,6 +199,8 @@ fn server_with(url: &str, market: &str, nlp: &str) -> Server {
             market,
             "--nlp-query-provider",
             nlp,
+            "--compliance-provider",
+            compliance,
             "--cloud-timeout",
             "2s",
             "--cloud-backoff",
@@ -206,13 +209,48 @@ fn server_with(url: &str, market: &str, nlp: &str) -> Server {
     )
 }
 
+/// A short policy: some CIS v8 safeguards covered, most not.
+const POLICY: &str = "All laptops and servers use full-disk encryption. Administrators must use \
+    multi-factor authentication for every remote login. Backups of business data run nightly and \
+    restores are tested every quarter. We keep an inventory of all enterprise hardware assets.";
+
+fn check(s: &Server) -> Value {
+    let (status, v) = s.post(
+        "/compliance/check",
+        &json!({"framework": "cis-v8", "policy_text": POLICY}),
+    );
+    assert_eq!(status, 200, "{v}");
+    v
+}
+
+/// The template's figures are the response's own: covered / total controls, the score.
+fn assert_template_matches_findings(v: &Value) {
+    let controls = v["controls"].as_array().unwrap();
+    let covered = controls.iter().filter(|c| c["covered"] == true).count();
+    let text = v["explanation"].as_str().unwrap();
+    assert!(
+        text.contains(&format!(
+            "{covered} of {} controls have evidence",
+            controls.len()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "weighted score {:.1}",
+            v["compliance_score"].as_f64().unwrap()
+        )),
+        "{text}"
+    );
+}
+
 const QUESTION: &str = "How can attackers use remote desktop protocol to move laterally?";
 
 #[test]
 fn every_policy_answers_and_shows_its_fallbacks() {
     let (url, standin) = start_standin();
     *standin.script.lock().unwrap() = script();
-    let s = server_with(&url, "cloud-first", "local-first:1.0");
+    let s = server_with(&url, "cloud-first", "local-first:1.0", "cloud-first");
     let market = |s: &Server| {
         let (status, v) = s.post("/market-intelligence/analyze", &json!({"query": TEXT}));
         assert_eq!(status, 200, "{v}");
@@ -253,6 +291,45 @@ fn every_policy_answers_and_shows_its_fallbacks() {
         "{reason}"
     );
 
+    // cloud-first compliance: Bedrock explains the computed findings, and only those.
+    let v = check(&s);
+    assert_eq!(v["explanation_method"], "bedrock-generation", "{v}");
+    assert_eq!(v["explanation"], script().completion);
+    assert!(v["model_used"]
+        .as_str()
+        .unwrap()
+        .starts_with("anthropic.claude-3-haiku"));
+    assert_eq!(v["provider"]["answered_by"], "cloud");
+    let prompt = standin
+        .calls_of("Bedrock.Converse")
+        .last()
+        .unwrap()
+        .body
+        .to_string();
+    let first_gap = v["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["covered"] == false)
+        .unwrap();
+    assert!(
+        prompt.contains(first_gap["id"].as_str().unwrap()),
+        "the prompt names the gaps"
+    );
+    assert!(prompt.contains(&format!("{:.1}", v["compliance_score"].as_f64().unwrap())));
+    // Bedrock failing on every attempt: the template explains, and the response says why.
+    standin.inject(&[Fault::ServerError; 3]);
+    let v = check(&s);
+    assert_eq!(v["explanation_method"], "template", "{v}");
+    assert!(
+        v["fallback_reason"]
+            .as_str()
+            .unwrap()
+            .contains("server error"),
+        "{v}"
+    );
+    assert_template_matches_findings(&v);
+
     // local-first with threshold 1.0: retrieval confidence is always below it, so Bedrock writes.
     let v = ask(&s);
     assert_eq!(v["answer_method"], "bedrock-generation", "{v}");
@@ -286,7 +363,7 @@ fn every_policy_answers_and_shows_its_fallbacks() {
 
     // compare: the local answer, the cloud's beside it; a slow cloud answer past the timeout
     // shows as the comparison's error.
-    let s = server_with(&url, "compare", "compare");
+    let s = server_with(&url, "compare", "compare", "compare");
     let v = market(&s);
     assert!(v["model_used"]
         .as_str()
@@ -298,6 +375,10 @@ fn every_policy_answers_and_shows_its_fallbacks() {
     let v = ask(&s);
     assert_eq!(v["answer_method"], "extractive");
     assert_eq!(v["comparison"]["answer"], script().completion);
+    let v = check(&s);
+    assert_eq!(v["explanation_method"], "template");
+    assert_eq!(v["comparison"]["text"], script().completion);
+    assert_template_matches_findings(&v);
     standin.inject(&[Fault::SlowMs(3000); 3]);
     let v = ask(&s);
     let error = v["comparison"]["error"].as_str().unwrap_or_default();
@@ -307,9 +388,12 @@ fn every_policy_answers_and_shows_its_fallbacks() {
 
     // local (the default): no cloud call at all.
     let calls = standin.calls.lock().unwrap().len();
-    let s = server_with(&url, "local", "local");
+    let s = server_with(&url, "local", "local", "local");
     let v: Value = market(&s);
     assert_eq!(v["provider"]["policy"], "local");
     ask(&s);
+    let v = check(&s);
+    assert_eq!(v["explanation_method"], "template");
+    assert_eq!(v["provider"]["policy"], "local");
     assert_eq!(standin.calls.lock().unwrap().len(), calls);
 }

@@ -44,7 +44,7 @@ fn app() -> axum::Router {
                 "false",
             ]);
             let backend = mesh_lambda::state::load_backend(&args.model).await.unwrap();
-            let numeric = NumericAgents::load(&args.model.agent_paths());
+            let numeric = NumericAgents::load(&args.model.agent_paths(), &args.model.only_agents);
             AppState::new(
                 backend,
                 args.model.max_client_batch,

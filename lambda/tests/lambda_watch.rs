@@ -1,0 +1,385 @@
+//! The `bootstrap` binary as a Lambda function under `cargo lambda watch` (the Lambda runtime
+//! and Invoke APIs), with its model bundle in a real S3 server (s3s-fs, SigV4 checked, served
+//! in process): `msp-mesh bundle push` publishes the workspace's prepared models, the function
+//! syncs them into its cache at a cold start, answers API Gateway events right, and does not
+//! download again on a warm invocation nor on a later cold start with the same `/tmp`.
+//!
+//! Needs `cargo-lambda` (`scripts/aws_tools.sh` installs it into `target/tools/aws`, which
+//! `scripts/test.sh` runs first; `MESH_CARGO_LAMBDA` names another).
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{free_port, request_at, wait_for_port};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::{json, Value};
+
+const ACCESS_KEY: &str = "AKIAMESHLAMBDA";
+const SECRET_KEY: &str = "mesh-lambda-test-secret";
+const BUCKET: &str = "msp-intelligence-models";
+/// The function's name in the emulator: a binary of the workspace.
+const FUNCTION: &str = "bootstrap";
+
+/// Text the threat agent judges CRITICAL ransomware by its documented rule.
+const CRITICAL_THREAT: &str = "Ransomware outbreak: LockBit encrypted every file share on FS01 and left a ransom note \
+     demanding bitcoin for the decryption key. The encryptor dropped C:\\Users\\Public\\svc.exe \
+     (sha256 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08) and deleted the shadow copies.";
+
+/// A child process killed when dropped.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn cargo_lambda() -> PathBuf {
+    let path = std::env::var_os("MESH_CARGO_LAMBDA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/tools/aws/bin/cargo-lambda")
+        });
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/aws_tools.sh (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+/// s3s-fs over a temporary folder on a loopback port, counting the GET requests it serves.
+async fn start_s3(root: &std::path::Path) -> (String, Arc<AtomicUsize>) {
+    std::fs::create_dir_all(root.join(BUCKET)).unwrap(); // a bucket is a folder
+    let mut builder = s3s::service::S3ServiceBuilder::new(s3s_fs::FileSystem::new(root).unwrap());
+    builder.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
+    let service = builder.build();
+    let gets = Arc::new(AtomicUsize::new(0));
+    let counted = gets.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let http = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        while let Ok((socket, _)) = listener.accept().await {
+            let (service, counted) = (service.clone(), counted.clone());
+            let counting = hyper::service::service_fn(
+                move |request: hyper::Request<hyper::body::Incoming>| {
+                    if request.method() == hyper::Method::GET {
+                        counted.fetch_add(1, Ordering::SeqCst);
+                    }
+                    let service = service.clone();
+                    async move { hyper::service::Service::call(&service, request).await }
+                },
+            );
+            let conn = http
+                .serve_connection(TokioIo::new(socket), counting)
+                .into_owned();
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+        }
+    });
+    (endpoint, gets)
+}
+
+fn aws_env(command: &mut Command, s3_endpoint: &str) {
+    command
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL_S3", s3_endpoint)
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL");
+}
+
+/// A cold start: the bootstrap process, started against the runtime API of `watch_port`.
+fn start_function(watch_port: u16, s3_endpoint: &str, cache: &std::path::Path) -> Process {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
+    aws_env(&mut command, s3_endpoint);
+    command
+        .env(
+            "AWS_LAMBDA_RUNTIME_API",
+            format!("http://127.0.0.1:{watch_port}/.rt/{FUNCTION}"),
+        )
+        .env("AWS_LAMBDA_FUNCTION_NAME", "msp-threat-intelligence")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
+        .env("MESH_MODEL_SOURCE", format!("s3://{BUCKET}/bundle"))
+        .env("MESH_CACHE_DIR", cache)
+        .env("MESH_STATE_DB", ":memory:")
+        .env("MESH_ONLY_AGENTS", "threat-intelligence,anomaly-detection")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    Process(command.spawn().expect("bootstrap starts"))
+}
+
+/// An API Gateway REST (v1) proxy event for stage `prod`.
+fn rest_event(method: &str, path: &str, body: Option<&Value>) -> Value {
+    json!({
+        "resource": "/{proxy+}",
+        "path": path,
+        "httpMethod": method,
+        "headers": {"Content-Type": "application/json", "Host": "abc123.execute-api.us-east-1.amazonaws.com"},
+        "multiValueHeaders": {"Content-Type": ["application/json"], "Host": ["abc123.execute-api.us-east-1.amazonaws.com"]},
+        "queryStringParameters": null,
+        "multiValueQueryStringParameters": null,
+        "pathParameters": {"proxy": path.trim_start_matches('/')},
+        "stageVariables": null,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "abc123",
+            "httpMethod": method,
+            "identity": {"sourceIp": "203.0.113.10"},
+            "path": format!("/prod{path}"),
+            "protocol": "HTTP/1.1",
+            "requestId": uuid_like(path),
+            "requestTimeEpoch": 1_795_644_000_000u64,
+            "resourceId": "x1y2z3",
+            "resourcePath": "/{proxy+}",
+            "stage": "prod"
+        },
+        "body": body.map(Value::to_string),
+        "isBase64Encoded": false
+    })
+}
+
+fn uuid_like(seed: &str) -> String {
+    format!("00000000-0000-4000-8000-{:012x}", seed.len())
+}
+
+/// Invokes the function through the Lambda Invoke API; returns the proxy response's status
+/// and JSON body, and how long the call took.
+fn invoke(watch_port: u16, event: &Value) -> (u16, Value, Duration) {
+    let started = Instant::now();
+    let (status, _, response) = request_at(
+        watch_port,
+        "POST",
+        &format!("/2015-03-31/functions/{FUNCTION}/invocations"),
+        &[("Content-Type", "application/json")],
+        event.to_string().as_bytes(),
+    );
+    let took = started.elapsed();
+    assert_eq!(status, 200, "the Invoke API answered {status}: {response}");
+    let code = response["statusCode"].as_u64().expect("a proxy response") as u16;
+    let body = response["body"].as_str().unwrap_or_default();
+    (
+        code,
+        serde_json::from_str(body).unwrap_or(Value::String(body.into())),
+        took,
+    )
+}
+
+fn reference_vector(sentence: &str) -> Vec<f32> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../inference/tests/fixtures/minilm_reference.json"
+    );
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let i = v["sentences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|s| s == sentence)
+        .unwrap();
+    v["embeddings"][i]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    dot / (a.iter().map(|x| x * x).sum::<f32>().sqrt()
+        * b.iter().map(|x| x * x).sum::<f32>().sqrt())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_under_cargo_lambda_watch_serves_from_an_s3_bundle() {
+    mesh_models::require_local_model("all-minilm-l6-v2");
+    let s3_root = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let (s3_endpoint, gets) = start_s3(s3_root.path()).await;
+
+    // Publish the workspace's prepared models, data and caches.
+    let models_dir = mesh_models::workspace_models_dir();
+    let mut push = Command::new(env!("CARGO_BIN_EXE_msp-mesh"));
+    aws_env(&mut push, &s3_endpoint);
+    let output = tokio::task::spawn_blocking(move || {
+        push.args(["bundle", "push", &format!("s3://{BUCKET}/bundle")])
+            .arg("--models-dir")
+            .arg(&models_dir)
+            .arg("--data-dir")
+            .arg(mesh_models::workspace_data_dir())
+            .arg("--cache-dir")
+            .arg(models_dir.join(".cache"))
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "bundle push failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let manifest: Value = serde_json::from_slice(
+        &std::fs::read(s3_root.path().join(BUCKET).join("bundle/bundle.json")).unwrap(),
+    )
+    .unwrap();
+    let files = manifest["files"].as_array().unwrap().len();
+    assert!(files > 10, "{manifest}");
+
+    // The Lambda runtime and Invoke APIs.
+    let watch_port = free_port();
+    let watch = Process(
+        Command::new(cargo_lambda())
+            .args(["lambda", "watch", "--only-lambda-apis", "--ignore-changes"])
+            .args(["--invoke-address", "127.0.0.1", "--invoke-port"])
+            .arg(watch_port.to_string())
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cargo lambda watch starts"),
+    );
+    wait_for_port(watch_port, "cargo lambda watch", Duration::from_secs(60));
+
+    // Cold start: the first invocation waits for the download and the model load.
+    let started = Instant::now();
+    let function = start_function(watch_port, &s3_endpoint, cache.path());
+    let (status, health, _) = tokio::task::spawn_blocking(move || {
+        invoke(watch_port, &rest_event("GET", "/health", None))
+    })
+    .await
+    .unwrap();
+    let cold = started.elapsed();
+    assert_eq!(status, 200, "{health}");
+    let bundle = &health["model_bundle"];
+    assert_eq!(bundle["files"], files, "{health}");
+    assert_eq!(bundle["downloaded_files"], files, "{health}");
+    assert_eq!(bundle["reused_files"], 0, "{health}");
+    let gets_after_cold_start = gets.load(Ordering::SeqCst);
+    assert_eq!(
+        gets_after_cold_start,
+        files + 1,
+        "one GET per file plus the manifest"
+    );
+
+    // Warm invocations: right answers, nothing downloaded.
+    let warm = tokio::task::spawn_blocking(move || {
+        let sentence =
+            "The firewall blocked an inbound connection from a known malicious IP address.";
+        let (status, embed, t1) = invoke(
+            watch_port,
+            &rest_event(
+                "POST",
+                "/embed",
+                Some(&json!({"inputs": [sentence], "normalize": true})),
+            ),
+        );
+        assert_eq!(status, 200, "{embed}");
+        let vector: Vec<f32> = embed[0]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect();
+        let similarity = cosine(&vector, &reference_vector(sentence));
+        assert!(
+            similarity >= 0.99999,
+            "cosine to the reference {similarity}"
+        );
+
+        let (status, threat, t2) = invoke(
+            watch_port,
+            &rest_event(
+                "POST",
+                "/threat-intelligence/analyze",
+                Some(&json!({"text": CRITICAL_THREAT})),
+            ),
+        );
+        assert_eq!(status, 200, "{threat}");
+        assert_eq!(threat["threat_type"], "ransomware", "{threat}");
+        assert_eq!(threat["severity"], "CRITICAL", "{threat}");
+        assert!(
+            threat["model_used"]
+                .as_str()
+                .unwrap()
+                .contains("threat-category-minilm@1"),
+            "{threat}"
+        );
+
+        let values: Vec<f64> = (0..60)
+            .map(|i| if i == 40 { 95.0 } else { 50.0 + (i % 5) as f64 })
+            .collect();
+        let (status, anomaly, t3) = invoke(
+            watch_port,
+            &rest_event("POST", "/anomaly/detect", Some(&json!({"values": values}))),
+        );
+        assert_eq!(status, 200, "{anomaly}");
+        let spike = anomaly["anomalies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["index"] == 40)
+            .unwrap_or_else(|| panic!("the spike at 40 is flagged: {anomaly}"));
+        assert_eq!(spike["type"], "spike", "{anomaly}");
+
+        // An agent this function does not serve answers 503 naming the reason.
+        let (status, other, _) = invoke(
+            watch_port,
+            &rest_event(
+                "POST",
+                "/compliance/check",
+                Some(&json!({"framework": "cis-v8", "policy_text": "All laptops are encrypted."})),
+            ),
+        );
+        assert_eq!(status, 503, "{other}");
+        assert!(other.to_string().contains("--only-agents"), "{other}");
+        [t1, t2, t3]
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        gets.load(Ordering::SeqCst),
+        gets_after_cold_start,
+        "warm invocations download nothing"
+    );
+    drop(function);
+
+    // A second cold start on the same /tmp: every file verified and reused.
+    let started = Instant::now();
+    let _function = start_function(watch_port, &s3_endpoint, cache.path());
+    let (status, health, _) = tokio::task::spawn_blocking(move || {
+        invoke(watch_port, &rest_event("GET", "/health", None))
+    })
+    .await
+    .unwrap();
+    let second_cold = started.elapsed();
+    assert_eq!(status, 200, "{health}");
+    assert_eq!(health["model_bundle"]["downloaded_files"], 0, "{health}");
+    assert_eq!(health["model_bundle"]["reused_files"], files, "{health}");
+    assert_eq!(
+        gets.load(Ordering::SeqCst),
+        gets_after_cold_start + 1,
+        "only the manifest is read again"
+    );
+    eprintln!(
+        "lambda (debug build): cold start {cold:?} with {} MB downloaded; warm embed {:?}, \
+         threat {:?}, anomaly {:?}; cold start from a warm /tmp {second_cold:?}",
+        bundle["downloaded_bytes"].as_u64().unwrap() / 1_000_000,
+        warm[0],
+        warm[1],
+        warm[2]
+    );
+    drop(watch);
+}
