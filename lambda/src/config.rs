@@ -196,8 +196,27 @@ pub struct ServiceArgs {
     /// nothing across restarts). Defaults to `state/mesh.db` (`/tmp/msp-mesh-state.db` on Lambda).
     #[arg(long, env = "MESH_STATE_DB")]
     pub state_db: Option<PathBuf>,
+    /// Where the state tables live: `sqlite` (the file of `--state-db`) or `aws` (DynamoDB
+    /// tables, shared by every instance; the event log stays in the SQLite file).
+    #[arg(long, env = "MESH_STATE_BACKEND", value_enum, default_value_t = StateBackend::Sqlite)]
+    pub state_backend: StateBackend,
+    #[command(flatten)]
+    pub tables: crate::store::dynamo::Tables,
+    /// EventBridge bus that receives HIGH and CRITICAL threats (`default`, a name or an ARN);
+    /// none are sent when unset.
+    #[arg(long, env = "MESH_EVENT_BUS")]
+    pub event_bus: Option<String>,
     #[command(flatten)]
     pub protection: crate::protection::ProtectionArgs,
+}
+
+/// Where the state tables live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StateBackend {
+    /// The embedded SQLite file.
+    Sqlite,
+    /// DynamoDB (endpoint, region and credentials from the AWS environment).
+    Aws,
 }
 
 /// Default state database of the local server.
@@ -208,6 +227,9 @@ impl ServiceArgs {
     pub fn ephemeral() -> Self {
         Self {
             state_db: Some(PathBuf::from(":memory:")),
+            state_backend: StateBackend::Sqlite,
+            tables: Default::default(),
+            event_bus: None,
             protection: Default::default(),
         }
     }

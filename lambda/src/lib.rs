@@ -10,6 +10,7 @@ pub mod error;
 pub mod events;
 pub mod lambda;
 pub mod metrics;
+pub mod notify;
 pub mod prepare;
 pub mod progress;
 pub mod protection;

@@ -18,6 +18,7 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 enum Command {
     /// Serve the HTTP API (under AWS Lambda when AWS_LAMBDA_RUNTIME_API is set).
     Serve {

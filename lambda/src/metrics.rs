@@ -48,6 +48,9 @@ pub struct Metrics {
     pub ws_lagged: AtomicU64,
     pub ws_dropped: AtomicU64,
     pub events_published: AtomicU64,
+    /// HIGH / CRITICAL threats sent to EventBridge, and sends that failed.
+    pub threat_notifications: AtomicU64,
+    pub threat_notification_failures: AtomicU64,
 }
 
 fn index(kind: AgentKind) -> usize {
@@ -392,6 +395,16 @@ pub fn prometheus_text(state: &AppState) -> String {
             "mesh_events_published_total",
             "Events published (agent results and alerts).",
             &m.events_published,
+        ),
+        (
+            "mesh_threat_notifications_total",
+            "HIGH and CRITICAL threats sent to Amazon EventBridge.",
+            &m.threat_notifications,
+        ),
+        (
+            "mesh_threat_notification_failures_total",
+            "Threats EventBridge did not accept (after the SDK's retries).",
+            &m.threat_notification_failures,
         ),
         (
             "mesh_ws_lagged_total",

@@ -2,6 +2,7 @@
 //! store back: `GET /results/{id}`, `GET /results`, `GET /events`, `GET /threats`,
 //! `GET /network-intelligence`, `GET /agents/state`.
 
+use crate::notify::ThreatNotifier;
 use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
@@ -57,6 +58,9 @@ pub async fn record_result(
     let threat = (kind == AgentKind::ThreatIntelligence)
         .then(|| threat_event(&result_id, timestamp_ms, &model_used, &data))
         .flatten();
+    let notify = threat
+        .clone()
+        .filter(|t| state.threat_notifier.is_some() && ThreatNotifier::wants(t));
     let network = if kind == AgentKind::FederatedLearning {
         federated_metrics(&result_id, timestamp_ms, &data)
     } else {
@@ -73,6 +77,18 @@ pub async fn record_result(
         Ok(())
     })
     .await?;
+    if let (Some(notifier), Some(threat)) = (&state.threat_notifier, notify) {
+        // The threat is stored already: a failed notification is logged and counted, and the
+        // caller still gets the answer.
+        let counter = match notifier.notify(&threat, &data).await {
+            Ok(()) => &state.metrics.threat_notifications,
+            Err(e) => {
+                tracing::warn!(threat_id = %threat.threat_id, error = %e, "EventBridge notification failed");
+                &state.metrics.threat_notification_failures
+            }
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     let published = state
         .events
         .publish_result(agent, &result_id, &data)

@@ -11,10 +11,12 @@ use mesh_inference::embedder::SentenceEmbedder;
 use mesh_inference::store::{open_store, StoreLocation};
 use mesh_models::{Manifest, PullOutcome};
 
+use crate::config::StateBackend;
 use crate::events::{EventStream, LocalEventStream};
 use crate::metrics::Metrics;
+use crate::notify::ThreatNotifier;
 use crate::protection::Protection;
-use crate::store::{now_ms, AgentStateRecord, SqliteStore, StateStore};
+use crate::store::{now_ms, off_thread, AgentStateRecord, DynamoStore, SqliteStore, StateStore};
 use crate::{ModelArgs, ServiceArgs};
 
 /// Shared state of every route; built once (before `lambda_http::run` on
@@ -33,6 +35,8 @@ pub struct AppState {
     pub events: Arc<dyn EventStream>,
     pub metrics: Arc<Metrics>,
     pub protection: Protection,
+    /// Sends HIGH and CRITICAL threats to EventBridge, when a bus is configured.
+    pub threat_notifier: Option<ThreatNotifier>,
     /// The S3 model bundle this process synced at start, if it runs from one.
     pub model_bundle: Option<SyncReport>,
 }
@@ -42,22 +46,45 @@ pub struct Services {
     pub store: Arc<dyn StateStore>,
     pub events: Arc<dyn EventStream>,
     pub protection: Protection,
+    pub threat_notifier: Option<ThreatNotifier>,
 }
 
 impl Services {
-    /// Opens the embedded store (`:memory:` for none that persists) and its event stream.
-    pub fn open(args: &ServiceArgs, listen: Option<std::net::SocketAddr>) -> anyhow::Result<Self> {
+    /// Opens the state store (the embedded file, `:memory:` for none that persists, or the
+    /// DynamoDB tables) and the event stream (its log in the embedded file).
+    pub async fn open(
+        args: &ServiceArgs,
+        listen: Option<std::net::SocketAddr>,
+    ) -> anyhow::Result<Self> {
+        let protection = Protection::from_args(&args.protection, listen)?;
         let path = args.state_db();
-        let store = Arc::new(if path.as_os_str() == ":memory:" {
+        let sqlite = Arc::new(if path.as_os_str() == ":memory:" {
             SqliteStore::in_memory()?
         } else {
             SqliteStore::open(&path)?
         });
-        store.clear_connections()?;
+        let needs_aws = args.state_backend == StateBackend::Aws || args.event_bus.is_some();
+        let config = match needs_aws {
+            true => Some(aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await),
+            false => None,
+        };
+        let store: Arc<dyn StateStore> = match (&args.state_backend, &config) {
+            (StateBackend::Aws, Some(config)) => {
+                Arc::new(DynamoStore::new(config, args.tables.clone())?)
+            }
+            _ => sqlite.clone(),
+        };
+        let threat_notifier = match (&args.event_bus, &config) {
+            (Some(bus), Some(config)) => Some(ThreatNotifier::new(config, bus.clone())),
+            _ => None,
+        };
+        let cleared = store.clone();
+        off_thread(&cleared, |s| s.clear_connections()).await?;
         Ok(Self {
-            events: Arc::new(LocalEventStream::new(store.clone())),
+            events: Arc::new(LocalEventStream::new(sqlite)),
             store,
-            protection: Protection::from_args(&args.protection, listen)?,
+            protection,
+            threat_notifier,
         })
     }
 }
@@ -92,6 +119,7 @@ impl AppState {
             events: services.events,
             metrics: Arc::new(Metrics::default()),
             protection: services.protection,
+            threat_notifier: services.threat_notifier,
             model_bundle,
         });
         state.record_agent_states("started");
@@ -157,7 +185,7 @@ impl AppState {
         listen: Option<std::net::SocketAddr>,
     ) -> anyhow::Result<Arc<Self>> {
         // Settings errors (keys, store) before the slow model loading.
-        let services = Services::open(service, listen)?;
+        let services = Services::open(service, listen).await?;
         let (resolved, model_bundle) = crate::bundle::resolve(args).await?;
         let args = &resolved;
         if args.agents && args.auto_pull && args.model_source.is_none() {

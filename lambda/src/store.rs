@@ -1,13 +1,15 @@
 //! The mesh's state behind one trait: agent results, agent state, threat events, network
 //! intelligence, WebSocket connections and the event log (the tables of the original AWS
-//! plan). Embedded by default ([`sqlite::SqliteStore`]); the AWS mapping (DynamoDB, Kinesis)
-//! implements the same traits.
+//! plan). Embedded by default ([`sqlite::SqliteStore`]); [`dynamo::DynamoStore`] keeps the
+//! same tables in DynamoDB.
 
+pub mod dynamo;
 pub mod sqlite;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use dynamo::DynamoStore;
 pub use sqlite::SqliteStore;
 
 /// Errors of the state store.
@@ -23,6 +25,8 @@ pub enum StoreError {
     SchemaTooNew { found: i64, known: i64 },
     #[error("state store: worker thread failed: {0}")]
     Worker(String),
+    #[error("state store: DynamoDB: {0}")]
+    Aws(String),
 }
 
 /// One agent call's answer, stored under its `result_id`.

@@ -50,7 +50,9 @@ fn app() -> axum::Router {
                 args.model.max_client_batch,
                 LanguageAgents::none("not loaded in the fuzz test"),
                 numeric,
-                Services::open(&ServiceArgs::ephemeral(), None).unwrap(),
+                Services::open(&ServiceArgs::ephemeral(), None)
+                    .await
+                    .unwrap(),
             )
         });
         (runtime, state)

@@ -100,7 +100,11 @@ fn aws_env(command: &mut Command, s3_endpoint: &str) {
 
 /// A cold start: the bootstrap process, started against the runtime API of `watch_port`.
 fn start_function(watch_port: u16, s3_endpoint: &str, cache: &std::path::Path) -> Process {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
+    // `MESH_BOOTSTRAP_BIN` runs another build of it (a release build, to measure cold starts).
+    let binary = std::env::var_os("MESH_BOOTSTRAP_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_bootstrap")));
+    let mut command = Command::new(binary);
     aws_env(&mut command, s3_endpoint);
     command
         .env(
@@ -374,7 +378,7 @@ async fn bootstrap_under_cargo_lambda_watch_serves_from_an_s3_bundle() {
         "only the manifest is read again"
     );
     eprintln!(
-        "lambda (debug build): cold start {cold:?} with {} MB downloaded; warm embed {:?}, \
+        "lambda: cold start {cold:?} with {} MB downloaded; warm embed {:?}, \
          threat {:?}, anomaly {:?}; cold start from a warm /tmp {second_cold:?}",
         bundle["downloaded_bytes"].as_u64().unwrap() / 1_000_000,
         warm[0],

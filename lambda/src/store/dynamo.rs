@@ -1,0 +1,777 @@
+//! The state store on DynamoDB, with the original plan's tables and keys: `AgentResults`
+//! (`result_id`, `agent_type`; GSI `agent_type-timestamp-index`), `AgentState` (`agent_id`,
+//! `timestamp`), `ThreatEvents` (`threat_id`, `timestamp`; GSI `severity-timestamp-index`),
+//! `NetworkIntelligence` (`msp_id`, `metric_type`) and `WebSocketConnections`
+//! (`connection_id`, TTL `expires_at`). `timestamp` sort keys are ISO 8601 strings (ordered as
+//! text), and every JSON number is stored as a DynamoDB number (`N`, its exact decimal text),
+//! never as a float or a JSON blob.
+//!
+//! [`StateStore`] is synchronous (the SQLite store blocks on disk); this store runs its SDK
+//! calls on a small runtime of its own and waits for them, so it can be called from any
+//! thread, including [`super::off_thread`]'s blocking pool.
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, ScalarAttributeType,
+};
+use aws_sdk_dynamodb::Client;
+use futures_util::future::try_join_all;
+use mesh_agents::AgentKind;
+use serde_json::{Number, Value};
+
+use super::{
+    iso8601_ms, AgentResult, AgentStateRecord, ConnectionRecord, ListFilter, NetworkMetric,
+    StateStore, StoreError, ThreatEvent,
+};
+
+/// GSI of `AgentResults` by agent and time.
+pub const RESULTS_BY_AGENT_INDEX: &str = "agent_type-timestamp-index";
+/// GSI of `ThreatEvents` by severity and time.
+pub const THREATS_BY_SEVERITY_INDEX: &str = "severity-timestamp-index";
+/// The severities a threat can have (the GSI's partitions).
+const SEVERITIES: [&str; 4] = ["LOW", "MEDIUM", "HIGH", "CRITICAL"];
+/// API Gateway closes a WebSocket connection after two hours: the TTL of its record.
+const CONNECTION_TTL_S: i64 = 2 * 60 * 60;
+/// Upper bound of every ISO 8601 time stamp.
+const END_OF_TIME: &str = "9999";
+/// Tag of a number DynamoDB cannot hold (magnitude beyond 1e125 or below 1e-130).
+const OUT_OF_RANGE_NUMBER: &str = "__mesh_number";
+
+/// Names of the tables (the plan's by default).
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct Tables {
+    #[arg(
+        long = "table-agent-state",
+        env = "MESH_TABLE_AGENT_STATE",
+        default_value = "AgentState"
+    )]
+    pub agent_state: String,
+    #[arg(
+        long = "table-agent-results",
+        env = "MESH_TABLE_AGENT_RESULTS",
+        default_value = "AgentResults"
+    )]
+    pub agent_results: String,
+    #[arg(
+        long = "table-network-intelligence",
+        env = "MESH_TABLE_NETWORK_INTELLIGENCE",
+        default_value = "NetworkIntelligence"
+    )]
+    pub network_intelligence: String,
+    #[arg(
+        long = "table-threat-events",
+        env = "MESH_TABLE_THREAT_EVENTS",
+        default_value = "ThreatEvents"
+    )]
+    pub threat_events: String,
+    #[arg(
+        long = "table-connections",
+        env = "MESH_TABLE_CONNECTIONS",
+        default_value = "WebSocketConnections"
+    )]
+    pub connections: String,
+}
+
+impl Default for Tables {
+    fn default() -> Self {
+        Self {
+            agent_state: "AgentState".into(),
+            agent_results: "AgentResults".into(),
+            network_intelligence: "NetworkIntelligence".into(),
+            threat_events: "ThreatEvents".into(),
+            connections: "WebSocketConnections".into(),
+        }
+    }
+}
+
+/// The state store on DynamoDB.
+pub struct DynamoStore {
+    client: Client,
+    tables: Tables,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for DynamoStore {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks; inside an async context that would panic.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+fn aws_error(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Aws(e.to_string())
+}
+
+fn sdk_error<E, R>(e: aws_sdk_dynamodb::error::SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    StoreError::Aws(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
+}
+
+impl DynamoStore {
+    /// A store on `tables` through a client built from `config` (region, credentials,
+    /// `AWS_ENDPOINT_URL_DYNAMODB`).
+    pub fn new(config: &aws_config::SdkConfig, tables: Tables) -> Result<Self, StoreError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("dynamodb")
+            .enable_all()
+            .build()?;
+        Ok(Self {
+            client: Client::new(config),
+            tables,
+            runtime: Some(runtime),
+        })
+    }
+
+    /// Runs `call` on the store's runtime and waits for it.
+    fn run<T, F>(&self, call: impl FnOnce(Client, Tables) -> F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        let future = call(self.client.clone(), self.tables.clone());
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.runtime
+            .as_ref()
+            .expect("runtime until drop")
+            .spawn(async move {
+                let _ = tx.send(future.await);
+            });
+        rx.recv()
+            .map_err(|_| StoreError::Worker("the DynamoDB task ended without an answer".into()))?
+    }
+
+    /// Creates the tables with the plan's keys and indexes, on demand billing (for local
+    /// servers and tests; the deployment template creates them on AWS).
+    pub fn create_tables(&self) -> Result<(), StoreError> {
+        self.run(|client, tables| async move {
+            // (table, hash key, range key or "", GSI (name, hash key) on `timestamp`)
+            let specs: [TableSpec; 5] = [
+                (&tables.agent_state, "agent_id", "timestamp", None),
+                (
+                    &tables.agent_results,
+                    "result_id",
+                    "agent_type",
+                    Some((RESULTS_BY_AGENT_INDEX, "agent_type")),
+                ),
+                (&tables.network_intelligence, "msp_id", "metric_type", None),
+                (
+                    &tables.threat_events,
+                    "threat_id",
+                    "timestamp",
+                    Some((THREATS_BY_SEVERITY_INDEX, "severity")),
+                ),
+                (&tables.connections, "connection_id", "", None),
+            ];
+            for (name, hash, range, index) in specs {
+                let mut attributes = vec![hash];
+                if !range.is_empty() {
+                    attributes.push(range);
+                }
+                let mut request = client
+                    .create_table()
+                    .table_name(name)
+                    .billing_mode(BillingMode::PayPerRequest)
+                    .key_schema(key(hash, KeyType::Hash)?);
+                if !range.is_empty() {
+                    request = request.key_schema(key(range, KeyType::Range)?);
+                }
+                if let Some((index_name, index_hash)) = index {
+                    for a in [index_hash, "timestamp"] {
+                        if !attributes.contains(&a) {
+                            attributes.push(a);
+                        }
+                    }
+                    request = request.global_secondary_indexes(
+                        GlobalSecondaryIndex::builder()
+                            .index_name(index_name)
+                            .key_schema(key(index_hash, KeyType::Hash)?)
+                            .key_schema(key("timestamp", KeyType::Range)?)
+                            .projection(
+                                Projection::builder()
+                                    .projection_type(ProjectionType::All)
+                                    .build(),
+                            )
+                            .build()
+                            .map_err(aws_error)?,
+                    );
+                }
+                for a in attributes {
+                    request = request.attribute_definitions(
+                        AttributeDefinition::builder()
+                            .attribute_name(a)
+                            .attribute_type(ScalarAttributeType::S)
+                            .build()
+                            .map_err(aws_error)?,
+                    );
+                }
+                request.send().await.map_err(sdk_error)?;
+            }
+            Ok(())
+        })
+    }
+}
+
+fn key(name: &str, key_type: KeyType) -> Result<KeySchemaElement, StoreError> {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(key_type)
+        .build()
+        .map_err(aws_error)
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+/// A table to create: name, hash key, range key (or ""), GSI (name, hash key) on `timestamp`.
+type TableSpec<'a> = (&'a str, &'a str, &'a str, Option<(&'a str, &'a str)>);
+
+/// A JSON value as a DynamoDB attribute: numbers as `N` with their exact decimal text.
+pub fn json_to_attribute(value: &Value) -> AttributeValue {
+    match value {
+        Value::Null => AttributeValue::Null(true),
+        Value::Bool(b) => AttributeValue::Bool(*b),
+        Value::Number(n) if number_fits(n) => AttributeValue::N(n.to_string()),
+        Value::Number(n) => AttributeValue::M(HashMap::from([(
+            OUT_OF_RANGE_NUMBER.to_string(),
+            AttributeValue::S(n.to_string()),
+        )])),
+        Value::String(s) => AttributeValue::S(s.clone()),
+        Value::Array(items) => AttributeValue::L(items.iter().map(json_to_attribute).collect()),
+        Value::Object(map) => AttributeValue::M(
+            map.iter()
+                .map(|(k, v)| (k.clone(), json_to_attribute(v)))
+                .collect(),
+        ),
+    }
+}
+
+/// DynamoDB numbers hold magnitudes from 1e-130 to below 1e126.
+fn number_fits(n: &Number) -> bool {
+    match n.as_f64() {
+        Some(x) if x != 0.0 => (1e-130..1e126).contains(&x.abs()),
+        _ => true,
+    }
+}
+
+/// The JSON value of a DynamoDB attribute written by [`json_to_attribute`].
+pub fn attribute_to_json(attribute: &AttributeValue) -> Result<Value, StoreError> {
+    Ok(match attribute {
+        AttributeValue::Null(_) => Value::Null,
+        AttributeValue::Bool(b) => Value::Bool(*b),
+        AttributeValue::N(text) => Value::Number(parse_number(text)?),
+        AttributeValue::S(s) => Value::String(s.clone()),
+        AttributeValue::L(items) => Value::Array(
+            items
+                .iter()
+                .map(attribute_to_json)
+                .collect::<Result<_, _>>()?,
+        ),
+        AttributeValue::M(map) => {
+            if let (1, Some(AttributeValue::S(text))) = (map.len(), map.get(OUT_OF_RANGE_NUMBER)) {
+                return Ok(Value::Number(parse_number(text)?));
+            }
+            Value::Object(
+                map.iter()
+                    .map(|(k, v)| Ok((k.clone(), attribute_to_json(v)?)))
+                    .collect::<Result<_, StoreError>>()?,
+            )
+        }
+        other => return Err(StoreError::Aws(format!("unexpected attribute {other:?}"))),
+    })
+}
+
+/// A DynamoDB number's text as JSON: integers exactly, others as the nearest f64 (std's
+/// parser rounds correctly; serde_json's default one may be one unit off in the last place).
+fn parse_number(text: &str) -> Result<Number, StoreError> {
+    if let Ok(i) = text.parse::<i64>() {
+        return Ok(Number::from(i));
+    }
+    if let Ok(u) = text.parse::<u64>() {
+        return Ok(Number::from(u));
+    }
+    text.parse::<f64>()
+        .ok()
+        .and_then(Number::from_f64)
+        .ok_or_else(|| StoreError::Aws(format!("`{text}` is not a finite number")))
+}
+
+fn s(value: &str) -> AttributeValue {
+    AttributeValue::S(value.to_string())
+}
+
+fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn get_s(item: &Item, name: &str) -> Result<String, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Ok(v.clone()),
+        other => Err(StoreError::Aws(format!(
+            "attribute `{name}` is not a string: {other:?}"
+        ))),
+    }
+}
+
+fn get_n<T: std::str::FromStr>(item: &Item, name: &str) -> Result<T, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => v
+            .parse()
+            .map_err(|_| StoreError::Aws(format!("attribute `{name}` = {v} is out of range"))),
+        other => Err(StoreError::Aws(format!(
+            "attribute `{name}` is not a number: {other:?}"
+        ))),
+    }
+}
+
+fn get_json(item: &Item, name: &str) -> Result<Value, StoreError> {
+    item.get(name)
+        .map(attribute_to_json)
+        .unwrap_or(Ok(Value::Null))
+}
+
+fn result_item(r: &AgentResult) -> Item {
+    HashMap::from([
+        ("result_id".into(), s(&r.result_id)),
+        ("agent_type".into(), s(&r.agent)),
+        ("timestamp".into(), s(&r.timestamp)),
+        ("timestamp_ms".into(), n(r.timestamp_ms)),
+        ("model_used".into(), s(&r.model_used)),
+        ("data".into(), json_to_attribute(&r.data)),
+    ])
+}
+
+fn result_of(item: &Item) -> Result<AgentResult, StoreError> {
+    Ok(AgentResult {
+        result_id: get_s(item, "result_id")?,
+        agent: get_s(item, "agent_type")?,
+        timestamp_ms: get_n(item, "timestamp_ms")?,
+        timestamp: get_s(item, "timestamp")?,
+        model_used: get_s(item, "model_used")?,
+        data: get_json(item, "data")?,
+    })
+}
+
+fn threat_item(t: &ThreatEvent) -> Item {
+    HashMap::from([
+        ("threat_id".into(), s(&t.threat_id)),
+        ("timestamp".into(), s(&t.timestamp)),
+        ("timestamp_ms".into(), n(t.timestamp_ms)),
+        ("severity".into(), s(&t.severity)),
+        ("threat_type".into(), s(&t.threat_type)),
+        (
+            "confidence".into(),
+            json_to_attribute(&Value::from(t.confidence)),
+        ),
+        ("model_used".into(), s(&t.model_used)),
+    ])
+}
+
+fn threat_of(item: &Item) -> Result<ThreatEvent, StoreError> {
+    Ok(ThreatEvent {
+        threat_id: get_s(item, "threat_id")?,
+        timestamp_ms: get_n(item, "timestamp_ms")?,
+        timestamp: get_s(item, "timestamp")?,
+        severity: get_s(item, "severity")?,
+        threat_type: get_s(item, "threat_type")?,
+        confidence: get_n(item, "confidence")?,
+        model_used: get_s(item, "model_used")?,
+    })
+}
+
+/// The `timestamp` range of a filter, as inclusive ISO 8601 bounds.
+fn time_range(filter: &ListFilter) -> (String, String) {
+    let low = iso8601_ms(filter.since_ms.unwrap_or(0));
+    let high = match filter.until_ms {
+        Some(until) => iso8601_ms(until - 1),
+        None => END_OF_TIME.to_string(),
+    };
+    (low, high)
+}
+
+/// Newest first, one page of at most `limit` items of partition `value` of `index` (or of
+/// the table when `index` is `None`) within `range`.
+async fn query_newest(
+    client: &Client,
+    table: &str,
+    index: Option<&str>,
+    (partition, value): (&str, &str),
+    range: &(String, String),
+    limit: u32,
+) -> Result<Vec<Item>, StoreError> {
+    let output = client
+        .query()
+        .table_name(table)
+        .set_index_name(index.map(str::to_string))
+        .key_condition_expression("#p = :p AND #t BETWEEN :lo AND :hi")
+        .expression_attribute_names("#p", partition)
+        .expression_attribute_names("#t", "timestamp")
+        .expression_attribute_values(":p", s(value))
+        .expression_attribute_values(":lo", s(&range.0))
+        .expression_attribute_values(":hi", s(&range.1))
+        .scan_index_forward(false)
+        .limit(limit as i32)
+        .send()
+        .await
+        .map_err(sdk_error)?;
+    Ok(output.items().to_vec())
+}
+
+/// Every item of a table (all pages).
+async fn scan_all(client: &Client, table: &str) -> Result<Vec<Item>, StoreError> {
+    let mut items = Vec::new();
+    let mut start: Option<Item> = None;
+    loop {
+        let output = client
+            .scan()
+            .table_name(table)
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        items.extend(output.items().iter().cloned());
+        match output.last_evaluated_key() {
+            Some(key) if !key.is_empty() => start = Some(key.clone()),
+            _ => return Ok(items),
+        }
+    }
+}
+
+async fn put(client: &Client, table: &str, item: Item) -> Result<(), StoreError> {
+    client
+        .put_item()
+        .table_name(table)
+        .set_item(Some(item))
+        .send()
+        .await
+        .map_err(sdk_error)?;
+    Ok(())
+}
+
+fn agent_names() -> impl Iterator<Item = &'static str> {
+    AgentKind::ALL.into_iter().map(AgentKind::cli_name)
+}
+
+impl StateStore for DynamoStore {
+    fn put_result(&self, result: &AgentResult) -> Result<(), StoreError> {
+        let item = result_item(result);
+        self.run(|client, tables| async move { put(&client, &tables.agent_results, item).await })
+    }
+
+    fn get_result(&self, result_id: &str) -> Result<Option<AgentResult>, StoreError> {
+        let id = result_id.to_string();
+        self.run(|client, tables| async move {
+            let output = client
+                .query()
+                .table_name(&tables.agent_results)
+                .key_condition_expression("result_id = :id")
+                .expression_attribute_values(":id", s(&id))
+                .limit(1)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            output.items().first().map(result_of).transpose()
+        })
+    }
+
+    fn list_results(&self, filter: &ListFilter) -> Result<Vec<AgentResult>, StoreError> {
+        let agents: Vec<String> = match &filter.agent {
+            Some(agent) => vec![agent.clone()],
+            None => agent_names().map(str::to_string).collect(),
+        };
+        let (range, limit) = (time_range(filter), filter.limit());
+        self.run(|client, tables| async move {
+            let pages = try_join_all(agents.iter().map(|agent| {
+                query_newest(
+                    &client,
+                    &tables.agent_results,
+                    Some(RESULTS_BY_AGENT_INDEX),
+                    ("agent_type", agent),
+                    &range,
+                    limit,
+                )
+            }))
+            .await?;
+            let mut results: Vec<AgentResult> = pages
+                .iter()
+                .flatten()
+                .map(result_of)
+                .collect::<Result<_, _>>()?;
+            newest_first(
+                &mut results,
+                |r| (r.timestamp_ms, r.result_id.clone()),
+                limit,
+            );
+            Ok(results)
+        })
+    }
+
+    fn last_activity(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let range = time_range(&ListFilter::default());
+        self.run(|client, tables| async move {
+            let pages = try_join_all(agent_names().map(|agent| {
+                query_newest(
+                    &client,
+                    &tables.agent_results,
+                    Some(RESULTS_BY_AGENT_INDEX),
+                    ("agent_type", agent),
+                    &range,
+                    1,
+                )
+            }))
+            .await?;
+            pages
+                .iter()
+                .flatten()
+                .map(|item| Ok((get_s(item, "agent_type")?, get_n(item, "timestamp_ms")?)))
+                .collect()
+        })
+    }
+
+    fn put_agent_state(&self, record: &AgentStateRecord) -> Result<(), StoreError> {
+        let item = HashMap::from([
+            ("agent_id".into(), s(&record.agent)),
+            ("timestamp".into(), s(&record.timestamp)),
+            ("timestamp_ms".into(), n(record.timestamp_ms)),
+            ("state".into(), json_to_attribute(&record.state)),
+        ]);
+        self.run(|client, tables| async move { put(&client, &tables.agent_state, item).await })
+    }
+
+    fn latest_agent_states(&self) -> Result<Vec<AgentStateRecord>, StoreError> {
+        let range = time_range(&ListFilter::default());
+        self.run(|client, tables| async move {
+            let pages = try_join_all(agent_names().map(|agent| {
+                query_newest(
+                    &client,
+                    &tables.agent_state,
+                    None,
+                    ("agent_id", agent),
+                    &range,
+                    1,
+                )
+            }))
+            .await?;
+            pages
+                .iter()
+                .flatten()
+                .map(|item| {
+                    Ok(AgentStateRecord {
+                        agent: get_s(item, "agent_id")?,
+                        timestamp_ms: get_n(item, "timestamp_ms")?,
+                        timestamp: get_s(item, "timestamp")?,
+                        state: get_json(item, "state")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn put_threat(&self, threat: &ThreatEvent) -> Result<(), StoreError> {
+        let item = threat_item(threat);
+        self.run(|client, tables| async move { put(&client, &tables.threat_events, item).await })
+    }
+
+    fn list_threats(&self, filter: &ListFilter) -> Result<Vec<ThreatEvent>, StoreError> {
+        let severities: Vec<String> = match &filter.severity {
+            Some(severity) => vec![severity.clone()],
+            None => SEVERITIES.iter().map(|s| s.to_string()).collect(),
+        };
+        let (range, limit) = (time_range(filter), filter.limit());
+        self.run(|client, tables| async move {
+            let pages = try_join_all(severities.iter().map(|severity| {
+                query_newest(
+                    &client,
+                    &tables.threat_events,
+                    Some(THREATS_BY_SEVERITY_INDEX),
+                    ("severity", severity),
+                    &range,
+                    limit,
+                )
+            }))
+            .await?;
+            let mut threats: Vec<ThreatEvent> = pages
+                .iter()
+                .flatten()
+                .map(threat_of)
+                .collect::<Result<_, _>>()?;
+            newest_first(
+                &mut threats,
+                |t| (t.timestamp_ms, t.threat_id.clone()),
+                limit,
+            );
+            Ok(threats)
+        })
+    }
+
+    fn put_network_metrics(&self, metrics: &[NetworkMetric]) -> Result<(), StoreError> {
+        let items: Vec<Item> = metrics
+            .iter()
+            .map(|m| {
+                HashMap::from([
+                    ("msp_id".into(), s(&m.msp_id)),
+                    ("metric_type".into(), s(&m.metric_type)),
+                    ("value".into(), json_to_attribute(&Value::from(m.value))),
+                    ("timestamp_ms".into(), n(m.timestamp_ms)),
+                    ("source".into(), s(&m.source)),
+                ])
+            })
+            .collect();
+        self.run(|client, tables| async move {
+            for item in items {
+                put(&client, &tables.network_intelligence, item).await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn list_network_metrics(&self, msp_id: Option<&str>) -> Result<Vec<NetworkMetric>, StoreError> {
+        let msp_id = msp_id.map(str::to_string);
+        self.run(|client, tables| async move {
+            let items = match msp_id {
+                Some(id) => {
+                    let mut items = Vec::new();
+                    let mut start: Option<Item> = None;
+                    loop {
+                        let output = client
+                            .query()
+                            .table_name(&tables.network_intelligence)
+                            .key_condition_expression("msp_id = :m")
+                            .expression_attribute_values(":m", s(&id))
+                            .set_exclusive_start_key(start.take())
+                            .send()
+                            .await
+                            .map_err(sdk_error)?;
+                        items.extend(output.items().iter().cloned());
+                        match output.last_evaluated_key() {
+                            Some(key) if !key.is_empty() => start = Some(key.clone()),
+                            _ => break items,
+                        }
+                    }
+                }
+                None => scan_all(&client, &tables.network_intelligence).await?,
+            };
+            let mut metrics: Vec<NetworkMetric> = items
+                .iter()
+                .map(|item| {
+                    Ok(NetworkMetric {
+                        msp_id: get_s(item, "msp_id")?,
+                        metric_type: get_s(item, "metric_type")?,
+                        value: get_n(item, "value")?,
+                        timestamp_ms: get_n(item, "timestamp_ms")?,
+                        source: get_s(item, "source")?,
+                    })
+                })
+                .collect::<Result<_, StoreError>>()?;
+            metrics.sort_by(|a, b| (&a.msp_id, &a.metric_type).cmp(&(&b.msp_id, &b.metric_type)));
+            Ok(metrics)
+        })
+    }
+
+    fn put_connection(&self, connection: &ConnectionRecord) -> Result<(), StoreError> {
+        let item = HashMap::from([
+            ("connection_id".into(), s(&connection.connection_id)),
+            ("connected_at_ms".into(), n(connection.connected_at_ms)),
+            ("filters".into(), json_to_attribute(&connection.filters)),
+            (
+                "expires_at".into(),
+                n(connection.connected_at_ms / 1000 + CONNECTION_TTL_S),
+            ),
+        ]);
+        self.run(|client, tables| async move { put(&client, &tables.connections, item).await })
+    }
+
+    fn remove_connection(&self, connection_id: &str) -> Result<(), StoreError> {
+        let id = connection_id.to_string();
+        self.run(|client, tables| async move {
+            client
+                .delete_item()
+                .table_name(&tables.connections)
+                .key("connection_id", s(&id))
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            Ok(())
+        })
+    }
+
+    fn list_connections(&self) -> Result<Vec<ConnectionRecord>, StoreError> {
+        self.run(|client, tables| async move {
+            let mut connections: Vec<ConnectionRecord> = scan_all(&client, &tables.connections)
+                .await?
+                .iter()
+                .map(|item| {
+                    Ok(ConnectionRecord {
+                        connection_id: get_s(item, "connection_id")?,
+                        connected_at_ms: get_n(item, "connected_at_ms")?,
+                        filters: get_json(item, "filters")?,
+                    })
+                })
+                .collect::<Result<_, StoreError>>()?;
+            connections.sort_by_key(|c| c.connected_at_ms);
+            Ok(connections)
+        })
+    }
+
+    /// Does nothing: the table is shared by every instance (each Lambda function's, each
+    /// server's); API Gateway's `$disconnect` and the TTL remove connections.
+    fn clear_connections(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// Sorts newest first (ties by id, descending, as UUID v7 ids are time-ordered) and keeps `limit`.
+fn newest_first<T>(rows: &mut Vec<T>, key: impl Fn(&T) -> (i64, String), limit: u32) {
+    rows.sort_by_key(|r| std::cmp::Reverse(key(r)));
+    rows.truncate(limit as usize);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn json_numbers_become_dynamodb_numbers_and_come_back_exactly() {
+        let value = json!({"score": 0.91, "count": 3, "big": 12345678901234567_i64, "neg": -1.5e-7,
+            "last_digit": 2.8131227125527406e-8,
+            "huge": 1e300, "tiny": 1e-200, "list": [1, "a", null, true], "nested": {"x": 0.1}});
+        let attribute = json_to_attribute(&value);
+        let AttributeValue::M(map) = &attribute else {
+            panic!("a map")
+        };
+        assert_eq!(map["score"], AttributeValue::N("0.91".into()));
+        assert_eq!(map["count"], AttributeValue::N("3".into()));
+        assert_eq!(map["big"], AttributeValue::N("12345678901234567".into()));
+        assert_eq!(map["neg"], AttributeValue::N("-1.5e-7".into()));
+        assert!(
+            matches!(&map["huge"], AttributeValue::M(m) if m.contains_key(OUT_OF_RANGE_NUMBER))
+        );
+        assert!(matches!(&map["tiny"], AttributeValue::M(_)));
+        assert_eq!(attribute_to_json(&attribute).unwrap(), value);
+    }
+
+    #[test]
+    fn time_ranges_are_inclusive_iso_bounds() {
+        let filter = ListFilter {
+            since_ms: Some(1_000),
+            until_ms: Some(2_000),
+            ..Default::default()
+        };
+        assert_eq!(
+            time_range(&filter),
+            (
+                "1970-01-01T00:00:01.000Z".to_string(),
+                "1970-01-01T00:00:01.999Z".to_string()
+            )
+        );
+        assert_eq!(time_range(&ListFilter::default()).1, END_OF_TIME);
+    }
+}
