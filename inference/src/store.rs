@@ -207,19 +207,9 @@ impl S3Store {
                 .map_err(InferenceError::io(parent))?;
         }
         let location = self.location(key);
-        let response = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| {
-                InferenceError::Store(format!(
-                    "{location}: {}",
-                    aws_sdk_s3::error::DisplayErrorContext(e)
-                ))
-            })?;
+        let response = self.get_object(key).await?.ok_or_else(|| {
+            InferenceError::Store(format!("{location}: NoSuchKey: the object does not exist"))
+        })?;
         let part = unique_part_path(target);
         let result = async {
             let mut file = tokio::fs::File::create(&part)
@@ -271,10 +261,12 @@ impl S3Store {
         }
     }
 
-    /// The whole body of a small object, or `None` when there is no such key.
-    pub async fn get_bytes(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        let location = self.location(key);
-        let response = match self
+    /// GetObject, or `None` when there is no such key.
+    async fn get_object(
+        &self,
+        key: &str,
+    ) -> Result<Option<aws_sdk_s3::operation::get_object::GetObjectOutput>> {
+        match self
             .client
             .get_object()
             .bucket(&self.bucket)
@@ -282,14 +274,21 @@ impl S3Store {
             .send()
             .await
         {
-            Ok(r) => r,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
-            Err(e) => {
-                return Err(InferenceError::Store(format!(
-                    "{location}: {}",
-                    aws_sdk_s3::error::DisplayErrorContext(e)
-                )))
-            }
+            Ok(r) => Ok(Some(r)),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+            Err(e) => Err(InferenceError::Store(format!(
+                "{}: {}",
+                self.location(key),
+                aws_sdk_s3::error::DisplayErrorContext(e)
+            ))),
+        }
+    }
+
+    /// The whole body of a small object, or `None` when there is no such key.
+    pub async fn get_bytes(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let location = self.location(key);
+        let Some(response) = self.get_object(key).await? else {
+            return Ok(None);
         };
         let bytes = response
             .body

@@ -9,12 +9,11 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use common::{free_port, wait_for_port, Server};
+use common::{aws_tool, free_port, wait_for_port, Server};
 use mesh_lambda::store::dynamo::{DynamoStore, Tables};
 use mesh_lambda::store::{
     AgentResult, AgentStateRecord, ConnectionRecord, ListFilter, NetworkMetric, SqliteStore,
@@ -36,16 +35,7 @@ impl Drop for Moto {
 }
 
 fn start_moto() -> Moto {
-    let path = std::env::var_os("MESH_MOTO_SERVER")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/tools/aws/bin/moto_server")
-        });
-    assert!(
-        path.is_file(),
-        "{} is missing: run scripts/aws_tools.sh (scripts/test.sh does)",
-        path.display()
-    );
+    let path = aws_tool("MESH_MOTO_SERVER", "moto_server");
     let port = free_port();
     let child = Command::new(path)
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])

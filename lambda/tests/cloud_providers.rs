@@ -209,6 +209,16 @@ fn server_with(url: &str, market: &str, nlp: &str, compliance: &str) -> Server {
     )
 }
 
+/// The body of the stand-in's latest Converse call, as text.
+fn last_converse_body(standin: &StandIn) -> String {
+    standin
+        .calls_of("Bedrock.Converse")
+        .last()
+        .unwrap()
+        .body
+        .to_string()
+}
+
 /// A short policy: some CIS v8 safeguards covered, most not.
 const POLICY: &str = "All laptops and servers use full-disk encryption. Administrators must use \
     multi-factor authentication for every remote login. Backups of business data run nightly and \
@@ -300,12 +310,7 @@ fn every_policy_answers_and_shows_its_fallbacks() {
         .unwrap()
         .starts_with("anthropic.claude-3-haiku"));
     assert_eq!(v["provider"]["answered_by"], "cloud");
-    let prompt = standin
-        .calls_of("Bedrock.Converse")
-        .last()
-        .unwrap()
-        .body
-        .to_string();
+    let prompt = last_converse_body(&standin);
     let first_gap = v["controls"]
         .as_array()
         .unwrap()
@@ -342,12 +347,7 @@ fn every_policy_answers_and_shows_its_fallbacks() {
         .as_str()
         .unwrap()
         .contains("below"));
-    let prompt = standin
-        .calls_of("Bedrock.Converse")
-        .last()
-        .unwrap()
-        .body
-        .to_string();
+    let prompt = last_converse_body(&standin);
     let first_source = v["sources"][0].as_str().unwrap();
     assert!(prompt.contains(QUESTION));
     assert!(!first_source.is_empty());

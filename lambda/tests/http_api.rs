@@ -1,11 +1,14 @@
 //! The router over HTTP semantics: API Gateway v1 and v2 events through
 //! `lambda_http`, and bad input answered with 4xx JSON naming the field.
 
+mod common;
+
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use clap::Parser;
+use common::{cosine, reference_vector};
 use mesh_lambda::lambda::lambda_service;
 use mesh_lambda::{router, AppState, ModelArgs};
 use serde_json::Value;
@@ -42,32 +45,6 @@ async fn state() -> Arc<AppState> {
         })
         .await
         .clone()
-}
-
-fn reference_vector(sentence: &str) -> Vec<f32> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../inference/tests/fixtures/minilm_reference.json"
-    );
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let i = v["sentences"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .position(|s| s == sentence)
-        .unwrap();
-    v["embeddings"][i]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect()
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    dot / (a.iter().map(|x| x * x).sum::<f32>().sqrt()
-        * b.iter().map(|x| x * x).sum::<f32>().sqrt())
 }
 
 async fn lambda_event(file: &str) -> (StatusCode, axum::http::HeaderMap, Value) {

@@ -15,7 +15,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{free_port, request_at, wait_for_port};
+use common::{
+    aws_tool, cosine, free_port, mesh_command, reference_vector, request_at, wait_for_port,
+};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{json, Value};
 
@@ -38,20 +40,6 @@ impl Drop for Process {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn cargo_lambda() -> PathBuf {
-    let path = std::env::var_os("MESH_CARGO_LAMBDA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/tools/aws/bin/cargo-lambda")
-        });
-    assert!(
-        path.is_file(),
-        "{} is missing: run scripts/aws_tools.sh (scripts/test.sh does)",
-        path.display()
-    );
-    path
 }
 
 /// s3s-fs over a temporary folder on a loopback port, counting the GET requests it serves.
@@ -124,6 +112,24 @@ fn start_function(watch_port: u16, s3_endpoint: &str, cache: &std::path::Path) -
     Process(command.spawn().expect("bootstrap starts"))
 }
 
+/// Starts the function and invokes `GET /health`: the process, the answer, and the time from
+/// process start to the answer (the cold start, download included).
+async fn cold_start(
+    watch_port: u16,
+    s3_endpoint: &str,
+    cache: &std::path::Path,
+) -> (Process, Value, Duration) {
+    let started = Instant::now();
+    let function = start_function(watch_port, s3_endpoint, cache);
+    let (status, health, _) = tokio::task::spawn_blocking(move || {
+        invoke(watch_port, &rest_event("GET", "/health", None))
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{health}");
+    (function, health, started.elapsed())
+}
+
 /// An API Gateway REST (v1) proxy event for stage `prod`.
 fn rest_event(method: &str, path: &str, body: Option<&Value>) -> Value {
     json!({
@@ -180,32 +186,6 @@ fn invoke(watch_port: u16, event: &Value) -> (u16, Value, Duration) {
     )
 }
 
-fn reference_vector(sentence: &str) -> Vec<f32> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../inference/tests/fixtures/minilm_reference.json"
-    );
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let i = v["sentences"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .position(|s| s == sentence)
-        .unwrap();
-    v["embeddings"][i]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect()
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    dot / (a.iter().map(|x| x * x).sum::<f32>().sqrt()
-        * b.iter().map(|x| x * x).sum::<f32>().sqrt())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bootstrap_under_cargo_lambda_watch_serves_from_an_s3_bundle() {
     mesh_models::require_local_model("all-minilm-l6-v2");
@@ -214,22 +194,14 @@ async fn bootstrap_under_cargo_lambda_watch_serves_from_an_s3_bundle() {
     let (s3_endpoint, gets) = start_s3(s3_root.path()).await;
 
     // Publish the workspace's prepared models, data and caches.
-    let models_dir = mesh_models::workspace_models_dir();
-    let mut push = Command::new(env!("CARGO_BIN_EXE_msp-mesh"));
+    let mut push = mesh_command(
+        &format!("bundle push s3://{BUCKET}/bundle"),
+        &s3_root.path().join("partners.json"),
+    );
     aws_env(&mut push, &s3_endpoint);
-    let output = tokio::task::spawn_blocking(move || {
-        push.args(["bundle", "push", &format!("s3://{BUCKET}/bundle")])
-            .arg("--models-dir")
-            .arg(&models_dir)
-            .arg("--data-dir")
-            .arg(mesh_models::workspace_data_dir())
-            .arg("--cache-dir")
-            .arg(models_dir.join(".cache"))
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let output = tokio::task::spawn_blocking(move || push.output().unwrap())
+        .await
+        .unwrap();
     assert!(
         output.status.success(),
         "bundle push failed: {}",
@@ -245,7 +217,7 @@ async fn bootstrap_under_cargo_lambda_watch_serves_from_an_s3_bundle() {
     // The Lambda runtime and Invoke APIs.
     let watch_port = free_port();
     let watch = Process(
-        Command::new(cargo_lambda())
+        Command::new(aws_tool("MESH_CARGO_LAMBDA", "cargo-lambda"))
             .args(["lambda", "watch", "--only-lambda-apis", "--ignore-changes"])
             .args(["--invoke-address", "127.0.0.1", "--invoke-port"])
             .arg(watch_port.to_string())
@@ -258,15 +230,7 @@ async fn bootstrap_under_cargo_lambda_watch_serves_from_an_s3_bundle() {
     wait_for_port(watch_port, "cargo lambda watch", Duration::from_secs(60));
 
     // Cold start: the first invocation waits for the download and the model load.
-    let started = Instant::now();
-    let function = start_function(watch_port, &s3_endpoint, cache.path());
-    let (status, health, _) = tokio::task::spawn_blocking(move || {
-        invoke(watch_port, &rest_event("GET", "/health", None))
-    })
-    .await
-    .unwrap();
-    let cold = started.elapsed();
-    assert_eq!(status, 200, "{health}");
+    let (function, health, cold) = cold_start(watch_port, &s3_endpoint, cache.path()).await;
     let bundle = &health["model_bundle"];
     assert_eq!(bundle["files"], files, "{health}");
     assert_eq!(bundle["downloaded_files"], files, "{health}");
@@ -361,15 +325,7 @@ async fn bootstrap_under_cargo_lambda_watch_serves_from_an_s3_bundle() {
     drop(function);
 
     // A second cold start on the same /tmp: every file verified and reused.
-    let started = Instant::now();
-    let _function = start_function(watch_port, &s3_endpoint, cache.path());
-    let (status, health, _) = tokio::task::spawn_blocking(move || {
-        invoke(watch_port, &rest_event("GET", "/health", None))
-    })
-    .await
-    .unwrap();
-    let second_cold = started.elapsed();
-    assert_eq!(status, 200, "{health}");
+    let (_function, health, second_cold) = cold_start(watch_port, &s3_endpoint, cache.path()).await;
     assert_eq!(health["model_bundle"]["downloaded_files"], 0, "{health}");
     assert_eq!(health["model_bundle"]["reused_files"], files, "{health}");
     assert_eq!(

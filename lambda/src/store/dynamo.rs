@@ -396,32 +396,37 @@ fn time_range(filter: &ListFilter) -> (String, String) {
     (low, high)
 }
 
-/// Newest first, one page of at most `limit` items of partition `value` of `index` (or of
-/// the table when `index` is `None`) within `range`.
+/// Newest first, one page of at most `limit` items of each partition `values` of `index` (or of
+/// the table when `index` is `None`) within `range`, queried at once, as one list.
 async fn query_newest(
     client: &Client,
-    table: &str,
-    index: Option<&str>,
-    (partition, value): (&str, &str),
+    (table, index): (&str, Option<&str>),
+    partition_key: &str,
+    values: &[String],
     range: &(String, String),
     limit: u32,
 ) -> Result<Vec<Item>, StoreError> {
-    let output = client
-        .query()
-        .table_name(table)
-        .set_index_name(index.map(str::to_string))
-        .key_condition_expression("#p = :p AND #t BETWEEN :lo AND :hi")
-        .expression_attribute_names("#p", partition)
-        .expression_attribute_names("#t", "timestamp")
-        .expression_attribute_values(":p", s(value))
-        .expression_attribute_values(":lo", s(&range.0))
-        .expression_attribute_values(":hi", s(&range.1))
-        .scan_index_forward(false)
-        .limit(limit as i32)
-        .send()
-        .await
-        .map_err(sdk_error)?;
-    Ok(output.items().to_vec())
+    let pages = try_join_all(values.iter().map(|value| {
+        client
+            .query()
+            .table_name(table)
+            .set_index_name(index.map(str::to_string))
+            .key_condition_expression("#p = :p AND #t BETWEEN :lo AND :hi")
+            .expression_attribute_names("#p", partition_key)
+            .expression_attribute_names("#t", "timestamp")
+            .expression_attribute_values(":p", s(value))
+            .expression_attribute_values(":lo", s(&range.0))
+            .expression_attribute_values(":hi", s(&range.1))
+            .scan_index_forward(false)
+            .limit(limit as i32)
+            .send()
+    }))
+    .await
+    .map_err(sdk_error)?;
+    Ok(pages
+        .into_iter()
+        .flat_map(|page| page.items.unwrap_or_default())
+        .collect())
 }
 
 /// Every item of a table (all pages).
@@ -455,8 +460,11 @@ async fn put(client: &Client, table: &str, item: Item) -> Result<(), StoreError>
     Ok(())
 }
 
-fn agent_names() -> impl Iterator<Item = &'static str> {
-    AgentKind::ALL.into_iter().map(AgentKind::cli_name)
+fn agent_names() -> Vec<String> {
+    AgentKind::ALL
+        .into_iter()
+        .map(|k| k.cli_name().to_string())
+        .collect()
 }
 
 impl StateStore for DynamoStore {
@@ -484,26 +492,14 @@ impl StateStore for DynamoStore {
     fn list_results(&self, filter: &ListFilter) -> Result<Vec<AgentResult>, StoreError> {
         let agents: Vec<String> = match &filter.agent {
             Some(agent) => vec![agent.clone()],
-            None => agent_names().map(str::to_string).collect(),
+            None => agent_names(),
         };
         let (range, limit) = (time_range(filter), filter.limit());
         self.run(|client, tables| async move {
-            let pages = try_join_all(agents.iter().map(|agent| {
-                query_newest(
-                    &client,
-                    &tables.agent_results,
-                    Some(RESULTS_BY_AGENT_INDEX),
-                    ("agent_type", agent),
-                    &range,
-                    limit,
-                )
-            }))
-            .await?;
-            let mut results: Vec<AgentResult> = pages
-                .iter()
-                .flatten()
-                .map(result_of)
-                .collect::<Result<_, _>>()?;
+            let table = (tables.agent_results.as_str(), Some(RESULTS_BY_AGENT_INDEX));
+            let items = query_newest(&client, table, "agent_type", &agents, &range, limit).await?;
+            let mut results: Vec<AgentResult> =
+                items.iter().map(result_of).collect::<Result<_, _>>()?;
             newest_first(
                 &mut results,
                 |r| (r.timestamp_ms, r.result_id.clone()),
@@ -516,20 +512,11 @@ impl StateStore for DynamoStore {
     fn last_activity(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let range = time_range(&ListFilter::default());
         self.run(|client, tables| async move {
-            let pages = try_join_all(agent_names().map(|agent| {
-                query_newest(
-                    &client,
-                    &tables.agent_results,
-                    Some(RESULTS_BY_AGENT_INDEX),
-                    ("agent_type", agent),
-                    &range,
-                    1,
-                )
-            }))
-            .await?;
-            pages
+            let table = (tables.agent_results.as_str(), Some(RESULTS_BY_AGENT_INDEX));
+            let items =
+                query_newest(&client, table, "agent_type", &agent_names(), &range, 1).await?;
+            items
                 .iter()
-                .flatten()
                 .map(|item| Ok((get_s(item, "agent_type")?, get_n(item, "timestamp_ms")?)))
                 .collect()
         })
@@ -548,20 +535,10 @@ impl StateStore for DynamoStore {
     fn latest_agent_states(&self) -> Result<Vec<AgentStateRecord>, StoreError> {
         let range = time_range(&ListFilter::default());
         self.run(|client, tables| async move {
-            let pages = try_join_all(agent_names().map(|agent| {
-                query_newest(
-                    &client,
-                    &tables.agent_state,
-                    None,
-                    ("agent_id", agent),
-                    &range,
-                    1,
-                )
-            }))
-            .await?;
-            pages
+            let table = (tables.agent_state.as_str(), None);
+            let items = query_newest(&client, table, "agent_id", &agent_names(), &range, 1).await?;
+            items
                 .iter()
-                .flatten()
                 .map(|item| {
                     Ok(AgentStateRecord {
                         agent: get_s(item, "agent_id")?,
@@ -586,22 +563,14 @@ impl StateStore for DynamoStore {
         };
         let (range, limit) = (time_range(filter), filter.limit());
         self.run(|client, tables| async move {
-            let pages = try_join_all(severities.iter().map(|severity| {
-                query_newest(
-                    &client,
-                    &tables.threat_events,
-                    Some(THREATS_BY_SEVERITY_INDEX),
-                    ("severity", severity),
-                    &range,
-                    limit,
-                )
-            }))
-            .await?;
-            let mut threats: Vec<ThreatEvent> = pages
-                .iter()
-                .flatten()
-                .map(threat_of)
-                .collect::<Result<_, _>>()?;
+            let table = (
+                tables.threat_events.as_str(),
+                Some(THREATS_BY_SEVERITY_INDEX),
+            );
+            let items =
+                query_newest(&client, table, "severity", &severities, &range, limit).await?;
+            let mut threats: Vec<ThreatEvent> =
+                items.iter().map(threat_of).collect::<Result<_, _>>()?;
             newest_first(
                 &mut threats,
                 |t| (t.timestamp_ms, t.threat_id.clone()),

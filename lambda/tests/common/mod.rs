@@ -40,13 +40,13 @@ impl Drop for Server {
     }
 }
 
-/// `msp-mesh <subcommand>` with the workspace's prepared models, data and caches, and its own
-/// partner file.
+/// `msp-mesh <subcommand>` (words separated by spaces, e.g. `bundle push s3://b/p`) with the
+/// workspace's prepared models, data and caches, and its own partner file.
 pub fn mesh_command(subcommand: &str, partners: &Path) -> Command {
     let models_dir = mesh_models::workspace_models_dir();
     let mut command = Command::new(env!("CARGO_BIN_EXE_msp-mesh"));
     command
-        .arg(subcommand)
+        .args(subcommand.split_whitespace())
         .arg("--models-dir")
         .arg(&models_dir)
         .arg("--data-dir")
@@ -198,4 +198,47 @@ fn dechunk(mut body: &str) -> String {
         body = rest[n..].trim_start_matches("\r\n");
     }
     out
+}
+
+/// A test tool `scripts/aws_tools.sh` installs (`target/tools/aws/bin/<name>`), or the path in
+/// `env_var`.
+pub fn aws_tool(env_var: &str, name: &str) -> std::path::PathBuf {
+    let path = std::env::var_os(env_var)
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../target/tools/aws/bin/{name}"))
+        });
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/aws_tools.sh (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+/// sentence-transformers' vector of a sentence of the MiniLM reference fixture.
+pub fn reference_vector(sentence: &str) -> Vec<f32> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../inference/tests/fixtures/minilm_reference.json"
+    );
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let i = v["sentences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|s| s == sentence)
+        .unwrap_or_else(|| panic!("`{sentence}` is not in the fixture"));
+    v["embeddings"][i]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
+}
+
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    dot / (a.iter().map(|x| x * x).sum::<f32>().sqrt()
+        * b.iter().map(|x| x * x).sum::<f32>().sqrt())
 }
