@@ -334,9 +334,10 @@ async fn bootstrap_under_cargo_lambda_watch_serves_from_an_s3_bundle() {
         "only the manifest is read again"
     );
     eprintln!(
-        "lambda: cold start {cold:?} with {} MB downloaded; warm embed {:?}, \
+        "lambda: cold start {cold:?} with {} MB downloaded in {} ms; warm embed {:?}, \
          threat {:?}, anomaly {:?}; cold start from a warm /tmp {second_cold:?}",
         bundle["downloaded_bytes"].as_u64().unwrap() / 1_000_000,
+        bundle["elapsed_ms"],
         warm[0],
         warm[1],
         warm[2]

@@ -40,37 +40,44 @@ const END_OF_TIME: &str = "9999";
 /// Tag of a number DynamoDB cannot hold (magnitude beyond 1e125 or below 1e-130).
 const OUT_OF_RANGE_NUMBER: &str = "__mesh_number";
 
+/// The plan's table names.
+pub const AGENT_STATE_TABLE: &str = "AgentState";
+pub const AGENT_RESULTS_TABLE: &str = "AgentResults";
+pub const NETWORK_INTELLIGENCE_TABLE: &str = "NetworkIntelligence";
+pub const THREAT_EVENTS_TABLE: &str = "ThreatEvents";
+pub const CONNECTIONS_TABLE: &str = "WebSocketConnections";
+
 /// Names of the tables (the plan's by default).
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct Tables {
     #[arg(
         long = "table-agent-state",
         env = "MESH_TABLE_AGENT_STATE",
-        default_value = "AgentState"
+        default_value = AGENT_STATE_TABLE
     )]
     pub agent_state: String,
     #[arg(
         long = "table-agent-results",
         env = "MESH_TABLE_AGENT_RESULTS",
-        default_value = "AgentResults"
+        default_value = AGENT_RESULTS_TABLE
     )]
     pub agent_results: String,
     #[arg(
         long = "table-network-intelligence",
         env = "MESH_TABLE_NETWORK_INTELLIGENCE",
-        default_value = "NetworkIntelligence"
+        default_value = NETWORK_INTELLIGENCE_TABLE
     )]
     pub network_intelligence: String,
     #[arg(
         long = "table-threat-events",
         env = "MESH_TABLE_THREAT_EVENTS",
-        default_value = "ThreatEvents"
+        default_value = THREAT_EVENTS_TABLE
     )]
     pub threat_events: String,
     #[arg(
         long = "table-connections",
         env = "MESH_TABLE_CONNECTIONS",
-        default_value = "WebSocketConnections"
+        default_value = CONNECTIONS_TABLE
     )]
     pub connections: String,
 }
@@ -78,11 +85,11 @@ pub struct Tables {
 impl Default for Tables {
     fn default() -> Self {
         Self {
-            agent_state: "AgentState".into(),
-            agent_results: "AgentResults".into(),
-            network_intelligence: "NetworkIntelligence".into(),
-            threat_events: "ThreatEvents".into(),
-            connections: "WebSocketConnections".into(),
+            agent_state: AGENT_STATE_TABLE.into(),
+            agent_results: AGENT_RESULTS_TABLE.into(),
+            network_intelligence: NETWORK_INTELLIGENCE_TABLE.into(),
+            threat_events: THREAT_EVENTS_TABLE.into(),
+            connections: CONNECTIONS_TABLE.into(),
         }
     }
 }
