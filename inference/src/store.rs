@@ -190,11 +190,7 @@ impl S3Store {
         if self.verified.lock().expect("lock").contains(target) {
             return Ok(Fetched::Reused);
         }
-        let spec = FileSpec {
-            name: String::new(),
-            sha256: sha256.map(str::to_string),
-        };
-        if target.is_file() && file_matches(target, &spec).await? {
+        if target.is_file() && file_matches(target, sha256).await? {
             self.verified
                 .lock()
                 .expect("lock")
@@ -404,7 +400,7 @@ impl WeightStore for HubStore {
                 .get(&spec.name)
                 .await
                 .map_err(|e| InferenceError::Store(format!("hub {repo_id}/{}: {e}", spec.name)))?;
-            if !file_matches(&path, spec).await? {
+            if !file_matches(&path, spec.sha256.as_deref()).await? {
                 // The cache entry is a symlink into the blob store: remove both.
                 if let Ok(blob) = std::fs::canonicalize(&path) {
                     let _ = std::fs::remove_file(blob);
@@ -423,8 +419,8 @@ impl WeightStore for HubStore {
 }
 
 /// True when the file matches its pinned sha256 (or when none is pinned).
-async fn file_matches(path: &Path, spec: &FileSpec) -> Result<bool> {
-    let Some(expected) = spec.sha256.clone() else {
+async fn file_matches(path: &Path, sha256: Option<&str>) -> Result<bool> {
+    let Some(expected) = sha256.map(str::to_string) else {
         return Ok(path.is_file());
     };
     let path = path.to_path_buf();
