@@ -28,6 +28,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/openapi.json", get(openapi))
         .merge(crate::agents_api::routes(protection.max_data_body_bytes))
         .merge(crate::records_api::routes())
+        .merge(crate::jobs::routes())
         .layer(axum::extract::DefaultBodyLimit::max(
             protection.max_body_bytes,
         ))
@@ -190,6 +191,7 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(crate::agents_api::AgentsDoc::openapi());
     doc.merge(crate::records_api::RecordsDoc::openapi());
+    doc.merge(crate::jobs::JobsDoc::openapi());
     doc
 }
 

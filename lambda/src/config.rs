@@ -196,8 +196,8 @@ pub struct ServiceArgs {
     /// nothing across restarts). Defaults to `state/mesh.db` (`/tmp/msp-mesh-state.db` on Lambda).
     #[arg(long, env = "MESH_STATE_DB")]
     pub state_db: Option<PathBuf>,
-    /// Where the state tables live: `sqlite` (the file of `--state-db`) or `aws` (DynamoDB
-    /// tables, shared by every instance; the event log stays in the SQLite file).
+    /// Where the state tables and the event log live: `sqlite` (the file of `--state-db`) or
+    /// `aws` (DynamoDB tables, shared by every instance).
     #[arg(long, env = "MESH_STATE_BACKEND", value_enum, default_value_t = StateBackend::Sqlite)]
     pub state_backend: StateBackend,
     #[command(flatten)]
@@ -206,6 +206,19 @@ pub struct ServiceArgs {
     /// none are sent when unset.
     #[arg(long, env = "MESH_EVENT_BUS")]
     pub event_bus: Option<String>,
+    /// Kinesis data stream that receives every published event (the plan's
+    /// `msp-intelligence-events`); none when unset.
+    #[arg(long, env = "MESH_KINESIS_STREAM")]
+    pub kinesis_stream: Option<String>,
+    /// Management endpoint of the API Gateway WebSocket API
+    /// (`https://{api-id}.execute-api.{region}.amazonaws.com/{stage}`): published events are
+    /// pushed to its connections, and `bootstrap` in websocket mode answers through it.
+    #[arg(long, env = "MESH_WEBSOCKET_ENDPOINT")]
+    pub websocket_endpoint: Option<String>,
+    /// SQS queue of async agent jobs (the plan's `msp-async-processing`): `POST /jobs` queues
+    /// there, `msp-mesh worker` consumes it. `POST /jobs` answers 503 when unset.
+    #[arg(long, env = "MESH_ASYNC_QUEUE_URL")]
+    pub async_queue_url: Option<String>,
     #[command(flatten)]
     pub protection: crate::protection::ProtectionArgs,
 }
@@ -223,6 +236,15 @@ pub enum StateBackend {
 pub const DEFAULT_STATE_DB: &str = "state/mesh.db";
 
 impl ServiceArgs {
+    /// Whether any setting needs the AWS SDK's configuration.
+    pub fn needs_aws(&self) -> bool {
+        self.state_backend == StateBackend::Aws
+            || self.event_bus.is_some()
+            || self.kinesis_stream.is_some()
+            || self.websocket_endpoint.is_some()
+            || self.async_queue_url.is_some()
+    }
+
     /// Nothing persisted, default protection (batch scoring, tests of the router alone).
     pub fn ephemeral() -> Self {
         Self {
@@ -230,6 +252,9 @@ impl ServiceArgs {
             state_backend: StateBackend::Sqlite,
             tables: Default::default(),
             event_bus: None,
+            kinesis_stream: None,
+            websocket_endpoint: None,
+            async_queue_url: None,
             protection: Default::default(),
         }
     }

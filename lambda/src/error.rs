@@ -86,6 +86,11 @@ impl ApiError {
 }
 
 impl ApiError {
+    /// Whether the request is at fault (a 4xx): retrying it unchanged cannot succeed.
+    pub fn is_client_error(&self) -> bool {
+        self.parts().0.is_client_error()
+    }
+
     /// The JSON body this error answers with (also what `msp-mesh score` writes for a bad line).
     pub fn body(&self) -> ErrorBody {
         let (_, error_type, field) = self.parts();

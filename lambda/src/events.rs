@@ -35,6 +35,41 @@ pub trait EventStream: Send + Sync + 'static {
     async fn replay(&self, from: i64, limit: u32) -> Result<Vec<Event>, StoreError>;
 }
 
+/// Another place published events go once they are in the log: the Kinesis stream
+/// ([`crate::sinks::KinesisSink`]), API Gateway WebSocket connections
+/// ([`crate::apigw_ws::WebSocketBroadcaster`]).
+#[async_trait::async_trait]
+pub trait EventSink: Send + Sync + 'static {
+    /// Short name for logs.
+    fn name(&self) -> &'static str;
+    /// Takes the events of one result, in offset order; an error says what failed.
+    async fn deliver(&self, events: &[Event]) -> Result<(), String>;
+}
+
+/// Delivers `events` to every sink at once and waits for all of them. The events are durable
+/// in the log already: a sink that fails is logged and counted, and the caller goes on.
+pub async fn deliver_to_sinks(
+    sinks: &[Arc<dyn EventSink>],
+    events: &[Event],
+    metrics: &crate::metrics::Metrics,
+) {
+    use std::sync::atomic::Ordering::Relaxed;
+    if events.is_empty() {
+        return;
+    }
+    let outcomes =
+        futures_util::future::join_all(sinks.iter().map(|sink| sink.deliver(events))).await;
+    for (sink, outcome) in sinks.iter().zip(outcomes) {
+        match outcome {
+            Ok(()) => metrics.event_sink_deliveries.fetch_add(1, Relaxed),
+            Err(e) => {
+                tracing::warn!(sink = sink.name(), first_offset = events[0].offset, error = %e, "event sink failed");
+                metrics.event_sink_failures.fetch_add(1, Relaxed)
+            }
+        };
+    }
+}
+
 /// The embedded event stream: a persisted log plus a broadcast channel.
 pub struct LocalEventStream {
     log: Arc<dyn EventLog>,

@@ -4,10 +4,12 @@
 
 pub mod agents_api;
 pub mod api;
+pub mod apigw_ws;
 pub mod bundle;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod jobs;
 pub mod lambda;
 pub mod metrics;
 pub mod notify;
@@ -16,6 +18,7 @@ pub mod progress;
 pub mod protection;
 pub mod records_api;
 pub mod score;
+pub mod sinks;
 pub mod standin;
 pub mod state;
 pub mod store;

@@ -88,6 +88,18 @@ enum Command {
         #[arg(long, env = "MESH_STANDIN_ADDR", default_value = "127.0.0.1:4599")]
         addr: SocketAddr,
     },
+    /// Run queued agent jobs from SQS (`POST /jobs`): long-polls the queue of
+    /// `--async-queue-url`, stores each answer under its job id, leaves failures for a retry
+    /// (then the dead-letter queue).
+    Worker {
+        /// Stop after this long without a message (e.g. `30s`); runs until killed when unset.
+        #[arg(long, env = "MESH_WORKER_IDLE_EXIT", value_parser = humantime::parse_duration)]
+        idle_exit: Option<std::time::Duration>,
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        service: ServiceArgs,
+    },
     /// Publish what the Lambda functions load (encoder, heads, data, embedding caches) to S3.
     Bundle {
         #[command(subcommand)]
@@ -261,6 +273,11 @@ fn main() -> anyhow::Result<()> {
         Command::Partners { command } => partners(command),
         Command::ClientHealth { command } => client_health(command),
         Command::Bundle { command } => bundle(command),
+        Command::Worker {
+            idle_exit,
+            model,
+            service,
+        } => runtime()?.block_on(worker(model, service, idle_exit)),
         Command::AwsStandin { addr } => runtime()?.block_on(async move {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
@@ -492,6 +509,29 @@ fn client_health(command: ClientHealthCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn worker(
+    model: ModelArgs,
+    service: ServiceArgs,
+    idle_exit: Option<std::time::Duration>,
+) -> anyhow::Result<()> {
+    let queue_url = service
+        .async_queue_url
+        .clone()
+        .context("the worker needs a queue: set --async-queue-url / MESH_ASYNC_QUEUE_URL")?;
+    let state = AppState::load(&model, &service, None).await?;
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let bar = indicatif::ProgressBar::new_spinner()
+        .with_message(format!("waiting for jobs on {queue_url}"));
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let summary = mesh_lambda::jobs::work(state, &config, &queue_url, idle_exit, &bar).await?;
+    bar.finish_and_clear();
+    eprintln!(
+        "worker: {} done, {} failed (stored as failed), {} left for a retry",
+        summary.done, summary.failed, summary.retried
+    );
+    Ok(())
 }
 
 async fn score(

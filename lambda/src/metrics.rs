@@ -51,6 +51,10 @@ pub struct Metrics {
     /// HIGH / CRITICAL threats sent to EventBridge, and sends that failed.
     pub threat_notifications: AtomicU64,
     pub threat_notification_failures: AtomicU64,
+    /// Deliveries of published events to sinks (Kinesis, API Gateway WebSocket connections),
+    /// and deliveries that failed.
+    pub event_sink_deliveries: AtomicU64,
+    pub event_sink_failures: AtomicU64,
 }
 
 fn index(kind: AgentKind) -> usize {
@@ -400,6 +404,16 @@ pub fn prometheus_text(state: &AppState) -> String {
             "mesh_threat_notifications_total",
             "HIGH and CRITICAL threats sent to Amazon EventBridge.",
             &m.threat_notifications,
+        ),
+        (
+            "mesh_event_sink_deliveries_total",
+            "Batches of events delivered to a sink (Kinesis stream, WebSocket API connections).",
+            &m.event_sink_deliveries,
+        ),
+        (
+            "mesh_event_sink_failures_total",
+            "Batches of events a sink failed to take.",
+            &m.event_sink_failures,
         ),
         (
             "mesh_threat_notification_failures_total",

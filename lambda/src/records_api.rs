@@ -35,9 +35,19 @@ pub async fn record_result(
     state: &AppState,
     kind: AgentKind,
     fallback_model: String,
-    mut data: Value,
+    data: Value,
 ) -> Result<Value, ApiError> {
-    let result_id = new_result_id();
+    record_result_as(state, kind, fallback_model, data, new_result_id()).await
+}
+
+/// [`record_result`] under a given `result_id` (an async job's id).
+pub async fn record_result_as(
+    state: &AppState,
+    kind: AgentKind,
+    fallback_model: String,
+    mut data: Value,
+    result_id: String,
+) -> Result<Value, ApiError> {
     let timestamp_ms = now_ms();
     let agent = kind.cli_name();
     if let Value::Object(fields) = &mut data {
@@ -97,6 +107,7 @@ pub async fn record_result(
         .metrics
         .events_published
         .fetch_add(published.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    crate::events::deliver_to_sinks(&state.event_sinks, &published, &state.metrics).await;
     Ok(data)
 }
 

@@ -30,16 +30,94 @@ pub fn parse_agent(name: &str) -> Option<AgentKind> {
         .find(|k| k.cli_name() == name || k.alias().trim_start_matches('/') == name)
 }
 
-async fn score_value<A: Agent>(agent: &Loaded<A>, body: Value) -> Result<Value, ApiError> {
-    let agent = crate::agents_api::loaded(agent)?;
-    let request: A::Request = serde_json::from_value(body).map_err(|e| {
-        let message = e.to_string();
-        let field = crate::error::field_in_serde_message(&format!("target type: {message}"))
-            .unwrap_or_else(|| "body".to_string());
+/// Runs `$body` with `$agent` bound to the loaded agent of `$kind` (a `&Loaded<_>` of that
+/// agent's own type), so one generic function serves all ten.
+#[macro_export]
+macro_rules! with_agent {
+    ($state:expr, $kind:expr, $agent:ident => $body:expr) => {{
+        use mesh_agents::AgentKind as K;
+        let (a, n) = (&$state.agents, &$state.numeric);
+        match $kind {
+            K::ThreatIntelligence => {
+                let $agent = &a.threat;
+                $body
+            }
+            K::MarketIntelligence => {
+                let $agent = &a.market;
+                $body
+            }
+            K::NlpQuery => {
+                let $agent = &a.nlp_query;
+                $body
+            }
+            K::PartnerMatching => {
+                let $agent = &a.partners;
+                $body
+            }
+            K::Compliance => {
+                let $agent = &a.compliance;
+                $body
+            }
+            K::AnomalyDetection => {
+                let $agent = &n.anomaly;
+                $body
+            }
+            K::RevenueForecasting => {
+                let $agent = &n.revenue;
+                $body
+            }
+            K::ResourceAllocation => {
+                let $agent = &n.resource;
+                $body
+            }
+            K::ClientHealth => {
+                let $agent = &n.client_health;
+                $body
+            }
+            K::FederatedLearning => {
+                let $agent = &n.federated;
+                $body
+            }
+        }
+    }};
+}
+
+/// A request body as the agent's request type; a mismatch is a 422 naming the field (its
+/// path, e.g. `values[3]`, found by `serde_path_to_error`).
+pub fn parse_request<A: Agent>(_agent: &Loaded<A>, body: Value) -> Result<A::Request, ApiError> {
+    serde_path_to_error::deserialize(body).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.inner().to_string();
+        let field = match path.as_str() {
+            "." => crate::error::field_in_serde_message(&format!("target type: {message}"))
+                .unwrap_or_else(|| "body".to_string()),
+            _ => path,
+        };
         ApiError::validation(field, message)
-    })?;
+    })
+}
+
+async fn answer_with<A: Agent>(
+    agent: &Loaded<A>,
+    body: Value,
+) -> Result<(Value, String), ApiError> {
+    let loaded = crate::agents_api::loaded(agent)?;
+    let request = parse_request(agent, body)?;
+    let agent = loaded;
     let response = agent.handle(request).await?;
-    Ok(serde_json::to_value(response).expect("responses serialise"))
+    Ok((
+        serde_json::to_value(response).expect("responses serialise"),
+        agent.model_used(),
+    ))
+}
+
+/// Runs one request body through the agent of `kind`: its response and the agent's model.
+pub async fn answer(
+    state: &AppState,
+    kind: AgentKind,
+    body: Value,
+) -> Result<(Value, String), ApiError> {
+    with_agent!(state, kind, agent => answer_with(agent, body).await)
 }
 
 /// Scores one input line; never fails (errors become the line's answer).
@@ -63,19 +141,9 @@ pub async fn score_line(state: &AppState, agent: AgentKind, line: &str) -> (Valu
         .as_object_mut()
         .and_then(|o| o.remove("id"))
         .unwrap_or(Value::Null);
-    let (a, n) = (&state.agents, &state.numeric);
-    let result = match agent {
-        AgentKind::ThreatIntelligence => score_value(&a.threat, body).await,
-        AgentKind::MarketIntelligence => score_value(&a.market, body).await,
-        AgentKind::NlpQuery => score_value(&a.nlp_query, body).await,
-        AgentKind::PartnerMatching => score_value(&a.partners, body).await,
-        AgentKind::Compliance => score_value(&a.compliance, body).await,
-        AgentKind::AnomalyDetection => score_value(&n.anomaly, body).await,
-        AgentKind::RevenueForecasting => score_value(&n.revenue, body).await,
-        AgentKind::ResourceAllocation => score_value(&n.resource, body).await,
-        AgentKind::ClientHealth => score_value(&n.client_health, body).await,
-        AgentKind::FederatedLearning => score_value(&n.federated, body).await,
-    };
+    let result = answer(state, agent, body)
+        .await
+        .map(|(response, _model)| response);
     match result {
         Ok(Value::Object(mut o)) => {
             o.insert("id".into(), id);

@@ -1,14 +1,16 @@
-//! A stand-in server for Amazon Comprehend and the Bedrock runtime, for tests and local
-//! development without an AWS account: it speaks their wire formats (Comprehend's JSON 1.1
-//! protocol at `/` by `X-Amz-Target`; Bedrock's `POST /model/{id}/converse` and
-//! `/model/{id}/invoke`), answers with scripted values, records every call, and injects
+//! A stand-in server for Amazon Comprehend, the Bedrock runtime and the API Gateway management
+//! API, for tests and local development without an AWS account: it speaks their wire formats
+//! (Comprehend's JSON 1.1 protocol at `/` by `X-Amz-Target`; Bedrock's
+//! `POST /model/{id}/converse` and `/model/{id}/invoke`; `PostToConnection` and
+//! `DeleteConnection` at `/@connections/{id}`, 410 for the script's gone connections), answers with scripted values, records every call, and injects
 //! faults on request (throttling, server errors, slow answers, unreadable bodies). It checks
 //! no signatures. It is not a model: what it answers is what the test scripted.
 //!
 //! Control routes: `PUT /_standin/script` (the answers), `POST /_standin/faults` (a list of
 //! faults consumed one per call, in order), `GET /_standin/calls`.
 //! Run it with `msp-mesh aws-standin --addr 127.0.0.1:4599` and point the SDK at it with
-//! `AWS_ENDPOINT_URL_COMPREHEND` / `AWS_ENDPOINT_URL_BEDROCK_RUNTIME`.
+//! `AWS_ENDPOINT_URL_COMPREHEND` / `AWS_ENDPOINT_URL_BEDROCK_RUNTIME` (and the mesh at it with
+//! `MESH_WEBSOCKET_ENDPOINT`).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -35,6 +37,9 @@ pub struct Script {
     pub key_phrases: Vec<(String, f32)>,
     /// Bedrock's completion text.
     pub completion: String,
+    /// WebSocket connections that have gone away (`PostToConnection` answers 410).
+    #[serde(default)]
+    pub gone_connections: Vec<String>,
 }
 
 impl Default for Script {
@@ -45,6 +50,7 @@ impl Default for Script {
             entities: vec![],
             key_phrases: vec![],
             completion: "I don't know.".into(),
+            gone_connections: vec![],
         }
     }
 }
@@ -113,6 +119,10 @@ pub fn router(state: Arc<StandIn>) -> Router {
         .route("/", post(comprehend))
         .route("/model/{model_id}/converse", post(converse))
         .route("/model/{model_id}/invoke", post(invoke))
+        .route(
+            "/@connections/{connection_id}",
+            post(post_to_connection).delete(delete_connection),
+        )
         .route("/_standin/script", put(set_script))
         .route("/_standin/faults", post(add_faults))
         .route("/_standin/calls", get(list_calls))
@@ -298,4 +308,43 @@ async fn invoke(
         "usage": {"input_tokens": token_count(&request.to_string()), "output_tokens": token_count(&completion)},
     }))
     .into_response()
+}
+
+/// `PostToConnection`: records the message (`body.connection_id`, `body.data` as JSON when it
+/// parses); 410 `GoneException` for a gone connection.
+async fn post_to_connection(
+    State(s): State<Arc<StandIn>>,
+    Path(connection_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let text = String::from_utf8_lossy(&body).to_string();
+    let data = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    let fault = s.take_fault(
+        "ApiGateway.PostToConnection",
+        json!({"connection_id": connection_id, "data": data}),
+    );
+    if let Some(response) = faulted(fault, false).await {
+        return response;
+    }
+    if s.script
+        .lock()
+        .unwrap()
+        .gone_connections
+        .contains(&connection_id)
+    {
+        return rest_error(StatusCode::GONE, "GoneException", "connection is gone");
+    }
+    StatusCode::OK.into_response()
+}
+
+/// `DeleteConnection`: records the call.
+async fn delete_connection(
+    State(s): State<Arc<StandIn>>,
+    Path(connection_id): Path<String>,
+) -> Response {
+    s.take_fault(
+        "ApiGateway.DeleteConnection",
+        json!({"connection_id": connection_id}),
+    );
+    StatusCode::NO_CONTENT.into_response()
 }

@@ -11,12 +11,17 @@ use mesh_inference::embedder::SentenceEmbedder;
 use mesh_inference::store::{open_store, StoreLocation};
 use mesh_models::{Manifest, PullOutcome};
 
+use crate::apigw_ws::{ConnectionsApi, WebSocketBroadcaster};
 use crate::config::StateBackend;
-use crate::events::{EventStream, LocalEventStream};
+use crate::events::{EventSink, EventStream, LocalEventStream};
+use crate::jobs::JobQueue;
 use crate::metrics::Metrics;
 use crate::notify::ThreatNotifier;
 use crate::protection::Protection;
-use crate::store::{now_ms, off_thread, AgentStateRecord, DynamoStore, SqliteStore, StateStore};
+use crate::sinks::KinesisSink;
+use crate::store::{
+    now_ms, off_thread, AgentStateRecord, DynamoStore, EventLog, SqliteStore, StateStore,
+};
 use crate::{ModelArgs, ServiceArgs};
 
 /// Shared state of every route; built once (before `lambda_http::run` on
@@ -39,6 +44,12 @@ pub struct AppState {
     pub threat_notifier: Option<ThreatNotifier>,
     /// The S3 model bundle this process synced at start, if it runs from one.
     pub model_bundle: Option<SyncReport>,
+    /// Where published events go besides the log and `/ws` (Kinesis, WebSocket API).
+    pub event_sinks: Vec<Arc<dyn EventSink>>,
+    /// The SQS queue of async jobs, when configured.
+    pub job_queue: Option<JobQueue>,
+    /// The WebSocket API's management endpoint, when configured.
+    pub connections_api: Option<Arc<ConnectionsApi>>,
 }
 
 /// The state store and event stream of a server.
@@ -47,44 +58,72 @@ pub struct Services {
     pub events: Arc<dyn EventStream>,
     pub protection: Protection,
     pub threat_notifier: Option<ThreatNotifier>,
+    pub event_sinks: Vec<Arc<dyn EventSink>>,
+    pub job_queue: Option<JobQueue>,
+    pub connections_api: Option<Arc<ConnectionsApi>>,
 }
 
 impl Services {
-    /// Opens the state store (the embedded file, `:memory:` for none that persists, or the
-    /// DynamoDB tables) and the event stream (its log in the embedded file).
+    /// Opens the state store and event log (the embedded file, `:memory:` for none that
+    /// persists, or the DynamoDB tables), the event sinks, the job queue and the notifier.
     pub async fn open(
         args: &ServiceArgs,
         listen: Option<std::net::SocketAddr>,
     ) -> anyhow::Result<Self> {
         let protection = Protection::from_args(&args.protection, listen)?;
-        let path = args.state_db();
-        let sqlite = Arc::new(if path.as_os_str() == ":memory:" {
-            SqliteStore::in_memory()?
-        } else {
-            SqliteStore::open(&path)?
-        });
-        let needs_aws = args.state_backend == StateBackend::Aws || args.event_bus.is_some();
-        let config = match needs_aws {
+        let config = match args.needs_aws() {
             true => Some(aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await),
             false => None,
         };
-        let store: Arc<dyn StateStore> = match (&args.state_backend, &config) {
-            (StateBackend::Aws, Some(config)) => {
-                Arc::new(DynamoStore::new(config, args.tables.clone())?)
+        let (store, log): (Arc<dyn StateStore>, Arc<dyn EventLog>) =
+            match (&args.state_backend, &config) {
+                (StateBackend::Aws, Some(config)) => {
+                    let dynamo = Arc::new(DynamoStore::new(config, args.tables.clone())?);
+                    (dynamo.clone(), dynamo)
+                }
+                _ => {
+                    let path = args.state_db();
+                    let sqlite = Arc::new(if path.as_os_str() == ":memory:" {
+                        SqliteStore::in_memory()?
+                    } else {
+                        SqliteStore::open(&path)?
+                    });
+                    (sqlite.clone(), sqlite)
+                }
+            };
+        let mut event_sinks: Vec<Arc<dyn EventSink>> = vec![];
+        let (mut threat_notifier, mut job_queue, mut connections_api) = (None, None, None);
+        if let Some(config) = &config {
+            threat_notifier = args
+                .event_bus
+                .as_ref()
+                .map(|bus| ThreatNotifier::new(config, bus.clone()));
+            job_queue = args
+                .async_queue_url
+                .as_ref()
+                .map(|url| JobQueue::new(config, url.clone()));
+            if let Some(stream) = &args.kinesis_stream {
+                event_sinks.push(Arc::new(KinesisSink::new(config, stream.clone())));
             }
-            _ => sqlite.clone(),
-        };
-        let threat_notifier = match (&args.event_bus, &config) {
-            (Some(bus), Some(config)) => Some(ThreatNotifier::new(config, bus.clone())),
-            _ => None,
-        };
+            if let Some(endpoint) = &args.websocket_endpoint {
+                let api = Arc::new(ConnectionsApi::new(config, endpoint));
+                event_sinks.push(Arc::new(WebSocketBroadcaster::new(
+                    api.clone(),
+                    store.clone(),
+                )));
+                connections_api = Some(api);
+            }
+        }
         let cleared = store.clone();
         off_thread(&cleared, |s| s.clear_connections()).await?;
         Ok(Self {
-            events: Arc::new(LocalEventStream::new(sqlite)),
+            events: Arc::new(LocalEventStream::new(log)),
             store,
             protection,
             threat_notifier,
+            event_sinks,
+            job_queue,
+            connections_api,
         })
     }
 }
@@ -121,6 +160,9 @@ impl AppState {
             protection: services.protection,
             threat_notifier: services.threat_notifier,
             model_bundle,
+            event_sinks: services.event_sinks,
+            job_queue: services.job_queue,
+            connections_api: services.connections_api,
         });
         state.record_agent_states("started");
         state
@@ -133,24 +175,9 @@ impl AppState {
         ) -> Result<String, String> {
             l.as_ref().map(|a| a.model_used()).map_err(Clone::clone)
         }
-        let (a, n) = (&self.agents, &self.numeric);
         AgentKind::ALL
             .into_iter()
-            .map(|kind| {
-                let m = match kind {
-                    AgentKind::ThreatIntelligence => model(&a.threat),
-                    AgentKind::MarketIntelligence => model(&a.market),
-                    AgentKind::NlpQuery => model(&a.nlp_query),
-                    AgentKind::PartnerMatching => model(&a.partners),
-                    AgentKind::Compliance => model(&a.compliance),
-                    AgentKind::AnomalyDetection => model(&n.anomaly),
-                    AgentKind::RevenueForecasting => model(&n.revenue),
-                    AgentKind::ResourceAllocation => model(&n.resource),
-                    AgentKind::ClientHealth => model(&n.client_health),
-                    AgentKind::FederatedLearning => model(&n.federated),
-                };
-                (kind, m)
-            })
+            .map(|kind| (kind, crate::with_agent!(self, kind, agent => model(agent))))
             .collect()
     }
 

@@ -61,14 +61,23 @@ pub async fn ws_route(State(state): State<Arc<AppState>>, upgrade: WebSocketUpgr
 
 /// The event filters of a connection; empty sets match everything.
 #[derive(Debug, Default, Clone, PartialEq)]
-struct Filters {
+pub(crate) struct Filters {
     event_types: BTreeSet<String>,
     agents: BTreeSet<String>,
     paused: bool,
 }
 
 impl Filters {
-    fn matches(&self, event: &Event) -> bool {
+    /// The filters as stored in a [`ConnectionRecord`] (unreadable parts match everything).
+    pub(crate) fn from_json(stored: &Value) -> Self {
+        Self {
+            event_types: names(stored, "event_types").unwrap_or_default(),
+            agents: names(stored, "agents").unwrap_or_default(),
+            paused: stored["paused"].as_bool().unwrap_or(false),
+        }
+    }
+
+    pub(crate) fn matches(&self, event: &Event) -> bool {
         !self.paused
             && (self.event_types.is_empty() || self.event_types.contains(&event.event_type))
             && (self.agents.is_empty() || self.agents.contains(&event.agent))
@@ -102,12 +111,12 @@ fn message(kind: &str, data: Value) -> String {
     json!({"type": kind, "data": data, "timestamp": crate::api::now_iso8601()}).to_string()
 }
 
-fn event_message(event: &Event) -> String {
+pub(crate) fn event_message(event: &Event) -> String {
     serde_json::to_string(event).unwrap_or_else(|_| "{}".into())
 }
 
-/// What the connection loop does after a client message.
-enum Reply {
+/// What the connection does after a client message.
+pub(crate) enum Reply {
     Send(Vec<String>),
     Close,
 }
@@ -180,7 +189,7 @@ pub async fn run_connection(mut socket: WebSocket, hub: Hub) {
     let _ = off_thread(&hub.store, move |s| s.remove_connection(&connection_id)).await;
 }
 
-async fn save_connection(hub: &Hub, connection_id: &str, filters: &Filters) {
+pub(crate) async fn save_connection(hub: &Hub, connection_id: &str, filters: &Filters) {
     let record = ConnectionRecord {
         connection_id: connection_id.to_string(),
         connected_at_ms: now_ms(),
@@ -191,7 +200,8 @@ async fn save_connection(hub: &Hub, connection_id: &str, filters: &Filters) {
     }
 }
 
-async fn handle_client_message(
+/// Answers one client message (and updates the connection's filters and replay position).
+pub(crate) async fn handle_client_message(
     hub: &Hub,
     connection_id: &str,
     text: &str,

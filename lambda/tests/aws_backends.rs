@@ -9,64 +9,14 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
 use aws_sdk_dynamodb::types::AttributeValue;
-use common::{aws_tool, free_port, wait_for_port, Server};
+use common::{sdk_config, start_moto, Server};
 use mesh_lambda::store::dynamo::{DynamoStore, Tables};
 use mesh_lambda::store::{
     AgentResult, AgentStateRecord, ConnectionRecord, ListFilter, NetworkMetric, SqliteStore,
     StateStore, ThreatEvent,
 };
 use serde_json::json;
-
-/// moto's server; killed when dropped.
-struct Moto {
-    child: Child,
-    endpoint: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_moto() -> Moto {
-    let path = aws_tool("MESH_MOTO_SERVER", "moto_server");
-    let port = free_port();
-    let child = Command::new(path)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("moto_server starts");
-    let moto = Moto {
-        child,
-        endpoint: format!("http://127.0.0.1:{port}"),
-    };
-    wait_for_port(port, "moto_server", Duration::from_secs(60));
-    moto
-}
-
-fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
-    aws_config::SdkConfig::builder()
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
-            aws_sdk_dynamodb::config::Credentials::new(
-                "AKIDMOTO",
-                "moto-secret",
-                None,
-                None,
-                "test",
-            ),
-        ))
-        .build()
-}
 
 fn result(id: &str, agent: &str, ms: i64, score: f64) -> AgentResult {
     AgentResult {

@@ -45,6 +45,7 @@ fn script() -> Script {
         ],
         key_phrases: vec![("managed security services".into(), 0.99)],
         completion: "Enable multi-factor authentication and restrict RDP to a VPN.".into(),
+        gone_connections: vec![],
     }
 }
 

@@ -1,10 +1,24 @@
-//! AWS Lambda entry point: the same router as `msp-mesh serve`, under `lambda_http`.
+//! AWS Lambda entry point. One binary, three kinds of function (`--mode` / `MESH_MODE`):
+//! `http` (default): the same router as `msp-mesh serve`, under `lambda_http` (API Gateway
+//! REST and HTTP APIs, ALB); `websocket`: the WebSocket API's `$connect` / `$disconnect` /
+//! `$default` routes; `worker`: batches of async jobs from the SQS queue.
 //!
 //! Configuration comes from the function's environment (`MESH_MODEL_SOURCE=s3://bucket/prefix`
 //! loads weights from S3 into `/tmp/msp-mesh-models` at cold start; warm invocations reuse them).
 
+use std::sync::Arc;
+
 use clap::Parser;
+use lambda_http::{service_fn, LambdaEvent};
 use mesh_lambda::{AppState, ModelArgs, ServiceArgs};
+
+/// What kind of events the function takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Mode {
+    Http,
+    Websocket,
+    Worker,
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -13,6 +27,8 @@ use mesh_lambda::{AppState, ModelArgs, ServiceArgs};
     about = "MSP Intelligence Mesh on AWS Lambda"
 )]
 struct Args {
+    #[arg(long, env = "MESH_MODE", value_enum, default_value_t = Mode::Http)]
+    mode: Mode,
     #[command(flatten)]
     model: ModelArgs,
     #[command(flatten)]
@@ -29,8 +45,39 @@ async fn main() -> Result<(), lambda_http::Error> {
         .without_time() // CloudWatch stamps each line
         .init();
     let args = Args::parse();
+    if args.mode == Mode::Websocket && args.service.websocket_endpoint.is_none() {
+        return Err("websocket mode needs MESH_WEBSOCKET_ENDPOINT (the management API)".into());
+    }
+    if args.mode == Mode::Worker && args.service.async_queue_url.is_none() {
+        return Err("worker mode needs MESH_ASYNC_QUEUE_URL (the queue it consumes)".into());
+    }
     let state = AppState::load(&args.model, &args.service, None)
         .await
         .map_err(|e| -> lambda_http::Error { e.into() })?;
-    mesh_lambda::lambda::run(state).await
+    match args.mode {
+        Mode::Http => mesh_lambda::lambda::run(state).await,
+        Mode::Websocket => {
+            let handler = |event: LambdaEvent<_>| {
+                let state = Arc::clone(&state);
+                async move {
+                    let api = state.connections_api.clone().expect("checked above");
+                    Ok::<_, lambda_http::Error>(
+                        mesh_lambda::apigw_ws::handle_event(&state, &api, event.payload).await,
+                    )
+                }
+            };
+            lambda_http::lambda_runtime::run(service_fn(handler)).await
+        }
+        Mode::Worker => {
+            let handler = |event: LambdaEvent<_>| {
+                let state = Arc::clone(&state);
+                async move {
+                    Ok::<_, lambda_http::Error>(
+                        mesh_lambda::jobs::handle_sqs_event(&state, event.payload).await,
+                    )
+                }
+            };
+            lambda_http::lambda_runtime::run(service_fn(handler)).await
+        }
+    }
 }

@@ -2,7 +2,8 @@
 //! (`result_id`, `agent_type`; GSI `agent_type-timestamp-index`), `AgentState` (`agent_id`,
 //! `timestamp`), `ThreatEvents` (`threat_id`, `timestamp`; GSI `severity-timestamp-index`),
 //! `NetworkIntelligence` (`msp_id`, `metric_type`) and `WebSocketConnections`
-//! (`connection_id`, TTL `expires_at`). `timestamp` sort keys are ISO 8601 strings (ordered as
+//! (`connection_id`, TTL `expires_at`); and the event log `MeshEventLog` (`log`, `offset`),
+//! whose offsets come from an atomic counter item, so every function appends to one order. `timestamp` sort keys are ISO 8601 strings (ordered as
 //! text), and every JSON number is stored as a DynamoDB number (`N`, its exact decimal text),
 //! never as a float or a JSON blob.
 //!
@@ -23,8 +24,8 @@ use mesh_agents::AgentKind;
 use serde_json::{Number, Value};
 
 use super::{
-    iso8601_ms, AgentResult, AgentStateRecord, ConnectionRecord, ListFilter, NetworkMetric,
-    StateStore, StoreError, ThreatEvent,
+    iso8601_ms, AgentResult, AgentStateRecord, ConnectionRecord, Event, EventLog, ListFilter,
+    NetworkMetric, NewEvent, StateStore, StoreError, ThreatEvent,
 };
 
 /// GSI of `AgentResults` by agent and time.
@@ -46,6 +47,13 @@ pub const AGENT_RESULTS_TABLE: &str = "AgentResults";
 pub const NETWORK_INTELLIGENCE_TABLE: &str = "NetworkIntelligence";
 pub const THREAT_EVENTS_TABLE: &str = "ThreatEvents";
 pub const CONNECTIONS_TABLE: &str = "WebSocketConnections";
+/// The event log (not in the plan, which names only the Kinesis stream: a stream cannot be
+/// read from an offset of the mesh's own).
+pub const EVENT_LOG_TABLE: &str = "MeshEventLog";
+/// `log` of the event items.
+const EVENTS_PARTITION: &str = "events";
+/// `log` of the offset counter item (at `offset` 0).
+const COUNTER_PARTITION: &str = "counter";
 
 /// Names of the tables (the plan's by default).
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
@@ -80,6 +88,12 @@ pub struct Tables {
         default_value = CONNECTIONS_TABLE
     )]
     pub connections: String,
+    #[arg(
+        long = "table-event-log",
+        env = "MESH_TABLE_EVENT_LOG",
+        default_value = EVENT_LOG_TABLE
+    )]
+    pub event_log: String,
 }
 
 impl Default for Tables {
@@ -90,6 +104,7 @@ impl Default for Tables {
             network_intelligence: NETWORK_INTELLIGENCE_TABLE.into(),
             threat_events: THREAT_EVENTS_TABLE.into(),
             connections: CONNECTIONS_TABLE.into(),
+            event_log: EVENT_LOG_TABLE.into(),
         }
     }
 }
@@ -222,6 +237,24 @@ impl DynamoStore {
                 }
                 request.send().await.map_err(sdk_error)?;
             }
+            let attribute = |name: &str, kind| {
+                AttributeDefinition::builder()
+                    .attribute_name(name)
+                    .attribute_type(kind)
+                    .build()
+                    .map_err(aws_error)
+            };
+            client
+                .create_table()
+                .table_name(&tables.event_log)
+                .billing_mode(BillingMode::PayPerRequest)
+                .key_schema(key("log", KeyType::Hash)?)
+                .key_schema(key("offset", KeyType::Range)?)
+                .attribute_definitions(attribute("log", ScalarAttributeType::S)?)
+                .attribute_definitions(attribute("offset", ScalarAttributeType::N)?)
+                .send()
+                .await
+                .map_err(sdk_error)?;
             Ok(())
         })
     }
@@ -704,6 +737,105 @@ impl StateStore for DynamoStore {
 }
 
 /// Sorts newest first (ties by id, descending, as UUID v7 ids are time-ordered) and keeps `limit`.
+impl EventLog for DynamoStore {
+    /// Reserves `events.len()` offsets with one atomic `ADD` on the counter item, then writes
+    /// the events. A writer that dies between the two leaves a gap, which readers skip.
+    fn append(&self, events: &[NewEvent]) -> Result<Vec<Event>, StoreError> {
+        if events.is_empty() {
+            return Ok(vec![]);
+        }
+        let events = events.to_vec();
+        self.run(|client, tables| async move {
+            let counter = client
+                .update_item()
+                .table_name(&tables.event_log)
+                .key("log", s(COUNTER_PARTITION))
+                .key("offset", n(0))
+                .update_expression("ADD #last :count")
+                .expression_attribute_names("#last", "last")
+                .expression_attribute_values(":count", n(events.len()))
+                .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            let last: i64 = get_n(counter.attributes().unwrap_or(&Item::new()), "last")?;
+            let first = last - events.len() as i64 + 1;
+            let appended: Vec<Event> = events
+                .into_iter()
+                .enumerate()
+                .map(|(i, e)| Event {
+                    offset: first + i as i64,
+                    event_type: e.event_type,
+                    agent: e.agent,
+                    result_id: e.result_id,
+                    data: e.data,
+                    timestamp: iso8601_ms(e.timestamp_ms),
+                })
+                .collect();
+            try_join_all(
+                appended
+                    .iter()
+                    .map(|e| put(&client, &tables.event_log, event_item(e))),
+            )
+            .await?;
+            Ok(appended)
+        })
+    }
+
+    fn read_from(&self, from: i64, limit: u32) -> Result<Vec<Event>, StoreError> {
+        self.run(|client, tables| async move {
+            let mut events = Vec::new();
+            let mut start: Option<Item> = None;
+            while events.len() < limit as usize {
+                let output = client
+                    .query()
+                    .table_name(&tables.event_log)
+                    .key_condition_expression("#log = :log AND #offset >= :from")
+                    .expression_attribute_names("#log", "log")
+                    .expression_attribute_names("#offset", "offset")
+                    .expression_attribute_values(":log", s(EVENTS_PARTITION))
+                    .expression_attribute_values(":from", n(from))
+                    .limit((limit as usize - events.len()) as i32)
+                    .set_exclusive_start_key(start.take())
+                    .send()
+                    .await
+                    .map_err(sdk_error)?;
+                for item in output.items() {
+                    events.push(event_of(item)?);
+                }
+                match output.last_evaluated_key() {
+                    Some(key) if !key.is_empty() => start = Some(key.clone()),
+                    _ => break,
+                }
+            }
+            Ok(events)
+        })
+    }
+}
+
+fn event_item(e: &Event) -> Item {
+    HashMap::from([
+        ("log".into(), s(EVENTS_PARTITION)),
+        ("offset".into(), n(e.offset)),
+        ("type".into(), s(&e.event_type)),
+        ("agent".into(), s(&e.agent)),
+        ("result_id".into(), s(&e.result_id)),
+        ("data".into(), json_to_attribute(&e.data)),
+        ("timestamp".into(), s(&e.timestamp)),
+    ])
+}
+
+fn event_of(item: &Item) -> Result<Event, StoreError> {
+    Ok(Event {
+        offset: get_n(item, "offset")?,
+        event_type: get_s(item, "type")?,
+        agent: get_s(item, "agent")?,
+        result_id: get_s(item, "result_id")?,
+        data: get_json(item, "data")?,
+        timestamp: get_s(item, "timestamp")?,
+    })
+}
+
 fn newest_first<T>(rows: &mut Vec<T>, key: impl Fn(&T) -> (i64, String), limit: u32) {
     rows.sort_by_key(|r| std::cmp::Reverse(key(r)));
     rows.truncate(limit as usize);

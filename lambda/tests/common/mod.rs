@@ -76,8 +76,19 @@ impl Server {
 
     /// Same, on a given port (a restart on the same address).
     pub fn start_on(port: u16, partners: &Path, args: &[&str]) -> Server {
+        Self::start_with_env(port, partners, args, &[])
+    }
+
+    /// Same, with environment variables set for the server.
+    pub fn start_with_env(
+        port: u16,
+        partners: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         mesh_models::require_local_model("all-minilm-l6-v2");
         let mut child = mesh_command("serve", partners)
+            .envs(env.iter().copied())
             .args([
                 "--addr",
                 &format!("127.0.0.1:{port}"),
@@ -241,4 +252,62 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
     dot / (a.iter().map(|x| x * x).sum::<f32>().sqrt()
         * b.iter().map(|x| x * x).sum::<f32>().sqrt())
+}
+
+/// moto's server (DynamoDB, SQS, Kinesis, EventBridge, ...) on a free port; killed when dropped.
+pub struct Moto {
+    child: std::process::Child,
+    pub endpoint: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn start_moto() -> Moto {
+    let path = aws_tool("MESH_MOTO_SERVER", "moto_server");
+    let port = free_port();
+    let child = std::process::Command::new(path)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("moto_server starts");
+    let moto = Moto {
+        child,
+        endpoint: format!("http://127.0.0.1:{port}"),
+    };
+    wait_for_port(port, "moto_server", Duration::from_secs(60));
+    moto
+}
+
+/// An SDK configuration for a local server at `endpoint` (fixed test credentials).
+pub fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
+            aws_sdk_dynamodb::config::Credentials::new(
+                "AKIDMOTO",
+                "moto-secret",
+                None,
+                None,
+                "test",
+            ),
+        ))
+        .build()
+}
+
+/// The environment that points the SDK of a child process at a local server.
+pub fn aws_env(endpoint: &str) -> [(&str, &str); 4] {
+    [
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_ACCESS_KEY_ID", "AKIDMOTO"),
+        ("AWS_SECRET_ACCESS_KEY", "moto-secret"),
+        ("AWS_REGION", "us-east-1"),
+    ]
 }
