@@ -16,7 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{
-    aws_tool, cosine, free_port, mesh_command, reference_vector, request_at, wait_for_port,
+    aws_tool, cosine, free_port, mesh_command, reference_vector, request_at, sdk_config,
+    start_moto, wait_for_port,
 };
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{json, Value};
@@ -86,13 +87,34 @@ fn aws_env(command: &mut Command, s3_endpoint: &str) {
         .env_remove("AWS_ENDPOINT_URL");
 }
 
+/// The Lambda runtime and Invoke APIs (`cargo lambda watch`) on a free port.
+fn start_watch() -> (u16, Process) {
+    let watch_port = free_port();
+    let watch = Process(
+        Command::new(aws_tool("MESH_CARGO_LAMBDA", "cargo-lambda"))
+            .args(["lambda", "watch", "--only-lambda-apis", "--ignore-changes"])
+            .args(["--invoke-address", "127.0.0.1", "--invoke-port"])
+            .arg(watch_port.to_string())
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cargo lambda watch starts"),
+    );
+    wait_for_port(watch_port, "cargo lambda watch", Duration::from_secs(60));
+    (watch_port, watch)
+}
+
+fn bootstrap_binary() -> PathBuf {
+    // `MESH_BOOTSTRAP_BIN` runs another build of it (a release build, to measure cold starts).
+    std::env::var_os("MESH_BOOTSTRAP_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_bootstrap")))
+}
+
 /// A cold start: the bootstrap process, started against the runtime API of `watch_port`.
 fn start_function(watch_port: u16, s3_endpoint: &str, cache: &std::path::Path) -> Process {
-    // `MESH_BOOTSTRAP_BIN` runs another build of it (a release build, to measure cold starts).
-    let binary = std::env::var_os("MESH_BOOTSTRAP_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_bootstrap")));
-    let mut command = Command::new(binary);
+    let mut command = Command::new(bootstrap_binary());
     aws_env(&mut command, s3_endpoint);
     command
         .env(
@@ -164,10 +186,8 @@ fn uuid_like(seed: &str) -> String {
     format!("00000000-0000-4000-8000-{:012x}", seed.len())
 }
 
-/// Invokes the function through the Lambda Invoke API; returns the proxy response's status
-/// and JSON body, and how long the call took.
-fn invoke(watch_port: u16, event: &Value) -> (u16, Value, Duration) {
-    let started = Instant::now();
+/// Invokes the function through the Lambda Invoke API; returns what the function returned.
+fn invoke_raw(watch_port: u16, event: &Value) -> Value {
     let (status, _, response) = request_at(
         watch_port,
         "POST",
@@ -175,8 +195,16 @@ fn invoke(watch_port: u16, event: &Value) -> (u16, Value, Duration) {
         &[("Content-Type", "application/json")],
         event.to_string().as_bytes(),
     );
-    let took = started.elapsed();
     assert_eq!(status, 200, "the Invoke API answered {status}: {response}");
+    response
+}
+
+/// Invokes the function through the Lambda Invoke API; returns the proxy response's status
+/// and JSON body, and how long the call took.
+fn invoke(watch_port: u16, event: &Value) -> (u16, Value, Duration) {
+    let started = Instant::now();
+    let response = invoke_raw(watch_port, event);
+    let took = started.elapsed();
     let code = response["statusCode"].as_u64().expect("a proxy response") as u16;
     let body = response["body"].as_str().unwrap_or_default();
     (
@@ -214,20 +242,7 @@ async fn bootstrap_under_cargo_lambda_watch_serves_from_an_s3_bundle() {
     let files = manifest["files"].as_array().unwrap().len();
     assert!(files > 10, "{manifest}");
 
-    // The Lambda runtime and Invoke APIs.
-    let watch_port = free_port();
-    let watch = Process(
-        Command::new(aws_tool("MESH_CARGO_LAMBDA", "cargo-lambda"))
-            .args(["lambda", "watch", "--only-lambda-apis", "--ignore-changes"])
-            .args(["--invoke-address", "127.0.0.1", "--invoke-port"])
-            .arg(watch_port.to_string())
-            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("cargo lambda watch starts"),
-    );
-    wait_for_port(watch_port, "cargo lambda watch", Duration::from_secs(60));
+    let (watch_port, watch) = start_watch();
 
     // Cold start: the first invocation waits for the download and the model load.
     let (function, health, cold) = cold_start(watch_port, &s3_endpoint, cache.path()).await;
@@ -343,4 +358,192 @@ async fn bootstrap_under_cargo_lambda_watch_serves_from_an_s3_bundle() {
         warm[2]
     );
     drop(watch);
+}
+
+/// A WebSocket API (v1) event of `route` for connection `conn-1`.
+fn websocket_event(route: &str, body: Option<&Value>) -> Value {
+    let event_type = match route {
+        "$connect" => "CONNECT",
+        "$disconnect" => "DISCONNECT",
+        _ => "MESSAGE",
+    };
+    json!({
+        "requestContext": {
+            "routeKey": route,
+            "eventType": event_type,
+            "connectionId": "conn-1",
+            "domainName": "ws123.execute-api.us-east-1.amazonaws.com",
+            "stage": "prod",
+            "apiId": "ws123",
+            "connectedAt": 1_795_644_000_000u64,
+            "requestTimeEpoch": 1_795_644_000_000u64,
+            "requestId": uuid_like(route),
+            "messageDirection": "IN",
+            "identity": {"sourceIp": "203.0.113.10"}
+        },
+        "isBase64Encoded": false,
+        "body": body.map(Value::to_string)
+    })
+}
+
+/// An SQS event of (message id, body) records from the async queue.
+fn sqs_event(records: &[(&str, &str)]) -> Value {
+    let records: Vec<Value> = records
+        .iter()
+        .map(|(id, body)| {
+            json!({
+                "messageId": id,
+                "receiptHandle": format!("handle-{id}"),
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1795644000000"},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:msp-async-processing",
+                "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+/// Starts `bootstrap` in `mode` with the workspace's prepared models (no S3), its state in
+/// moto's DynamoDB and the management API at `management`.
+fn start_mode(watch_port: u16, mode: &str, moto: &str, management: &str) -> Process {
+    let models_dir = mesh_models::workspace_models_dir();
+    let mut command = Command::new(bootstrap_binary());
+    command
+        .env("AWS_ACCESS_KEY_ID", "AKIDMOTO")
+        .env("AWS_SECRET_ACCESS_KEY", "moto-secret")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL", moto)
+        .env_remove("AWS_PROFILE")
+        .env(
+            "AWS_LAMBDA_RUNTIME_API",
+            format!("http://127.0.0.1:{watch_port}/.rt/{FUNCTION}"),
+        )
+        .env("AWS_LAMBDA_FUNCTION_NAME", format!("msp-{mode}"))
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
+        .env("MESH_MODE", mode)
+        .env("MESH_MODELS_DIR", &models_dir)
+        .env("MESH_DATA_DIR", mesh_models::workspace_data_dir())
+        .env("MESH_CACHE_DIR", models_dir.join(".cache"))
+        .env("MESH_AUTO_PULL", "false")
+        .env("MESH_STATE_BACKEND", "aws")
+        .env("MESH_WEBSOCKET_ENDPOINT", management)
+        .env("MESH_ONLY_AGENTS", "anomaly-detection")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    Process(command.spawn().expect("bootstrap starts"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_and_worker_functions_under_cargo_lambda_watch() {
+    use mesh_lambda::store::StateStore;
+    mesh_models::require_local_model("all-minilm-l6-v2");
+    let moto = start_moto();
+    let store = Arc::new(
+        mesh_lambda::store::DynamoStore::new(&sdk_config(&moto.endpoint), Default::default())
+            .unwrap(),
+    );
+    let creating = store.clone();
+    tokio::task::spawn_blocking(move || creating.create_tables().unwrap())
+        .await
+        .unwrap();
+    let standin = Arc::new(mesh_lambda::standin::StandIn::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let management = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(mesh_lambda::standin::serve(listener, standin.clone()));
+    let (watch_port, _watch) = start_watch();
+
+    // The WebSocket API's function.
+    let function = start_mode(watch_port, "websocket", &moto.endpoint, &management);
+    let (store_ws, endpoint) = (store.clone(), moto.endpoint.clone());
+    let stored_filters = tokio::task::spawn_blocking(move || {
+        let (status, connected, _) = invoke(watch_port, &websocket_event("$connect", None));
+        assert_eq!(status, 200, "{connected}");
+        let ids: Vec<String> = store_ws
+            .list_connections()
+            .unwrap()
+            .into_iter()
+            .map(|c| c.connection_id)
+            .collect();
+        assert_eq!(ids, ["conn-1"], "stored in DynamoDB at {endpoint}");
+        for body in [
+            json!({"type": "subscribe", "data": {"event_types": ["alert"], "agents": ["threat-intelligence"]}}),
+            json!({"type": "ping", "data": {"n": 7}}),
+            json!({"type": "dance"}),
+        ] {
+            let (status, answer, _) = invoke(watch_port, &websocket_event("$default", Some(&body)));
+            assert_eq!(status, 200, "{answer}");
+        }
+        let filters = store_ws.list_connections().unwrap()[0].filters.clone();
+        let (status, _, _) = invoke(watch_port, &websocket_event("$disconnect", None));
+        assert_eq!(status, 200);
+        assert!(store_ws.list_connections().unwrap().is_empty());
+        filters
+    })
+    .await
+    .unwrap();
+    drop(function);
+    assert_eq!(stored_filters["event_types"], json!(["alert"]));
+    assert_eq!(stored_filters["agents"], json!(["threat-intelligence"]));
+    let posts = standin.calls_of("ApiGateway.PostToConnection");
+    let replies: Vec<(&str, &str)> = posts
+        .iter()
+        .map(|c| {
+            (
+                c.body["connection_id"].as_str().unwrap(),
+                c.body["data"]["type"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        replies,
+        [
+            ("conn-1", "subscription_confirmed"),
+            ("conn-1", "pong"),
+            ("conn-1", "error")
+        ]
+    );
+    assert_eq!(posts[1].body["data"]["data"]["n"], 7);
+    assert_eq!(posts[2].body["data"]["data"]["field"], "type");
+
+    // The async worker's function: a batch of one job and one message that is not a job.
+    let function = start_mode(watch_port, "worker", &moto.endpoint, &management);
+    let values: Vec<f64> = (0..60)
+        .map(|i| if i == 40 { 95.0 } else { 50.0 + (i % 5) as f64 })
+        .collect();
+    let job = json!({"job_id": "job-1", "agent": "anomaly-detection",
+        "request": {"values": values}, "submitted_ms": 1_795_644_000_000u64});
+    let job_text = job.to_string();
+    let answer = tokio::task::spawn_blocking(move || {
+        invoke_raw(
+            watch_port,
+            &sqs_event(&[("m-job", &job_text), ("m-poison", "not a job")]),
+        )
+    })
+    .await
+    .unwrap();
+    drop(function);
+    assert_eq!(
+        answer,
+        json!({"batchItemFailures": [{"itemIdentifier": "m-poison"}]})
+    );
+    let stored = tokio::task::spawn_blocking(move || store.get_result("job-1").unwrap())
+        .await
+        .unwrap()
+        .expect("the job's answer is stored under its id");
+    assert_eq!(stored.agent, "anomaly-detection");
+    assert!(
+        stored.data["anomalies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["index"] == 40 && a["type"] == "spike"),
+        "{}",
+        stored.data
+    );
 }

@@ -1,7 +1,7 @@
 //! AWS Lambda entry point. One binary, three kinds of function (`--mode` / `MESH_MODE`):
 //! `http` (default): the same router as `msp-mesh serve`, under `lambda_http` (API Gateway
 //! REST and HTTP APIs, ALB); `websocket`: the WebSocket API's `$connect` / `$disconnect` /
-//! `$default` routes; `worker`: batches of async jobs from the SQS queue.
+//! `$default` routes; `worker`: batches of async jobs from the SQS queue's event source mapping.
 //!
 //! Configuration comes from the function's environment (`MESH_MODEL_SOURCE=s3://bucket/prefix`
 //! loads weights from S3 into `/tmp/msp-mesh-models` at cold start; warm invocations reuse them).
@@ -47,9 +47,6 @@ async fn main() -> Result<(), lambda_http::Error> {
     let args = Args::parse();
     if args.mode == Mode::Websocket && args.service.websocket_endpoint.is_none() {
         return Err("websocket mode needs MESH_WEBSOCKET_ENDPOINT (the management API)".into());
-    }
-    if args.mode == Mode::Worker && args.service.async_queue_url.is_none() {
-        return Err("worker mode needs MESH_ASYNC_QUEUE_URL (the queue it consumes)".into());
     }
     let state = AppState::load(&args.model, &args.service, None)
         .await
