@@ -117,6 +117,11 @@ impl AgentSelection {
         Self(None)
     }
 
+    /// Only `kind`.
+    pub fn only(kind: AgentKind) -> Self {
+        Self(Some(vec![kind]))
+    }
+
     /// Whether `kind` is served.
     pub fn contains(&self, kind: AgentKind) -> bool {
         self.0.as_ref().is_none_or(|kinds| kinds.contains(&kind))

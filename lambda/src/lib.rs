@@ -5,6 +5,7 @@
 pub mod agents_api;
 pub mod api;
 pub mod apigw_ws;
+pub mod batch;
 pub mod bundle;
 pub mod config;
 pub mod error;

@@ -56,7 +56,8 @@ enum Command {
         #[command(flatten)]
         model: ModelArgs,
     },
-    /// Score a JSON-lines file with one agent: one request per line, one response per line.
+    /// Score a file of records with one agent: one request per record, one answer per record in
+    /// input order (JSON lines or CSV; local, standard streams or `s3://`); resumable.
     Score {
         #[command(flatten)]
         model: ModelArgs,
@@ -65,12 +66,24 @@ enum Command {
         /// resource-allocation, client-health, federated-learning.
         #[arg(long)]
         agent: String,
-        /// Input file of request bodies, one JSON object per line (`-` for standard input).
+        /// Input of request bodies: a file, `-` (standard input) or `s3://bucket/key`.
         #[arg(long, default_value = "-")]
         input: String,
-        /// Output file (`-` for standard output).
+        /// Output: a file, `-` (standard output) or `s3://bucket/key`.
         #[arg(long, default_value = "-")]
         output: String,
+        /// Input format (default: by extension, `.csv` or JSON lines).
+        #[arg(long, value_enum)]
+        input_format: Option<mesh_lambda::batch::Format>,
+        /// Output format (default: by extension, `.csv` or JSON lines).
+        #[arg(long, value_enum)]
+        output_format: Option<mesh_lambda::batch::Format>,
+        /// Continue the output a killed run left (its complete records are kept, the rest scored).
+        #[arg(long)]
+        resume: bool,
+        /// Records in flight at once.
+        #[arg(long, default_value_t = mesh_lambda::batch::DEFAULT_WINDOW)]
+        window: usize,
     },
     /// Manage the partner directory of `/collaboration/match` (without a running server).
     Partners {
@@ -269,7 +282,24 @@ fn main() -> anyhow::Result<()> {
             agent,
             input,
             output,
-        } => runtime()?.block_on(score(model, agent, input, output)),
+            input_format,
+            output_format,
+            resume,
+            window,
+        } => {
+            let spool_dir = model.cache_dir().join("score");
+            let options = |agent| mesh_lambda::batch::ScoreOptions {
+                agent,
+                input_format: mesh_lambda::batch::Format::resolve(input_format, &input),
+                output_format: mesh_lambda::batch::Format::resolve(output_format, &output),
+                input: input.clone(),
+                output: output.clone(),
+                resume,
+                window: window.max(1),
+                spool_dir,
+            };
+            runtime()?.block_on(score(model, &agent, options))
+        }
         Command::Partners { command } => partners(command),
         Command::ClientHealth { command } => client_health(command),
         Command::Bundle { command } => bundle(command),
@@ -535,52 +565,26 @@ async fn worker(
 }
 
 async fn score(
-    model: ModelArgs,
-    agent: String,
-    input: String,
-    output: String,
+    mut model: ModelArgs,
+    agent: &str,
+    options: impl FnOnce(mesh_agents::AgentKind) -> mesh_lambda::batch::ScoreOptions,
 ) -> anyhow::Result<()> {
-    let kind = mesh_lambda::score::parse_agent(&agent).with_context(|| {
+    let kind = mesh_lambda::score::parse_agent(agent).with_context(|| {
         let names: Vec<&str> = mesh_agents::AgentKind::ALL
             .iter()
             .map(|k| k.cli_name())
             .collect();
         format!("unknown agent `{agent}`; one of: {}", names.join(", "))
     })?;
-    let total = if input == "-" {
-        None
-    } else {
-        let text = std::fs::read_to_string(&input).with_context(|| format!("reading {input}"))?;
-        Some(text.lines().filter(|l| !l.trim().is_empty()).count() as u64)
-    };
+    let options = options(kind);
+    // Load only the scoring agent (and the encoder).
+    model.only_agents = mesh_agents::AgentSelection::only(kind);
     let state = AppState::load(&model, &ServiceArgs::ephemeral(), None).await?;
-    let reader: Box<dyn std::io::BufRead + Send> = if input == "-" {
-        Box::new(std::io::BufReader::new(std::io::stdin()))
-    } else {
-        Box::new(std::io::BufReader::new(std::fs::File::open(&input)?))
-    };
-    let mut writer: Box<dyn std::io::Write> = if output == "-" {
-        Box::new(std::io::BufWriter::new(std::io::stdout()))
-    } else {
-        Box::new(std::io::BufWriter::new(
-            std::fs::File::create(&output).with_context(|| format!("creating {output}"))?,
-        ))
-    };
-    let bar = match total {
-        Some(n) => mesh_lambda::progress::bar(n, format!("scoring with {}", kind.cli_name())),
-        None => indicatif::ProgressBar::new_spinner()
-            .with_message(format!("scoring with {}", kind.cli_name())),
-    };
-    let started = std::time::Instant::now();
-    let summary = mesh_lambda::score::score_stream(state, kind, reader, &mut writer, &bar).await?;
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let summary = mesh_lambda::batch::run(state, &options, &bar).await?;
     bar.finish_and_clear();
-    let secs = started.elapsed().as_secs_f64();
-    eprintln!(
-        "scored {} lines ({} errors) in {secs:.1}s ({:.1} lines/s)",
-        summary.lines,
-        summary.errors,
-        summary.lines as f64 / secs.max(1e-9)
-    );
+    eprintln!("{summary}");
     Ok(())
 }
 

@@ -31,6 +31,15 @@ pub fn bar(total: u64, message: String) -> ProgressBar {
     bar
 }
 
+/// The style of a bar over the bytes of an input file: rate and ETA.
+pub fn bytes_style() -> ProgressStyle {
+    ProgressStyle::with_template(
+        "{msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} ETA {eta} ({elapsed})",
+    )
+    .expect("valid template")
+    .progress_chars("=> ")
+}
+
 impl Progress for BarProgress {
     fn stage(&self, name: &str, total: usize) {
         let mut slot = self.bar.lock().expect("progress lock");

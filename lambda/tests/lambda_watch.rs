@@ -8,10 +8,12 @@
 //! `scripts/test.sh` runs first; `MESH_CARGO_LAMBDA` names another).
 
 mod common;
+#[path = "common/s3.rs"]
+mod s3;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,11 +21,8 @@ use common::{
     aws_tool, cosine, free_port, mesh_command, reference_vector, request_at, sdk_config,
     start_moto, wait_for_port,
 };
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{json, Value};
 
-const ACCESS_KEY: &str = "AKIAMESHLAMBDA";
-const SECRET_KEY: &str = "mesh-lambda-test-secret";
 const BUCKET: &str = "msp-intelligence-models";
 /// The function's name in the emulator: a binary of the workspace.
 const FUNCTION: &str = "bootstrap";
@@ -43,44 +42,10 @@ impl Drop for Process {
     }
 }
 
-/// s3s-fs over a temporary folder on a loopback port, counting the GET requests it serves.
-async fn start_s3(root: &std::path::Path) -> (String, Arc<AtomicUsize>) {
-    std::fs::create_dir_all(root.join(BUCKET)).unwrap(); // a bucket is a folder
-    let mut builder = s3s::service::S3ServiceBuilder::new(s3s_fs::FileSystem::new(root).unwrap());
-    builder.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
-    let service = builder.build();
-    let gets = Arc::new(AtomicUsize::new(0));
-    let counted = gets.clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        let http = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-        while let Ok((socket, _)) = listener.accept().await {
-            let (service, counted) = (service.clone(), counted.clone());
-            let counting = hyper::service::service_fn(
-                move |request: hyper::Request<hyper::body::Incoming>| {
-                    if request.method() == hyper::Method::GET {
-                        counted.fetch_add(1, Ordering::SeqCst);
-                    }
-                    let service = service.clone();
-                    async move { hyper::service::Service::call(&service, request).await }
-                },
-            );
-            let conn = http
-                .serve_connection(TokioIo::new(socket), counting)
-                .into_owned();
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
-        }
-    });
-    (endpoint, gets)
-}
-
 fn aws_env(command: &mut Command, s3_endpoint: &str) {
     command
-        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_ACCESS_KEY_ID", s3::ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", s3::SECRET_KEY)
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ENDPOINT_URL_S3", s3_endpoint)
         .env_remove("AWS_PROFILE")
@@ -219,7 +184,7 @@ async fn bootstrap_under_cargo_lambda_watch_serves_from_an_s3_bundle() {
     mesh_models::require_local_model("all-minilm-l6-v2");
     let s3_root = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
-    let (s3_endpoint, gets) = start_s3(s3_root.path()).await;
+    let (s3_endpoint, gets) = s3::start_s3(s3_root.path(), BUCKET).await;
 
     // Publish the workspace's prepared models, data and caches.
     let mut push = mesh_command(

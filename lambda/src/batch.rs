@@ -1,0 +1,455 @@
+//! `msp-mesh score` at scale: records from JSON lines or CSV (a local file, standard input or
+//! `s3://bucket/key`), scored concurrently (the backend batches their texts), answers written in
+//! input order to JSON lines or CSV (a local file, standard output or `s3://`).
+//!
+//! - Memory is bounded: a reader thread streams the input through a bounded channel, and at most
+//!   [`ScoreOptions::window`] records are in flight.
+//! - Resumable: answers are written one line per record in input order, so after a kill the
+//!   complete lines of the output say how many records are done. `--resume` truncates a torn
+//!   last line, skips that many input records and appends: every record is answered exactly
+//!   once. (An `s3://` output is written to a local spool file first, kept across runs for
+//!   resuming, and uploaded at the end.)
+//! - CSV: the header names the request fields; a cell that parses as JSON (a number, `true`,
+//!   `[1,2]`, `{...}`) is that value, anything else a string; an `id` column is passed through.
+//!   CSV answers have the columns `id`, `error` and `response` (the agent's JSON answer).
+
+use std::collections::VecDeque;
+use std::io::{BufRead, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use mesh_agents::AgentKind;
+use mesh_inference::store::{S3Store, StoreLocation};
+use serde_json::{json, Value};
+
+use crate::AppState;
+
+/// Records in flight at once by default.
+pub const DEFAULT_WINDOW: usize = 32;
+
+/// A file format of records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// One JSON object per line.
+    Jsonl,
+    /// A header row, then one record per row.
+    Csv,
+}
+
+impl Format {
+    /// `explicit`, else by the file name's extension (`.csv`, else JSON lines).
+    pub fn resolve(explicit: Option<Format>, location: &str) -> Format {
+        explicit.unwrap_or_else(|| {
+            let lower = location.to_ascii_lowercase();
+            if lower.ends_with(".csv") || lower.ends_with(".csv.part") {
+                Format::Csv
+            } else {
+                Format::Jsonl
+            }
+        })
+    }
+}
+
+/// What to score and where.
+#[derive(Debug, Clone)]
+pub struct ScoreOptions {
+    pub agent: AgentKind,
+    /// A path, `-` (standard input) or `s3://bucket/key`.
+    pub input: String,
+    /// A path, `-` (standard output) or `s3://bucket/key`.
+    pub output: String,
+    pub input_format: Format,
+    pub output_format: Format,
+    /// Continue an output a killed run left.
+    pub resume: bool,
+    /// Records in flight at once.
+    pub window: usize,
+    /// Where `s3://` inputs and outputs are spooled.
+    pub spool_dir: PathBuf,
+}
+
+/// What a run did.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct BatchSummary {
+    /// Records answered by this run.
+    pub records: u64,
+    /// Of which answered with an error.
+    pub errors: u64,
+    /// Records an earlier run had answered (skipped on `--resume`).
+    pub resumed: u64,
+    pub elapsed: Duration,
+    /// Time from a record's start to its answer: median and 95th percentile.
+    pub p50: Duration,
+    pub p95: Duration,
+}
+
+impl BatchSummary {
+    /// Records answered per second by this run.
+    pub fn throughput(&self) -> f64 {
+        self.records as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+impl std::fmt::Display for BatchSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "scored {} records ({} errors) in {:.1}s: {:.1} records/s, p50 {:.1} ms, p95 {:.1} ms per record",
+            self.records,
+            self.errors,
+            self.elapsed.as_secs_f64(),
+            self.throughput(),
+            self.p50.as_secs_f64() * 1e3,
+            self.p95.as_secs_f64() * 1e3,
+        )?;
+        if self.resumed > 0 {
+            write!(f, "; {} answered by an earlier run", self.resumed)?;
+        }
+        Ok(())
+    }
+}
+
+/// One input record: its JSON body, or why it is not one.
+type RawRecord = Result<Value, String>;
+
+/// `s3://bucket/key` as a store on the bucket and the key.
+async fn s3_object(uri: &str, spool: &Path) -> anyhow::Result<Option<(S3Store, String)>> {
+    if !uri.starts_with("s3://") {
+        return Ok(None);
+    }
+    let StoreLocation::S3 { bucket, prefix } = StoreLocation::parse(uri)? else {
+        unreachable!("an s3:// location")
+    };
+    anyhow::ensure!(!prefix.is_empty(), "`{uri}` names no object key");
+    Ok(Some((
+        S3Store::from_env(bucket, String::new(), spool.to_path_buf()).await,
+        prefix,
+    )))
+}
+
+/// A spool file name for an S3 object (stable across runs, so a resume finds it).
+fn spool_path(spool: &Path, uri: &str, suffix: &str) -> PathBuf {
+    use sha2::Digest;
+    let digest = hex::encode(sha2::Sha256::digest(uri.as_bytes()));
+    spool.join(format!("{}-{suffix}", &digest[..16]))
+}
+
+/// Scores `options.input` into `options.output`.
+pub async fn run(
+    state: Arc<AppState>,
+    options: &ScoreOptions,
+    progress: &indicatif::ProgressBar,
+) -> anyhow::Result<BatchSummary> {
+    std::fs::create_dir_all(&options.spool_dir)
+        .with_context(|| format!("creating {}", options.spool_dir.display()))?;
+    // Input: a local file (or stdin); an S3 object is downloaded to the spool first.
+    let input_path = match s3_object(&options.input, &options.spool_dir).await? {
+        Some((store, key)) => {
+            let target = spool_path(&options.spool_dir, &options.input, "input");
+            let _ = std::fs::remove_file(&target);
+            progress.set_message(format!("downloading {}", options.input));
+            store.fetch_object(&key, &target, None).await?;
+            Some(target)
+        }
+        None if options.input == "-" => None,
+        None => Some(PathBuf::from(&options.input)),
+    };
+    let output_s3 = s3_object(&options.output, &options.spool_dir).await?;
+    let output_path = match &output_s3 {
+        Some(_) => Some(spool_path(
+            &options.spool_dir,
+            &options.output,
+            "output.part",
+        )),
+        None if options.output == "-" => None,
+        None => Some(PathBuf::from(&options.output)),
+    };
+    let (writer, resumed) = open_output(output_path.as_deref(), options)?;
+    let total_bytes = match &input_path {
+        Some(p) => Some(
+            std::fs::metadata(p)
+                .with_context(|| format!("reading {}", p.display()))?
+                .len(),
+        ),
+        None => None,
+    };
+    if let Some(total) = total_bytes {
+        progress.set_length(total);
+        progress.set_style(crate::progress::bytes_style());
+    }
+    progress.set_message(format!("scoring with {}", options.agent.cli_name()));
+
+    let (sender, receiver) = tokio::sync::mpsc::channel::<RawRecord>(options.window * 4);
+    let reader_progress = progress.clone();
+    let format = options.input_format;
+    let reader = tokio::task::spawn_blocking(move || {
+        let source: Box<dyn Read + Send> = match &input_path {
+            Some(p) => Box::new(
+                std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?,
+            ),
+            None => Box::new(std::io::stdin()),
+        };
+        read_records(source, format, resumed, &sender, &reader_progress)
+    });
+    let summary = score_records(state, options, receiver, writer, resumed).await;
+    let read = reader.await.context("the input reader stopped")?;
+    let summary = summary?;
+    read?;
+    if let (Some((store, key)), Some(path)) = (output_s3, output_path) {
+        progress.set_message(format!("uploading {}", options.output));
+        store.put_file(&key, &path).await?;
+        std::fs::remove_file(&path).ok();
+    }
+    Ok(summary)
+}
+
+/// Opens the output: a new file (or stdout), or with `--resume` the existing one, truncated
+/// after its last complete line; returns the writer and how many records it holds already.
+fn open_output(
+    path: Option<&Path>,
+    options: &ScoreOptions,
+) -> anyhow::Result<(Box<dyn Write + Send>, u64)> {
+    let header = options.output_format == Format::Csv;
+    let Some(path) = path else {
+        anyhow::ensure!(
+            !options.resume,
+            "--resume needs an output file, not standard output"
+        );
+        let mut out: Box<dyn Write + Send> = Box::new(std::io::BufWriter::new(std::io::stdout()));
+        if header {
+            out.write_all(CSV_HEADER.as_bytes())?;
+        }
+        return Ok((out, 0));
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let exists = path.metadata().map(|m| m.len() > 0).unwrap_or(false);
+    if exists && !options.resume {
+        anyhow::bail!(
+            "{} exists: pass --resume to continue it, or remove it",
+            path.display()
+        );
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .read(true)
+        .write(true)
+        .truncate(false)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let (lines, keep) = complete_lines(&mut file)?;
+    file.set_len(keep)?;
+    file.seek(std::io::SeekFrom::End(0))?;
+    let mut done = lines;
+    if header {
+        if lines == 0 {
+            file.write_all(CSV_HEADER.as_bytes())?;
+        } else {
+            done -= 1;
+        }
+    }
+    Ok((Box::new(std::io::BufWriter::new(file)), done))
+}
+
+/// The number of complete (newline-ended) lines of a file and the byte length they span.
+fn complete_lines(file: &mut std::fs::File) -> std::io::Result<(u64, u64)> {
+    file.seek(std::io::SeekFrom::Start(0))?;
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, &mut *file);
+    let (mut lines, mut position, mut keep) = (0u64, 0u64, 0u64);
+    loop {
+        let buffer = reader.fill_buf()?;
+        if buffer.is_empty() {
+            return Ok((lines, keep));
+        }
+        for (i, byte) in buffer.iter().enumerate() {
+            if *byte == b'\n' {
+                lines += 1;
+                keep = position + i as u64 + 1;
+            }
+        }
+        let n = buffer.len();
+        position += n as u64;
+        reader.consume(n);
+    }
+}
+
+const CSV_HEADER: &str = "id,error,response\n";
+
+/// Streams records into `sender`, skipping the first `skip`; advances `progress` by bytes read.
+fn read_records(
+    source: Box<dyn Read + Send>,
+    format: Format,
+    skip: u64,
+    sender: &tokio::sync::mpsc::Sender<RawRecord>,
+    progress: &indicatif::ProgressBar,
+) -> anyhow::Result<()> {
+    let mut seen = 0u64;
+    let mut send = |record: RawRecord| -> bool {
+        seen += 1;
+        seen <= skip || sender.blocking_send(record).is_ok()
+    };
+    match format {
+        Format::Jsonl => {
+            let mut reader = std::io::BufReader::with_capacity(1 << 20, source);
+            let mut line = String::new();
+            loop {
+                line.clear();
+                let n = reader.read_line(&mut line).context("reading the input")?;
+                if n == 0 {
+                    return Ok(());
+                }
+                progress.inc(n as u64);
+                if line.trim().is_empty() {
+                    continue;
+                }
+                if !send(parse_line(&line)) {
+                    return Ok(()); // the scorer stopped; its error is reported
+                }
+            }
+        }
+        Format::Csv => {
+            let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(source);
+            let headers = reader.headers().context("reading the CSV header")?.clone();
+            let mut record = csv::StringRecord::new();
+            let mut last = reader.position().byte();
+            loop {
+                let row = match reader.read_record(&mut record) {
+                    Ok(false) => return Ok(()),
+                    Ok(true) => Ok(csv_row(&headers, &record)),
+                    Err(e) => Err(format!("unreadable CSV row: {e}")),
+                };
+                let position = reader.position().byte();
+                progress.inc(position - last);
+                last = position;
+                if !send(row) {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+fn parse_line(line: &str) -> RawRecord {
+    match serde_json::from_str(line) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        Ok(_) => Err("each line must be a JSON object".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A CSV row as a JSON object: cells that parse as JSON are that value, others strings.
+fn csv_row(headers: &csv::StringRecord, record: &csv::StringRecord) -> Value {
+    let fields = headers
+        .iter()
+        .zip(record.iter())
+        .filter(|(_, cell)| !cell.is_empty())
+        .map(|(name, cell)| {
+            let value = serde_json::from_str::<Value>(cell)
+                .ok()
+                .filter(|v| !v.is_string())
+                .unwrap_or_else(|| Value::String(cell.to_string()));
+            (name.to_string(), value)
+        });
+    Value::Object(fields.collect())
+}
+
+/// Scores records as they arrive, `window` at a time, writing answers in input order.
+async fn score_records(
+    state: Arc<AppState>,
+    options: &ScoreOptions,
+    mut receiver: tokio::sync::mpsc::Receiver<RawRecord>,
+    mut writer: Box<dyn Write + Send>,
+    resumed: u64,
+) -> anyhow::Result<BatchSummary> {
+    type Answer = (Value, bool, Duration);
+    let started = Instant::now();
+    let mut summary = BatchSummary {
+        resumed,
+        ..Default::default()
+    };
+    let mut latencies_us: Vec<u32> = Vec::new();
+    let mut in_flight: VecDeque<tokio::task::JoinHandle<Answer>> = VecDeque::new();
+    let format = options.output_format;
+    let mut flush_one = |answer: Answer, writer: &mut dyn Write| -> anyhow::Result<()> {
+        let (value, ok, took) = answer;
+        summary.records += 1;
+        summary.errors += u64::from(!ok);
+        latencies_us.push(took.as_micros().min(u32::MAX as u128) as u32);
+        write_answer(writer, format, &value).context("writing an answer")
+    };
+    loop {
+        let next = receiver.recv().await;
+        let Some(record) = next else { break };
+        let (state, agent) = (state.clone(), options.agent);
+        in_flight.push_back(tokio::spawn(async move {
+            let t = Instant::now();
+            let (value, ok) = crate::score::score_record(&state, agent, record).await;
+            (value, ok, t.elapsed())
+        }));
+        if in_flight.len() >= options.window {
+            let handle = in_flight.pop_front().expect("non-empty");
+            flush_one(joined(handle).await, &mut *writer)?;
+        }
+    }
+    while let Some(handle) = in_flight.pop_front() {
+        flush_one(joined(handle).await, &mut *writer)?;
+    }
+    writer.flush().context("writing the output")?;
+    summary.elapsed = started.elapsed();
+    latencies_us.sort_unstable();
+    let quantile = |q: f64| -> Duration {
+        latencies_us
+            .get(((latencies_us.len() as f64 - 1.0) * q).round().max(0.0) as usize)
+            .map_or(Duration::ZERO, |us| Duration::from_micros(u64::from(*us)))
+    };
+    summary.p50 = quantile(0.5);
+    summary.p95 = quantile(0.95);
+    Ok(summary)
+}
+
+/// A record's answer; a record whose task failed (a bug) becomes an error answer.
+async fn joined(
+    handle: tokio::task::JoinHandle<(Value, bool, Duration)>,
+) -> (Value, bool, Duration) {
+    handle.await.unwrap_or_else(|e| {
+        let error =
+            json!({"error_type": "internal", "error": format!("scoring this record failed: {e}")});
+        (json!({"id": null, "error": error}), false, Duration::ZERO)
+    })
+}
+
+/// Writes one answer as one line (JSON) or one CSV row (`id`, `error`, `response`; no raw
+/// newlines, so one row is one line and a resume can count them).
+fn write_answer(writer: &mut dyn Write, format: Format, answer: &Value) -> std::io::Result<()> {
+    match format {
+        Format::Jsonl => {
+            serde_json::to_writer(&mut *writer, answer)?;
+            writer.write_all(b"\n")
+        }
+        Format::Csv => {
+            let mut fields = answer.as_object().cloned().unwrap_or_default();
+            let text = |v: Option<Value>| match v {
+                None | Some(Value::Null) => String::new(),
+                Some(Value::String(s)) => s.replace(['\n', '\r'], " "),
+                Some(other) => other.to_string(),
+            };
+            let id = text(fields.remove("id"));
+            let error = text(fields.remove("error"));
+            let response = if fields.is_empty() {
+                String::new()
+            } else {
+                Value::Object(fields).to_string()
+            };
+            let mut row = csv::WriterBuilder::new()
+                .has_headers(false)
+                .from_writer(Vec::new());
+            row.write_record([id, error, response])?;
+            let bytes = row.into_inner().map_err(|e| e.into_error())?;
+            writer.write_all(&bytes)
+        }
+    }
+}
