@@ -24,6 +24,9 @@ pub trait WeightStore: Send + Sync {
     async fn fetch(&self, entry: &ModelEntry) -> Result<PathBuf>;
 }
 
+/// The body of an S3 object, as [`S3Store::read_from`] returns it.
+pub use aws_sdk_s3::primitives::ByteStream;
+
 /// Where weights come from, as given on the command line or in `MESH_MODEL_SOURCE`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreLocation {
@@ -255,6 +258,45 @@ impl S3Store {
                 Err(e)
             }
         }
+    }
+
+    /// The body of object `key` from byte `from` to its end, as a stream (a ranged GET).
+    pub async fn read_from(&self, key: &str, from: u64) -> Result<ByteStream> {
+        let response = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .range(format!("bytes={from}-"))
+            .send()
+            .await
+            .map_err(|e| {
+                InferenceError::Store(format!(
+                    "{}: {}",
+                    self.location(key),
+                    aws_sdk_s3::error::DisplayErrorContext(e)
+                ))
+            })?;
+        Ok(response.body)
+    }
+
+    /// The size in bytes of object `key` (HeadObject).
+    pub async fn size(&self, key: &str) -> Result<u64> {
+        let head = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| {
+                InferenceError::Store(format!(
+                    "{}: {}",
+                    self.location(key),
+                    aws_sdk_s3::error::DisplayErrorContext(e)
+                ))
+            })?;
+        Ok(head.content_length().unwrap_or(0).max(0) as u64)
     }
 
     /// GetObject, or `None` when there is no such key.

@@ -10,6 +10,7 @@ pub mod bundle;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod fanout;
 pub mod jobs;
 pub mod lambda;
 pub mod metrics;

@@ -84,6 +84,17 @@ enum Command {
         /// Records in flight at once.
         #[arg(long, default_value_t = mesh_lambda::batch::DEFAULT_WINDOW)]
         window: usize,
+        /// Fan the input out over this Lambda function (`bootstrap` with `MESH_MODE=score`) in
+        /// byte-range shards: `--input s3://bucket/key.jsonl`, `--output s3://bucket/prefix`
+        /// (parts `part-NNNNN.jsonl` and `manifest.json`); rerunning finishes what is missing.
+        #[arg(long, env = "MESH_SCORE_FUNCTION")]
+        fan_out_function: Option<String>,
+        /// Bytes of input per shard (fan-out).
+        #[arg(long, default_value_t = mesh_lambda::fanout::DEFAULT_SHARD_BYTES)]
+        shard_bytes: u64,
+        /// Shards in flight at once (fan-out).
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
     },
     /// Manage the partner directory of `/collaboration/match` (without a running server).
     Partners {
@@ -286,8 +297,25 @@ fn main() -> anyhow::Result<()> {
             output_format,
             resume,
             window,
+            fan_out_function,
+            shard_bytes,
+            concurrency,
         } => {
             let spool_dir = model.cache_dir().join("score");
+            if let Some(function) = fan_out_function {
+                let kind = mesh_lambda::score::parse_agent(&agent)
+                    .with_context(|| format!("unknown agent `{agent}`"))?;
+                let options = mesh_lambda::fanout::FanOutOptions {
+                    function,
+                    agent: kind,
+                    input,
+                    output,
+                    shard_bytes: shard_bytes.max(1),
+                    concurrency,
+                    spool_dir,
+                };
+                return runtime()?.block_on(fan_out(options));
+            }
             let options = |agent| mesh_lambda::batch::ScoreOptions {
                 agent,
                 input_format: mesh_lambda::batch::Format::resolve(input_format, &input),
@@ -561,6 +589,16 @@ async fn worker(
         "worker: {} done, {} failed (stored as failed), {} left for a retry",
         summary.done, summary.failed, summary.retried
     );
+    Ok(())
+}
+
+async fn fan_out(options: mesh_lambda::fanout::FanOutOptions) -> anyhow::Result<()> {
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let bar = indicatif::ProgressBar::new(0);
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let summary = mesh_lambda::fanout::fan_out(&config, &options, &bar).await;
+    bar.finish_and_clear();
+    eprintln!("{}", summary?);
     Ok(())
 }
 

@@ -40,6 +40,13 @@ pub fn bytes_style() -> ProgressStyle {
     .progress_chars("=> ")
 }
 
+/// The style of a bar over shards: rate and ETA.
+pub fn shards_style() -> ProgressStyle {
+    ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} shards, ETA {eta} ({elapsed})")
+        .expect("valid template")
+        .progress_chars("=> ")
+}
+
 impl Progress for BarProgress {
     fn stage(&self, name: &str, total: usize) {
         let mut slot = self.bar.lock().expect("progress lock");

@@ -238,8 +238,13 @@ impl AppState {
             )
             .await;
             let numeric = NumericAgents::load(&args.agent_paths(), &args.only_agents);
+            let excluded = args.only_agents.excluded_reason();
             for (name, reason) in agents.failures().into_iter().chain(numeric.failures()) {
-                tracing::warn!(agent = name, reason, "agent not loaded");
+                if reason == excluded {
+                    tracing::debug!(agent = name, reason, "agent not loaded");
+                } else {
+                    tracing::warn!(agent = name, reason, "agent not loaded");
+                }
             }
             (agents, numeric)
         } else {

@@ -11,26 +11,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::mesh_command;
-use serde_json::{json, Value};
-
-/// `n` anomaly requests (24 points, a spike in every third), ids `r000000`, ...
-fn anomaly_records(path: &Path, n: usize) {
-    let mut text = String::with_capacity(n * 220);
-    for i in 0..n {
-        let values: Vec<f64> = (0..24)
-            .map(|t| {
-                if i % 3 == 0 && t == (i * 7) % 24 {
-                    99.0
-                } else {
-                    50.0 + ((i * 31 + t * 17) % 13) as f64 * 0.5
-                }
-            })
-            .collect();
-        text.push_str(&json!({"id": format!("r{i:06}"), "values": values}).to_string());
-        text.push('\n');
-    }
-    std::fs::write(path, text).unwrap();
-}
+use serde_json::Value;
 
 fn score_command(dir: &Path, input: &Path, output: &Path, extra: &[&str]) -> std::process::Command {
     let mut command = mesh_command("score", &dir.join("partners.json"));
@@ -68,7 +49,7 @@ fn a_killed_run_resumes_with_every_record_answered_exactly_once() {
     const N: usize = 30_000;
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("records.jsonl");
-    anomaly_records(&input, N);
+    common::anomaly_records(&input, N);
 
     let reference = dir.path().join("reference.jsonl");
     let status = score_command(dir.path(), &input, &reference, &[])
@@ -177,7 +158,7 @@ async fn input_and_output_on_s3() {
     let dir = tempfile::tempdir().unwrap();
     // The input is an object of the bucket (s3s-fs keeps objects as files).
     std::fs::create_dir_all(root.path().join("batch/in")).unwrap();
-    anomaly_records(&root.path().join("batch/in/records.jsonl"), 500);
+    common::anomaly_records(&root.path().join("batch/in/records.jsonl"), 500);
     let local_reference = dir.path().join("reference.jsonl");
     let (d, r) = (dir.path().to_path_buf(), local_reference.clone());
     let input_file = root.path().join("batch/in/records.jsonl");

@@ -11,7 +11,7 @@ mod common;
 #[path = "common/s3.rs"]
 mod s3;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -372,17 +372,15 @@ fn sqs_event(records: &[(&str, &str)]) -> Value {
     json!({ "Records": records })
 }
 
-/// Starts `bootstrap` in `mode` with the workspace's prepared models (no S3), its state in
-/// moto's DynamoDB and the management API at `management`.
-fn start_mode(watch_port: u16, mode: &str, moto: &str, management: &str) -> Process {
+/// Starts `bootstrap` in `mode` with the workspace's prepared models (no S3 bundle), only the
+/// anomaly agent, and `env` added.
+fn start_bootstrap(watch_port: u16, mode: &str, env: &[(&str, &str)]) -> Process {
     let models_dir = mesh_models::workspace_models_dir();
     let mut command = Command::new(bootstrap_binary());
     command
-        .env("AWS_ACCESS_KEY_ID", "AKIDMOTO")
-        .env("AWS_SECRET_ACCESS_KEY", "moto-secret")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ENDPOINT_URL", moto)
         .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env("AWS_REGION", "us-east-1")
         .env(
             "AWS_LAMBDA_RUNTIME_API",
             format!("http://127.0.0.1:{watch_port}/.rt/{FUNCTION}"),
@@ -395,13 +393,27 @@ fn start_mode(watch_port: u16, mode: &str, moto: &str, management: &str) -> Proc
         .env("MESH_DATA_DIR", mesh_models::workspace_data_dir())
         .env("MESH_CACHE_DIR", models_dir.join(".cache"))
         .env("MESH_AUTO_PULL", "false")
-        .env("MESH_STATE_BACKEND", "aws")
-        .env("MESH_WEBSOCKET_ENDPOINT", management)
         .env("MESH_ONLY_AGENTS", "anomaly-detection")
         .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
     Process(command.spawn().expect("bootstrap starts"))
+}
+
+/// [`start_bootstrap`] with its state in moto's DynamoDB and the management API at `management`.
+fn start_mode(watch_port: u16, mode: &str, moto: &str, management: &str) -> Process {
+    start_bootstrap(
+        watch_port,
+        mode,
+        &[
+            ("AWS_ACCESS_KEY_ID", "AKIDMOTO"),
+            ("AWS_SECRET_ACCESS_KEY", "moto-secret"),
+            ("AWS_ENDPOINT_URL", moto),
+            ("MESH_STATE_BACKEND", "aws"),
+            ("MESH_WEBSOCKET_ENDPOINT", management),
+        ],
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -511,4 +523,157 @@ async fn websocket_and_worker_functions_under_cargo_lambda_watch() {
         "{}",
         stored.data
     );
+}
+
+/// The answers of a JSON-lines file, without the per-call time stamp.
+fn answers_of(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|l| {
+            let mut v: Value = serde_json::from_str(l).unwrap();
+            v.as_object_mut().unwrap().remove("timestamp");
+            v
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn score_fans_out_over_lambda_in_byte_range_shards() {
+    const RECORDS: usize = 2_000;
+    const SHARD_BYTES: u64 = 32 * 1024;
+    mesh_models::require_local_model("all-minilm-l6-v2");
+    let root = tempfile::tempdir().unwrap();
+    let (s3_endpoint, _) = s3::start_s3(root.path(), "batch").await;
+    let bucket = root.path().join("batch");
+    std::fs::create_dir_all(bucket.join("in")).unwrap();
+    let input = bucket.join("in/records.jsonl");
+    common::anomaly_records(&input, RECORDS);
+    let input_bytes = std::fs::metadata(&input).unwrap().len();
+    let shards = input_bytes.div_ceil(SHARD_BYTES) as usize;
+    assert!(shards >= 8, "{shards} shards");
+
+    // The reference: the same file scored locally.
+    let work = tempfile::tempdir().unwrap();
+    let reference = work.path().join("reference.jsonl");
+    let mut local = mesh_command("score", &work.path().join("partners.json"));
+    local
+        .args(["--agent", "anomaly-detection", "--input"])
+        .arg(&input)
+        .arg("--output")
+        .arg(&reference);
+    let status = tokio::task::spawn_blocking(move || local.status().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success());
+    let expected = answers_of(&std::fs::read_to_string(&reference).unwrap());
+
+    let (watch_port, _watch) = start_watch();
+    let _function = start_bootstrap(
+        watch_port,
+        "score",
+        &[
+            ("AWS_ACCESS_KEY_ID", s3::ACCESS_KEY),
+            ("AWS_SECRET_ACCESS_KEY", s3::SECRET_KEY),
+            ("AWS_ENDPOINT_URL_S3", &s3_endpoint),
+            ("MESH_STATE_DB", ":memory:"),
+        ],
+    );
+    let driver = move |shard_bytes: u64| {
+        let mut command = mesh_command("score", Path::new("/nonexistent/partners.json"));
+        command
+            .args(["--agent", "anomaly-detection"])
+            .args([
+                "--input",
+                "s3://batch/in/records.jsonl",
+                "--output",
+                "s3://batch/out",
+            ])
+            .args(["--fan-out-function", FUNCTION, "--concurrency", "4"])
+            .args(["--shard-bytes", &shard_bytes.to_string()])
+            .env("AWS_ACCESS_KEY_ID", s3::ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", s3::SECRET_KEY)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ENDPOINT_URL_S3", &s3_endpoint)
+            .env(
+                "AWS_ENDPOINT_URL_LAMBDA",
+                format!("http://127.0.0.1:{watch_port}"),
+            )
+            .env_remove("AWS_ENDPOINT_URL")
+            .env_remove("AWS_PROFILE");
+        command.output().unwrap()
+    };
+    let parts = |bucket: &Path| -> Vec<Value> {
+        (0..shards)
+            .flat_map(|i| {
+                answers_of(
+                    &std::fs::read_to_string(bucket.join(format!("out/part-{i:05}.jsonl")))
+                        .unwrap(),
+                )
+            })
+            .collect()
+    };
+    let run = {
+        let driver = driver.clone();
+        tokio::task::spawn_blocking(move || driver(SHARD_BYTES))
+            .await
+            .unwrap()
+    };
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{shards} shards (0 finished by an earlier run")),
+        "{stderr}"
+    );
+    assert_eq!(
+        parts(&bucket),
+        expected,
+        "the parts in order are the local run's answers"
+    );
+    let manifest_path = bucket.join("out/manifest.json");
+    let mut manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
+    let finished = manifest["finished"].as_array().unwrap();
+    assert_eq!(finished.len(), shards);
+    let records: u64 = finished
+        .iter()
+        .map(|d| d["records"].as_u64().unwrap())
+        .sum();
+    assert_eq!(records, RECORDS as u64);
+
+    // Forget two shards (one part lost too): a rerun does only those.
+    manifest["finished"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|d| d["index"] != 3 && d["index"] != 6);
+    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+    std::fs::remove_file(bucket.join("out/part-00003.jsonl")).unwrap();
+    // s3s-fs keeps each object's checksum beside it; the manifest was edited behind its back.
+    for entry in std::fs::read_dir(root.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.to_string_lossy().ends_with(".internal.json") {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    let rerun = {
+        let driver = driver.clone();
+        tokio::task::spawn_blocking(move || driver(SHARD_BYTES))
+            .await
+            .unwrap()
+    };
+    let stderr = String::from_utf8_lossy(&rerun.stderr);
+    assert!(rerun.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{shards} shards ({} finished by an earlier run",
+            shards - 2
+        )),
+        "{stderr}"
+    );
+    assert_eq!(parts(&bucket), expected);
+
+    // The manifest of another shard size is refused, not mixed in.
+    let other = tokio::task::spawn_blocking(move || driver(SHARD_BYTES * 2))
+        .await
+        .unwrap();
+    assert!(!other.status.success());
+    assert!(String::from_utf8_lossy(&other.stderr).contains("belongs to another run"));
 }

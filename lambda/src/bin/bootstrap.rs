@@ -1,7 +1,8 @@
 //! AWS Lambda entry point. One binary, three kinds of function (`--mode` / `MESH_MODE`):
 //! `http` (default): the same router as `msp-mesh serve`, under `lambda_http` (API Gateway
 //! REST and HTTP APIs, ALB); `websocket`: the WebSocket API's `$connect` / `$disconnect` /
-//! `$default` routes; `worker`: batches of async jobs from the SQS queue's event source mapping.
+//! `$default` routes; `worker`: batches of async jobs from the SQS queue's event source mapping; `score`: one shard of
+//! a fanned-out `msp-mesh score --fan-out-function` per invocation.
 //!
 //! Configuration comes from the function's environment (`MESH_MODEL_SOURCE=s3://bucket/prefix`
 //! loads weights from S3 into `/tmp/msp-mesh-models` at cold start; warm invocations reuse them).
@@ -18,6 +19,8 @@ enum Mode {
     Http,
     Websocket,
     Worker,
+    /// One shard of a fanned-out `msp-mesh score` per invocation.
+    Score,
 }
 
 #[derive(Debug, Parser)]
@@ -72,6 +75,18 @@ async fn main() -> Result<(), lambda_http::Error> {
                     Ok::<_, lambda_http::Error>(
                         mesh_lambda::jobs::handle_sqs_event(&state, event.payload).await,
                     )
+                }
+            };
+            lambda_http::lambda_runtime::run(service_fn(handler)).await
+        }
+        Mode::Score => {
+            let spool = args.model.cache_dir().join("score");
+            let handler = |event: LambdaEvent<mesh_lambda::fanout::ShardTask>| {
+                let (state, spool) = (Arc::clone(&state), spool.clone());
+                async move {
+                    mesh_lambda::fanout::run_shard(state, event.payload, &spool)
+                        .await
+                        .map_err(|e| -> lambda_http::Error { format!("{e:#}").into() })
                 }
             };
             lambda_http::lambda_runtime::run(service_fn(handler)).await

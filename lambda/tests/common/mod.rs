@@ -311,3 +311,22 @@ pub fn aws_env(endpoint: &str) -> [(&str, &str); 4] {
         ("AWS_REGION", "us-east-1"),
     ]
 }
+
+/// `n` anomaly requests (24 points, a spike in every third), ids `r000000`, ...
+pub fn anomaly_records(path: &Path, n: usize) {
+    let mut text = String::with_capacity(n * 220);
+    for i in 0..n {
+        let values: Vec<f64> = (0..24)
+            .map(|t| {
+                if i % 3 == 0 && t == (i * 7) % 24 {
+                    99.0
+                } else {
+                    50.0 + ((i * 31 + t * 17) % 13) as f64 * 0.5
+                }
+            })
+            .collect();
+        text.push_str(&serde_json::json!({"id": format!("r{i:06}"), "values": values}).to_string());
+        text.push('\n');
+    }
+    std::fs::write(path, text).unwrap();
+}
