@@ -38,7 +38,7 @@ rm -f "$out/answers.jsonl"
 /usr/bin/time -f "peak RSS %M KiB, wall %e s" "$mesh" score --agent anomaly-detection \
   --input "$out/records.jsonl" --output "$out/answers.jsonl" "${common[@]}" &
 pid=$!
-while [ "$(wc -l < "$out/answers.jsonl" 2>/dev/null || echo 0)" -lt $((records / 3)) ]; do sleep 0.5; done
+until [ -f "$out/answers.jsonl" ] && [ "$(wc -l < "$out/answers.jsonl")" -ge $((records / 3)) ]; do sleep 0.5; done
 pkill -KILL -f "msp-mesh score --agent anomaly-detection" || true
 wait $pid || true
 echo "killed after $(wc -l < "$out/answers.jsonl") complete answers"

@@ -12,6 +12,8 @@
 //! - CSV: the header names the request fields; a cell that parses as JSON (a number, `true`,
 //!   `[1,2]`, `{...}`) is that value, anything else a string; an `id` column is passed through.
 //!   CSV answers have the columns `id`, `error` and `response` (the agent's JSON answer).
+//! - Parquet ([`crate::columnar`]): each row is a request; answers (the CSV columns) are
+//!   appended to a JSON-lines spool, converted when the run completes.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, Read, Seek, Write};
@@ -36,6 +38,8 @@ pub enum Format {
     Jsonl,
     /// A header row, then one record per row.
     Csv,
+    /// Apache Parquet: a row per record (input), or the CSV answer's columns (output).
+    Parquet,
 }
 
 impl Format {
@@ -43,8 +47,10 @@ impl Format {
     pub fn resolve(explicit: Option<Format>, location: &str) -> Format {
         explicit.unwrap_or_else(|| {
             let lower = location.to_ascii_lowercase();
-            if lower.ends_with(".csv") || lower.ends_with(".csv.part") {
+            if lower.ends_with(".csv") {
                 Format::Csv
+            } else if lower.ends_with(".parquet") {
+                Format::Parquet
             } else {
                 Format::Jsonl
             }
@@ -157,16 +163,32 @@ pub async fn run(
         None => Some(PathBuf::from(&options.input)),
     };
     let output_s3 = s3_object(&options.output, &options.spool_dir).await?;
-    let output_path = match &output_s3 {
-        Some(_) => Some(spool_path(
-            &options.spool_dir,
-            &options.output,
-            "output.part",
-        )),
+    let parquet = options.output_format == Format::Parquet;
+    // The finished output on this machine (none for stdout).
+    let final_path = match &output_s3 {
+        Some(_) => Some(spool_path(&options.spool_dir, &options.output, "output")),
         None if options.output == "-" => None,
         None => Some(PathBuf::from(&options.output)),
     };
-    let (writer, resumed) = open_output(output_path.as_deref(), options)?;
+    anyhow::ensure!(
+        !(parquet && final_path.is_none()),
+        "Parquet output needs a file or s3:// location, not standard output"
+    );
+    // Where answers are appended: a spool for S3 and Parquet outputs, else the output itself.
+    let append_path = match (&final_path, parquet || output_s3.is_some()) {
+        (Some(path), true) => Some(path.with_file_name(format!(
+            "{}.part",
+            path.file_name().unwrap_or_default().to_string_lossy()
+        ))),
+        (path, false) => path.clone(),
+        (None, true) => None,
+    };
+    let append_format = if parquet {
+        Format::Jsonl
+    } else {
+        options.output_format
+    };
+    let (writer, resumed) = open_output(append_path.as_deref(), append_format, options.resume)?;
     let total_bytes = match &input_path {
         Some(p) => Some(
             std::fs::metadata(p)
@@ -185,22 +207,36 @@ pub async fn run(
     let reader_progress = progress.clone();
     let format = options.input_format;
     let reader = tokio::task::spawn_blocking(move || {
-        let source: Box<dyn Read + Send> = match &input_path {
-            Some(p) => Box::new(
-                std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?,
-            ),
-            None => Box::new(std::io::stdin()),
-        };
-        read_records(source, format, resumed, &sender, &reader_progress)
+        read_records(
+            input_path.as_deref(),
+            format,
+            resumed,
+            &sender,
+            &reader_progress,
+        )
     });
-    let summary = score_records(state, options, receiver, writer, resumed).await;
+    let summary = score_records(state, options, receiver, writer, append_format, resumed).await;
     let read = reader.await.context("the input reader stopped")?;
     let summary = summary?;
     read?;
-    if let (Some((store, key)), Some(path)) = (output_s3, output_path) {
+    let (Some(final_path), Some(append_path)) = (final_path, append_path) else {
+        return Ok(summary);
+    };
+    if parquet {
+        progress.set_message(format!("writing {}", final_path.display()));
+        let (from, to) = (append_path.clone(), final_path.clone());
+        tokio::task::spawn_blocking(move || crate::columnar::write_answers(&from, &to))
+            .await
+            .context("the Parquet writer stopped")??;
+        std::fs::remove_file(&append_path).ok();
+    } else if append_path != final_path {
+        std::fs::rename(&append_path, &final_path)
+            .with_context(|| format!("moving {} into place", append_path.display()))?;
+    }
+    if let Some((store, key)) = output_s3 {
         progress.set_message(format!("uploading {}", options.output));
-        store.put_file(&key, &path).await?;
-        std::fs::remove_file(&path).ok();
+        store.put_file(&key, &final_path).await?;
+        std::fs::remove_file(&final_path).ok();
     }
     Ok(summary)
 }
@@ -209,12 +245,13 @@ pub async fn run(
 /// after its last complete line; returns the writer and how many records it holds already.
 fn open_output(
     path: Option<&Path>,
-    options: &ScoreOptions,
+    format: Format,
+    resume: bool,
 ) -> anyhow::Result<(Box<dyn Write + Send>, u64)> {
-    let header = options.output_format == Format::Csv;
+    let header = format == Format::Csv;
     let Some(path) = path else {
         anyhow::ensure!(
-            !options.resume,
+            !resume,
             "--resume needs an output file, not standard output"
         );
         let mut out: Box<dyn Write + Send> = Box::new(std::io::BufWriter::new(std::io::stdout()));
@@ -228,7 +265,7 @@ fn open_output(
             .with_context(|| format!("creating {}", parent.display()))?;
     }
     let exists = path.metadata().map(|m| m.len() > 0).unwrap_or(false);
-    if exists && !options.resume {
+    if exists && !resume {
         anyhow::bail!(
             "{} exists: pass --resume to continue it, or remove it",
             path.display()
@@ -279,9 +316,10 @@ fn complete_lines(file: &mut std::fs::File) -> std::io::Result<(u64, u64)> {
 
 const CSV_HEADER: &str = "id,error,response\n";
 
-/// Streams records into `sender`, skipping the first `skip`; advances `progress` by bytes read.
+/// Streams records of the file at `path` (standard input when `None`) into `sender`, skipping
+/// the first `skip`; advances `progress` by bytes read.
 fn read_records(
-    source: Box<dyn Read + Send>,
+    path: Option<&Path>,
     format: Format,
     skip: u64,
     sender: &tokio::sync::mpsc::Sender<RawRecord>,
@@ -291,6 +329,17 @@ fn read_records(
     let mut send = |record: RawRecord| -> bool {
         seen += 1;
         seen <= skip || sender.blocking_send(record).is_ok()
+    };
+    if format == Format::Parquet {
+        let path =
+            path.context("Parquet input needs a file or s3:// location, not standard input")?;
+        return crate::columnar::read_rows(path, progress, |row| send(Ok(row)));
+    }
+    let source: Box<dyn Read + Send> = match path {
+        Some(p) => {
+            Box::new(std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?)
+        }
+        None => Box::new(std::io::stdin()),
     };
     match format {
         Format::Jsonl => {
@@ -311,6 +360,7 @@ fn read_records(
                 }
             }
         }
+        Format::Parquet => unreachable!("read above"),
         Format::Csv => {
             let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(source);
             let headers = reader.headers().context("reading the CSV header")?.clone();
@@ -363,6 +413,7 @@ async fn score_records(
     options: &ScoreOptions,
     mut receiver: tokio::sync::mpsc::Receiver<RawRecord>,
     mut writer: Box<dyn Write + Send>,
+    format: Format,
     resumed: u64,
 ) -> anyhow::Result<BatchSummary> {
     type Answer = (Value, bool, Duration);
@@ -373,7 +424,6 @@ async fn score_records(
     };
     let mut latencies_us: Vec<u32> = Vec::new();
     let mut in_flight: VecDeque<tokio::task::JoinHandle<Answer>> = VecDeque::new();
-    let format = options.output_format;
     let mut flush_one = |answer: Answer, writer: &mut dyn Write| -> anyhow::Result<()> {
         let (value, ok, took) = answer;
         summary.records += 1;
@@ -430,20 +480,10 @@ fn write_answer(writer: &mut dyn Write, format: Format, answer: &Value) -> std::
             serde_json::to_writer(&mut *writer, answer)?;
             writer.write_all(b"\n")
         }
+        Format::Parquet => unreachable!("Parquet answers are spooled as JSON lines"),
         Format::Csv => {
-            let mut fields = answer.as_object().cloned().unwrap_or_default();
-            let text = |v: Option<Value>| match v {
-                None | Some(Value::Null) => String::new(),
-                Some(Value::String(s)) => s.replace(['\n', '\r'], " "),
-                Some(other) => other.to_string(),
-            };
-            let id = text(fields.remove("id"));
-            let error = text(fields.remove("error"));
-            let response = if fields.is_empty() {
-                String::new()
-            } else {
-                Value::Object(fields).to_string()
-            };
+            let one_line = |s: Option<String>| s.unwrap_or_default().replace(['\n', '\r'], " ");
+            let [id, error, response] = crate::columnar::answer_columns(answer).map(one_line);
             let mut row = csv::WriterBuilder::new()
                 .has_headers(false)
                 .from_writer(Vec::new());

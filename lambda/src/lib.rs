@@ -7,6 +7,7 @@ pub mod api;
 pub mod apigw_ws;
 pub mod batch;
 pub mod bundle;
+pub mod columnar;
 pub mod config;
 pub mod error;
 pub mod events;

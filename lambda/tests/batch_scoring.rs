@@ -195,3 +195,82 @@ async fn input_and_output_on_s3() {
         answers(&local_reference)
     );
 }
+
+/// A Parquet file of (id, query) rows, written with the `parquet` crate's column writer.
+fn write_requests_parquet(path: &Path, rows: &[(&str, &str)]) {
+    use parquet::data_type::{ByteArray, ByteArrayType};
+    use std::sync::Arc;
+    let schema = Arc::new(
+        parquet::schema::parser::parse_message_type(
+            "message requests { REQUIRED BYTE_ARRAY id (UTF8); REQUIRED BYTE_ARRAY query (UTF8); }",
+        )
+        .unwrap(),
+    );
+    let file = std::fs::File::create(path).unwrap();
+    let mut writer =
+        parquet::file::writer::SerializedFileWriter::new(file, schema, Default::default()).unwrap();
+    let mut group = writer.next_row_group().unwrap();
+    for column in 0..2 {
+        let values: Vec<ByteArray> = rows
+            .iter()
+            .map(|r| ByteArray::from(if column == 0 { r.0 } else { r.1 }))
+            .collect();
+        let mut writer = group.next_column().unwrap().unwrap();
+        writer
+            .typed::<ByteArrayType>()
+            .write_batch(&values, None, None)
+            .unwrap();
+        writer.close().unwrap();
+    }
+    group.close().unwrap();
+    writer.close().unwrap();
+}
+
+#[test]
+fn parquet_in_and_out() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("reviews.parquet");
+    let output = dir.path().join("answers.parquet");
+    write_requests_parquet(
+        &input,
+        &[
+            ("a", "Excellent value, I love it."),
+            ("b", ""),
+            ("c", "Awful. It broke on day one."),
+        ],
+    );
+    let run = mesh_command("score", &dir.path().join("partners.json"))
+        .args(["--agent", "market-intelligence"])
+        .arg("--input")
+        .arg(&input)
+        .arg("--output")
+        .arg(&output)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let reader = SerializedFileReader::new(std::fs::File::open(&output).unwrap()).unwrap();
+    let rows: Vec<Value> = reader
+        .get_row_iter(None)
+        .unwrap()
+        .map(|r| r.unwrap().to_json_value())
+        .collect();
+    assert_eq!(rows.len(), 3);
+    let response =
+        |row: &Value| serde_json::from_str::<Value>(row["response"].as_str().unwrap()).unwrap();
+    assert_eq!(rows[0]["id"], "a");
+    assert_eq!(response(&rows[0])["sentiment"], "POSITIVE");
+    assert_eq!(rows[1]["id"], "b");
+    assert!(rows[1]["response"].is_null());
+    let error: Value = serde_json::from_str(rows[1]["error"].as_str().unwrap()).unwrap();
+    assert_eq!(error["field"], "query", "{error}");
+    assert_eq!(response(&rows[2])["sentiment"], "NEGATIVE");
+    assert!(
+        !dir.path().join("answers.parquet.part").exists(),
+        "the spool is removed"
+    );
+}
