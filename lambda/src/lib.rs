@@ -8,6 +8,7 @@ pub mod apigw_ws;
 pub mod batch;
 pub mod bundle;
 pub mod columnar;
+pub mod compare;
 pub mod config;
 pub mod error;
 pub mod events;

@@ -124,10 +124,40 @@ enum Command {
         #[command(flatten)]
         service: ServiceArgs,
     },
+    /// Benchmarks that write reports.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// Publish what the Lambda functions load (encoder, heads, data, embedding caches) to S3.
     Bundle {
         #[command(subcommand)]
         command: BundleCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Every available model of a task on the same labelled records: accuracy, macro F1 and
+    /// ROC-AUC with 95% bootstrap intervals, latency, throughput and cost per 1,000 records, as
+    /// `report.json`, `report.md` and `report.html` (with plots).
+    Compare {
+        #[arg(long, value_enum)]
+        task: mesh_lambda::compare::Task,
+        /// Labelled records: JSON lines `{"text", "label"}` or CSV with `text` and `label` columns.
+        #[arg(long)]
+        data: PathBuf,
+        /// Folder of the reports.
+        #[arg(long, default_value = "target/compare")]
+        out: PathBuf,
+        /// Seed of the folds and the bootstrap.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Bootstrap resamples of the intervals.
+        #[arg(long, default_value_t = 1000)]
+        bootstrap: usize,
+        #[command(flatten)]
+        model: ModelArgs,
     },
 }
 
@@ -331,6 +361,33 @@ fn main() -> anyhow::Result<()> {
         Command::Partners { command } => partners(command),
         Command::ClientHealth { command } => client_health(command),
         Command::Bundle { command } => bundle(command),
+        Command::Bench {
+            command:
+                BenchCommand::Compare {
+                    task,
+                    data,
+                    out,
+                    seed,
+                    bootstrap,
+                    model,
+                },
+        } => {
+            let options = mesh_lambda::compare::CompareOptions {
+                task,
+                data,
+                out_dir: out,
+                models_dir: model.models_dir.clone(),
+                seed,
+                bootstrap,
+            };
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.enable_steady_tick(std::time::Duration::from_millis(200));
+            let report = mesh_lambda::compare::run(&options, &bar)?;
+            bar.finish_and_clear();
+            print!("{}", mesh_lambda::compare::markdown(&report));
+            eprintln!("reports in {}", options.out_dir.display());
+            Ok(())
+        }
         Command::Worker {
             idle_exit,
             model,

@@ -1,0 +1,148 @@
+//! `msp-mesh bench compare`: the reports exist in three forms, every reported accuracy equals
+//! the one recomputed here from the report's own predictions and the file's labels, intervals
+//! bracket their values, and the quality figures are the same on a second run.
+
+mod common;
+
+use std::path::Path;
+
+use common::mesh_command;
+use serde_json::Value;
+
+/// 400 UCI sentences (every fifth of each source), as JSON lines with label names.
+fn sentiment_records(path: &Path) {
+    let rows =
+        mesh_agents::datasets::sentiment(&mesh_models::workspace_data_dir().join("uci-sentiment"))
+            .expect("run `msp-mesh prepare` first");
+    let labels = ["NEGATIVE", "POSITIVE"];
+    let text: String = rows
+        .iter()
+        .step_by(5)
+        .take(400)
+        .map(|r| serde_json::json!({"text": r.text, "label": labels[r.label]}).to_string() + "\n")
+        .collect();
+    std::fs::write(path, text).unwrap();
+}
+
+fn compare(data: &Path, out: &Path) -> Value {
+    let run = mesh_command("bench compare", &out.join("partners.json"))
+        .args(["--task", "sentiment", "--bootstrap", "200"])
+        .arg("--data")
+        .arg(data)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap()
+}
+
+/// The report without the measured times (which vary run to run).
+fn quality(report: &Value) -> Value {
+    let mut report = report.clone();
+    for model in report["models"].as_array_mut().unwrap() {
+        let model = model.as_object_mut().unwrap();
+        for timed in [
+            "latency_p50_ms",
+            "latency_p95_ms",
+            "throughput_per_s",
+            "cost_per_1000_usd",
+            "name",
+        ] {
+            model.remove(timed);
+        }
+    }
+    report
+}
+
+#[test]
+fn sentiment_comparison_reports_recomputable_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("sentiment.jsonl");
+    sentiment_records(&data);
+    let labels: Vec<usize> = std::fs::read_to_string(&data)
+        .unwrap()
+        .lines()
+        .map(|l| usize::from(serde_json::from_str::<Value>(l).unwrap()["label"] == "POSITIVE"))
+        .collect();
+
+    let first = compare(&data, &dir.path().join("first"));
+    assert_eq!(first["records"], 400);
+    let models = first["models"].as_array().unwrap();
+    let ids: Vec<&str> = models
+        .iter()
+        .map(|m| m["model_used"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    assert!(ids[0].starts_with("sentiment-minilm@"), "{ids:?}");
+    for model in models {
+        let predictions: Vec<usize> = model["predictions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_u64().unwrap() as usize)
+            .collect();
+        let right = predictions
+            .iter()
+            .zip(&labels)
+            .filter(|(p, l)| p == l)
+            .count();
+        let accuracy = &model["accuracy"];
+        assert!(
+            (accuracy["value"].as_f64().unwrap() - right as f64 / 400.0).abs() < 1e-12,
+            "{model}"
+        );
+        for figure in ["accuracy", "macro_f1", "roc_auc"] {
+            let e = &model[figure];
+            if e["value"].is_null() {
+                continue;
+            }
+            let (v, lo, hi) = (
+                e["value"].as_f64().unwrap(),
+                e["ci_low"].as_f64().unwrap(),
+                e["ci_high"].as_f64().unwrap(),
+            );
+            assert!(lo <= v + 1e-9 && v <= hi + 1e-9, "{figure} of {model}");
+        }
+    }
+    // The encoder's head beats the bag of words, which beats the majority class.
+    let accuracy = |i: usize| models[i]["accuracy"]["value"].as_f64().unwrap();
+    assert!(
+        accuracy(0) > accuracy(1) && accuracy(1) > accuracy(2),
+        "{ids:?}"
+    );
+    assert!(models[0]["roc_auc"]["value"].as_f64().unwrap() > 0.9);
+    assert!(models[0]["latency_p50_ms"].as_f64().unwrap() > 0.0);
+
+    let html = std::fs::read_to_string(dir.path().join("first/report.html")).unwrap();
+    assert_eq!(html.matches("<svg").count(), 2, "scatter and ROC plots");
+    let md = std::fs::read_to_string(dir.path().join("first/report.md")).unwrap();
+    assert_eq!(
+        md.lines()
+            .filter(|l| l.starts_with("| ") && l.contains("`"))
+            .count(),
+        3
+    );
+
+    let second = compare(&data, &dir.path().join("second"));
+    assert_eq!(quality(&first), quality(&second), "same data, same figures");
+}
+
+#[test]
+fn tasks_not_implemented_yet_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("empty.jsonl");
+    std::fs::write(&data, "").unwrap();
+    let run = mesh_command("bench compare", &dir.path().join("partners.json"))
+        .args(["--task", "forecast"])
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("not implemented yet"));
+}
