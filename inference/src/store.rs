@@ -260,6 +260,19 @@ impl S3Store {
         }
     }
 
+    /// An SDK error of a call on object `key`, naming the object.
+    fn sdk_error<E, R>(&self, key: &str, e: aws_sdk_s3::error::SdkError<E, R>) -> InferenceError
+    where
+        E: std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        InferenceError::Store(format!(
+            "{}: {}",
+            self.location(key),
+            aws_sdk_s3::error::DisplayErrorContext(e)
+        ))
+    }
+
     /// The body of object `key` from byte `from` to its end, as a stream (a ranged GET).
     pub async fn read_from(&self, key: &str, from: u64) -> Result<ByteStream> {
         let response = self
@@ -270,13 +283,7 @@ impl S3Store {
             .range(format!("bytes={from}-"))
             .send()
             .await
-            .map_err(|e| {
-                InferenceError::Store(format!(
-                    "{}: {}",
-                    self.location(key),
-                    aws_sdk_s3::error::DisplayErrorContext(e)
-                ))
-            })?;
+            .map_err(|e| self.sdk_error(key, e))?;
         Ok(response.body)
     }
 
@@ -289,13 +296,7 @@ impl S3Store {
             .key(key)
             .send()
             .await
-            .map_err(|e| {
-                InferenceError::Store(format!(
-                    "{}: {}",
-                    self.location(key),
-                    aws_sdk_s3::error::DisplayErrorContext(e)
-                ))
-            })?;
+            .map_err(|e| self.sdk_error(key, e))?;
         Ok(head.content_length().unwrap_or(0).max(0) as u64)
     }
 
@@ -314,11 +315,7 @@ impl S3Store {
         {
             Ok(r) => Ok(Some(r)),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
-            Err(e) => Err(InferenceError::Store(format!(
-                "{}: {}",
-                self.location(key),
-                aws_sdk_s3::error::DisplayErrorContext(e)
-            ))),
+            Err(e) => Err(self.sdk_error(key, e)),
         }
     }
 
@@ -357,13 +354,7 @@ impl S3Store {
             .body(body)
             .send()
             .await
-            .map_err(|e| {
-                InferenceError::Store(format!(
-                    "{}: {}",
-                    self.location(key),
-                    aws_sdk_s3::error::DisplayErrorContext(e)
-                ))
-            })?;
+            .map_err(|e| self.sdk_error(key, e))?;
         Ok(())
     }
 }

@@ -10,7 +10,7 @@
 mod common;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use common::{sdk_config, start_moto, Server};
+use common::{create_queue, sdk_config, start_moto, Server};
 use mesh_lambda::store::dynamo::{DynamoStore, Tables};
 use mesh_lambda::store::{
     AgentResult, AgentStateRecord, ConnectionRecord, ListFilter, NetworkMetric, SqliteStore,
@@ -213,24 +213,7 @@ async fn a_server_on_dynamodb_sends_severe_threats_through_eventbridge() {
         .unwrap();
     // The template's rule, with an SQS queue as its target to observe what it routes.
     let sqs = aws_sdk_sqs::Client::new(&config);
-    let queue = sqs
-        .create_queue()
-        .queue_name("alerts")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let queue_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&queue)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
-        .clone();
+    let (queue, queue_arn) = create_queue(&sqs, "alerts", &[]).await;
     let events = aws_sdk_eventbridge::Client::new(&config);
     let pattern = json!({"source": [mesh_lambda::notify::EVENT_SOURCE],
         "detail-type": [mesh_lambda::notify::THREAT_DETAIL_TYPE],

@@ -15,7 +15,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{aws_env, free_port, mesh_command, sdk_config, start_moto, Server};
+use common::{aws_env, create_queue, free_port, mesh_command, sdk_config, start_moto, Server};
 use mesh_lambda::standin::{Script, StandIn};
 use mesh_lambda::store::dynamo::{DynamoStore, Tables};
 use mesh_lambda::store::{ConnectionRecord, Event, EventLog, NewEvent, SqliteStore, StateStore};
@@ -316,37 +316,17 @@ async fn jobs_queue_on_sqs_run_on_a_worker_and_poison_goes_to_the_dead_letter_qu
     let creating = DynamoStore::new(&config, Tables::default()).unwrap();
     blocking(move || creating.create_tables().unwrap()).await;
     let sqs = aws_sdk_sqs::Client::new(&config);
-    let dlq = sqs
-        .create_queue()
-        .queue_name("msp-async-processing-dlq")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let dlq_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&dlq)
-        .attribute_names(Attr::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&Attr::QueueArn]
-        .clone();
-    let queue = sqs
-        .create_queue()
-        .queue_name(mesh_lambda::jobs::ASYNC_QUEUE)
-        .attributes(Attr::VisibilityTimeout, "1")
-        .attributes(
-            Attr::RedrivePolicy,
-            json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2}).to_string(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let (dlq, dlq_arn) = create_queue(&sqs, "msp-async-processing-dlq", &[]).await;
+    let redrive = json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2}).to_string();
+    let (queue, _) = create_queue(
+        &sqs,
+        mesh_lambda::jobs::ASYNC_QUEUE,
+        &[
+            (Attr::VisibilityTimeout, "1".into()),
+            (Attr::RedrivePolicy, redrive),
+        ],
+    )
+    .await;
 
     let partners =
         std::env::temp_dir().join(format!("mesh-jobs-partners-{}.json", std::process::id()));

@@ -25,6 +25,23 @@ fn score_command(dir: &Path, input: &Path, output: &Path, extra: &[&str]) -> std
     command
 }
 
+/// Scores `input` into `output` with the market-intelligence agent, which must succeed.
+fn score_market(dir: &Path, input: &Path, output: &Path) {
+    let run = mesh_command("score", &dir.join("partners.json"))
+        .args(["--agent", "market-intelligence"])
+        .arg("--input")
+        .arg(input)
+        .arg("--output")
+        .arg(output)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
+
 fn complete_lines(path: &Path) -> usize {
     std::fs::read(path)
         .map(|b| b.iter().filter(|c| **c == b'\n').count())
@@ -124,19 +141,7 @@ fn csv_in_and_out() {
          c,Awful. It broke on day one.\n",
     )
     .unwrap();
-    let run = mesh_command("score", &dir.path().join("partners.json"))
-        .args(["--agent", "market-intelligence"])
-        .arg("--input")
-        .arg(&input)
-        .arg("--output")
-        .arg(&output)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    score_market(dir.path(), &input, &output);
     let mut reader = csv::Reader::from_path(&output).unwrap();
     assert_eq!(reader.headers().unwrap(), vec!["id", "error", "response"]);
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
@@ -240,19 +245,7 @@ fn parquet_in_and_out() {
             ("c", "Awful. It broke on day one."),
         ],
     );
-    let run = mesh_command("score", &dir.path().join("partners.json"))
-        .args(["--agent", "market-intelligence"])
-        .arg("--input")
-        .arg(&input)
-        .arg("--output")
-        .arg(&output)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    score_market(dir.path(), &input, &output);
     let reader = SerializedFileReader::new(std::fs::File::open(&output).unwrap()).unwrap();
     let rows: Vec<Value> = reader
         .get_row_iter(None)
