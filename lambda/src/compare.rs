@@ -8,6 +8,10 @@
 //!   see it);
 //! - the majority class, cross-fitted the same way.
 //!
+//! The anomaly task (labelled points) compares the anomaly agent's isolation forest (its own
+//! flagging threshold) with robust z-scores (flagged above 3.5). Both fit on the whole file, so
+//! their per-record time is the batch's time divided by the records.
+//!
 //! Quality figures (accuracy, macro F1, ROC-AUC, each with a 95% percentile bootstrap interval of
 //! 1,000 seeded resamples) depend only on the data and the seed: the same data gives the same
 //! figures. Latency (per record, one at a time), throughput (batched) and the cost per 1,000
@@ -182,12 +186,51 @@ pub fn read_labelled(path: &Path, labels: &[String]) -> anyhow::Result<Vec<(Stri
 
 /// Runs the comparison and writes `report.json`, `report.md` and `report.html` to `out_dir`.
 pub fn run(options: &CompareOptions, progress: &indicatif::ProgressBar) -> anyhow::Result<Report> {
-    let head_id = options.task.head().with_context(|| {
-        format!(
-            "bench compare runs the text tasks (sentiment, spam, threat) so far; {:?} is not implemented yet",
+    let (labels, y, models) = match options.task {
+        Task::Sentiment | Task::Spam | Task::Threat => compare_text(options, progress)?,
+        Task::Anomaly => compare_anomaly(options, progress)?,
+        Task::Forecast | Task::Churn => anyhow::bail!(
+            "bench compare runs sentiment, spam, threat and anomaly so far; {:?} is not implemented yet",
             options.task
-        )
-    })?;
+        ),
+    };
+    let mut label_counts = vec![0; labels.len()];
+    for &l in &y {
+        label_counts[l] += 1;
+    }
+    let report = Report {
+        task: options.task,
+        data: options.data.display().to_string(),
+        data_sha256: {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(std::fs::read(&options.data)?))
+        },
+        records: y.len(),
+        labels,
+        label_counts,
+        seed: options.seed,
+        bootstrap_resamples: options.bootstrap,
+        models,
+    };
+    std::fs::create_dir_all(&options.out_dir)?;
+    std::fs::write(
+        options.out_dir.join("report.json"),
+        serde_json::to_string_pretty(&report)?,
+    )?;
+    std::fs::write(options.out_dir.join("report.md"), markdown(&report))?;
+    std::fs::write(options.out_dir.join("report.html"), html(&report))?;
+    Ok(report)
+}
+
+/// The labels, the truth and the models' results of a comparison.
+type Compared = (Vec<String>, Vec<usize>, Vec<ModelReport>);
+
+/// The text tasks: the head, the bag of words, the majority class.
+fn compare_text(
+    options: &CompareOptions,
+    progress: &indicatif::ProgressBar,
+) -> anyhow::Result<Compared> {
+    let head_id = options.task.head().context("a text task")?;
     let head = ClassificationHead::load_dir(&options.models_dir.join(head_id))
         .with_context(|| format!("loading the {head_id} head (run `msp-mesh prepare`)"))?;
     let labels = head.labels().to_vec();
@@ -215,6 +258,7 @@ pub fn run(options: &CompareOptions, progress: &indicatif::ProgressBar) -> anyho
         head.config().versioned_id(),
         "local head",
         &probabilities,
+        None,
         &y,
         labels.len(),
         timing,
@@ -256,6 +300,7 @@ pub fn run(options: &CompareOptions, progress: &indicatif::ProgressBar) -> anyho
         format!("hashed-bow-logistic@{HASH_BUCKETS}"),
         "baseline",
         &probabilities,
+        None,
         &y,
         labels.len(),
         timing,
@@ -268,38 +313,190 @@ pub fn run(options: &CompareOptions, progress: &indicatif::ProgressBar) -> anyho
         "majority-class".into(),
         "baseline",
         &priors,
+        None,
         &y,
         labels.len(),
         Timing::default(),
         options,
     ));
 
-    let mut label_counts = vec![0; labels.len()];
-    for &l in &y {
-        label_counts[l] += 1;
-    }
-    let report = Report {
-        task: options.task,
-        data: options.data.display().to_string(),
-        data_sha256: {
-            use sha2::Digest;
-            hex::encode(sha2::Sha256::digest(std::fs::read(&options.data)?))
-        },
-        records: records.len(),
-        labels,
-        label_counts,
-        seed: options.seed,
-        bootstrap_resamples: options.bootstrap,
-        models,
+    Ok((labels, y, models))
+}
+
+/// Reads labelled points: CSV with numeric feature columns and a `label` column, or JSON
+/// lines `{"point": [...], "label": ...}`; label 1 / `anomaly` / `true` is an anomaly.
+pub fn read_points(path: &Path) -> anyhow::Result<(Vec<Vec<f64>>, Vec<usize>)> {
+    let anomalous = |text: &str, row: usize| -> anyhow::Result<usize> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "1" | "anomaly" | "true" | "outlier" => Ok(1),
+            "0" | "normal" | "false" | "inlier" => Ok(0),
+            other => {
+                anyhow::bail!("record {row}: label `{other}` is neither 1/anomaly nor 0/normal")
+            }
+        }
     };
-    std::fs::create_dir_all(&options.out_dir)?;
-    std::fs::write(
-        options.out_dir.join("report.json"),
-        serde_json::to_string_pretty(&report)?,
-    )?;
-    std::fs::write(options.out_dir.join("report.md"), markdown(&report))?;
-    std::fs::write(options.out_dir.join("report.html"), html(&report))?;
-    Ok(report)
+    let (mut points, mut labels) = (vec![], vec![]);
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+    {
+        let mut reader =
+            csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+        let headers = reader.headers()?.clone();
+        let label = headers
+            .iter()
+            .position(|h| h == "label")
+            .with_context(|| format!("{} has no `label` column", path.display()))?;
+        for (row, record) in reader.records().enumerate() {
+            let record = record?;
+            let point = record
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != label)
+                .map(|(i, cell)| {
+                    cell.trim()
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|v| v.is_finite())
+                        .with_context(|| {
+                            format!(
+                                "record {}: `{}` is not a finite number",
+                                row + 1,
+                                &headers[i]
+                            )
+                        })
+                })
+                .collect::<anyhow::Result<Vec<f64>>>()?;
+            points.push(point);
+            labels.push(anomalous(&record[label], row + 1)?);
+        }
+    } else {
+        let content =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        for (row, line) in content
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            let v: Value =
+                serde_json::from_str(line).with_context(|| format!("line {}", row + 1))?;
+            let point: Vec<f64> =
+                serde_json::from_value(v["point"].clone()).with_context(|| {
+                    format!("line {}: `point` must be an array of numbers", row + 1)
+                })?;
+            let label = match &v["label"] {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            points.push(point);
+            labels.push(anomalous(&label, row + 1)?);
+        }
+    }
+    anyhow::ensure!(!points.is_empty(), "{} holds no records", path.display());
+    anyhow::ensure!(
+        points.iter().all(|p| p.len() == points[0].len()),
+        "every record needs the same number of features"
+    );
+    Ok((points, labels))
+}
+
+/// Robust z-scores: the largest |x - median| / (1.4826 MAD) over the features of each point.
+fn robust_z(points: &[Vec<f64>]) -> Vec<f64> {
+    let dim = points[0].len();
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        }
+    };
+    let centres: Vec<(f64, f64)> = (0..dim)
+        .map(|j| {
+            let column: Vec<f64> = points.iter().map(|p| p[j]).collect();
+            let m = median(column.clone());
+            let mad = median(column.iter().map(|x| (x - m).abs()).collect());
+            (m, (1.4826 * mad).max(1e-12))
+        })
+        .collect();
+    points
+        .iter()
+        .map(|p| {
+            p.iter()
+                .zip(&centres)
+                .map(|(x, (m, s))| (x - m).abs() / s)
+                .fold(0.0, f64::max)
+        })
+        .collect()
+}
+
+/// Robust z-scores above this flag an anomaly (Iglewicz and Hoaglin's modified z-score rule).
+const ROBUST_Z_THRESHOLD: f64 = 3.5;
+
+/// The anomaly task: the agent's isolation forest against robust z-scores.
+fn compare_anomaly(
+    options: &CompareOptions,
+    progress: &indicatif::ProgressBar,
+) -> anyhow::Result<Compared> {
+    let (points, y) = read_points(&options.data)?;
+    let labels = vec!["normal".to_string(), "anomaly".to_string()];
+    let n = points.len();
+    progress.set_message(format!("isolation forest on {n} points"));
+    let agent_model = format!(
+        "isolation-forest@{}",
+        mesh_agents::anomaly::DETECTOR_VERSION
+    );
+    let request: mesh_agents::anomaly::AnomalyRequest =
+        serde_json::from_value(serde_json::json!({
+            "points": points, "return_scores": true, "seed": options.seed,
+        }))?;
+    let started = Instant::now();
+    let answer =
+        mesh_agents::anomaly::detect(&request, &agent_model).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let forest_time = started.elapsed();
+    let scores = answer.anomaly_scores.context("scores were asked for")?;
+    let mut flagged = vec![0; n];
+    for a in &answer.anomalies {
+        flagged[a.index] = 1;
+    }
+    let as_probabilities =
+        |s: &[f64]| -> Vec<Vec<f32>> { s.iter().map(|v| vec![0.0, *v as f32]).collect() };
+    let batch_timing = |total: Duration| Timing {
+        p50: total / n as u32,
+        p95: total / n as u32,
+        per_record_batched: total / n as u32,
+    };
+    let mut models = vec![assess(
+        format!("isolation forest (the anomaly agent: 100 trees, flagged by its automatic threshold, fit {:.2}s)", forest_time.as_secs_f64()),
+        answer.model_used.clone(),
+        "local model",
+        &as_probabilities(&scores),
+        Some(flagged),
+        &y,
+        2,
+        batch_timing(forest_time),
+        options,
+    )];
+    let started = Instant::now();
+    let z = robust_z(&points);
+    let z_time = started.elapsed();
+    let flagged: Vec<usize> = z
+        .iter()
+        .map(|v| usize::from(*v > ROBUST_Z_THRESHOLD))
+        .collect();
+    models.push(assess(
+        format!("robust z-score (largest abs(x - median) / 1.4826 MAD over the features, flagged above {ROBUST_Z_THRESHOLD})"),
+        "robust-z".into(),
+        "baseline",
+        &as_probabilities(&z),
+        Some(flagged),
+        &y,
+        2,
+        batch_timing(z_time),
+        options,
+    ));
+    Ok((labels, y, models))
 }
 
 /// Measured speed of a model.
@@ -506,12 +703,14 @@ fn assess(
     model_used: String,
     kind: &'static str,
     probabilities: &[Vec<f32>],
+    predictions: Option<Vec<usize>>,
     y: &[usize],
     n_labels: usize,
     timing: Timing,
     options: &CompareOptions,
 ) -> ModelReport {
-    let predictions: Vec<usize> = probabilities.iter().map(|p| argmax(p)).collect();
+    let predictions: Vec<usize> =
+        predictions.unwrap_or_else(|| probabilities.iter().map(|p| argmax(p)).collect());
     let all: Vec<usize> = (0..y.len()).collect();
     let figures = |rows: &[usize]| -> [f64; 3] {
         let p: Vec<usize> = rows.iter().map(|&i| predictions[i]).collect();

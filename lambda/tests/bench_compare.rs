@@ -146,3 +146,94 @@ fn tasks_not_implemented_yet_say_so() {
     assert!(!run.status.success());
     assert!(String::from_utf8_lossy(&run.stderr).contains("not implemented yet"));
 }
+
+/// 600 standard-normal points in 3 dimensions and 20 planted at distance 7 (label 1), as CSV.
+fn planted_points(path: &Path) {
+    let mut rng = mesh_agents::train::SplitMix64::new(7);
+    let mut normal = || {
+        let (u, v) = (rng.next_f64().max(1e-12), rng.next_f64());
+        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+    };
+    let mut csv = String::from("cpu,memory,disk,label\n");
+    for i in 0..620 {
+        let anomaly = i % 31 == 30;
+        let p: Vec<f64> = (0..3).map(|_| normal()).collect();
+        let p: Vec<f64> = if anomaly {
+            let norm = p.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-9);
+            p.iter().map(|x| x / norm * 7.0).collect()
+        } else {
+            p
+        };
+        csv.push_str(&format!(
+            "{},{},{},{}\n",
+            p[0],
+            p[1],
+            p[2],
+            u8::from(anomaly)
+        ));
+    }
+    std::fs::write(path, csv).unwrap();
+}
+
+#[test]
+fn anomaly_comparison_finds_planted_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("points.csv");
+    planted_points(&data);
+    let run = mesh_command("bench compare", &dir.path().join("partners.json"))
+        .args(["--task", "anomaly", "--bootstrap", "200"])
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["records"], 620);
+    assert_eq!(report["label_counts"], serde_json::json!([600, 20]));
+    let models = report["models"].as_array().unwrap();
+    assert!(models[0]["model_used"]
+        .as_str()
+        .unwrap()
+        .starts_with("isolation-forest@"));
+    assert_eq!(models[1]["model_used"], "robust-z");
+    let truth: Vec<u64> = (0..620).map(|i| u64::from(i % 31 == 30)).collect();
+    for model in models {
+        let predictions: Vec<u64> = model["predictions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_u64().unwrap())
+            .collect();
+        let right = predictions
+            .iter()
+            .zip(&truth)
+            .filter(|(p, t)| p == t)
+            .count();
+        assert!(
+            (model["accuracy"]["value"].as_f64().unwrap() - right as f64 / 620.0).abs() < 1e-12
+        );
+        // Points at distance 7 in 3 standard-normal dimensions are far outside the cloud.
+        assert!(
+            model["roc_auc"]["value"].as_f64().unwrap() > 0.99,
+            "{model}"
+        );
+        let caught = predictions
+            .iter()
+            .zip(&truth)
+            .filter(|(p, t)| **p == 1 && **t == 1)
+            .count();
+        assert!(
+            caught >= 18,
+            "{caught} of 20 planted points flagged by {}",
+            model["model_used"]
+        );
+    }
+}
