@@ -8,6 +8,10 @@
 //!   see it);
 //! - the majority class, cross-fitted the same way.
 //!
+//! The churn task (a CSV of client records with a `label`, `churn` or `churned` column) compares
+//! the served churn model (`mlc-churn`) with the same regression cross-fitted on the file and the
+//! majority class.
+//!
 //! The anomaly task (labelled points) compares the anomaly agent's isolation forest (its own
 //! flagging threshold) with robust z-scores (flagged above 3.5). Both fit on the whole file, so
 //! their per-record time is the batch's time divided by the records.
@@ -189,8 +193,9 @@ pub fn run(options: &CompareOptions, progress: &indicatif::ProgressBar) -> anyho
     let (labels, y, models) = match options.task {
         Task::Sentiment | Task::Spam | Task::Threat => compare_text(options, progress)?,
         Task::Anomaly => compare_anomaly(options, progress)?,
-        Task::Forecast | Task::Churn => anyhow::bail!(
-            "bench compare runs sentiment, spam, threat and anomaly so far; {:?} is not implemented yet",
+        Task::Churn => compare_churn(options, progress)?,
+        Task::Forecast => anyhow::bail!(
+            "bench compare runs sentiment, spam, threat, anomaly and churn so far; {:?} is not implemented yet",
             options.task
         ),
     };
@@ -499,6 +504,132 @@ fn compare_anomaly(
     Ok((labels, y, models))
 }
 
+/// The churn task: the served churn model (`mlc-churn`, latest version) against the same
+/// regression cross-fitted on the file, and the majority class.
+fn compare_churn(
+    options: &CompareOptions,
+    progress: &indicatif::ProgressBar,
+) -> anyhow::Result<Compared> {
+    use mesh_agents::client_health::{churn_log_odds, fit_once, ModelStore, DEFAULT_MODEL_ID};
+    let records =
+        mesh_agents::tabular::read_csv_records(&options.data).map_err(|e| anyhow::anyhow!(e))?;
+    anyhow::ensure!(
+        !records.is_empty(),
+        "{} holds no records",
+        options.data.display()
+    );
+    let target = ["label", "churn", "churned"]
+        .into_iter()
+        .find(|t| records[0].contains_key(*t))
+        .context(
+            "the file needs a `label`, `churn` or `churned` column (yes/no, true/false or 1/0)",
+        )?;
+    let y: Vec<usize> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            r.get(target)
+                .and_then(mesh_agents::tabular::binary_target)
+                .map(usize::from)
+                .with_context(|| {
+                    format!(
+                        "record {}: `{target}` is not yes/no, true/false or 1/0",
+                        i + 1
+                    )
+                })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let labels = vec!["stays".to_string(), "churns".to_string()];
+    let sigmoid = |z: f64| 1.0 / (1.0 + (-z).exp());
+    let probabilities = |scores: Vec<f64>| -> Vec<Vec<f32>> {
+        scores
+            .into_iter()
+            .map(|p| vec![(1.0 - p) as f32, p as f32])
+            .collect()
+    };
+    let mut models = vec![];
+
+    let store = ModelStore::new(
+        options
+            .models_dir
+            .join(mesh_agents::loader::CLIENT_HEALTH_DIR),
+    );
+    if let Ok(served) = store.load(DEFAULT_MODEL_ID, None) {
+        progress.set_message(format!(
+            "{} on {} records",
+            served.versioned_id(),
+            records.len()
+        ));
+        let (scored, timing) = time_model(&records, |batch| {
+            Ok(probabilities(
+                batch
+                    .iter()
+                    .map(|r| sigmoid(churn_log_odds(&served, r)))
+                    .collect(),
+            ))
+        })?;
+        let mut report = assess(
+            format!(
+                "served churn model ({}: logistic regression on modeldata's mlc_churn)",
+                served.versioned_id()
+            ),
+            served.versioned_id(),
+            "local model",
+            &scored,
+            None,
+            &y,
+            2,
+            timing,
+            options,
+        );
+        report.trained_on = vec![served.data_source.clone()];
+        models.push(report);
+    }
+
+    progress.set_message("logistic regression cross-fitted on the file");
+    let truth: Vec<bool> = y.iter().map(|&l| l == 1).collect();
+    let folds = mesh_agents::tabular::stratified_folds(&truth, FOLDS, options.seed);
+    let mut scores = vec![0.0; records.len()];
+    let started = Instant::now();
+    for fold in 0..FOLDS {
+        let train: Vec<mesh_agents::tabular::Record> = (0..records.len())
+            .filter(|&i| folds[i] != fold)
+            .map(|i| records[i].clone())
+            .collect();
+        let model = fit_once(&train, target).map_err(|e| anyhow::anyhow!("{e}"))?;
+        for i in (0..records.len()).filter(|&i| folds[i] == fold) {
+            scores[i] = sigmoid(churn_log_odds(&model, &records[i]));
+        }
+    }
+    let fit_time = started.elapsed();
+    models.push(assess(
+        format!(
+            "the same regression cross-fitted on the file ({FOLDS} stratified folds, fit {:.1}s)",
+            fit_time.as_secs_f64()
+        ),
+        "churn-logistic-cross-fitted".into(),
+        "baseline",
+        &probabilities(scores),
+        None,
+        &y,
+        2,
+        Timing::default(),
+        options,
+    ));
+    models.push(assess(
+        "majority class (cross-fitted class frequencies)".into(),
+        "majority-class".into(),
+        "baseline",
+        &cross_fit_priors(&y, 2, &folds),
+        None,
+        &y,
+        2,
+        Timing::default(),
+        options,
+    ));
+    Ok((labels, y, models))
+}
+
 /// Measured speed of a model.
 #[derive(Debug, Clone, Copy, Default)]
 struct Timing {
@@ -507,15 +638,12 @@ struct Timing {
     per_record_batched: Duration,
 }
 
-type Scorer<'a> = dyn FnMut(&[&str]) -> anyhow::Result<Vec<Vec<f32>>> + 'a;
-
-/// Runs `score` over all texts in batches of 32 (throughput, and the probabilities), then one
-/// at a time over the first records (latency).
-fn time_model(
-    texts: &[&str],
-    mut score: impl FnMut(&[&str]) -> anyhow::Result<Vec<Vec<f32>>>,
+/// Runs `score` over all records in batches of 32 (throughput, and the probabilities), then
+/// one at a time over the first records (latency).
+fn time_model<T: Clone>(
+    texts: &[T],
+    mut score: impl FnMut(&[T]) -> anyhow::Result<Vec<Vec<f32>>>,
 ) -> anyhow::Result<(Vec<Vec<f32>>, Timing)> {
-    let score: &mut Scorer = &mut score;
     let started = Instant::now();
     let mut probabilities = Vec::with_capacity(texts.len());
     for batch in texts.chunks(32) {
@@ -527,7 +655,7 @@ fn time_model(
         .take(LATENCY_SAMPLE)
         .map(|t| {
             let s = Instant::now();
-            score(&[t]).map(|_| s.elapsed())
+            score(std::slice::from_ref(t)).map(|_| s.elapsed())
         })
         .collect::<anyhow::Result<_>>()?;
     single.sort();
@@ -627,29 +755,7 @@ fn cross_fit_priors(y: &[usize], n_labels: usize, folds: &[usize]) -> Vec<Vec<f3
         .collect()
 }
 
-/// ROC-AUC of scores for a binary truth (ties count half).
-pub fn roc_auc(scores: &[f64], truth: &[bool]) -> f64 {
-    let positives = truth.iter().filter(|t| **t).count();
-    let negatives = truth.len() - positives;
-    if positives == 0 || negatives == 0 {
-        return f64::NAN;
-    }
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
-    // Mann-Whitney U with average ranks over ties.
-    let mut rank_sum = 0.0;
-    let mut i = 0;
-    while i < order.len() {
-        let mut j = i;
-        while j + 1 < order.len() && scores[order[j + 1]] == scores[order[i]] {
-            j += 1;
-        }
-        let average_rank = (i + j) as f64 / 2.0 + 1.0;
-        rank_sum += (i..=j).filter(|&k| truth[order[k]]).count() as f64 * average_rank;
-        i = j + 1;
-    }
-    (rank_sum - (positives * (positives + 1)) as f64 / 2.0) / (positives * negatives) as f64
-}
+use mesh_agents::tabular::roc_auc;
 
 /// ROC curve points of scores for a binary truth, from (0, 0) to (1, 1).
 fn roc_curve(scores: &[f64], truth: &[bool]) -> Vec<(f64, f64)> {

@@ -237,3 +237,70 @@ fn anomaly_comparison_finds_planted_points() {
         );
     }
 }
+
+/// Every fifth customer of modeldata's mlc_churn (1,000 records), as CSV.
+fn churn_csv(path: &Path) {
+    let records =
+        mesh_agents::datasets::churn_records(&mesh_models::workspace_data_dir().join("modeldata"))
+            .expect("run `msp-mesh prepare` first");
+    let columns: Vec<String> = records[0].keys().cloned().collect();
+    let mut writer = csv::Writer::from_path(path).unwrap();
+    writer.write_record(&columns).unwrap();
+    for record in records.iter().step_by(5) {
+        let row: Vec<String> = columns
+            .iter()
+            .map(|c| match &record[c] {
+                Value::String(s) => s.clone(),
+                Value::Null => String::new(),
+                other => other.to_string(),
+            })
+            .collect();
+        writer.write_record(&row).unwrap();
+    }
+    writer.flush().unwrap();
+}
+
+#[test]
+fn churn_comparison_names_the_served_model_and_its_training_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("clients.csv");
+    churn_csv(&data);
+    let run = mesh_command("bench compare", &dir.path().join("partners.json"))
+        .args(["--task", "churn", "--bootstrap", "200"])
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["records"], 1000);
+    let models = report["models"].as_array().unwrap();
+    let ids: Vec<&str> = models
+        .iter()
+        .map(|m| m["model_used"].as_str().unwrap())
+        .collect();
+    assert!(ids[0].contains("mlc-churn@"), "{ids:?}");
+    assert_eq!(&ids[1..], ["churn-logistic-cross-fitted", "majority-class"]);
+    assert!(models[0]["trained_on"][0]
+        .as_str()
+        .unwrap()
+        .contains("mlc_churn"));
+    let auc = |i: usize| models[i]["roc_auc"]["value"].as_f64().unwrap();
+    // The served model saw these customers (training-set figure); the cross-fitted one did not.
+    assert!(auc(0) > 0.75 && auc(1) > 0.7, "{} {}", auc(0), auc(1));
+    assert!(
+        (auc(2) - 0.5).abs() < 0.1,
+        "class frequencies rank nothing: {}",
+        auc(2)
+    );
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    assert!(md.contains("training-set figures"), "{md}");
+}
