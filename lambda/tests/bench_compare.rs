@@ -24,9 +24,10 @@ fn sentiment_records(path: &Path) {
     std::fs::write(path, text).unwrap();
 }
 
-fn compare(data: &Path, out: &Path) -> Value {
+/// Runs `bench compare` for `task` (200 bootstrap resamples); returns `report.json`.
+fn compare(task: &str, data: &Path, out: &Path) -> Value {
     let run = mesh_command("bench compare", &out.join("partners.json"))
-        .args(["--task", "sentiment", "--bootstrap", "200"])
+        .args(["--task", task, "--bootstrap", "200"])
         .arg("--data")
         .arg(data)
         .arg("--out")
@@ -70,7 +71,7 @@ fn sentiment_comparison_reports_recomputable_figures() {
         .map(|l| usize::from(serde_json::from_str::<Value>(l).unwrap()["label"] == "POSITIVE"))
         .collect();
 
-    let first = compare(&data, &dir.path().join("first"));
+    let first = compare("sentiment", &data, &dir.path().join("first"));
     assert_eq!(first["records"], 400);
     let models = first["models"].as_array().unwrap();
     let ids: Vec<&str> = models
@@ -128,7 +129,7 @@ fn sentiment_comparison_reports_recomputable_figures() {
         3
     );
 
-    let second = compare(&data, &dir.path().join("second"));
+    let second = compare("sentiment", &data, &dir.path().join("second"));
     assert_eq!(quality(&first), quality(&second), "same data, same figures");
 }
 
@@ -180,22 +181,7 @@ fn anomaly_comparison_finds_planted_points() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("points.csv");
     planted_points(&data);
-    let run = mesh_command("bench compare", &dir.path().join("partners.json"))
-        .args(["--task", "anomaly", "--bootstrap", "200"])
-        .arg("--data")
-        .arg(&data)
-        .arg("--out")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
-            .unwrap();
+    let report = compare("anomaly", &data, dir.path());
     assert_eq!(report["records"], 620);
     assert_eq!(report["label_counts"], serde_json::json!([600, 20]));
     let models = report["models"].as_array().unwrap();
@@ -265,22 +251,7 @@ fn churn_comparison_names_the_served_model_and_its_training_data() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("clients.csv");
     churn_csv(&data);
-    let run = mesh_command("bench compare", &dir.path().join("partners.json"))
-        .args(["--task", "churn", "--bootstrap", "200"])
-        .arg("--data")
-        .arg(&data)
-        .arg("--out")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
-            .unwrap();
+    let report = compare("churn", &data, dir.path());
     assert_eq!(report["records"], 1000);
     let models = report["models"].as_array().unwrap();
     let ids: Vec<&str> = models
