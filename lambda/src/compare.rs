@@ -408,21 +408,12 @@ pub fn read_points(path: &Path) -> anyhow::Result<(Vec<Vec<f64>>, Vec<usize>)> {
 /// Robust z-scores: the largest |x - median| / (1.4826 MAD) over the features of each point.
 fn robust_z(points: &[Vec<f64>]) -> Vec<f64> {
     let dim = points[0].len();
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        let n = v.len();
-        if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            (v[n / 2 - 1] + v[n / 2]) / 2.0
-        }
-    };
+    use mesh_agents::stats::{mad, median};
     let centres: Vec<(f64, f64)> = (0..dim)
         .map(|j| {
             let column: Vec<f64> = points.iter().map(|p| p[j]).collect();
-            let m = median(column.clone());
-            let mad = median(column.iter().map(|x| (x - m).abs()).collect());
-            (m, (1.4826 * mad).max(1e-12))
+            let m = median(&column);
+            (m, (1.4826 * mad(&column, m)).max(1e-12))
         })
         .collect();
     points
