@@ -343,6 +343,93 @@ pub(crate) fn forecast_with(
     Ok(fallback(history, h, level, why, candidates, holdout, folds))
 }
 
+/// Drift forecast (random walk with drift, >= 3 points), the benchmark method of
+/// `bench compare`; the same method and interval the model selection falls back to.
+pub fn drift(history: &[f64], horizon: usize, level: f64) -> Result<Forecast, ForecastError> {
+    validate(
+        history,
+        &ForecastOptions {
+            horizon,
+            season_lengths: vec![],
+            level,
+        },
+    )?;
+    let mut forecast = fallback(history, horizon, level, String::new(), vec![], 0, 0);
+    forecast.fallback = None;
+    Ok(forecast)
+}
+
+/// Seasonal naive forecast: each step repeats the value one season earlier (`season_length`
+/// 1 is the naive forecast). Interval `±z·σ·sqrt(k + 1)`, `k` the completed seasons before the
+/// step and `σ` the root mean square of the seasonal differences (Hyndman and Athanasopoulos,
+/// *Forecasting: Principles and Practice*, 5.5). Needs more than one season of history.
+pub fn seasonal_naive(
+    history: &[f64],
+    horizon: usize,
+    season_length: usize,
+    level: f64,
+) -> Result<Forecast, ForecastError> {
+    let m = season_length.max(1);
+    validate(
+        history,
+        &ForecastOptions {
+            horizon,
+            season_lengths: vec![],
+            level,
+        },
+    )?;
+    if history.len() <= m {
+        return Err(ForecastError::InvalidSeasonLength(m));
+    }
+    let n = history.len();
+    let differences: Vec<f64> = (m..n).map(|t| history[t] - history[t - m]).collect();
+    let sigma = (differences.iter().map(|d| d * d).sum::<f64>() / differences.len() as f64).sqrt();
+    let z = normal_quantile(0.5 + level / 2.0);
+    let point: Vec<f64> = (0..horizon).map(|s| history[n - m + s % m]).collect();
+    let half: Vec<f64> = (0..horizon)
+        .map(|s| z * sigma * ((s / m) as f64 + 1.0).sqrt())
+        .collect();
+    Ok(Forecast {
+        method: if m == 1 {
+            "naive (last value)".into()
+        } else {
+            format!("seasonal naive (m = {m})")
+        },
+        lower: point.iter().zip(&half).map(|(p, w)| p - w).collect(),
+        upper: point.iter().zip(&half).map(|(p, w)| p + w).collect(),
+        point,
+        level,
+        fallback: None,
+        holdout: 0,
+        folds: 0,
+        candidates: vec![],
+    })
+}
+
+/// Mean absolute scaled error: mean `|a - f|` over the mean absolute in-sample seasonal
+/// difference of `history` (Hyndman and Koehler 2006); NaN when that scale is 0.
+pub fn mase(history: &[f64], season_length: usize, actual: &[f64], predicted: &[f64]) -> f64 {
+    let m = season_length.max(1);
+    if history.len() <= m || actual.is_empty() {
+        return f64::NAN;
+    }
+    let scale = (m..history.len())
+        .map(|t| (history[t] - history[t - m]).abs())
+        .sum::<f64>()
+        / (history.len() - m) as f64;
+    let error = actual
+        .iter()
+        .zip(predicted)
+        .map(|(a, f)| (a - f).abs())
+        .sum::<f64>()
+        / actual.len() as f64;
+    if scale > 0.0 {
+        error / scale
+    } else {
+        f64::NAN
+    }
+}
+
 /// Symmetric MAPE in percent: mean of `2|a - f| / (|a| + |f|)` (0 when both are 0).
 pub fn smape(actual: &[f64], predicted: &[f64]) -> f64 {
     let terms: Vec<f64> = actual

@@ -3,7 +3,10 @@
 //! a runtime thread. Queued requests are merged into dynamic batches bounded by
 //! `max_batch_tokens` and `max_batch_requests`.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use tokio::sync::oneshot;
@@ -48,10 +51,30 @@ struct Job {
     respond: oneshot::Sender<Result<Vec<f32>>>,
 }
 
+/// What the worker has done since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BackendStats {
+    pub texts: u64,
+    /// Tokens in the batches' texts (special tokens included, before padding).
+    pub tokens: u64,
+    pub batches: u64,
+    /// Time spent in forward passes.
+    pub busy: Duration,
+}
+
+#[derive(Default)]
+struct Counters {
+    texts: AtomicU64,
+    tokens: AtomicU64,
+    batches: AtomicU64,
+    busy_ns: AtomicU64,
+}
+
 /// Handle to the embedding worker thread; cheap to clone.
 #[derive(Clone)]
 pub struct EmbeddingBackend {
     tx: Sender<Job>,
+    counters: Arc<Counters>,
     tokenizer: TextTokenizer,
     model_id: String,
     dim: usize,
@@ -62,8 +85,10 @@ impl EmbeddingBackend {
     /// Moves the model onto its own thread and returns the handle plus the thread.
     pub fn spawn(embedder: SentenceEmbedder, limits: BatchLimits) -> (Self, JoinHandle<()>) {
         let (tx, rx) = crossbeam_channel::unbounded();
+        let counters = Arc::new(Counters::default());
         let handle = Self {
             tx,
+            counters: Arc::clone(&counters),
             tokenizer: embedder.tokenizer().clone(),
             model_id: embedder.model_id().to_string(),
             dim: embedder.dim(),
@@ -71,7 +96,7 @@ impl EmbeddingBackend {
         };
         let thread = std::thread::Builder::new()
             .name("embedding-backend".into())
-            .spawn(move || worker(embedder, rx, limits))
+            .spawn(move || worker(embedder, rx, limits, &counters))
             .expect("spawn backend thread");
         (handle, thread)
     }
@@ -79,6 +104,17 @@ impl EmbeddingBackend {
     /// `id@version` of the model behind this backend.
     pub fn model_id(&self) -> &str {
         &self.model_id
+    }
+
+    /// Texts, tokens, batches and forward-pass time so far.
+    pub fn stats(&self) -> BackendStats {
+        let c = &self.counters;
+        BackendStats {
+            texts: c.texts.load(Ordering::Relaxed),
+            tokens: c.tokens.load(Ordering::Relaxed),
+            batches: c.batches.load(Ordering::Relaxed),
+            busy: Duration::from_nanos(c.busy_ns.load(Ordering::Relaxed)),
+        }
     }
 
     /// Embedding dimension.
@@ -125,7 +161,7 @@ impl EmbeddingBackend {
     }
 }
 
-fn worker(embedder: SentenceEmbedder, rx: Receiver<Job>, limits: BatchLimits) {
+fn worker(embedder: SentenceEmbedder, rx: Receiver<Job>, limits: BatchLimits, counters: &Counters) {
     let mut carry: Option<Job> = None;
     loop {
         let first = match carry.take() {
@@ -150,7 +186,15 @@ fn worker(embedder: SentenceEmbedder, rx: Receiver<Job>, limits: BatchLimits) {
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
+        let started = Instant::now();
+        let texts = batch.len() as u64;
         run_batch(&embedder, batch);
+        counters.texts.fetch_add(texts, Ordering::Relaxed);
+        counters.tokens.fetch_add(tokens as u64, Ordering::Relaxed);
+        counters.batches.fetch_add(1, Ordering::Relaxed);
+        counters
+            .busy_ns
+            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
     }
 }
 

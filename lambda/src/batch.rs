@@ -89,6 +89,8 @@ pub struct BatchSummary {
     /// Time from a record's start to its answer: median and 95th percentile.
     pub p50: Duration,
     pub p95: Duration,
+    /// What the shared encoder did during the run (texts embedded, forward-pass time).
+    pub encoder: mesh_inference::backend::BackendStats,
 }
 
 impl BatchSummary {
@@ -112,6 +114,20 @@ impl std::fmt::Display for BatchSummary {
         )?;
         if self.resumed > 0 {
             write!(f, "; {} answered by an earlier run", self.resumed)?;
+        }
+        let e = &self.encoder;
+        if e.texts > 0 {
+            let busy = e.busy.as_secs_f64();
+            write!(
+                f,
+                "\nencoder: {} texts ({} tokens) in {} batches, {:.1}s in forward passes ({:.1} texts/s while busy); busy {:.0}% of the run",
+                e.texts,
+                e.tokens,
+                e.batches,
+                busy,
+                e.texts as f64 / busy.max(1e-9),
+                100.0 * busy / self.elapsed.as_secs_f64().max(1e-9)
+            )?;
         }
         Ok(())
     }
@@ -215,9 +231,18 @@ pub async fn run(
             &reader_progress,
         )
     });
+    let before = state.embedder.stats();
+    let encoder = state.embedder.clone();
     let summary = score_records(state, options, receiver, writer, append_format, resumed).await;
     let read = reader.await.context("the input reader stopped")?;
-    let summary = summary?;
+    let mut summary = summary?;
+    let after = encoder.stats();
+    summary.encoder = mesh_inference::backend::BackendStats {
+        texts: after.texts - before.texts,
+        tokens: after.tokens - before.tokens,
+        batches: after.batches - before.batches,
+        busy: after.busy.saturating_sub(before.busy),
+    };
     read?;
     let (Some(final_path), Some(append_path)) = (final_path, append_path) else {
         return Ok(summary);

@@ -8,6 +8,10 @@
 //!   see it);
 //! - the majority class, cross-fitted the same way.
 //!
+//! With `--comprehend` (sentiment) or `--bedrock` (every text task) the cloud providers join:
+//! Amazon Comprehend's DetectSentiment, and a Claude model on Bedrock asked zero-shot for one
+//! of the labels; their cost column is the providers' list price of the requests made.
+//!
 //! The churn task (a CSV of client records with a `label`, `churn` or `churned` column) compares
 //! the served churn model (`mlc-churn`) with the same regression cross-fitted on the file and the
 //! majority class.
@@ -16,6 +20,9 @@
 //! flagging threshold) with robust z-scores (flagged above 3.5). Both fit on the whole file, so
 //! their per-record time is the batch's time divided by the records.
 //!
+//! The forecast task (series with a held-out end) compares the revenue agent's forecaster with
+//! seasonal naive and drift; see [`forecast`].
+//!
 //! Quality figures (accuracy, macro F1, ROC-AUC, each with a 95% percentile bootstrap interval of
 //! 1,000 seeded resamples) depend only on the data and the seed: the same data gives the same
 //! figures. Latency (per record, one at a time), throughput (batched) and the cost per 1,000
@@ -23,16 +30,20 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use mesh_agents::head::ClassificationHead;
 use mesh_agents::logistic::Logistic;
 use mesh_agents::train::{accuracy, argmax, macro_f1, stratified_folds, SplitMix64};
+use mesh_inference::cloud::{Bedrock, Comprehend, COMPREHEND_MODEL};
 use mesh_inference::embedder::SentenceEmbedder;
 use mesh_models::Manifest;
 use serde::Serialize;
 use serde_json::Value;
+
+pub mod forecast;
 
 /// Tasks `bench compare` knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -69,6 +80,28 @@ const FOLDS: usize = 5;
 /// Records timed one at a time for the latency figures.
 const LATENCY_SAMPLE: usize = 64;
 
+/// Cloud providers that join the text tasks when configured.
+#[derive(Clone, Default)]
+pub struct CloudCandidates {
+    pub comprehend: Option<Arc<Comprehend>>,
+    pub bedrock: Option<Arc<Bedrock>>,
+}
+
+impl std::fmt::Debug for CloudCandidates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CloudCandidates")
+            .field("comprehend", &self.comprehend.is_some())
+            .field("bedrock", &self.bedrock.as_ref().map(|b| b.model_id()))
+            .finish()
+    }
+}
+
+/// Claude 3 Haiku's list price on Bedrock, USD per million input and output tokens (the
+/// cost column of other Bedrock models is left empty).
+const HAIKU_USD_PER_M_TOKENS: (f64, f64) = (0.25, 1.25);
+/// Cloud requests in flight at once.
+const CLOUD_CONCURRENCY: usize = 8;
+
 /// What to compare and where the report goes.
 #[derive(Debug, Clone)]
 pub struct CompareOptions {
@@ -79,6 +112,7 @@ pub struct CompareOptions {
     pub models_dir: PathBuf,
     pub seed: u64,
     pub bootstrap: usize,
+    pub cloud: CloudCandidates,
 }
 
 /// A figure with its 95% bootstrap interval.
@@ -101,8 +135,8 @@ pub struct ModelReport {
     pub macro_f1: Estimate,
     /// Binary: ROC-AUC of the positive class; multiclass: the mean of one-vs-rest AUCs.
     pub roc_auc: Estimate,
-    /// ROC curve points (false positive rate, true positive rate) of the positive class
-    /// (binary tasks only).
+    /// ROC curve points (false positive rate, true positive rate) of the positive class;
+    /// multiclass: micro-averaged one-vs-rest (every record and class one decision).
     pub roc_curve: Vec<(f64, f64)>,
     /// The predicted label of every record, in input order.
     pub predictions: Vec<usize>,
@@ -124,6 +158,9 @@ pub struct Report {
     pub seed: u64,
     pub bootstrap_resamples: usize,
     pub models: Vec<ModelReport>,
+    /// The forecast task's figures, series and forecasts (its `models` is empty).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<forecast::ForecastComparison>,
 }
 
 /// Reads labelled texts; labels are names of `labels` (any case) or their indices.
@@ -190,14 +227,15 @@ pub fn read_labelled(path: &Path, labels: &[String]) -> anyhow::Result<Vec<(Stri
 
 /// Runs the comparison and writes `report.json`, `report.md` and `report.html` to `out_dir`.
 pub fn run(options: &CompareOptions, progress: &indicatif::ProgressBar) -> anyhow::Result<Report> {
+    let mut forecast = None;
     let (labels, y, models) = match options.task {
         Task::Sentiment | Task::Spam | Task::Threat => compare_text(options, progress)?,
         Task::Anomaly => compare_anomaly(options, progress)?,
         Task::Churn => compare_churn(options, progress)?,
-        Task::Forecast => anyhow::bail!(
-            "bench compare runs sentiment, spam, threat, anomaly and churn so far; {:?} is not implemented yet",
-            options.task
-        ),
+        Task::Forecast => {
+            forecast = Some(forecast::compare(options, progress)?);
+            (vec![], vec![], vec![])
+        }
     };
     let mut label_counts = vec![0; labels.len()];
     for &l in &y {
@@ -210,12 +248,13 @@ pub fn run(options: &CompareOptions, progress: &indicatif::ProgressBar) -> anyho
             use sha2::Digest;
             hex::encode(sha2::Sha256::digest(std::fs::read(&options.data)?))
         },
-        records: y.len(),
+        records: forecast.as_ref().map_or(y.len(), |f| f.series.len()),
         labels,
         label_counts,
         seed: options.seed,
         bootstrap_resamples: options.bootstrap,
         models,
+        forecast,
     };
     std::fs::create_dir_all(&options.out_dir)?;
     std::fs::write(
@@ -325,7 +364,194 @@ fn compare_text(
         options,
     ));
 
+    models.extend(compare_cloud(options, &texts, &y, &labels, progress)?);
     Ok((labels, y, models))
+}
+
+/// A cloud provider's answers: class probabilities, the predicted labels, per-request
+/// latency and list price.
+struct CloudAnswers {
+    probabilities: Vec<Vec<f32>>,
+    predictions: Vec<usize>,
+    latencies: Vec<Duration>,
+    cost_usd: f64,
+    wall: Duration,
+}
+
+impl CloudAnswers {
+    fn report(
+        self,
+        name: String,
+        model_used: String,
+        y: &[usize],
+        n_labels: usize,
+        options: &CompareOptions,
+    ) -> ModelReport {
+        let mut sorted = self.latencies.clone();
+        sorted.sort();
+        let at = |q: f64| sorted[((sorted.len() as f64 - 1.0) * q).round() as usize];
+        let timing = Timing {
+            p50: at(0.5),
+            p95: at(0.95),
+            per_record_batched: self.wall / y.len() as u32,
+        };
+        let mut report = assess(
+            name,
+            model_used,
+            "cloud",
+            &self.probabilities,
+            Some(self.predictions),
+            y,
+            n_labels,
+            timing,
+            options,
+        );
+        report.cost_per_1000_usd = self.cost_usd / y.len() as f64 * 1000.0;
+        report
+    }
+}
+
+/// Runs `ask` on every text, [`CLOUD_CONCURRENCY`] at a time, in input order.
+fn ask_all<T, F, Fut>(texts: &[&str], ask: F) -> anyhow::Result<(Vec<(T, Duration)>, Duration)>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    use futures_util::StreamExt;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let started = Instant::now();
+    let answers = runtime.block_on(
+        futures_util::stream::iter(texts.iter().map(|t| {
+            let call = ask(t.to_string());
+            async move {
+                let s = Instant::now();
+                call.await.map(|v| (v, s.elapsed()))
+            }
+        }))
+        .buffered(CLOUD_CONCURRENCY)
+        .collect::<Vec<_>>(),
+    );
+    let answers = answers.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
+    Ok((answers, started.elapsed()))
+}
+
+/// The configured cloud providers on a text task.
+fn compare_cloud(
+    options: &CompareOptions,
+    texts: &[&str],
+    y: &[usize],
+    labels: &[String],
+    progress: &indicatif::ProgressBar,
+) -> anyhow::Result<Vec<ModelReport>> {
+    let mut models = vec![];
+    let label_index = |name: &str| labels.iter().position(|l| l.eq_ignore_ascii_case(name));
+    if let Some(comprehend) = &options.cloud.comprehend {
+        let (negative, positive) = match (label_index("NEGATIVE"), label_index("POSITIVE")) {
+            (Some(n), Some(p)) if options.task == Task::Sentiment => (n, p),
+            _ => anyhow::bail!(
+                "--comprehend answers sentiment only; drop it for {:?}",
+                options.task
+            ),
+        };
+        progress.set_message(format!(
+            "Comprehend DetectSentiment on {} records",
+            texts.len()
+        ));
+        let (answers, wall) = ask_all(texts, |text| {
+            let comprehend = Arc::clone(comprehend);
+            async move { Ok(comprehend.sentiment(&text).await?.value) }
+        })?;
+        // NEUTRAL and MIXED answers are resolved by the larger of the two scores.
+        let mut probabilities = vec![];
+        for ((_, [pos, neg, _, _]), _) in &answers {
+            let p = pos / (pos + neg).max(f32::EPSILON);
+            let mut row = vec![0f32; labels.len()];
+            row[positive] = p;
+            row[negative] = 1.0 - p;
+            probabilities.push(row);
+        }
+        let predictions = probabilities.iter().map(|p| argmax(p)).collect();
+        models.push(
+            CloudAnswers {
+                probabilities,
+                predictions,
+                latencies: answers.iter().map(|(_, d)| *d).collect(),
+                cost_usd: texts.iter().map(|t| mesh_inference::cloud::comprehend::request_cost_usd(t)).sum(),
+                wall,
+            }
+            .report(
+                "Amazon Comprehend DetectSentiment (NEUTRAL / MIXED resolved by the larger of the positive and negative scores)".into(),
+                COMPREHEND_MODEL.into(),
+                y,
+                labels.len(),
+                options,
+            ),
+        );
+    }
+    if let Some(bedrock) = &options.cloud.bedrock {
+        progress.set_message(format!("{} on {} records", bedrock.model_id(), texts.len()));
+        let system = format!(
+            "You label texts for an evaluation. Answer with exactly one of these labels and nothing else: {}.",
+            labels.join(", ")
+        );
+        let (answers, wall) = ask_all(texts, |text| {
+            let (bedrock, system) = (Arc::clone(bedrock), system.clone());
+            async move { Ok(bedrock.generate(&system, &text, 10).await?.value) }
+        })?;
+        let mut unparsed = 0;
+        let (mut probabilities, mut predictions, mut cost) = (vec![], vec![], 0.0);
+        for (i, (generated, _)) in answers.iter().enumerate() {
+            let answer = generated.text.trim().trim_end_matches('.');
+            let named = label_index(answer).or_else(|| {
+                let words: Vec<String> = answer
+                    .split(|c: char| !c.is_alphanumeric() && c != '_' && c != '-')
+                    .map(str::to_ascii_lowercase)
+                    .collect();
+                labels
+                    .iter()
+                    .position(|l| words.contains(&l.to_ascii_lowercase()))
+            });
+            let mut row = vec![0f32; labels.len()];
+            match named {
+                Some(label) => {
+                    row[label] = 1.0;
+                    predictions.push(label);
+                }
+                None => {
+                    // An answer naming no label counts as wrong.
+                    unparsed += 1;
+                    row.iter_mut().for_each(|p| *p = 1.0 / labels.len() as f32);
+                    predictions.push((y[i] + 1) % labels.len());
+                }
+            }
+            probabilities.push(row);
+            let (input, output) = HAIKU_USD_PER_M_TOKENS;
+            cost += (f64::from(generated.input_tokens) * input
+                + f64::from(generated.output_tokens) * output)
+                / 1e6;
+        }
+        let mut answers_report = CloudAnswers {
+            probabilities,
+            predictions,
+            latencies: answers.iter().map(|(_, d)| *d).collect(),
+            cost_usd: cost,
+            wall,
+        };
+        if bedrock.model_id() != mesh_inference::cloud::DEFAULT_BEDROCK_MODEL {
+            answers_report.cost_usd = f64::NAN;
+        }
+        models.push(answers_report.report(
+            format!(
+                "{} on Bedrock, zero-shot (asked for one label at temperature 0; {unparsed} answers named no label and count as wrong)",
+                bedrock.model_id()
+            ),
+            bedrock.model_id().to_string(),
+            y,
+            labels.len(),
+            options,
+        ));
+    }
+    Ok(models)
 }
 
 /// Reads labelled points: CSV with numeric feature columns and a `label` column, or JSON
@@ -808,7 +1034,6 @@ fn assess(
 ) -> ModelReport {
     let predictions: Vec<usize> =
         predictions.unwrap_or_else(|| probabilities.iter().map(|p| argmax(p)).collect());
-    let all: Vec<usize> = (0..y.len()).collect();
     let figures = |rows: &[usize]| -> [f64; 3] {
         let p: Vec<usize> = rows.iter().map(|&i| predictions[i]).collect();
         let t: Vec<usize> = rows.iter().map(|&i| y[i]).collect();
@@ -818,12 +1043,60 @@ fn assess(
             auc_of(probabilities, y, n_labels, rows),
         ]
     };
-    let point = figures(&all);
+    let [accuracy, macro_f1, roc_auc] = bootstrap(y.len(), options, figures);
+    let roc_curve = if n_labels == 2 {
+        let scores: Vec<f64> = probabilities.iter().map(|p| f64::from(p[1])).collect();
+        let truth: Vec<bool> = y.iter().map(|&l| l == 1).collect();
+        roc_curve(&scores, &truth)
+    } else {
+        // Micro-averaged one-vs-rest: every (record, class) pair is one binary decision.
+        let scores: Vec<f64> = probabilities
+            .iter()
+            .flatten()
+            .map(|p| f64::from(*p))
+            .collect();
+        let truth: Vec<bool> = y
+            .iter()
+            .flat_map(|&l| (0..n_labels).map(move |c| c == l))
+            .collect();
+        roc_curve(&scores, &truth)
+    };
+    let seconds = timing.per_record_batched.as_secs_f64();
+    ModelReport {
+        name,
+        model_used,
+        kind,
+        accuracy,
+        macro_f1,
+        roc_auc,
+        roc_curve,
+        predictions,
+        trained_on: vec![],
+        latency_p50_ms: timing.p50.as_secs_f64() * 1e3,
+        latency_p95_ms: timing.p95.as_secs_f64() * 1e3,
+        throughput_per_s: if seconds > 0.0 { 1.0 / seconds } else { 0.0 },
+        cost_per_1000_usd: cost_per_1000(seconds),
+    }
+}
+
+/// Lambda compute cost of 1,000 records at `seconds` each (one vCPU).
+fn cost_per_1000(seconds: f64) -> f64 {
+    seconds * 1000.0 * LAMBDA_MEMORY_GB * LAMBDA_USD_PER_GB_S
+}
+
+/// `K` figures of `n` rows with 95% percentile intervals over `options.bootstrap` seeded
+/// resamples of the rows (non-finite resample figures are left out).
+fn bootstrap<const K: usize>(
+    n: usize,
+    options: &CompareOptions,
+    figures: impl Fn(&[usize]) -> [f64; K],
+) -> [Estimate; K] {
+    let point = figures(&(0..n).collect::<Vec<_>>());
     let mut rng = SplitMix64::new(options.seed ^ 0xB007);
-    let mut samples: [Vec<f64>; 3] = Default::default();
+    let mut samples: [Vec<f64>; K] = std::array::from_fn(|_| vec![]);
     for _ in 0..options.bootstrap {
-        let rows: Vec<usize> = (0..y.len())
-            .map(|_| (rng.next_u64() % y.len() as u64) as usize)
+        let rows: Vec<usize> = (0..n)
+            .map(|_| (rng.next_u64() % n as u64) as usize)
             .collect();
         for (k, v) in figures(&rows).into_iter().enumerate() {
             if v.is_finite() {
@@ -831,7 +1104,7 @@ fn assess(
             }
         }
     }
-    let mut estimate = |k: usize| {
+    std::array::from_fn(|k| {
         let s = &mut samples[k];
         s.sort_by(f64::total_cmp);
         let at = |q: f64| {
@@ -844,30 +1117,7 @@ fn assess(
             ci_low: at(0.025),
             ci_high: at(0.975),
         }
-    };
-    let roc_curve = if n_labels == 2 {
-        let scores: Vec<f64> = probabilities.iter().map(|p| f64::from(p[1])).collect();
-        let truth: Vec<bool> = y.iter().map(|&l| l == 1).collect();
-        roc_curve(&scores, &truth)
-    } else {
-        vec![]
-    };
-    let seconds = timing.per_record_batched.as_secs_f64();
-    ModelReport {
-        name,
-        model_used,
-        kind,
-        accuracy: estimate(0),
-        macro_f1: estimate(1),
-        roc_auc: estimate(2),
-        roc_curve,
-        predictions,
-        trained_on: vec![],
-        latency_p50_ms: timing.p50.as_secs_f64() * 1e3,
-        latency_p95_ms: timing.p95.as_secs_f64() * 1e3,
-        throughput_per_s: if seconds > 0.0 { 1.0 / seconds } else { 0.0 },
-        cost_per_1000_usd: seconds * 1000.0 * LAMBDA_MEMORY_GB * LAMBDA_USD_PER_GB_S,
-    }
+    })
 }
 
 /// Latency, throughput and cost cells ("-" for a model that is not timed).
@@ -878,7 +1128,11 @@ fn speed(m: &ModelReport) -> (String, String, String) {
     (
         format!("{:.2} / {:.2}", m.latency_p50_ms, m.latency_p95_ms),
         format!("{:.0}", m.throughput_per_s),
-        format!("{:.2e}", m.cost_per_1000_usd),
+        if m.cost_per_1000_usd.is_finite() {
+            format!("{:.2e}", m.cost_per_1000_usd)
+        } else {
+            "-".into()
+        },
     )
 }
 
@@ -890,6 +1144,19 @@ fn ci(e: &Estimate) -> String {
 pub fn markdown(report: &Report) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "# Model comparison: {:?}\n", report.task);
+    if let Some(comparison) = &report.forecast {
+        let _ = writeln!(
+            md,
+            "{} series from `{}` (sha256 `{}`), each forecast over its held-out end; seed {}, {} bootstrap resamples of the held-out points (95% intervals).\n",
+            report.records, report.data, &report.data_sha256[..16], report.seed, report.bootstrap_resamples
+        );
+        forecast::markdown(comparison, &mut md);
+        let _ = writeln!(
+            md,
+            "\nQuality figures depend only on the data. Times are measured on this machine; the cost assumes Lambda at {LAMBDA_MEMORY_GB} GB (one vCPU), ${LAMBDA_USD_PER_GB_S} per GB-second."
+        );
+        return md;
+    }
     let _ = writeln!(
         md,
         "{} records from `{}` (sha256 `{}`), labels {} with counts {:?}; seed {}, {} bootstrap resamples (95% intervals).\n",
@@ -937,14 +1204,17 @@ const COLOURS: [&str; 6] = [
     "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b",
 ];
 
-/// Accuracy (with its interval) against p50 latency, log scale.
-fn scatter_svg(report: &Report) -> String {
-    let (w, h, pad) = (520.0, 320.0, 50.0);
-    let timed: Vec<&ModelReport> = report
-        .models
-        .iter()
-        .filter(|m| m.latency_p50_ms > 0.0)
-        .collect();
+/// A model's place on the quality-against-latency plot.
+struct ScatterPoint<'a> {
+    model_used: &'a str,
+    latency_p50_ms: f64,
+    quality: Estimate,
+}
+
+/// A quality figure (with its interval, on 0..`y_max`) against p50 latency, log scale.
+fn scatter_svg(points: &[ScatterPoint], per: &str, y_label: &str, y_max: f64) -> String {
+    let (w, h, pad) = (600.0, 320.0, 50.0);
+    let timed: Vec<&ScatterPoint> = points.iter().filter(|m| m.latency_p50_ms > 0.0).collect();
     let lo = timed
         .iter()
         .map(|m| m.latency_p50_ms.log10())
@@ -956,10 +1226,10 @@ fn scatter_svg(report: &Report) -> String {
         .fold(f64::NEG_INFINITY, f64::max)
         .ceil()
         .max(lo + 1.0);
-    let x = |ms: f64| pad + (ms.log10() - lo) / (hi - lo) * (w - 2.0 * pad);
-    let y = |acc: f64| h - pad - acc * (h - 2.0 * pad);
+    let x = |ms: f64| pad + (ms.log10() - lo) / (hi - lo) * (w - 2.0 * pad - 140.0);
+    let y = |v: f64| h - pad - (v / y_max).clamp(0.0, 1.0) * (h - 2.0 * pad);
     let mut svg = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img" aria-label="accuracy against latency"><rect width="100%" height="100%" fill="white"/>"#
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img" aria-label="{y_label} against latency"><rect width="100%" height="100%" fill="white"/>"#
     );
     let _ = write!(
         svg,
@@ -971,7 +1241,7 @@ fn scatter_svg(report: &Report) -> String {
     );
     let _ = write!(
         svg,
-        r#"<text x="{}" y="{}" text-anchor="middle" font-size="12">p50 latency per record (ms, log scale)</text><text x="14" y="{}" font-size="12" transform="rotate(-90 14 {})" text-anchor="middle">accuracy</text>"#,
+        r#"<text x="{}" y="{}" text-anchor="middle" font-size="12">p50 latency per {per} (ms, log scale)</text><text x="14" y="{}" font-size="12" transform="rotate(-90 14 {})" text-anchor="middle">{y_label}</text>"#,
         w / 2.0,
         h - 12.0,
         h / 2.0,
@@ -986,10 +1256,10 @@ fn scatter_svg(report: &Report) -> String {
             h - pad + 14.0
         );
     }
-    for tick in [0.0, 0.25, 0.5, 0.75, 1.0] {
+    for tick in [0.0, 0.25, 0.5, 0.75, 1.0].map(|t| t * y_max) {
         let _ = write!(
             svg,
-            r#"<text x="{}" y="{:.1}" font-size="10" text-anchor="end">{tick}</text>"#,
+            r#"<text x="{}" y="{:.1}" font-size="10" text-anchor="end">{tick:.3}</text>"#,
             pad - 4.0,
             y(tick) + 3.0
         );
@@ -999,14 +1269,14 @@ fn scatter_svg(report: &Report) -> String {
         let _ = write!(
             svg,
             r#"<line x1="{cx:.1}" y1="{:.1}" x2="{cx:.1}" y2="{:.1}" stroke="{colour}"/><circle cx="{cx:.1}" cy="{:.1}" r="5" fill="{colour}"><title>{}: {:.3}</title></circle><text x="{:.1}" y="{:.1}" font-size="10" fill="{colour}">{}</text>"#,
-            y(m.accuracy.ci_low),
-            y(m.accuracy.ci_high),
-            y(m.accuracy.value),
-            escape(&m.model_used),
-            m.accuracy.value,
+            y(m.quality.ci_low),
+            y(m.quality.ci_high),
+            y(m.quality.value),
+            escape(m.model_used),
+            m.quality.value,
             cx + 7.0,
-            y(m.accuracy.value) - 6.0,
-            escape(&m.model_used)
+            y(m.quality.value) - 6.0,
+            escape(m.model_used.split(" (").next().unwrap_or(m.model_used))
         );
     }
     svg.push_str("</svg>");
@@ -1062,7 +1332,36 @@ fn roc_svg(report: &Report) -> String {
 
 /// The report as a self-contained HTML page (table and inline SVG plots).
 pub fn html(report: &Report) -> String {
-    let mut page = format!("<!doctype html><html><head><meta charset=\"utf-8\"><title>Model comparison: {:?}</title><style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child{{text-align:left}}</style></head><body>", report.task);
+    let mut page = format!("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Model comparison: {:?}</title><style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child{{text-align:left}}</style></head><body>", report.task);
+    if let Some(comparison) = &report.forecast {
+        let _ = write!(page, "<h1>Model comparison: {:?}</h1><p>{} series from <code>{}</code> (sha256 <code>{}</code>), each forecast over its held-out end; seed {}; {} bootstrap resamples of the held-out points, 95% intervals.</p>",
+            report.task, report.records, escape(&report.data), &report.data_sha256[..16], report.seed, report.bootstrap_resamples);
+        page.push_str(&forecast::html_table(comparison));
+        let points: Vec<ScatterPoint> = comparison
+            .models
+            .iter()
+            .map(|m| ScatterPoint {
+                model_used: &m.model_used,
+                latency_p50_ms: m.latency_p50_ms,
+                quality: m.smape,
+            })
+            .collect();
+        let y_max = points
+            .iter()
+            .map(|p| p.quality.ci_high)
+            .filter(|v| v.is_finite())
+            .fold(1.0, f64::max)
+            * 1.1;
+        page.push_str("<h2>sMAPE against latency</h2>");
+        page.push_str(&scatter_svg(&points, "series", "sMAPE %", y_max));
+        page.push_str("<h2>Forecast fan charts</h2>");
+        for series in &comparison.series {
+            let _ = write!(page, "<h3>{}</h3>", escape(&series.name));
+            page.push_str(&forecast::fan_chart_svg(series, comparison.level));
+        }
+        page.push_str("<p>Quality figures depend only on the data; times are measurements of the machine that ran the comparison.</p></body></html>\n");
+        return page;
+    }
     let _ = write!(page, "<h1>Model comparison: {:?}</h1><p>{} records from <code>{}</code> (sha256 <code>{}</code>); labels {}; seed {}; {} bootstrap resamples, 95% intervals.</p>",
         report.task, report.records, escape(&report.data), &report.data_sha256[..16], escape(&report.labels.join(" / ")), report.seed, report.bootstrap_resamples);
     page.push_str("<table><tr><th>model</th><th>kind</th><th>accuracy</th><th>macro F1</th><th>ROC-AUC</th><th>p50 / p95 ms</th><th>records/s</th><th>$ per 1,000</th></tr>");
@@ -1072,11 +1371,22 @@ pub fn html(report: &Report) -> String {
             escape(&m.name), escape(&m.model_used), m.kind, ci(&m.accuracy), ci(&m.macro_f1), ci(&m.roc_auc));
     }
     page.push_str("</table><h2>Accuracy against latency</h2>");
-    page.push_str(&scatter_svg(report));
-    if report.labels.len() == 2 {
-        page.push_str("<h2>ROC curves</h2>");
-        page.push_str(&roc_svg(report));
-    }
+    let points: Vec<ScatterPoint> = report
+        .models
+        .iter()
+        .map(|m| ScatterPoint {
+            model_used: &m.model_used,
+            latency_p50_ms: m.latency_p50_ms,
+            quality: m.accuracy,
+        })
+        .collect();
+    page.push_str(&scatter_svg(&points, "record", "accuracy", 1.0));
+    page.push_str(if report.labels.len() == 2 {
+        "<h2>ROC curves</h2>"
+    } else {
+        "<h2>ROC curves (micro-averaged one-vs-rest)</h2>"
+    });
+    page.push_str(&roc_svg(report));
     page.push_str("<p>Quality figures depend only on the data and the seed; times are measurements of the machine that ran the comparison.</p></body></html>\n");
     page
 }

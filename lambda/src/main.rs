@@ -156,6 +156,14 @@ enum BenchCommand {
         /// Bootstrap resamples of the intervals.
         #[arg(long, default_value_t = 1000)]
         bootstrap: usize,
+        /// Add Amazon Comprehend's DetectSentiment (sentiment task; AWS credentials and region
+        /// from the environment, as the SDK reads them).
+        #[arg(long, env = "MESH_COMPARE_COMPREHEND")]
+        comprehend: bool,
+        /// Add a Claude model on Bedrock (`--bedrock-model`), asked zero-shot for the label
+        /// (text tasks).
+        #[arg(long, env = "MESH_COMPARE_BEDROCK")]
+        bedrock: bool,
         #[command(flatten)]
         model: ModelArgs,
     },
@@ -369,9 +377,36 @@ fn main() -> anyhow::Result<()> {
                     out,
                     seed,
                     bootstrap,
+                    comprehend,
+                    bedrock,
                     model,
                 },
         } => {
+            let cloud = if comprehend || bedrock {
+                let config = runtime()?.block_on(mesh_inference::cloud::aws_config());
+                let resilience = model.cloud.resilience();
+                mesh_lambda::compare::CloudCandidates {
+                    comprehend: comprehend.then(|| {
+                        std::sync::Arc::new(mesh_inference::cloud::Comprehend::new(
+                            &config, resilience,
+                        ))
+                    }),
+                    bedrock: bedrock.then(|| {
+                        std::sync::Arc::new(mesh_inference::cloud::Bedrock::new(
+                            &config,
+                            &model.cloud.bedrock_model,
+                            if model.cloud.bedrock_invoke_model {
+                                mesh_inference::cloud::BedrockApi::InvokeModel
+                            } else {
+                                mesh_inference::cloud::BedrockApi::Converse
+                            },
+                            resilience,
+                        ))
+                    }),
+                }
+            } else {
+                Default::default()
+            };
             let options = mesh_lambda::compare::CompareOptions {
                 task,
                 data,
@@ -379,6 +414,7 @@ fn main() -> anyhow::Result<()> {
                 models_dir: model.models_dir.clone(),
                 seed,
                 bootstrap,
+                cloud,
             };
             let bar = indicatif::ProgressBar::new_spinner();
             bar.enable_steady_tick(std::time::Duration::from_millis(200));

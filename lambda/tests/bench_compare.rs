@@ -3,6 +3,8 @@
 //! bracket their values, and the quality figures are the same on a second run.
 
 mod common;
+#[path = "common/standin.rs"]
+mod standin;
 
 use std::path::Path;
 
@@ -26,8 +28,15 @@ fn sentiment_records(path: &Path) {
 
 /// Runs `bench compare` for `task` (200 bootstrap resamples); returns `report.json`.
 fn compare(task: &str, data: &Path, out: &Path) -> Value {
+    compare_with(task, data, out, &[], &[])
+}
+
+/// [`compare`] with more arguments and environment.
+fn compare_with(task: &str, data: &Path, out: &Path, args: &[&str], env: &[(&str, &str)]) -> Value {
     let run = mesh_command("bench compare", &out.join("partners.json"))
         .args(["--task", task, "--bootstrap", "200"])
+        .args(args)
+        .envs(env.iter().copied())
         .arg("--data")
         .arg(data)
         .arg("--out")
@@ -45,19 +54,85 @@ fn compare(task: &str, data: &Path, out: &Path) -> Value {
 /// The report without the measured times (which vary run to run).
 fn quality(report: &Value) -> Value {
     let mut report = report.clone();
-    for model in report["models"].as_array_mut().unwrap() {
-        let model = model.as_object_mut().unwrap();
-        for timed in [
-            "latency_p50_ms",
-            "latency_p95_ms",
-            "throughput_per_s",
-            "cost_per_1000_usd",
-            "name",
-        ] {
-            model.remove(timed);
+    for path in ["/models", "/forecast/models"] {
+        let models = report.pointer_mut(path).and_then(Value::as_array_mut);
+        for model in models.into_iter().flatten() {
+            let model = model.as_object_mut().unwrap();
+            for timed in [
+                "latency_p50_ms",
+                "latency_p95_ms",
+                "throughput_per_s",
+                "cost_per_1000_usd",
+                "name",
+            ] {
+                model.remove(timed);
+            }
         }
     }
     report
+}
+
+#[test]
+fn cloud_providers_join_when_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("sentiment.jsonl");
+    sentiment_records(&data);
+    let content = std::fs::read_to_string(&data).unwrap();
+    let few: Vec<&str> = content.lines().take(40).collect();
+    std::fs::write(&data, few.join("\n")).unwrap();
+    let positives = few.iter().filter(|l| l.contains("\"POSITIVE\"")).count();
+    let (url, standin) = standin::start_standin();
+    *standin.script.lock().unwrap() = mesh_lambda::standin::Script {
+        sentiment: "MIXED".into(),
+        scores: [0.3, 0.1, 0.1, 0.5],
+        completion: "Positive.".into(),
+        ..Default::default()
+    };
+    let report = compare_with(
+        "sentiment",
+        &data,
+        dir.path(),
+        &["--comprehend", "--bedrock"],
+        &common::aws_env(&url),
+    );
+    let models = report["models"].as_array().unwrap();
+    let cloud: Vec<&Value> = models.iter().filter(|m| m["kind"] == "cloud").collect();
+    assert_eq!(cloud.len(), 2, "{models:?}");
+    assert_eq!(
+        cloud[0]["model_used"],
+        mesh_inference::cloud::COMPREHEND_MODEL
+    );
+    assert_eq!(
+        cloud[1]["model_used"],
+        mesh_inference::cloud::DEFAULT_BEDROCK_MODEL
+    );
+    // MIXED with positive 0.3 > negative 0.1 reads positive; "Positive." names the label.
+    for model in &cloud {
+        let accuracy = model["accuracy"]["value"].as_f64().unwrap();
+        assert!(
+            (accuracy - positives as f64 / 40.0).abs() < 1e-12,
+            "{model}"
+        );
+    }
+    assert_eq!(standin.calls_of("Comprehend.DetectSentiment").len(), 40);
+    assert_eq!(standin.calls_of("Bedrock.Converse").len(), 40);
+    // Comprehend's price: units of 100 characters, at least 3 a request, $0.0001 each.
+    let units: usize = few
+        .iter()
+        .map(|l| {
+            let text = serde_json::from_str::<Value>(l).unwrap()["text"]
+                .as_str()
+                .unwrap()
+                .chars()
+                .count();
+            text.div_ceil(100).max(3)
+        })
+        .sum();
+    let cost = cloud[0]["cost_per_1000_usd"].as_f64().unwrap();
+    assert!(
+        (cost - units as f64 * 0.0001 / 40.0 * 1000.0).abs() < 1e-9,
+        "{cost}"
+    );
 }
 
 #[test]
@@ -133,19 +208,92 @@ fn sentiment_comparison_reports_recomputable_figures() {
     assert_eq!(quality(&first), quality(&second), "same data, same figures");
 }
 
+/// Two hand-built series with known structure: a monthly one with a linear trend and a
+/// 12-month season, and a straight line (no season).
+fn known_series(path: &Path) {
+    let seasonal: Vec<f64> = (0..120)
+        .map(|t| {
+            let t = f64::from(t);
+            100.0 + 0.5 * t + 10.0 * (2.0 * std::f64::consts::PI * t / 12.0).sin()
+        })
+        .collect();
+    let line: Vec<f64> = (0..40).map(|t| 50.0 + 2.0 * f64::from(t)).collect();
+    std::fs::write(
+        path,
+        format!(
+            "{}\n{}\n",
+            serde_json::json!({"name": "trend-and-season", "values": seasonal, "season_length": 12}),
+            serde_json::json!({"name": "line", "values": line, "horizon": 6}),
+        ),
+    )
+    .unwrap();
+}
+
 #[test]
-fn tasks_not_implemented_yet_say_so() {
+fn forecast_comparison_scores_every_method_on_the_held_out_ends() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("empty.jsonl");
-    std::fs::write(&data, "").unwrap();
-    let run = mesh_command("bench compare", &dir.path().join("partners.json"))
-        .args(["--task", "forecast"])
-        .arg("--data")
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(!run.status.success());
-    assert!(String::from_utf8_lossy(&run.stderr).contains("not implemented yet"));
+    let data = dir.path().join("series.jsonl");
+    known_series(&data);
+    let first = compare("forecast", &data, &dir.path().join("first"));
+    assert_eq!(first["records"], 2);
+    let comparison = &first["forecast"];
+    let ids: Vec<&str> = comparison["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["model_used"].as_str().unwrap())
+        .collect();
+    assert!(ids[0].starts_with("revenue-forecast@"), "{ids:?}");
+    assert_eq!(&ids[1..], ["seasonal-naive", "drift"]);
+
+    let series = comparison["series"].as_array().unwrap();
+    let (seasonal, line) = (&series[0], &series[1]);
+    // The last season (12 points) and the 6 asked-for points are held out.
+    assert_eq!(seasonal["actual"].as_array().unwrap().len(), 12);
+    assert_eq!(seasonal["history"].as_array().unwrap().len(), 108);
+    assert_eq!(line["actual"].as_array().unwrap().len(), 6);
+    let smape_of = |s: &Value, i: usize| s["forecasts"][i]["smape"].as_f64().unwrap();
+    for s in series {
+        let actual: Vec<f64> = serde_json::from_value(s["actual"].clone()).unwrap();
+        for f in s["forecasts"].as_array().unwrap() {
+            let point: Vec<f64> = serde_json::from_value(f["point"].clone()).unwrap();
+            let recomputed = 100.0
+                * actual
+                    .iter()
+                    .zip(&point)
+                    .map(|(a, p)| 2.0 * (a - p).abs() / (a.abs() + p.abs()))
+                    .sum::<f64>()
+                / actual.len() as f64;
+            assert!(
+                (recomputed - f["smape"].as_f64().unwrap()).abs() < 1e-9,
+                "{f}"
+            );
+        }
+    }
+    // Seasonal naive repeats last year, so it misses the trend by 0.5 x 12 = 6 at every step.
+    let naive: Vec<f64> =
+        serde_json::from_value(seasonal["forecasts"][1]["point"].clone()).unwrap();
+    let actual: Vec<f64> = serde_json::from_value(seasonal["actual"].clone()).unwrap();
+    for (a, p) in actual.iter().zip(&naive) {
+        assert!((a - p - 6.0).abs() < 1e-9, "{a} {p}");
+    }
+    // The agent's model recovers trend and season; drift is exact on the straight line.
+    assert!(smape_of(seasonal, 0) < 0.5, "{}", smape_of(seasonal, 0));
+    assert!(
+        smape_of(seasonal, 0) < smape_of(seasonal, 1)
+            && smape_of(seasonal, 1) < smape_of(seasonal, 2)
+    );
+    assert!(smape_of(line, 2) < 1e-9);
+    assert!(smape_of(line, 0) < 0.5, "{}", smape_of(line, 0));
+
+    let html = std::fs::read_to_string(dir.path().join("first/report.html")).unwrap();
+    assert_eq!(html.matches("aria-label=\"fan chart of").count(), 2);
+    assert!(html.contains("aria-label=\"sMAPE % against latency\""));
+    let md = std::fs::read_to_string(dir.path().join("first/report.md")).unwrap();
+    assert!(md.contains("| trend-and-season | 12 |"), "{md}");
+
+    let second = compare("forecast", &data, &dir.path().join("second"));
+    assert_eq!(quality(&first), quality(&second), "same data, same figures");
 }
 
 /// 600 standard-normal points in 3 dimensions and 20 planted at distance 7 (label 1), as CSV.

@@ -4,8 +4,9 @@
 //! every fallback policy of the market and NLP-query agents, with the fallback visible.
 
 mod common;
+#[path = "common/standin.rs"]
+mod standin;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::Server;
@@ -14,26 +15,7 @@ use mesh_inference::cloud::{
 };
 use mesh_lambda::standin::{Fault, Script, StandIn};
 use serde_json::{json, Value};
-
-/// A stand-in on a free port, served by its own runtime thread for the life of the test.
-fn start_standin() -> (String, Arc<StandIn>) {
-    let state = Arc::new(StandIn::default());
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let served = Arc::clone(&state);
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            listener.set_nonblocking(true).unwrap();
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            mesh_lambda::standin::serve(listener, served).await.unwrap();
-        });
-    });
-    (url, state)
-}
+use standin::start_standin;
 
 fn script() -> Script {
     Script {

@@ -766,3 +766,25 @@ fn admissibility_uses_the_characteristic_roots() {
     assert!(!params_ok(&p(0.3, 0.4, 0.2, 1.0), aaa, 12));
     assert!(!params_ok(&p(0.7, 0.1, 0.4, 1.0), aaa, 12));
 }
+
+#[test]
+fn seasonal_naive_and_mase_match_hand_computed_values() {
+    // Seasonal differences are all 1, so sigma = 1; the second season widens by sqrt(2).
+    let history = [1.0, 2.0, 3.0, 4.0, 2.0, 3.0, 4.0, 5.0];
+    let f = seasonal_naive(&history, 6, 4, 0.95).unwrap();
+    assert_eq!(f.point, vec![2.0, 3.0, 4.0, 5.0, 2.0, 3.0]);
+    let z = 1.959_963_985;
+    for (s, (lo, p)) in f.lower.iter().zip(&f.point).enumerate() {
+        let expected = if s < 4 { z } else { z * 2f64.sqrt() };
+        assert!((p - lo - expected).abs() < 1e-6, "step {s}");
+    }
+    assert_eq!(f.method, "seasonal naive (m = 4)");
+    // Scale: mean |y_t - y_{t-4}| = 1; errors 1 and 2 -> 1.5.
+    assert!((mase(&history, 4, &[3.0, 3.0], &[2.0, 5.0]) - 1.5).abs() < 1e-12);
+    assert!(seasonal_naive(&history, 3, 8, 0.95).is_err());
+    // Drift through (0, 1) .. (3, 4): slope 1, exact differences, zero-width interval.
+    let d = drift(&[1.0, 2.0, 3.0, 4.0], 2, 0.9).unwrap();
+    assert_eq!(d.point, vec![5.0, 6.0]);
+    assert_eq!(d.lower, d.point);
+    assert!(d.fallback.is_none());
+}

@@ -150,6 +150,51 @@ impl Comprehend {
     }
 }
 
+impl Comprehend {
+    /// Sentiment alone (one DetectSentiment call, a third of [`Comprehend::analyze`]'s cost):
+    /// the label and the scores of POSITIVE, NEGATIVE, NEUTRAL and MIXED.
+    pub async fn sentiment(&self, text: &str) -> Result<CloudCall<(String, [f32; 4])>, CloudError> {
+        let cut = truncate_utf8(text, MAX_TEXT_BYTES);
+        call_resilient(SERVICE, &self.resilience, &self.breaker, || async {
+            let out = self
+                .client
+                .detect_sentiment()
+                .text(cut)
+                .language_code(LanguageCode::En)
+                .send()
+                .await
+                .map_err(|e| CloudError::from_sdk(SERVICE, &e))?;
+            let label = out.sentiment().ok_or_else(|| CloudError::BadResponse {
+                service: SERVICE.into(),
+                message: "DetectSentiment answered without `Sentiment`".into(),
+            })?;
+            let s = out.sentiment_score();
+            let score = |f: fn(&aws_sdk_comprehend::types::SentimentScore) -> Option<f32>| {
+                s.and_then(f).unwrap_or(0.0)
+            };
+            Ok((
+                label.as_str().to_string(),
+                [
+                    score(|s| s.positive()),
+                    score(|s| s.negative()),
+                    score(|s| s.neutral()),
+                    score(|s| s.mixed()),
+                ],
+            ))
+        })
+        .await
+    }
+}
+
+/// Comprehend's list price per unit of 100 characters (minimum 3 units a request), USD.
+pub const COMPREHEND_USD_PER_UNIT: f64 = 0.0001;
+
+/// The list price of one DetectSentiment request on `text`.
+pub fn request_cost_usd(text: &str) -> f64 {
+    let chars = truncate_utf8(text, MAX_TEXT_BYTES).chars().count();
+    chars.div_ceil(100).max(3) as f64 * COMPREHEND_USD_PER_UNIT
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
