@@ -4,7 +4,7 @@
 # name, sha256 verified, idempotent), builds the DistilBERT checkpoint from MiniLM, trains
 # the classification heads that are missing, caches the agents' embeddings, installs the
 # local AWS tools (cargo-lambda), lints the deployment template (cfn-lint), then runs every
-# test.
+# test: the workspace's, then the dashboard's in headless Chromium (scripts/web_e2e.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,3 +13,4 @@ cargo build --workspace --all-targets --locked
 bash scripts/aws_tools.sh
 bash scripts/lint_template.sh
 cargo test --workspace --locked "$@"
+bash scripts/web_e2e.sh

@@ -1,4 +1,5 @@
-//! Routes: `GET /health`, `POST /embed` (text-embeddings-inference's shape), `GET /openapi.json`.
+//! Routes: `GET /health`, `POST /embed` (text-embeddings-inference's shape), `GET /openapi.json`;
+//! the dashboard's files at `/` (see [`crate::web`]).
 
 use std::sync::Arc;
 
@@ -29,6 +30,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(crate::agents_api::routes(protection.max_data_body_bytes))
         .merge(crate::records_api::routes())
         .merge(crate::jobs::routes())
+        .merge(crate::web::routes(&state.web))
         .layer(axum::extract::DefaultBodyLimit::max(
             protection.max_body_bytes,
         ))

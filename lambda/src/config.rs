@@ -221,6 +221,8 @@ pub struct ServiceArgs {
     pub async_queue_url: Option<String>,
     #[command(flatten)]
     pub protection: crate::protection::ProtectionArgs,
+    #[command(flatten)]
+    pub web: crate::web::WebArgs,
 }
 
 /// Where the state tables live.
@@ -256,6 +258,7 @@ impl ServiceArgs {
             websocket_endpoint: None,
             async_queue_url: None,
             protection: Default::default(),
+            web: Default::default(),
         }
     }
 

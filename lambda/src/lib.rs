@@ -26,6 +26,7 @@ pub mod sinks;
 pub mod standin;
 pub mod state;
 pub mod store;
+pub mod web;
 pub mod ws;
 
 pub use api::router;

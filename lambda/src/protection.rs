@@ -255,9 +255,9 @@ pub fn error_response(status: StatusCode, error_type: &'static str, message: Str
         .into_response()
 }
 
-/// Routes open without a key: the load balancer's health probe.
+/// Routes open without a key: the load balancer's health probe and the dashboard's files.
 fn open_route(path: &str) -> bool {
-    path == "/health"
+    path == "/health" || crate::web::is_dashboard_file(path)
 }
 
 /// Middleware: checks `x-api-key` (or `api_key` in the query of `/ws`, which browsers cannot

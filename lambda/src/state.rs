@@ -50,6 +50,8 @@ pub struct AppState {
     pub job_queue: Option<JobQueue>,
     /// The WebSocket API's management endpoint, when configured.
     pub connections_api: Option<Arc<ConnectionsApi>>,
+    /// Where the dashboard's pages send their requests.
+    pub web: crate::web::WebArgs,
 }
 
 /// The state store and event stream of a server.
@@ -61,6 +63,7 @@ pub struct Services {
     pub event_sinks: Vec<Arc<dyn EventSink>>,
     pub job_queue: Option<JobQueue>,
     pub connections_api: Option<Arc<ConnectionsApi>>,
+    pub web: crate::web::WebArgs,
 }
 
 impl Services {
@@ -124,6 +127,7 @@ impl Services {
             event_sinks,
             job_queue,
             connections_api,
+            web: args.web.clone(),
         })
     }
 }
@@ -163,6 +167,7 @@ impl AppState {
             event_sinks: services.event_sinks,
             job_queue: services.job_queue,
             connections_api: services.connections_api,
+            web: services.web,
         });
         state.record_agent_states("started");
         state

@@ -1,0 +1,152 @@
+// The dashboard in Debian's headless Chromium against the real server (API keys on): every
+// agent page sends its request and shows the server's answer, the answer on the page is the
+// one the server stored under its result_id, the overview's live feed shows an event the
+// test caused, and the workflow chains three agents. Screenshots go to target/e2e/.
+//
+//   MESH_BIN=target/debug/msp-mesh node --test web/e2e/dashboard.test.mjs   (from the repo root)
+
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { chromium } from "playwright-core";
+
+const root = resolve(import.meta.dirname, "../..");
+const shots = join(root, "target/e2e");
+const KEY = "e2e-dashboard-key";
+const AGENTS = [
+  "threat-intelligence", "market-intelligence", "nlp-query", "partner-matching", "client-health",
+  "revenue-forecasting", "anomaly-detection", "compliance", "resource-allocation", "federated-learning",
+];
+
+let server, base, browser, page;
+
+function freePort() {
+  return new Promise((ok) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => ok(port));
+    });
+  });
+}
+
+/** Deep equality, numbers equal to 1e-6 relative (f32 fields printed at two precisions). */
+function assertSameJson(a, b, path) {
+  if (typeof a === "number" && typeof b === "number") {
+    assert.ok(Math.abs(a - b) <= 1e-6 * Math.max(1, Math.abs(a), Math.abs(b)), `${path}: ${a} != ${b}`);
+  } else if (a && b && typeof a === "object" && typeof b === "object") {
+    assert.deepEqual(Object.keys(a).sort(), Object.keys(b).sort(), `${path}: keys differ`);
+    for (const k of Object.keys(a)) assertSameJson(a[k], b[k], `${path}.${k}`);
+  } else {
+    assert.equal(a, b, path);
+  }
+}
+
+async function api(method, path, body) {
+  const r = await fetch(base + path, {
+    method,
+    headers: { "x-api-key": KEY, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: r.status, body: await r.json() };
+}
+
+before(async () => {
+  mkdirSync(shots, { recursive: true });
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  const state = mkdtempSync(join(tmpdir(), "mesh-e2e-"));
+  const bin = resolve(root, process.env.MESH_BIN || "target/debug/msp-mesh");
+  server = spawn(bin, ["serve", "--addr", `127.0.0.1:${port}`, "--api-keys", KEY, "--state-db", join(state, "mesh.db"), "--auto-pull", "false"], {
+    cwd: root,
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  const deadline = Date.now() + 180_000;
+  for (;;) {
+    try {
+      if ((await fetch(base + "/health")).ok) break;
+    } catch {
+      // not up yet
+    }
+    assert.ok(Date.now() < deadline, "the server did not start in 180 s");
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  page.on("pageerror", (e) => assert.fail(`page error: ${e.message}`));
+});
+
+after(async () => {
+  await browser?.close();
+  server?.kill("SIGTERM");
+});
+
+test("without the API key the overview shows the server's 401", async () => {
+  await page.goto(base + "/");
+  await page.getByRole("alert").first().waitFor();
+  assert.match(await page.getByRole("alert").first().textContent(), /HTTP 401/);
+});
+
+test("settings keep the API key; the overview lists the agents and shows a live event", async () => {
+  await page.goto(base + "/#/settings");
+  await page.getByLabel("API key (sent as x-api-key)").fill(KEY);
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.getByText("Saved.").waitFor();
+
+  await page.goto(base + "/#/");
+  await page.locator("#feed-state", { hasText: "connected" }).waitFor();
+  const status = await api("GET", "/agents/status");
+  const table = page.locator("table").first();
+  await table.waitFor();
+  for (const agent of AGENTS) {
+    const row = table.locator("tr", { has: page.getByRole("link", { name: agent, exact: true }) });
+    const model = status.body.agents[agent].model_used;
+    assert.ok(model, `${agent} is loaded`);
+    assert.match(await row.textContent(), new RegExp(model.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")));
+  }
+  // An answer made now arrives on the page's feed, under its result_id.
+  const made = await api("POST", "/anomaly/detect", { values: [5, 5, 5, 5, 5, 5, 5, 5, 5, 60, 5, 5, 5, 5, 5, 5], metric_type: "cpu" });
+  assert.equal(made.status, 200);
+  await page.locator("#feed code", { hasText: made.body.result_id }).first().waitFor({ timeout: 15_000 });
+  await page.screenshot({ path: join(shots, "overview.png"), fullPage: true });
+});
+
+for (const agent of AGENTS) {
+  test(`the ${agent} page shows the server's answer`, { timeout: 180_000 }, async () => {
+    await page.goto(`${base}/#/agent/${agent}`);
+    await page.getByRole("button", { name: "Send request" }).click();
+    const result = page.locator("#result[data-state=answered]");
+    await result.waitFor({ timeout: 170_000 });
+    const shown = JSON.parse(await result.locator("details pre").textContent());
+    // The answer on the page is what the server stored under its result_id.
+    const stored = await api("GET", `/results/${shown.result_id}`);
+    assert.equal(stored.status, 200);
+    assert.equal(stored.body.agent, agent);
+    assert.equal(stored.body.model_used, shown.model_used);
+    const { result_id: _stored, ...storedAnswer } = stored.body.data;
+    const { result_id: _shown, ...shownAnswer } = shown;
+    // The wire carries f32 fields at f32 precision; the stored JSON holds them widened to f64.
+    assertSameJson(shownAnswer, storedAnswer, agent);
+    assert.equal(await result.getByTestId("model-used").textContent(), shown.model_used);
+    assert.ok((await result.locator("svg, table").count()) > 0, "a picture or a table of the answer");
+    await page.screenshot({ path: join(shots, `${agent}.png`), fullPage: true });
+  });
+}
+
+test("the workflow chains threat intelligence, compliance and resource allocation", { timeout: 120_000 }, async () => {
+  await page.goto(`${base}/#/workflow`);
+  await page.getByRole("button", { name: "Run the workflow" }).click();
+  const out = page.locator("#wf-result[data-state=answered]");
+  await out.waitFor({ timeout: 110_000 });
+  const models = await out.getByTestId("model-used").allTextContents();
+  assert.equal(models.length, 3);
+  const status = await api("GET", "/agents/status");
+  assert.deepEqual(models, ["threat-intelligence", "compliance", "resource-allocation"].map((a) => status.body.agents[a].model_used));
+  await page.screenshot({ path: join(shots, "workflow.png"), fullPage: true });
+});
