@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Deploys the MSP Intelligence Mesh to AWS: builds the Lambda `bootstrap`, deploys
 # lambda/deploy/template.yaml with SAM, then publishes the model bundle to the stack's models
-# bucket (the functions sync it into /tmp at their next cold start).
+# bucket (the functions sync it into /tmp at their next cold start), and uploads the dashboard
+# (web/ plus a config.json of the stack's URLs) to the frontend bucket.
 #
 # Usage:
 #   ALERT_EMAIL=ops@example.com scripts/deploy.sh [--skip-build] [--skip-bundle]
@@ -119,10 +120,22 @@ if [[ "$skip_bundle" == false ]]; then
     AWS_REGION="$REGION" "${msp_mesh[@]}" bundle push "$model_source"
 fi
 
+# 4. The dashboard: web/'s files and a config.json with this stack's API and WebSocket URLs.
+frontend="$(output FrontendBucketName)"
+web_config="$(mktemp)"
+printf '{"api_base": "%s", "ws_url": "%s"}\n' "$(output RestApiUrl)" "$(output WebSocketUrl)" >"$web_config"
+echo "deploy: dashboard to s3://$frontend" >&2
+for f in index.html app.js charts.js style.css examples.json; do
+    aws s3 cp --region "$REGION" --only-show-errors "web/$f" "s3://$frontend/$f"
+done
+aws s3 cp --region "$REGION" --only-show-errors --content-type application/json "$web_config" "s3://$frontend/config.json"
+rm -f "$web_config"
+
 cat >&2 <<EOF
 deploy: done
   REST API   $(output RestApiUrl)
   WebSocket  $(output WebSocketUrl)
   API key    aws apigateway get-api-key --region $REGION --include-value --api-key $(output ApiKeyId) --query value --output text
   models     $model_source
+  dashboard  s3://$frontend (CloudFront or the bucket's website endpoint; API key in its Settings page)
 EOF
