@@ -58,8 +58,26 @@ impl SentenceEmbedder {
         &self.tokenizer
     }
 
-    /// Embeds already tokenized texts as one padded batch.
+    /// Embeds already tokenized texts, in batches of similar length
+    /// ([`crate::kernels::length_buckets`]) so little compute goes to padding; the vectors come
+    /// back in the rows' order.
     pub fn embed_ids(&self, rows: &[&[u32]], normalize: bool) -> Result<Vec<Vec<f32>>> {
+        let lengths: Vec<usize> = rows.iter().map(|r| r.len()).collect();
+        let mut out = vec![Vec::new(); rows.len()];
+        for bucket in crate::kernels::length_buckets(&lengths) {
+            let batch: Vec<&[u32]> = bucket.iter().map(|&i| rows[i]).collect();
+            for (i, vector) in bucket
+                .into_iter()
+                .zip(self.embed_padded(&batch, normalize)?)
+            {
+                out[i] = vector;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Embeds already tokenized texts as one padded batch.
+    pub fn embed_padded(&self, rows: &[&[u32]], normalize: bool) -> Result<Vec<Vec<f32>>> {
         let batch = pad_batch(rows, self.tokenizer.pad_id(), self.encoder.device())?;
         let hidden = self
             .encoder

@@ -27,7 +27,7 @@ pub enum Activation {
 impl Activation {
     fn apply(self, xs: &Tensor) -> Result<Tensor> {
         Ok(match self {
-            Activation::Gelu => xs.gelu_erf()?,
+            Activation::Gelu => crate::kernels::gelu_erf(xs)?,
             Activation::GeluApproximate => xs.gelu()?,
             Activation::Relu => xs.relu()?,
         })
@@ -188,9 +188,9 @@ const DISTILBERT_NAMES: Names = Names {
 };
 
 struct Layer {
-    q: Linear,
-    k: Linear,
-    v: Linear,
+    /// Query, key and value projections as one `(3 * hidden, hidden)` linear; the query rows
+    /// are pre-scaled by `1 / sqrt(head_dim)`.
+    qkv: Linear,
     attn_out: Linear,
     attn_ln: LayerNorm,
     ffn_in: Linear,
@@ -249,12 +249,35 @@ impl Encoder {
         };
         let embeddings_ln = layer_norm(d.hidden, d.eps, emb.pp("LayerNorm"))?;
         let mut layers = Vec::with_capacity(d.layers);
+        let scale = 1.0 / ((d.hidden / d.heads) as f64).sqrt();
         for i in 0..d.layers {
             let l = vb.pp(format!("{}.{i}", names.layer_prefix));
+            let (q, k, v) = (
+                linear(d.hidden, d.hidden, l.pp(names.q))?,
+                linear(d.hidden, d.hidden, l.pp(names.k))?,
+                linear(d.hidden, d.hidden, l.pp(names.v))?,
+            );
+            let bias = |m: &Linear| -> Result<Tensor> {
+                m.bias().cloned().ok_or_else(|| {
+                    InferenceError::Input("attention projections need biases".into())
+                })
+            };
+            let qkv = Linear::new(
+                Tensor::cat(
+                    &[
+                        (q.weight() * scale)?,
+                        k.weight().clone(),
+                        v.weight().clone(),
+                    ],
+                    0,
+                )?,
+                Some(Tensor::cat(
+                    &[(bias(&q)? * scale)?, bias(&k)?, bias(&v)?],
+                    0,
+                )?),
+            );
             layers.push(Layer {
-                q: linear(d.hidden, d.hidden, l.pp(names.q))?,
-                k: linear(d.hidden, d.hidden, l.pp(names.k))?,
-                v: linear(d.hidden, d.hidden, l.pp(names.v))?,
+                qkv,
                 attn_out: linear(d.hidden, d.hidden, l.pp(names.attn_out))?,
                 attn_ln: layer_norm(d.hidden, d.eps, l.pp(names.attn_ln))?,
                 ffn_in: linear(d.hidden, d.ffn, l.pp(names.ffn_in))?,
@@ -310,18 +333,17 @@ impl Encoder {
         let mask = attention_mask.to_dtype(DType::F32)?;
         let bias =
             ((mask.ones_like()? - &mask)? * f64::from(f32::MIN))?.reshape((batch, 1, 1, seq))?;
-        let scale = 1.0 / (self.head_dim as f64).sqrt();
         for layer in &self.layers {
-            let split = |t: Tensor| -> Result<Tensor> {
-                Ok(t.reshape((batch, seq, self.heads, self.head_dim))?
-                    .transpose(1, 2)?
-                    .contiguous()?)
-            };
-            let q = split((layer.q.forward(&xs)? * scale)?)?;
-            let k = split(layer.k.forward(&xs)?)?;
-            let v = split(layer.v.forward(&xs)?)?;
+            // (batch, seq, 3 * hidden) -> (3, batch, heads, seq, head_dim), one copy.
+            let qkv = layer
+                .qkv
+                .forward(&xs)?
+                .reshape((batch, seq, 3, self.heads, self.head_dim))?
+                .permute((2, 0, 3, 1, 4))?
+                .contiguous()?;
+            let (q, k, v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?);
             let scores = q.matmul(&k.t()?)?.broadcast_add(&bias)?;
-            let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+            let probs = crate::kernels::softmax_last_dim(&scores)?;
             let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((
                 batch,
                 seq,

@@ -18,6 +18,7 @@ pub mod convert;
 pub mod embedder;
 pub mod encoder;
 mod error;
+pub mod kernels;
 pub mod store;
 pub mod t5;
 pub mod tokenize;
