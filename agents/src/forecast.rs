@@ -343,9 +343,8 @@ pub(crate) fn forecast_with(
     Ok(fallback(history, h, level, why, candidates, holdout, folds))
 }
 
-/// Drift forecast (random walk with drift, >= 3 points), the benchmark method of
-/// `bench compare`; the same method and interval the model selection falls back to.
-pub fn drift(history: &[f64], horizon: usize, level: f64) -> Result<Forecast, ForecastError> {
+/// Checks the history, horizon and level of a method without seasons.
+fn validate_plain(history: &[f64], horizon: usize, level: f64) -> Result<(), ForecastError> {
     validate(
         history,
         &ForecastOptions {
@@ -353,7 +352,13 @@ pub fn drift(history: &[f64], horizon: usize, level: f64) -> Result<Forecast, Fo
             season_lengths: vec![],
             level,
         },
-    )?;
+    )
+}
+
+/// Drift forecast (random walk with drift, >= 3 points), the benchmark method of
+/// `bench compare`; the same method and interval the model selection falls back to.
+pub fn drift(history: &[f64], horizon: usize, level: f64) -> Result<Forecast, ForecastError> {
+    validate_plain(history, horizon, level)?;
     let mut forecast = fallback(history, horizon, level, String::new(), vec![], 0, 0);
     forecast.fallback = None;
     Ok(forecast)
@@ -370,14 +375,7 @@ pub fn seasonal_naive(
     level: f64,
 ) -> Result<Forecast, ForecastError> {
     let m = season_length.max(1);
-    validate(
-        history,
-        &ForecastOptions {
-            horizon,
-            season_lengths: vec![],
-            level,
-        },
-    )?;
+    validate_plain(history, horizon, level)?;
     if history.len() <= m {
         return Err(ForecastError::InvalidSeasonLength(m));
     }

@@ -38,6 +38,18 @@ fn erf(x: f32) -> f32 {
     p / q
 }
 
+/// The elements of a contiguous f32 CPU tensor (the kernels' only input).
+fn contiguous_f32<'a>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    op: &str,
+) -> candle_core::Result<&'a [f32]> {
+    match (storage, layout.contiguous_offsets()) {
+        (CpuStorage::F32(data), Some((start, end))) => Ok(&data[start..end]),
+        _ => candle_core::bail!("{op} takes contiguous f32 tensors"),
+    }
+}
+
 struct GeluErf;
 
 impl CustomOp1 for GeluErf {
@@ -50,11 +62,7 @@ impl CustomOp1 for GeluErf {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (CpuStorage::F32(data), Some((start, end))) = (storage, layout.contiguous_offsets())
-        else {
-            candle_core::bail!("mesh-gelu-erf takes contiguous f32 tensors")
-        };
-        let input = &data[start..end];
+        let input = contiguous_f32(storage, layout, self.name())?;
         let mut out = vec![0f32; input.len()];
         out.par_chunks_mut(CHUNK)
             .zip(input.par_chunks(CHUNK))
@@ -114,12 +122,8 @@ impl CustomOp1 for SoftmaxLastDim {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (CpuStorage::F32(data), Some((start, end))) = (storage, layout.contiguous_offsets())
-        else {
-            candle_core::bail!("mesh-softmax-last-dim takes contiguous f32 tensors")
-        };
+        let input = contiguous_f32(storage, layout, self.name())?;
         let width = layout.shape().dims().last().copied().unwrap_or(1).max(1);
-        let input = &data[start..end];
         let mut out = vec![0f32; input.len()];
         let rows_per_chunk = (CHUNK / width).max(1);
         out.par_chunks_mut(rows_per_chunk * width)
