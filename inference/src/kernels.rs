@@ -38,16 +38,25 @@ fn erf(x: f32) -> f32 {
     p / q
 }
 
-/// The elements of a contiguous f32 CPU tensor (the kernels' only input).
-fn contiguous_f32<'a>(
-    storage: &'a CpuStorage,
+/// Runs `kernel(input, output)` over a contiguous f32 CPU tensor in parallel chunks of whole
+/// rows of `row_width` elements (about [`CHUNK`] elements each); the output has its shape.
+fn par_map_rows(
+    storage: &CpuStorage,
     layout: &Layout,
     op: &str,
-) -> candle_core::Result<&'a [f32]> {
-    match (storage, layout.contiguous_offsets()) {
-        (CpuStorage::F32(data), Some((start, end))) => Ok(&data[start..end]),
-        _ => candle_core::bail!("{op} takes contiguous f32 tensors"),
-    }
+    row_width: usize,
+    kernel: impl Fn(&[f32], &mut [f32]) + Sync + Send,
+) -> candle_core::Result<(CpuStorage, Shape)> {
+    let (CpuStorage::F32(data), Some((start, end))) = (storage, layout.contiguous_offsets()) else {
+        candle_core::bail!("{op} takes contiguous f32 tensors")
+    };
+    let input = &data[start..end];
+    let mut out = vec![0f32; input.len()];
+    let chunk = (CHUNK / row_width).max(1) * row_width;
+    out.par_chunks_mut(chunk)
+        .zip(input.par_chunks(chunk))
+        .for_each(|(o, i)| kernel(i, o));
+    Ok((CpuStorage::F32(out), layout.shape().clone()))
 }
 
 struct GeluErf;
@@ -62,16 +71,11 @@ impl CustomOp1 for GeluErf {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let input = contiguous_f32(storage, layout, self.name())?;
-        let mut out = vec![0f32; input.len()];
-        out.par_chunks_mut(CHUNK)
-            .zip(input.par_chunks(CHUNK))
-            .for_each(|(o, i)| {
-                for (o, &v) in o.iter_mut().zip(i) {
-                    *o = 0.5 * v * (1.0 + erf(v * std::f32::consts::FRAC_1_SQRT_2));
-                }
-            });
-        Ok((CpuStorage::F32(out), layout.shape().clone()))
+        par_map_rows(storage, layout, self.name(), 1, |i, o| {
+            for (o, &v) in o.iter_mut().zip(i) {
+                *o = 0.5 * v * (1.0 + erf(v * std::f32::consts::FRAC_1_SQRT_2));
+            }
+        })
     }
 }
 
@@ -122,25 +126,19 @@ impl CustomOp1 for SoftmaxLastDim {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let input = contiguous_f32(storage, layout, self.name())?;
         let width = layout.shape().dims().last().copied().unwrap_or(1).max(1);
-        let mut out = vec![0f32; input.len()];
-        let rows_per_chunk = (CHUNK / width).max(1);
-        out.par_chunks_mut(rows_per_chunk * width)
-            .zip(input.par_chunks(rows_per_chunk * width))
-            .for_each(|(o, i)| {
-                for (o, i) in o.chunks_exact_mut(width).zip(i.chunks_exact(width)) {
-                    let max = i.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                    let mut sum = 0f32;
-                    for (o, &v) in o.iter_mut().zip(i) {
-                        *o = exp(v - max);
-                        sum += *o;
-                    }
-                    let inv = 1.0 / sum;
-                    o.iter_mut().for_each(|v| *v *= inv);
+        par_map_rows(storage, layout, self.name(), width, |i, o| {
+            for (o, i) in o.chunks_exact_mut(width).zip(i.chunks_exact(width)) {
+                let max = i.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let mut sum = 0f32;
+                for (o, &v) in o.iter_mut().zip(i) {
+                    *o = exp(v - max);
+                    sum += *o;
                 }
-            });
-        Ok((CpuStorage::F32(out), layout.shape().clone()))
+                let inv = 1.0 / sum;
+                o.iter_mut().for_each(|v| *v *= inv);
+            }
+        })
     }
 }
 

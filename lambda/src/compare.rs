@@ -163,6 +163,26 @@ pub struct Report {
     pub forecast: Option<forecast::ForecastComparison>,
 }
 
+/// The JSON values of a JSON-lines text with their 1-based line numbers (blank lines skipped).
+fn json_lines(content: &str) -> anyhow::Result<Vec<(usize, Value)>> {
+    content
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            let value = serde_json::from_str(l).with_context(|| format!("line {}", i + 1))?;
+            Ok((i + 1, value))
+        })
+        .collect()
+}
+
+/// [`json_lines`] of a file.
+fn read_json_lines(path: &Path) -> anyhow::Result<Vec<(usize, Value)>> {
+    let content =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    json_lines(&content)
+}
+
 /// Reads labelled texts; labels are names of `labels` (any case) or their indices.
 pub fn read_labelled(path: &Path, labels: &[String]) -> anyhow::Result<Vec<(String, usize)>> {
     let label_of = |v: &Value, row: usize| -> anyhow::Result<usize> {
@@ -206,19 +226,11 @@ pub fn read_labelled(path: &Path, labels: &[String]) -> anyhow::Result<Vec<(Stri
             ));
         }
     } else {
-        let content =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        for (row, line) in content
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-        {
-            let v: Value =
-                serde_json::from_str(line).with_context(|| format!("line {}", row + 1))?;
+        for (line, v) in read_json_lines(path)? {
             let text = v["text"]
                 .as_str()
-                .with_context(|| format!("line {}: `text` is missing", row + 1))?;
-            out.push((text.to_string(), label_of(&v["label"], row + 1)?));
+                .with_context(|| format!("line {line}: `text` is missing"))?;
+            out.push((text.to_string(), label_of(&v["label"], line)?));
         }
     }
     anyhow::ensure!(!out.is_empty(), "{} holds no records", path.display());
@@ -602,25 +614,15 @@ pub fn read_points(path: &Path) -> anyhow::Result<(Vec<Vec<f64>>, Vec<usize>)> {
             labels.push(anomalous(&record[label], row + 1)?);
         }
     } else {
-        let content =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        for (row, line) in content
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-        {
-            let v: Value =
-                serde_json::from_str(line).with_context(|| format!("line {}", row + 1))?;
-            let point: Vec<f64> =
-                serde_json::from_value(v["point"].clone()).with_context(|| {
-                    format!("line {}: `point` must be an array of numbers", row + 1)
-                })?;
+        for (line, v) in read_json_lines(path)? {
+            let point: Vec<f64> = serde_json::from_value(v["point"].clone())
+                .with_context(|| format!("line {line}: `point` must be an array of numbers"))?;
             let label = match &v["label"] {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
             points.push(point);
-            labels.push(anomalous(&label, row + 1)?);
+            labels.push(anomalous(&label, line)?);
         }
     }
     anyhow::ensure!(!points.is_empty(), "{} holds no records", path.display());

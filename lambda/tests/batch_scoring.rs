@@ -27,18 +27,13 @@ fn score_command(dir: &Path, input: &Path, output: &Path, extra: &[&str]) -> std
 
 /// Scores `input` into `output` with the market-intelligence agent, which must succeed.
 fn score_market(dir: &Path, input: &Path, output: &Path) {
-    let run = mesh_command("score", &dir.join("partners.json"))
-        .args(["--agent", "market-intelligence"])
-        .arg("--input")
-        .arg(input)
-        .arg("--output")
-        .arg(output)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
+    common::succeed(
+        mesh_command("score", &dir.join("partners.json"))
+            .args(["--agent", "market-intelligence"])
+            .arg("--input")
+            .arg(input)
+            .arg("--output")
+            .arg(output),
     );
 }
 

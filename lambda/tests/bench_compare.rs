@@ -33,20 +33,15 @@ fn compare(task: &str, data: &Path, out: &Path) -> Value {
 
 /// [`compare`] with more arguments and environment.
 fn compare_with(task: &str, data: &Path, out: &Path, args: &[&str], env: &[(&str, &str)]) -> Value {
-    let run = mesh_command("bench compare", &out.join("partners.json"))
-        .args(["--task", task, "--bootstrap", "200"])
-        .args(args)
-        .envs(env.iter().copied())
-        .arg("--data")
-        .arg(data)
-        .arg("--out")
-        .arg(out)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
+    common::succeed(
+        mesh_command("bench compare", &out.join("partners.json"))
+            .args(["--task", task, "--bootstrap", "200"])
+            .args(args)
+            .envs(env.iter().copied())
+            .arg("--data")
+            .arg(data)
+            .arg("--out")
+            .arg(out),
     );
     serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap()
 }

@@ -151,18 +151,12 @@ pub fn read_series(path: &Path) -> anyhow::Result<Vec<SeriesSpec>> {
             }
         }
         _ => {
-            for (row, line) in content
-                .lines()
-                .enumerate()
-                .filter(|(_, l)| !l.trim().is_empty())
-            {
-                let what = format!("line {}", row + 1);
-                let v: Value = serde_json::from_str(line).with_context(|| what.clone())?;
-                let values = numbers(&v["values"], &what)?;
+            for (line, v) in super::json_lines(&content)? {
+                let values = numbers(&v["values"], &format!("line {line}"))?;
                 push(
                     v["name"]
                         .as_str()
-                        .map_or_else(|| format!("series {}", row + 1), str::to_string),
+                        .map_or_else(|| format!("series {line}"), str::to_string),
                     values,
                     as_usize(&v["season_length"]).unwrap_or(0),
                     as_usize(&v["horizon"]),

@@ -42,6 +42,17 @@ impl Drop for Server {
 
 /// `msp-mesh <subcommand>` (words separated by spaces, e.g. `bundle push s3://b/p`) with the
 /// workspace's prepared models, data and caches, and its own partner file.
+/// Runs `command` to its end; panics with its standard error unless it succeeded.
+pub fn succeed(command: &mut Command) -> std::process::Output {
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
 pub fn mesh_command(subcommand: &str, partners: &Path) -> Command {
     let models_dir = mesh_models::workspace_models_dir();
     let mut command = Command::new(env!("CARGO_BIN_EXE_msp-mesh"));
