@@ -5,7 +5,9 @@ use std::path::Path;
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{linear, Linear, VarBuilder};
 
-use crate::encoder::{Encoder, EncoderConfig};
+use crate::encoder::{Encoder, EncoderConfig, WeightFormat};
+use crate::kernels::map_length_buckets;
+use crate::tokenize::pad_batch;
 use crate::{InferenceError, Result};
 
 /// Encoder + `pre_classifier` (dim -> dim, ReLU) + `classifier` (dim -> labels) on the first token.
@@ -19,6 +21,12 @@ pub struct DistilBertClassifier {
 impl DistilBertClassifier {
     /// Loads a checkpoint with `distilbert.*`, `pre_classifier.*` and `classifier.*` tensors.
     pub fn load(vb: VarBuilder, config: &EncoderConfig) -> Result<Self> {
+        Self::load_as(vb, config, WeightFormat::F32)
+    }
+
+    /// [`DistilBertClassifier::load`] with the encoder's linear layers in `format` (the small
+    /// head stays f32).
+    pub fn load_as(vb: VarBuilder, config: &EncoderConfig, format: WeightFormat) -> Result<Self> {
         let EncoderConfig::Distilbert(c) = config else {
             return Err(InferenceError::Input(
                 "a DistilBERT classifier needs a distilbert config".into(),
@@ -40,7 +48,7 @@ impl DistilBertClassifier {
                 ))
             }
         };
-        let encoder = Encoder::load(vb.clone(), config)?;
+        let encoder = Encoder::load_as(vb.clone(), config, format)?;
         let pre_classifier = linear(c.dim, c.dim, vb.pp("pre_classifier"))?;
         let classifier = linear(c.dim, labels.len(), vb.pp("classifier"))?;
         Ok(Self {
@@ -53,6 +61,11 @@ impl DistilBertClassifier {
 
     /// Loads `config.json` + `model.safetensors` from a folder.
     pub fn load_dir(dir: &Path, device: &Device) -> Result<Self> {
+        Self::load_dir_as(dir, device, WeightFormat::F32)
+    }
+
+    /// [`DistilBertClassifier::load_dir`] with the encoder's linear layers in `format`.
+    pub fn load_dir_as(dir: &Path, device: &Device, format: WeightFormat) -> Result<Self> {
         let config = EncoderConfig::from_file(&dir.join("config.json"))?;
         // SAFETY: read-only memory map of a file the store does not rewrite in place.
         let vb = unsafe {
@@ -62,7 +75,7 @@ impl DistilBertClassifier {
                 device,
             )?
         };
-        Self::load(vb, &config)
+        Self::load_as(vb, &config, format)
     }
 
     /// Label names in logit order.
@@ -76,5 +89,16 @@ impl DistilBertClassifier {
         let first = hidden.narrow(1, 0, 1)?.squeeze(1)?;
         let pooled = self.pre_classifier.forward(&first)?.relu()?;
         Ok(self.classifier.forward(&pooled)?)
+    }
+
+    /// Logits per row of already tokenized texts, run in batches of similar length
+    /// ([`crate::kernels::length_buckets`], padded with `pad_id`); rows keep their order.
+    pub fn logits_ids(&self, rows: &[&[u32]], pad_id: u32) -> Result<Vec<Vec<f32>>> {
+        map_length_buckets(rows, |batch| {
+            let padded = pad_batch(batch, pad_id, self.encoder.device())?;
+            Ok(self
+                .logits(&padded.input_ids, &padded.attention_mask)?
+                .to_vec2::<f32>()?)
+        })
     }
 }

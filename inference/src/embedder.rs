@@ -6,7 +6,7 @@ use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 use mesh_models::ModelEntry;
 
-use crate::encoder::{l2_normalize, mean_pool, Encoder, EncoderConfig};
+use crate::encoder::{l2_normalize, mean_pool, Encoder, EncoderConfig, WeightFormat};
 use crate::tokenize::{pad_batch, TextTokenizer, TokenizedText};
 use crate::Result;
 
@@ -21,8 +21,14 @@ pub struct SentenceEmbedder {
 }
 
 impl SentenceEmbedder {
-    /// Loads the model described by `entry` from `dir`.
-    pub fn load(dir: &Path, entry: &ModelEntry, device: &Device) -> Result<Self> {
+    /// Loads the model described by `entry` from `dir`, its linear layers in `format`
+    /// ([`WeightFormat::Int8`] appends `+int8` to [`SentenceEmbedder::model_id`]).
+    pub fn load(
+        dir: &Path,
+        entry: &ModelEntry,
+        device: &Device,
+        format: WeightFormat,
+    ) -> Result<Self> {
         let config = EncoderConfig::from_file(&dir.join("config.json"))?;
         let max_len = entry
             .max_seq_length
@@ -33,12 +39,12 @@ impl SentenceEmbedder {
         // SAFETY: the file is memory-mapped read-only; the store never rewrites a
         // verified model in place (it renames new folders into place).
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, device)? };
-        let encoder = Encoder::load(vb, &config)?;
+        let encoder = Encoder::load_as(vb, &config, format)?;
         Ok(Self {
             encoder,
             tokenizer,
             normalize: entry.normalize,
-            model_id: entry.versioned_id(),
+            model_id: format!("{}{}", entry.versioned_id(), format.id_suffix()),
             dim: config.hidden_size(),
         })
     }
@@ -62,18 +68,7 @@ impl SentenceEmbedder {
     /// ([`crate::kernels::length_buckets`]) so little compute goes to padding; the vectors come
     /// back in the rows' order.
     pub fn embed_ids(&self, rows: &[&[u32]], normalize: bool) -> Result<Vec<Vec<f32>>> {
-        let lengths: Vec<usize> = rows.iter().map(|r| r.len()).collect();
-        let mut out = vec![Vec::new(); rows.len()];
-        for bucket in crate::kernels::length_buckets(&lengths) {
-            let batch: Vec<&[u32]> = bucket.iter().map(|&i| rows[i]).collect();
-            for (i, vector) in bucket
-                .into_iter()
-                .zip(self.embed_padded(&batch, normalize)?)
-            {
-                out[i] = vector;
-            }
-        }
-        Ok(out)
+        crate::kernels::map_length_buckets(rows, |batch| self.embed_padded(batch, normalize))
     }
 
     /// Embeds already tokenized texts as one padded batch.

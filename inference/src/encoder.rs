@@ -2,10 +2,14 @@
 //!
 //! The two architectures compute the same thing; they differ in tensor names,
 //! in config field names and in BERT's token-type embeddings. [`Encoder::load`]
-//! picks the layout from `config.json`'s `model_type`.
+//! picks the layout from `config.json`'s `model_type`. [`WeightFormat`] chooses whether the
+//! linear layers keep the checkpoint's f32 weights or 8-bit ones.
 
+use std::fmt;
 use std::path::Path;
+use std::str::FromStr;
 
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor, D};
 use candle_nn::{embedding, layer_norm, linear, Embedding, LayerNorm, Linear, VarBuilder};
 use serde::Deserialize;
@@ -30,6 +34,115 @@ impl Activation {
             Activation::Gelu => crate::kernels::gelu_erf(xs)?,
             Activation::GeluApproximate => xs.gelu()?,
             Activation::Relu => xs.relu()?,
+        })
+    }
+}
+
+/// How the encoder keeps the weights of its linear layers (attention and feed-forward, 96% of
+/// the multiply-adds). Embedding tables and LayerNorms stay f32 either way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WeightFormat {
+    /// The checkpoint's f32 weights.
+    #[default]
+    F32,
+    /// 8-bit weights in blocks of 32 with one f16 scale per block (GGML's `Q8_0`), a quarter
+    /// of the memory; each matmul quantises its input rows the same way and multiplies in
+    /// integers. Results differ from f32 (the encoder bench and `tests/int8_accuracy.rs`
+    /// measure by how much).
+    Int8,
+    /// f16 weights, half the memory; each matmul rounds its input to f16 and its output back
+    /// to f32 (no per-block scaling, so outlier activations do not cost the others precision).
+    F16,
+}
+
+impl WeightFormat {
+    /// What is appended to a model's `id@version` when it runs in this format, so that
+    /// `model_used` names the variant that produced a result (`""` for f32, `"+int8"`).
+    pub fn id_suffix(self) -> &'static str {
+        match self {
+            Self::F32 => "",
+            Self::Int8 => "+int8",
+            Self::F16 => "+f16",
+        }
+    }
+}
+
+impl fmt::Display for WeightFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::F32 => "f32",
+            Self::Int8 => "int8",
+            Self::F16 => "f16",
+        })
+    }
+}
+
+impl FromStr for WeightFormat {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "f32" => Ok(Self::F32),
+            "int8" | "q8" => Ok(Self::Int8),
+            "f16" => Ok(Self::F16),
+            other => Err(format!(
+                "unknown weight format `{other}` (f32, f16 or int8)"
+            )),
+        }
+    }
+}
+
+fn with_bias(ys: Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    Ok(match bias {
+        Some(b) => ys.broadcast_add(b)?,
+        None => ys,
+    })
+}
+
+/// A linear layer in one of the [`WeightFormat`]s.
+enum Projection {
+    Dense(Linear),
+    Int8 {
+        weight: QMatMul,
+        bias: Option<Tensor>,
+    },
+    /// The weight transposed, `(in, out)`, in f16.
+    F16 {
+        weight_t: Tensor,
+        bias: Option<Tensor>,
+    },
+}
+
+impl Projection {
+    fn new(linear: Linear, format: WeightFormat) -> Result<Self> {
+        Ok(match format {
+            WeightFormat::F32 => Self::Dense(linear),
+            WeightFormat::Int8 => Self::Int8 {
+                weight: QMatMul::from_qtensor(QTensor::quantize(
+                    linear.weight(),
+                    GgmlDType::Q8_0,
+                )?)?,
+                bias: linear.bias().cloned(),
+            },
+            WeightFormat::F16 => Self::F16 {
+                weight_t: linear.weight().t()?.contiguous()?.to_dtype(DType::F16)?,
+                bias: linear.bias().cloned(),
+            },
+        })
+    }
+
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        Ok(match self {
+            Self::Dense(linear) => linear.forward(xs)?,
+            Self::Int8 { weight, bias } => {
+                with_bias(weight.forward(&xs.contiguous()?)?, bias.as_ref())?
+            }
+            Self::F16 { weight_t, bias } => {
+                let ys = xs
+                    .to_dtype(DType::F16)?
+                    .broadcast_matmul(weight_t)?
+                    .to_dtype(DType::F32)?;
+                with_bias(ys, bias.as_ref())?
+            }
         })
     }
 }
@@ -190,11 +303,11 @@ const DISTILBERT_NAMES: Names = Names {
 struct Layer {
     /// Query, key and value projections as one `(3 * hidden, hidden)` linear; the query rows
     /// are pre-scaled by `1 / sqrt(head_dim)`.
-    qkv: Linear,
-    attn_out: Linear,
+    qkv: Projection,
+    attn_out: Projection,
     attn_ln: LayerNorm,
-    ffn_in: Linear,
-    ffn_out: Linear,
+    ffn_in: Projection,
+    ffn_out: Projection,
     out_ln: LayerNorm,
 }
 
@@ -207,7 +320,6 @@ pub struct Encoder {
     embeddings_ln: LayerNorm,
     layers: Vec<Layer>,
     heads: usize,
-    head_dim: usize,
     act: Activation,
     max_positions: usize,
     device: Device,
@@ -215,9 +327,14 @@ pub struct Encoder {
 }
 
 impl Encoder {
-    /// Loads the encoder from a `VarBuilder` rooted at the checkpoint (a `bert.` or
-    /// `distilbert.` prefix, as in task checkpoints, is found on its own).
+    /// Loads the encoder with f32 weights from a `VarBuilder` rooted at the checkpoint (a
+    /// `bert.` or `distilbert.` prefix, as in task checkpoints, is found on its own).
     pub fn load(vb: VarBuilder, config: &EncoderConfig) -> Result<Self> {
+        Self::load_as(vb, config, WeightFormat::F32)
+    }
+
+    /// [`Encoder::load`], keeping the linear layers' weights in `format`.
+    pub fn load_as(vb: VarBuilder, config: &EncoderConfig, format: WeightFormat) -> Result<Self> {
         let (names, prefix) = match config {
             EncoderConfig::Bert(_) => (&BERT_NAMES, "bert"),
             EncoderConfig::Distilbert(_) => (&DISTILBERT_NAMES, "distilbert"),
@@ -276,12 +393,13 @@ impl Encoder {
                     0,
                 )?),
             );
+            let project = |linear| Projection::new(linear, format);
             layers.push(Layer {
-                qkv,
-                attn_out: linear(d.hidden, d.hidden, l.pp(names.attn_out))?,
+                qkv: project(qkv)?,
+                attn_out: project(linear(d.hidden, d.hidden, l.pp(names.attn_out))?)?,
                 attn_ln: layer_norm(d.hidden, d.eps, l.pp(names.attn_ln))?,
-                ffn_in: linear(d.hidden, d.ffn, l.pp(names.ffn_in))?,
-                ffn_out: linear(d.ffn, d.hidden, l.pp(names.ffn_out))?,
+                ffn_in: project(linear(d.hidden, d.ffn, l.pp(names.ffn_in))?)?,
+                ffn_out: project(linear(d.ffn, d.hidden, l.pp(names.ffn_out))?)?,
                 out_ln: layer_norm(d.hidden, d.eps, l.pp(names.out_ln))?,
             });
         }
@@ -292,7 +410,6 @@ impl Encoder {
             embeddings_ln,
             layers,
             heads: d.heads,
-            head_dim: d.hidden / d.heads,
             act: d.act,
             max_positions: d.positions,
             device: vb.device().clone(),
@@ -312,7 +429,7 @@ impl Encoder {
     /// no attention, so each row equals the same text run alone.
     pub fn forward(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Result<Tensor> {
         let _enter = self.span.enter();
-        let (batch, seq) = input_ids.dims2()?;
+        let (_, seq) = input_ids.dims2()?;
         if seq > self.max_positions {
             return Err(InferenceError::Input(format!(
                 "sequence of {seq} tokens exceeds the model's {} positions",
@@ -329,26 +446,11 @@ impl Encoder {
         }
         let mut xs = self.embeddings_ln.forward(&xs)?;
 
-        // Additive mask (batch, 1, 1, seq): 0 for real keys, -inf for padding.
+        // Additive key bias (batch, seq): 0 for real keys, f32::MIN for padding.
         let mask = attention_mask.to_dtype(DType::F32)?;
-        let bias =
-            ((mask.ones_like()? - &mask)? * f64::from(f32::MIN))?.reshape((batch, 1, 1, seq))?;
+        let key_bias = ((mask.ones_like()? - &mask)? * f64::from(f32::MIN))?;
         for layer in &self.layers {
-            // (batch, seq, 3 * hidden) -> (3, batch, heads, seq, head_dim), one copy.
-            let qkv = layer
-                .qkv
-                .forward(&xs)?
-                .reshape((batch, seq, 3, self.heads, self.head_dim))?
-                .permute((2, 0, 3, 1, 4))?
-                .contiguous()?;
-            let (q, k, v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?);
-            let scores = q.matmul(&k.t()?)?.broadcast_add(&bias)?;
-            let probs = crate::kernels::softmax_last_dim(&scores)?;
-            let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((
-                batch,
-                seq,
-                self.heads * self.head_dim,
-            ))?;
+            let ctx = crate::kernels::attention(&layer.qkv.forward(&xs)?, &key_bias, self.heads)?;
             let attn = layer
                 .attn_ln
                 .forward(&(layer.attn_out.forward(&ctx)? + &xs)?)?;

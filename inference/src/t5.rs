@@ -303,6 +303,8 @@ pub struct T5Model {
     decoder: Vec<DecoderBlock>,
     decoder_bias: Embedding,
     decoder_norm: RmsNorm,
+    /// `(vocab, d_model)`, as stored (the tied embedding table itself when tied): the decoder
+    /// multiplies by its transposed view, so loading copies nothing.
     lm_head: Tensor,
     output_scale: f64,
     config: T5Config,
@@ -367,7 +369,7 @@ impl T5Model {
             shared,
             encoder,
             decoder,
-            lm_head: lm_head.t()?.contiguous()?,
+            lm_head,
             output_scale: if scale {
                 (cfg.d_model as f64).powf(-0.5)
             } else {
@@ -446,7 +448,7 @@ impl T5Model {
         }
         cache.position += 1;
         let out = (self.decoder_norm.forward(&xs)? * self.output_scale)?;
-        Ok(out.squeeze(0)?.matmul(&self.lm_head)?.squeeze(0)?)
+        Ok(out.squeeze(0)?.matmul(&self.lm_head.t()?)?.squeeze(0)?)
     }
 }
 
@@ -536,6 +538,11 @@ impl T5Generator {
             last = token;
         }
         Ok(out)
+    }
+
+    /// The encoder's output `(1, seq, d_model)` for one input (what generation starts from).
+    pub fn encode(&self, input_ids: &[u32]) -> Result<Tensor> {
+        self.encode_checked(input_ids)
     }
 
     fn encode_checked(&self, input_ids: &[u32]) -> Result<Tensor> {

@@ -39,6 +39,7 @@ use mesh_agents::logistic::Logistic;
 use mesh_agents::train::{accuracy, argmax, macro_f1, stratified_folds, SplitMix64};
 use mesh_inference::cloud::{Bedrock, Comprehend, COMPREHEND_MODEL};
 use mesh_inference::embedder::SentenceEmbedder;
+use mesh_inference::encoder::WeightFormat;
 use mesh_models::Manifest;
 use serde::Serialize;
 use serde_json::Value;
@@ -113,6 +114,8 @@ pub struct CompareOptions {
     pub seed: u64,
     pub bootstrap: usize,
     pub cloud: CloudCandidates,
+    /// Also score the head on the encoder with these weight formats, next to the f32 one.
+    pub encoder_variants: Vec<WeightFormat>,
 }
 
 /// A figure with its 95% bootstrap interval.
@@ -297,31 +300,53 @@ fn compare_text(
     let base = &head.config().base_model;
     let encoder_id = base.split_once('@').map_or(base.as_str(), |(id, _)| id);
     let entry = manifest.get(encoder_id)?.clone();
-    let encoder = SentenceEmbedder::load(
-        &options.models_dir.join(encoder_id),
-        &entry,
-        &mesh_inference::Device::Cpu,
-    )?;
-
     let mut models = vec![];
-    progress.set_message(format!("{head_id} on {} records", records.len()));
-    let (probabilities, timing) = time_model(&texts, |batch| {
-        let features = encoder.embed(batch)?;
-        Ok(head.probabilities(&features)?)
-    })?;
-    let mut head_report = assess(
-        format!("{head_id} (MiniLM encoder + trained head)"),
-        head.config().versioned_id(),
-        "local head",
-        &probabilities,
-        None,
-        &y,
-        labels.len(),
-        timing,
-        options,
+    let mut formats = vec![WeightFormat::F32];
+    formats.extend(
+        options
+            .encoder_variants
+            .iter()
+            .filter(|f| **f != WeightFormat::F32),
     );
-    head_report.trained_on = head.config().training_data.clone();
-    models.push(head_report);
+    for format in formats {
+        let encoder = SentenceEmbedder::load(
+            &options.models_dir.join(encoder_id),
+            &entry,
+            &mesh_inference::Device::Cpu,
+            format,
+        )?;
+        progress.set_message(format!(
+            "{head_id} on {} records ({format} encoder)",
+            records.len()
+        ));
+        let (probabilities, timing) = time_model(&texts, |batch| {
+            let features = encoder.embed(batch)?;
+            Ok(head.probabilities(&features)?)
+        })?;
+        let (name, model_used) = match format {
+            WeightFormat::F32 => (
+                format!("{head_id} (MiniLM encoder + trained head)"),
+                head.config().versioned_id(),
+            ),
+            other => (
+                format!("{head_id} ({other} MiniLM encoder + the same head)"),
+                format!("{} on {}", head.config().versioned_id(), encoder.model_id()),
+            ),
+        };
+        let mut head_report = assess(
+            name,
+            model_used,
+            "local head",
+            &probabilities,
+            None,
+            &y,
+            labels.len(),
+            timing,
+            options,
+        );
+        head_report.trained_on = head.config().training_data.clone();
+        models.push(head_report);
+    }
 
     progress.set_message("bag-of-words logistic regression (cross-fitted)");
     let folds = stratified_folds(&y, FOLDS, options.seed);

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use clap::Args;
 use mesh_agents::cloud::{AnswerProvider, CloudProviders, SentimentProvider};
 use mesh_inference::cloud::{Bedrock, BedrockApi, Comprehend, FallbackPolicy, Resilience};
+use mesh_inference::encoder::WeightFormat;
 
 /// Which model to serve and where its weights come from. Every flag has an environment fallback.
 #[derive(Debug, Clone, Args)]
@@ -40,6 +41,10 @@ pub struct ModelArgs {
     /// Most texts in one dynamic batch.
     #[arg(long, env = "MESH_MAX_BATCH_REQUESTS", default_value_t = 64)]
     pub max_batch_requests: usize,
+    /// Weights of the encoder's linear layers: `f32` (the checkpoint's) or `int8` (a quarter of
+    /// the memory; `model_used` then ends in `+int8`).
+    #[arg(long, env = "MESH_ENCODER_WEIGHTS", default_value_t = WeightFormat::F32)]
+    pub encoder_weights: WeightFormat,
     /// Most inputs one `/embed` request may carry.
     #[arg(long, env = "MESH_MAX_CLIENT_BATCH", default_value_t = 64)]
     pub max_client_batch: usize,

@@ -164,6 +164,10 @@ enum BenchCommand {
         /// (text tasks).
         #[arg(long, env = "MESH_COMPARE_BEDROCK")]
         bedrock: bool,
+        /// Also score the trained head on the encoder with these weight formats (`f16`, `int8`,
+        /// comma-separated), next to the f32 one (text tasks).
+        #[arg(long, value_delimiter = ',')]
+        encoder_variants: Vec<mesh_inference::encoder::WeightFormat>,
         #[command(flatten)]
         model: ModelArgs,
     },
@@ -379,6 +383,7 @@ fn main() -> anyhow::Result<()> {
                     bootstrap,
                     comprehend,
                     bedrock,
+                    encoder_variants,
                     model,
                 },
         } => {
@@ -415,6 +420,7 @@ fn main() -> anyhow::Result<()> {
                 seed,
                 bootstrap,
                 cloud,
+                encoder_variants,
             };
             let bar = indicatif::ProgressBar::new_spinner();
             bar.enable_steady_tick(std::time::Duration::from_millis(200));

@@ -290,8 +290,9 @@ pub async fn load_backend(args: &ModelArgs) -> anyhow::Result<EmbeddingBackend> 
     let store = open_store(&location, &args.cache_dir()).await?;
     let dir = store.fetch(&entry).await?;
     let fetched = started.elapsed();
+    let format = args.encoder_weights;
     let embedder = tokio::task::spawn_blocking(move || {
-        SentenceEmbedder::load(&dir, &entry, &candle_core_device())
+        SentenceEmbedder::load(&dir, &entry, &candle_core_device(), format)
     })
     .await??;
     tracing::info!(

@@ -203,6 +203,56 @@ fn sentiment_comparison_reports_recomputable_figures() {
     assert_eq!(quality(&first), quality(&second), "same data, same figures");
 }
 
+#[test]
+fn reduced_precision_encoders_keep_the_heads_accuracy() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("sentiment.jsonl");
+    sentiment_records(&data);
+    let report = compare_with(
+        "sentiment",
+        &data,
+        &dir.path().join("variants"),
+        &["--encoder-variants", "f16,int8"],
+        &[],
+    );
+    let models = report["models"].as_array().unwrap();
+    let model_used = |i: usize| models[i]["model_used"].as_str().unwrap();
+    assert!(
+        model_used(0).starts_with("sentiment-minilm@"),
+        "{}",
+        model_used(0)
+    );
+    assert!(
+        model_used(1).ends_with(" on minilm-l6-distilbert@1+f16"),
+        "{}",
+        model_used(1)
+    );
+    assert!(
+        model_used(2).ends_with(" on minilm-l6-distilbert@1+int8"),
+        "{}",
+        model_used(2)
+    );
+    let predictions = |i: usize| -> Vec<u64> {
+        models[i]["predictions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_u64().unwrap())
+            .collect()
+    };
+    let changed = |i: usize| {
+        predictions(0)
+            .iter()
+            .zip(predictions(i))
+            .filter(|(a, b)| **a != *b)
+            .count()
+    };
+    // The same head on reduced-precision weights: f16 changes no prediction of the 400,
+    // int8 at most 2.
+    assert_eq!(changed(1), 0);
+    assert!(changed(2) <= 2, "int8 changed {} predictions", changed(2));
+}
+
 /// Two hand-built series with known structure: a monthly one with a linear trend and a
 /// 12-month season, and a straight line (no season).
 fn known_series(path: &Path) {
