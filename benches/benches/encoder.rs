@@ -5,12 +5,15 @@
 //! per batch size (1, 8, 32): sentences/s, tokens/s (real tokens, padding not
 //! counted), p50/p99 latency per batch; plus cold load time and peak RSS.
 //! `scripts/bench_compare.sh` runs PyTorch on the same sentences and prints the ratio.
+//! `--weights f16` or `--weights int8` runs the reduced-precision encoder instead and adds the cosine of each sentence's
+//! embedding to the f32 one (measured after the timings and the peak-RSS reading).
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use mesh_benches::{peak_rss_mib, quantile_ms};
+use mesh_benches::{peak_rss_mib, time_batches};
 use mesh_inference::embedder::SentenceEmbedder;
+use mesh_inference::encoder::WeightFormat;
 use mesh_inference::Device;
 use mesh_models::{require_local_model, Manifest};
 
@@ -23,6 +26,9 @@ fn main() {
             .cloned()
     };
     let json_out = flag("--json-out").map(PathBuf::from);
+    let weights: WeightFormat = flag("--weights")
+        .map(|w| w.parse().expect("--weights"))
+        .unwrap_or_default();
     let rounds: usize = flag("--rounds").and_then(|r| r.parse().ok()).unwrap_or(3);
     let sentences_path = flag("--sentences").map(PathBuf::from).unwrap_or_else(|| {
         PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/data/sentences.txt"))
@@ -32,18 +38,14 @@ fn main() {
 
     let dir = require_local_model("all-minilm-l6-v2");
     let manifest = Manifest::builtin();
+    let entry = manifest.get("all-minilm-l6-v2").unwrap();
     let load_start = Instant::now();
-    let model = SentenceEmbedder::load(
-        &dir,
-        manifest.get("all-minilm-l6-v2").unwrap(),
-        &Device::Cpu,
-    )
-    .unwrap();
+    let model = SentenceEmbedder::load(&dir, entry, &Device::Cpu, weights).unwrap();
     let load_ms = load_start.elapsed().as_secs_f64() * 1e3;
     let tokenized = model.tokenizer().encode_batch(&sentences).unwrap();
     let total_tokens: usize = tokenized.iter().map(|t| t.ids.len()).sum();
     println!(
-        "all-MiniLM-L6-v2, {} sentences ({} tokens, {:.1} per sentence), {} rounds, cold load {load_ms:.0} ms",
+        "all-MiniLM-L6-v2 ({weights} weights), {} sentences ({} tokens, {:.1} per sentence), {} rounds, cold load {load_ms:.0} ms",
         sentences.len(),
         total_tokens,
         total_tokens as f64 / sentences.len() as f64,
@@ -52,42 +54,35 @@ fn main() {
     // Warm-up.
     model.embed(&sentences[..8]).unwrap();
 
-    let mut results = Vec::new();
-    let mut single = None;
-    println!(
-        "{:>5} {:>12} {:>12} {:>10} {:>10}",
-        "batch", "sentences/s", "tokens/s", "p50 ms", "p99 ms"
-    );
-    for batch in [1usize, 8, 32] {
-        let mut latencies: Vec<Duration> = Vec::new();
-        let start = Instant::now();
-        for _ in 0..rounds {
-            for chunk in sentences.chunks(batch) {
-                let t = Instant::now();
-                std::hint::black_box(model.embed(chunk).unwrap());
-                latencies.push(t.elapsed());
-            }
-        }
-        let secs = start.elapsed().as_secs_f64();
-        let sps = (sentences.len() * rounds) as f64 / secs;
-        let tps = (total_tokens * rounds) as f64 / secs;
-        let (p50, p99) = (quantile_ms(&latencies, 0.5), quantile_ms(&latencies, 0.99));
-        println!("{batch:>5} {sps:>12.1} {tps:>12.0} {p50:>10.2} {p99:>10.2}");
-        results.push(serde_json::json!({
-            "batch_size": batch, "batches_timed": latencies.len(), "sentences_per_s": sps,
-            "tokens_per_s": tps, "p50_ms": p50, "p99_ms": p99,
-        }));
-        if batch == 1 {
-            single = Some(serde_json::json!({"p50_ms": p50, "p99_ms": p99}));
-        }
-    }
+    let (results, single) = time_batches(&sentences, total_tokens, rounds, |chunk| {
+        std::hint::black_box(model.embed(chunk).unwrap());
+    });
     let peak = peak_rss_mib();
     println!("peak RSS {:.0} MiB", peak.unwrap_or(f64::NAN));
+    let cosine = (weights != WeightFormat::F32).then(|| {
+        let reference = SentenceEmbedder::load(&dir, entry, &Device::Cpu, WeightFormat::F32)
+            .unwrap()
+            .embed(&sentences)
+            .unwrap();
+        let cosines: Vec<f64> = model
+            .embed(&sentences)
+            .unwrap()
+            .iter()
+            .zip(&reference)
+            .map(|(a, b)| cosine(a, b))
+            .collect();
+        let min = cosines.iter().copied().fold(f64::INFINITY, f64::min);
+        let mean = cosines.iter().sum::<f64>() / cosines.len() as f64;
+        println!("cosine to the f32 embeddings: min {min:.5}, mean {mean:.5}");
+        serde_json::json!({"min": min, "mean": mean})
+    });
     if let Some(path) = json_out {
         // Same keys as scripts/bench_pytorch.py, so scripts/bench_ratio.py can compare.
         let report = serde_json::json!({
             "model": "all-MiniLM-L6-v2",
-            "engine": "mesh-inference (candle CPU)",
+            "engine": format!("mesh-inference (candle CPU, {weights} weights)"),
+            "weights": weights.to_string(),
+            "cosine_vs_f32": cosine,
             "threads": std::env::var("RAYON_NUM_THREADS").ok(),
             "rounds": rounds,
             "num_sentences": sentences.len(),
@@ -99,4 +94,10 @@ fn main() {
         });
         std::fs::write(&path, serde_json::to_string_pretty(&report).unwrap()).expect("write json");
     }
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(x * y)).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| f64::from(x * x)).sum::<f64>().sqrt();
+    dot / (norm(a) * norm(b))
 }

@@ -107,6 +107,48 @@ pub fn loopback_port(url: &str) -> Result<u16, String> {
     port.parse().map_err(|e| format!("port of `{url}`: {e}"))
 }
 
+/// Times `run` on `items` cut into consecutive batches of 1, 8 and 32 (file order), `rounds`
+/// passes each, and prints a row per batch size. Returns the rows (`batch_size`,
+/// `batches_timed`, `sentences_per_s`, `tokens_per_s` from `total_tokens`, `p50_ms`, `p99_ms`
+/// per batch: the keys the PyTorch scripts write) and the batch-1 `{p50_ms, p99_ms}`.
+pub fn time_batches<T>(
+    items: &[T],
+    total_tokens: usize,
+    rounds: usize,
+    mut run: impl FnMut(&[T]),
+) -> (Vec<serde_json::Value>, serde_json::Value) {
+    let mut rows = Vec::new();
+    let mut single = serde_json::Value::Null;
+    println!(
+        "{:>5} {:>12} {:>12} {:>10} {:>10}",
+        "batch", "sentences/s", "tokens/s", "p50 ms", "p99 ms"
+    );
+    for batch in [1usize, 8, 32] {
+        let mut latencies: Vec<Duration> = Vec::new();
+        let start = Instant::now();
+        for _ in 0..rounds {
+            for chunk in items.chunks(batch) {
+                let t = Instant::now();
+                run(chunk);
+                latencies.push(t.elapsed());
+            }
+        }
+        let secs = start.elapsed().as_secs_f64();
+        let sps = (items.len() * rounds) as f64 / secs;
+        let tps = (total_tokens * rounds) as f64 / secs;
+        let (p50, p99) = (quantile_ms(&latencies, 0.5), quantile_ms(&latencies, 0.99));
+        println!("{batch:>5} {sps:>12.1} {tps:>12.0} {p50:>10.2} {p99:>10.2}");
+        rows.push(serde_json::json!({
+            "batch_size": batch, "batches_timed": latencies.len(), "sentences_per_s": sps,
+            "tokens_per_s": tps, "p50_ms": p50, "p99_ms": p99,
+        }));
+        if batch == 1 {
+            single = serde_json::json!({"p50_ms": p50, "p99_ms": p99});
+        }
+    }
+    (rows, single)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
