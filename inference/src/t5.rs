@@ -525,7 +525,7 @@ impl T5Generator {
     /// Log-probability of each token of `continuation` given the input and the tokens
     /// before it (teacher forcing through the same cached decoder path as generation).
     pub fn score(&self, input_ids: &[u32], continuation: &[u32]) -> Result<Vec<f32>> {
-        let encoded = self.encode_checked(input_ids)?;
+        let encoded = self.encode(input_ids)?;
         let mut cache = self.model.new_cache(&encoded)?;
         let mut last = self.start_token();
         let mut out = Vec::with_capacity(continuation.len());
@@ -540,12 +540,9 @@ impl T5Generator {
         Ok(out)
     }
 
-    /// The encoder's output `(1, seq, d_model)` for one input (what generation starts from).
+    /// The encoder's output `(1, seq, d_model)` for one input (what generation starts from);
+    /// an empty input or a token outside the vocabulary is an input error.
     pub fn encode(&self, input_ids: &[u32]) -> Result<Tensor> {
-        self.encode_checked(input_ids)
-    }
-
-    fn encode_checked(&self, input_ids: &[u32]) -> Result<Tensor> {
         if input_ids.is_empty() {
             return Err(InferenceError::Input(
                 "cannot generate from an empty input".into(),
@@ -563,7 +560,7 @@ impl T5Generator {
     /// Generates from one tokenized input; returns the new tokens (decoder start
     /// excluded, EOS included when it was produced).
     pub fn generate(&self, input_ids: &[u32], options: &GenerationOptions) -> Result<Vec<u32>> {
-        let encoded = self.encode_checked(input_ids)?;
+        let encoded = self.encode(input_ids)?;
         if options.max_new_tokens == 0 {
             return Ok(Vec::new());
         }
