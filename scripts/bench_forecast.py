@@ -3,6 +3,7 @@
 
     python scripts/bench_forecast.py --data-dir DIR [--runs 5] [--skip-auto] [--write-only]
                                      [--airline PATH] [--json-out F]
+    python scripts/bench_forecast.py --series-dir DIR ...   (an index.json already written)
 
 1. Writes the series into DIR, for our Rust `forecast` bench to read:
    - DIR/<name>.csv: header `value`, then one value per line (oldest first, shortest
@@ -19,12 +20,18 @@
    - elnino: statsmodels elnino, the 12 monthly columns read row by row.
 2. Fits on all but the last `holdout` points and forecasts `holdout` ahead with
    - statsforecast AutoETS(season_length=max(m, 1)) (model chosen by AICc),
-   - statsmodels ETSModel fixed: (M,A,M) with seasonal_periods=m if m >= 2, else (M,A,N),
+   - statsmodels ETSModel fixed: (M,A,M) with seasonal_periods=m if m >= 2, else (M,A,N)
+     (A for M when a value is <= 0),
    - statsmodels ETSModel auto (unless --skip-auto): min AIC over error {A,M} x trend
      {N,A,Ad} x season {N,A,M} (M parts only for positive data, season only if m >= 2),
    and prints (and writes to --json-out) one JSON line per series and method:
      {"bench": "forecast", "series": "airpassengers", "impl": "statsforecast",
       "method": "AutoETS: ETS(M,N,M)", "mape": ..., "smape": ..., "seconds": ...}
+   With --origins K (K > 1), each series is scored on its last K windows of `holdout` points
+   (the test window, then the ones `holdout`, 2 `holdout`, ... points earlier), each forecast
+   from everything before it; one "forecast_rolling" line per series and method with the
+   mean MAPE / sMAPE, "smape_by_origin" (newest first), "methods" and the mean seconds of one
+   fit + forecast (no warm-up, one run each).
    MAPE = 100 mean |a - f| / |a|; sMAPE = 100 mean 2 |a - f| / (|a| + |f|) (a term is 0 when
    both are 0). `seconds` is fit + forecast wall time, the median of --runs runs after one
    warm-up (the auto search: a single run, no warm-up).
@@ -95,10 +102,22 @@ def load(airline):
     return series
 
 
-def write(data_dir, series):
+def read(data_dir):
+    """The series and rows of an index.json written by `write` (for --series-dir)."""
+    with open(os.path.join(data_dir, "index.json")) as f:
+        index = json.load(f)["series"]
+    series = {e["name"]: pd.read_csv(os.path.join(data_dir, e["file"]))["value"].to_numpy(float)
+              for e in index}
+    rows = [(e["name"], e["season_length"], e["holdout"], e["source"], e["description"])
+            for e in index]
+    return series, rows
+
+
+def write(data_dir, series, rows=SERIES):
+    """`rows`: (name, season length, holdout, source, description) of each series to write."""
     os.makedirs(data_dir, exist_ok=True)
     index = []
-    for name, m, h, source, description in SERIES:
+    for name, m, h, source, description in rows:
         y = series[name]
         with open(os.path.join(data_dir, f"{name}.csv"), "w") as f:
             f.write("value\n")
@@ -147,9 +166,10 @@ def sm_ets(y, m, h, error, trend, damped, seasonal):
 
 
 def sm_fixed(y, m, h):
-    seasonal = "mul" if m >= 2 else None
-    f, _ = sm_ets(y, m, h, "mul", "add", False, seasonal)
-    return f, f"ETSModel fixed: ETS(M,A,{'M' if seasonal else 'N'})"
+    kind = "mul" if np.all(y > 0) else "add"  # multiplicative parts need positive data
+    seasonal = kind if m >= 2 else None
+    f, _ = sm_ets(y, m, h, kind, "add", False, seasonal)
+    return f, f"ETSModel fixed: ETS({kind[0].upper()},A,{seasonal[0].upper() if seasonal else 'N'})"
 
 
 def sm_auto(y, m, h):
@@ -170,31 +190,71 @@ def sm_auto(y, m, h):
     return best[0], f"ETSModel auto (min AIC): {best[2]}"
 
 
+def rolling(name, y, m, h, origins, methods, bench):
+    """Rolling-origin lines: windows of h points ending at the end and h, 2h, ... earlier."""
+    lines = []
+    for impl, fn, _ in methods:
+        mapes, smapes, names, secs = [], [], [], 0.0
+        for k in range(origins):
+            cut = len(y) - (k + 1) * h
+            train, test = y[:cut], y[cut:cut + h]
+            t = time.perf_counter()
+            f, method = fn(train, m, h)
+            secs += time.perf_counter() - t
+            mapes.append(mape(test, f))
+            smapes.append(smape(test, f))
+            names.append(method)
+        line = {"bench": bench, "series": name, "impl": impl,
+                "method": names[0].split(":")[0], "origins": origins,
+                "mape": float(np.mean(mapes)), "smape": float(np.mean(smapes)),
+                "seconds": secs / origins, "smape_by_origin": smapes, "methods": names}
+        print(json.dumps(line), flush=True)
+        lines.append(line)
+    return lines
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data-dir", required=True, help="where the series CSVs and index.json go")
+    ap.add_argument("--data-dir", help="where the series CSVs and index.json go")
+    ap.add_argument("--series-dir", help="run on the index.json already in this folder instead "
+                    "(e.g. scripts/forecast_validation_data.py's); writes nothing there")
     ap.add_argument("--airline", help="airline-passengers.csv from the river wheel")
     ap.add_argument("--runs", type=int, default=5, help="timed runs per method (median)")
     ap.add_argument("--skip-auto", action="store_true", help="skip the statsmodels AIC search")
     ap.add_argument("--write-only", action="store_true", help="write the data, run nothing")
     ap.add_argument("--json-out", help="also write the JSON lines to this file")
+    ap.add_argument("--bench-name", help="the lines' \"bench\" field (default forecast, or "
+                    "forecast_rolling with --origins)")
+    ap.add_argument("--origins", type=int, default=1,
+                    help="K > 1: score each method on the last K windows of `holdout` points "
+                         "(rolling origin, one forecast_rolling line per series and method)")
     args = ap.parse_args()
 
-    series = load(airline_path(args.data_dir, args.airline))
-    write(args.data_dir, series)
-    print(f"wrote {len(SERIES)} series and index.json to {args.data_dir}", file=sys.stderr)
+    if args.series_dir:
+        series, rows = read(args.series_dir)
+    elif args.data_dir:
+        series, rows = load(airline_path(args.data_dir, args.airline)), SERIES
+        write(args.data_dir, series)
+        print(f"wrote {len(SERIES)} series and index.json to {args.data_dir}", file=sys.stderr)
+    else:
+        ap.error("--data-dir or --series-dir is required")
     if args.write_only:
         return
     methods = [("statsforecast", sf_autoets, args.runs), ("statsmodels", sm_fixed, args.runs)]
     if not args.skip_auto:
         methods.append(("statsmodels", sm_auto, 1))
     lines = []
-    for name, m, h, _, _ in SERIES:
+    for name, m, h, _, _ in rows:
         y = series[name]
+        if args.origins > 1:
+            lines.extend(rolling(name, y, m, h, args.origins, methods,
+                                 args.bench_name or "forecast_rolling"))
+            continue
         train, test = y[:-h], y[-h:]
         for impl, fn, runs in methods:
             (f, method), secs = timed(lambda: fn(train, m, h), max(runs, 1))
-            line = {"bench": "forecast", "series": name, "impl": impl, "method": method,
+            line = {"bench": args.bench_name or "forecast", "series": name, "impl": impl,
+                    "method": method,
                     "mape": mape(test, f), "smape": smape(test, f), "seconds": secs}
             print(json.dumps(line), flush=True)
             lines.append(line)

@@ -2,7 +2,9 @@
 # Numeric benchmarks, ours and the Python references on the same data and machine, one after
 # the other; prints one merged Markdown table per bench (also saved to target/bench/numeric.md).
 #   scripts/bench_numeric.sh
-# - forecast: statsforecast AutoETS, statsmodels ETSModel (scripts/bench_forecast.py) vs ours;
+# - forecast: statsforecast AutoETS, statsmodels ETSModel (scripts/bench_forecast.py) vs ours,
+#             on each series' test window, on its last 5 windows (rolling origin), and on the
+#             validation set of scripts/forecast_validation_data.py;
 # - iforest:  scikit-learn IsolationForest on ODDS Shuttle (scripts/bench_iforest.py) vs ours;
 # - churn:    scikit-learn LogisticRegression / HistGradientBoosting (scripts/bench_churn.py) vs
 #             ours, on the train/test split our churn bench writes;
@@ -41,6 +43,21 @@ rm -f "$out"/ours.jsonl "$out"/ours-*.jsonl "$out"/ref-*.jsonl
 cargo bench --locked -p mesh-benches --bench forecast -- \
   --index "$data/forecast/index.json" --jsonl "$out/ours-forecast.jsonl"
 
+# forecast, rolling origin: each series' last 5 windows (the test window and 4 before it).
+"$py" scripts/bench_forecast.py --series-dir "$data/forecast" --origins 5 --skip-auto \
+  --json-out "$out/ref-forecast-rolling.jsonl"
+cargo bench --locked -p mesh-benches --bench forecast -- \
+  --index "$data/forecast/index.json" --origins 5 --jsonl "$out/ours-forecast-rolling.jsonl"
+
+# forecast, validation set (never the test windows): where selection changes are judged.
+"$py" scripts/forecast_validation_data.py --data-dir "$data/forecast-validation" \
+  --airline "$data/airline-passengers.csv"
+"$py" scripts/bench_forecast.py --series-dir "$data/forecast-validation" --runs 1 --skip-auto \
+  --bench-name forecast_validation --json-out "$out/ref-forecast-validation.jsonl"
+cargo bench --locked -p mesh-benches --bench forecast -- \
+  --index "$data/forecast-validation/index.json" --bench-name forecast_validation \
+  --jsonl "$out/ours-forecast-validation.jsonl"
+
 # iforest
 "$py" scripts/bench_iforest.py --csv "$data/shuttle.csv" --seeds 5 --json-out "$out/ref-iforest.jsonl"
 cargo bench --locked -p mesh-benches --bench iforest -- \
@@ -55,6 +72,8 @@ cargo bench --locked -p mesh-benches --bench churn -- \
 # federated: ours only.
 cargo bench --locked -p mesh-benches --bench federated -- --jsonl "$out/ours-federated.jsonl"
 
-"$py" scripts/bench_table.py "$out/ours.jsonl" "$out/ours-forecast.jsonl" "$out/ours-churn.jsonl" \
-  "$out/ours-federated.jsonl" "$out/ref-forecast.jsonl" "$out/ref-iforest.jsonl" \
-  "$out/ref-churn.jsonl" | tee "$out/numeric.md"
+"$py" scripts/bench_table.py "$out/ours.jsonl" "$out/ours-forecast.jsonl" \
+  "$out/ours-forecast-rolling.jsonl" "$out/ours-forecast-validation.jsonl" "$out/ours-churn.jsonl" \
+  "$out/ours-federated.jsonl" "$out/ref-forecast.jsonl" "$out/ref-forecast-rolling.jsonl" \
+  "$out/ref-forecast-validation.jsonl" "$out/ref-iforest.jsonl" "$out/ref-churn.jsonl" \
+  | tee "$out/numeric.md"

@@ -3,7 +3,14 @@
 //! out, our MAPE / sMAPE and fit + forecast time, to set beside statsforecast's `AutoETS` and
 //! statsmodels' ETS on the same series.
 //!
-//! `cargo bench -p mesh-benches --bench forecast -- --index DIR/index.json [--jsonl FILE]`
+//! With `--origins K` (K > 1), each series is scored on its last K windows of `holdout` points
+//! instead (rolling origin, Tashman 2000: one window is a noisy comparison), one
+//! `forecast_rolling` line per series with the means.
+//!
+//! `--bench-name NAME` sets the lines' `bench` field (the validation set's own table).
+//!
+//! `cargo bench -p mesh-benches --bench forecast -- --index DIR/index.json [--origins K]
+//! [--bench-name NAME] [--jsonl FILE]`
 
 use std::time::Instant;
 
@@ -11,7 +18,43 @@ use mesh_agents::forecast::{forecast, mape, smape, ForecastOptions};
 use mesh_benches::{arg_value, emit};
 use serde_json::Value;
 
+fn options(horizon: usize, season: &[usize]) -> ForecastOptions {
+    ForecastOptions {
+        horizon,
+        season_lengths: season.to_vec(),
+        level: 0.95,
+    }
+}
+
+/// Rolling-origin evaluation: windows `holdout` long ending at the series' end and then
+/// `holdout`, `2 * holdout`, ... points earlier (`origins` in all), each forecast from
+/// everything before it; one line with the mean MAPE / sMAPE and the per-window sMAPE
+/// (newest window first), as `scripts/bench_forecast.py --origins` writes it.
+fn rolling(name: &str, values: &[f64], holdout: usize, season: &[usize], origins: usize) {
+    let bench = arg_value("bench-name").unwrap_or_else(|| "forecast_rolling".into());
+    let (mut mapes, mut smapes, mut methods) = (Vec::new(), Vec::new(), Vec::new());
+    let started = Instant::now();
+    for k in 0..origins {
+        let cut = values.len() - (k + 1) * holdout;
+        let (train, test) = (&values[..cut], &values[cut..cut + holdout]);
+        let result = forecast(train, &options(holdout, season)).expect("forecast");
+        mapes.push(mape(test, &result.point));
+        smapes.push(smape(test, &result.point));
+        methods.push(result.method);
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    emit(&serde_json::json!({
+        "bench": bench, "series": name, "impl": "ours", "origins": origins,
+        "method": "holdout-sMAPE selection (per window: methods)",
+        "mape": mean(&mapes), "smape": mean(&smapes),
+        "seconds": started.elapsed().as_secs_f64() / origins as f64,
+        "smape_by_origin": smapes, "methods": methods,
+    }));
+}
+
 fn main() {
+    let origins: usize = arg_value("origins").map_or(1, |v| v.parse().expect("--origins N"));
+    let bench = arg_value("bench-name").unwrap_or_else(|| "forecast".into());
     let index_path = std::path::PathBuf::from(arg_value("index").expect("--index index.json"));
     let dir = index_path.parent().expect("index folder").to_path_buf();
     let index: Value =
@@ -38,20 +81,16 @@ fn main() {
             .filter(|l| !l.trim().is_empty())
             .map(|l| l.trim().parse().expect("a number"))
             .collect();
+        if origins > 1 {
+            rolling(name, &values, holdout, &season, origins);
+            continue;
+        }
         let (train, test) = values.split_at(values.len() - holdout);
         let started = Instant::now();
-        let result = forecast(
-            train,
-            &ForecastOptions {
-                horizon: holdout,
-                season_lengths: season,
-                level: 0.95,
-            },
-        )
-        .expect("forecast");
+        let result = forecast(train, &options(holdout, &season)).expect("forecast");
         let seconds = started.elapsed().as_secs_f64();
         let mut line = serde_json::json!({
-            "bench": "forecast", "series": name, "impl": "ours", "method": result.method,
+            "bench": bench, "series": name, "impl": "ours", "method": result.method,
             "mape": mape(test, &result.point), "smape": smape(test, &result.point), "seconds": seconds,
         });
         if arg_value("candidates").is_some_and(|v| v == "true") {
