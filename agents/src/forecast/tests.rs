@@ -788,3 +788,57 @@ fn seasonal_naive_and_mase_match_hand_computed_values() {
     assert_eq!(d.lower, d.point);
     assert!(d.fallback.is_none());
 }
+
+/// AirPassengers 1949-1952 (the `river` wheel's file) and the Nile's first 48 years
+/// (statsmodels): the statistics of the seasonality test against statsmodels 0.15.0's
+/// `acf(np.diff(y), fft=False)`: r_12 = 0.623666 > 0.340868 (kept), Nile r_4 = -0.078922
+/// within ±0.277667 (dropped).
+#[test]
+fn seasonality_test_matches_statsmodels_acf() {
+    let air = [
+        112.0, 118.0, 132.0, 129.0, 121.0, 135.0, 148.0, 148.0, 136.0, 119.0, 104.0, 118.0, 115.0,
+        126.0, 141.0, 135.0, 125.0, 149.0, 170.0, 170.0, 158.0, 133.0, 114.0, 140.0, 145.0, 150.0,
+        178.0, 163.0, 172.0, 178.0, 199.0, 199.0, 184.0, 162.0, 146.0, 166.0, 171.0, 180.0, 193.0,
+        181.0, 183.0, 218.0, 230.0, 242.0, 209.0, 191.0, 172.0, 194.0,
+    ];
+    assert_eq!(seasonality_test(&air, 12), Ok(()));
+    let nile = [
+        1120.0, 1160.0, 963.0, 1210.0, 1160.0, 1160.0, 813.0, 1230.0, 1370.0, 1140.0, 995.0, 935.0,
+        1110.0, 994.0, 1020.0, 960.0, 1180.0, 799.0, 958.0, 1140.0, 1100.0, 1210.0, 1150.0, 1250.0,
+        1260.0, 1220.0, 1030.0, 1100.0, 774.0, 840.0, 874.0, 694.0, 940.0, 833.0, 701.0, 916.0,
+        692.0, 1020.0, 1050.0, 969.0, 831.0, 726.0, 456.0, 824.0, 702.0, 1120.0, 1100.0, 832.0,
+    ];
+    let why = seasonality_test(&nile, 4).unwrap_err();
+    assert!(why.contains("-0.079") && why.contains("±0.278"), "{why}");
+}
+
+/// A trend with noise and no season, given season length 12: the season is dropped and
+/// listed, and only non-seasonal models are fitted.
+#[test]
+fn season_the_data_do_not_show_is_dropped_and_listed() {
+    let y: Vec<f64> = noise(96, 11)
+        .iter()
+        .enumerate()
+        .map(|(t, e)| 50.0 + 0.8 * t as f64 + 6.0 * e)
+        .collect();
+    let f = forecast(&y, &opts(12, vec![12])).unwrap();
+    let dropped = f
+        .candidates
+        .iter()
+        .find(|c| c.name == "season length 12")
+        .expect("the dropped season is listed");
+    assert!(
+        dropped
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("no significant seasonality at lag 12"),
+        "{dropped:?}"
+    );
+    assert!(
+        !f.method.contains("MSTL") && !f.method.contains("[12]"),
+        "{}",
+        f.method
+    );
+    assert!(f.candidates.iter().all(|c| !c.name.contains("MSTL")));
+}
