@@ -21,9 +21,6 @@
 //!   seasonal ETS models have additive errors only, and stand in for
 //!   multiplicative seasonality).
 //!
-//! A season length whose lag shows no significant autocorrelation in the differenced history
-//! ([`seasonality_test`], the M4 benchmarks' test) is dropped and listed as skipped.
-//!
 //! The best candidate is refitted on the full history. Histories shorter than
 //! [`MIN_MODEL_POINTS`], or where every candidate fails, get a labelled
 //! drift / naive fallback.
@@ -181,21 +178,7 @@ pub(crate) fn forecast_with(
     let mut seasons: Vec<usize> = options.season_lengths.clone();
     seasons.sort_unstable();
     seasons.dedup();
-    let (mut fitting, too_long): (Vec<usize>, Vec<usize>) =
-        seasons.iter().partition(|&&p| n >= 2 * p);
-    // Seasons the data do not show are dropped (and listed), not fitted.
-    let mut not_seasonal = Vec::new();
-    fitting.retain(|&p| match seasonality_test(history, p) {
-        Ok(()) => true,
-        Err(why) => {
-            not_seasonal.push(CandidateScore {
-                name: format!("season length {p}"),
-                smape: None,
-                note: Some(format!("skipped: {why}")),
-            });
-            false
-        }
-    });
+    let (fitting, too_long): (Vec<usize>, Vec<usize>) = seasons.iter().partition(|&&p| n >= 2 * p);
 
     let holdout = holdout_size(n, h, &fitting);
     // Rolling origins: fold k trains on history[..n - k*holdout]; every fold must
@@ -250,7 +233,7 @@ pub(crate) fn forecast_with(
         }
     }
 
-    let mut candidates = not_seasonal;
+    let mut candidates = Vec::new();
     if !too_long.is_empty() {
         candidates.push(CandidateScore {
             name: format!("augurs MSTL{too_long:?} + AutoETS"),
@@ -358,39 +341,6 @@ pub(crate) fn forecast_with(
         format!("refit on full history failed ({})", refit_errors.join("; "))
     };
     Ok(fallback(history, h, level, why, candidates, holdout, folds))
-}
-
-/// The seasonality test of the M4 competition's benchmarks (Makridakis et al. 2018), on the
-/// first differences `d` (so a trend does not pass for a season): season length `p` is kept
-/// when `|r_p| > 1.645·sqrt((1 + 2·Σ_{k<p} r_k²) / len(d))`, `r_k` the lag-`k` autocorrelation
-/// of `d` (90%, Bartlett's variance). The error says why a season was dropped.
-pub(crate) fn seasonality_test(history: &[f64], p: usize) -> Result<(), String> {
-    let d: Vec<f64> = history.windows(2).map(|w| w[1] - w[0]).collect();
-    let n = d.len();
-    if n <= p + 2 {
-        return Ok(());
-    }
-    let mean = d.iter().sum::<f64>() / n as f64;
-    let c0: f64 = d.iter().map(|v| (v - mean).powi(2)).sum();
-    if c0 <= 0.0 {
-        return Err(format!("season length {p}: the differences are constant"));
-    }
-    let r = |k: usize| -> f64 {
-        (k..n)
-            .map(|t| (d[t] - mean) * (d[t - k] - mean))
-            .sum::<f64>()
-            / c0
-    };
-    let limit = 1.645 * ((1.0 + 2.0 * (1..p).map(|k| r(k).powi(2)).sum::<f64>()) / n as f64).sqrt();
-    let rp = r(p);
-    if rp.abs() > limit {
-        Ok(())
-    } else {
-        Err(format!(
-            "no significant seasonality at lag {p}: autocorrelation of the differences {rp:.3} \
-             within ±{limit:.3} (90%, the M4 benchmarks' test)"
-        ))
-    }
 }
 
 /// Checks the history, horizon and level of a method without seasons.

@@ -1,7 +1,6 @@
 //! `POST /revenue/forecast`: the caller's revenue history forecast ahead ([`crate::forecast`]:
-//! augurs AutoETS and MSTL, seasonal ETS, chosen by rolling-origin holdout sMAPE among the
-//! seasons the data show, with prediction intervals; a labelled drift or naive method when the
-//! history is too short).
+//! augurs AutoETS and MSTL, seasonal ETS, chosen by rolling-origin holdout sMAPE, with
+//! prediction intervals; a labelled drift or naive method when the history is too short).
 //!
 //! The period comes from `dates` when given (daily, weekly, monthly, quarterly, yearly);
 //! without dates the values are taken as monthly. `horizon` defaults to the periods in
@@ -102,7 +101,7 @@ impl Agent for RevenueAgent {
     const KIND: AgentKind = AgentKind::RevenueForecasting;
 
     fn model_used(&self) -> String {
-        "revenue-forecast@2 (augurs AutoETS / MSTL, seasonal ETS; M4 seasonality test)".into()
+        "revenue-forecast@1 (augurs AutoETS / MSTL, seasonal ETS)".into()
     }
 
     async fn handle(&self, request: ForecastRequest) -> Result<ForecastResponse, AgentError> {
