@@ -30,8 +30,14 @@ fn options(horizon: usize, season: &[usize]) -> ForecastOptions {
 /// `holdout`, `2 * holdout`, ... points earlier (`origins` in all), each forecast from
 /// everything before it; one line with the mean MAPE / sMAPE and the per-window sMAPE
 /// (newest window first), as `scripts/bench_forecast.py --origins` writes it.
-fn rolling(name: &str, values: &[f64], holdout: usize, season: &[usize], origins: usize) {
-    let bench = arg_value("bench-name").unwrap_or_else(|| "forecast_rolling".into());
+fn rolling(
+    bench: &str,
+    name: &str,
+    values: &[f64],
+    holdout: usize,
+    season: &[usize],
+    origins: usize,
+) {
     let (mut mapes, mut smapes, mut methods) = (Vec::new(), Vec::new(), Vec::new());
     let started = Instant::now();
     for k in 0..origins {
@@ -54,7 +60,12 @@ fn rolling(name: &str, values: &[f64], holdout: usize, season: &[usize], origins
 
 fn main() {
     let origins: usize = arg_value("origins").map_or(1, |v| v.parse().expect("--origins N"));
-    let bench = arg_value("bench-name").unwrap_or_else(|| "forecast".into());
+    let default_bench = if origins > 1 {
+        "forecast_rolling"
+    } else {
+        "forecast"
+    };
+    let bench = arg_value("bench-name").unwrap_or_else(|| default_bench.into());
     let index_path = std::path::PathBuf::from(arg_value("index").expect("--index index.json"));
     let dir = index_path.parent().expect("index folder").to_path_buf();
     let index: Value =
@@ -82,7 +93,7 @@ fn main() {
             .map(|l| l.trim().parse().expect("a number"))
             .collect();
         if origins > 1 {
-            rolling(name, &values, holdout, &season, origins);
+            rolling(&bench, name, &values, holdout, &season, origins);
             continue;
         }
         let (train, test) = values.split_at(values.len() - holdout);
