@@ -5,7 +5,7 @@
 
 Fits on TRAIN and scores TEST (the Rust `churn` bench writes both CSVs). The target column
 holds yes/no (also true/false, y/n, 1/0, any case); "yes" is the positive class. Every other
-column is a feature. Reading mirrors our encoder (mesh-agents `tabular`): fields are trimmed,
+column is a feature. Reading mirrors our encoder (mesh-numeric `tabular`): fields are trimmed,
 an empty field is missing, and a column is numeric when every non-missing value parses as a
 finite number, categorical otherwise.
 
@@ -45,8 +45,8 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-MIN_LEVEL_COUNT = 5  # mesh-agents tabular::MIN_LEVEL_COUNT
-MAX_LEVELS = 50  # mesh-agents tabular::MAX_LEVELS
+MIN_LEVEL_COUNT = 5  # mesh-numeric tabular::MIN_LEVEL_COUNT
+MAX_LEVELS = 50  # mesh-numeric tabular::MAX_LEVELS
 
 POSITIVE = {"yes", "true", "1", "y", "1.0"}
 NEGATIVE = {"no", "false", "0", "n", "0.0"}

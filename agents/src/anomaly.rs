@@ -1,4 +1,4 @@
-//! `POST /anomaly/detect`: an isolation forest ([`crate::iforest`]) over the caller's data.
+//! `POST /anomaly/detect`: an isolation forest ([`mesh_numeric::iforest`]) over the caller's data.
 //!
 //! - **Univariate** `values` (a metric over time, oldest first): each point becomes four
 //!   four features derived from the series, with a window `w` = n/10 clamped to 3..=24: the
@@ -29,11 +29,11 @@
 //! deviation. A multivariate anomaly is an `outlier`, with the features that deviate most
 //! (robust z per feature).
 
+use mesh_numeric::iforest::{ForestOptions, IsolationForest};
+use mesh_numeric::stats::{mad, mean, median, std_dev};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::iforest::{ForestOptions, IsolationForest};
-use crate::stats::{mad, mean, median, std_dev};
 use crate::{now_iso8601, Agent, AgentError, AgentKind};
 
 /// Most points one request may hold.
@@ -165,6 +165,12 @@ pub struct AnomalyResponse {
 /// The anomaly-detection agent (no weights: the forest is fitted on each request's data).
 #[derive(Debug, Default)]
 pub struct AnomalyAgent;
+
+impl crate::Answer for AnomalyResponse {
+    fn model_used(&self) -> &str {
+        &self.model_used
+    }
+}
 
 impl Agent for AnomalyAgent {
     type Request = AnomalyRequest;

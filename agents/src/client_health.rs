@@ -2,8 +2,9 @@
 //! caller's own tabular data (any schema), versioned and persisted, plus a default model
 //! trained on a real churn data set (modeldata's `mlc_churn`, see `models/manifest.toml`).
 //!
-//! A model is an L2-regularised logistic regression ([`crate::logistic`], fitted exactly by
-//! Newton's method; the same objective as scikit-learn's `C = 1`) on the [`crate::tabular`] encoding. Training reports
+//! A model is an L2-regularised logistic regression ([`mesh_numeric::logistic`], fitted
+//! exactly by Newton's method; the same objective as scikit-learn's `C = 1`) on the
+//! [`mesh_numeric::tabular`] encoding. Training reports
 //! `cv_auc`, the mean ROC-AUC of stratified 5-fold cross-validation (the encoder refitted on
 //! each training fold), then fits on every record. `churn_risk` is the model's probability
 //! of churn. Per-feature contributions are exact in log-odds: each column's
@@ -15,12 +16,15 @@
 
 use std::path::{Path, PathBuf};
 
+use mesh_numeric::logistic::Logistic;
+use mesh_numeric::stats::sigmoid;
+use mesh_numeric::tabular::{
+    binary_target, roc_auc, stratified_folds, ColumnEncoding, Encoder, Record,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::logistic::Logistic;
-use crate::tabular::{binary_target, roc_auc, stratified_folds, Encoder, Record};
 use crate::{now_iso8601, Agent, AgentError, AgentKind};
 
 /// Id of the model trained on modeldata's `mlc_churn` by `msp-mesh prepare`.
@@ -535,14 +539,37 @@ pub fn train_summary(model: &ChurnModel) -> TrainResponse {
             .map(|c| ColumnSummary {
                 name: c.name.clone(),
                 kind: match c.encoding {
-                    crate::tabular::ColumnEncoding::Numeric { .. } => "numeric".into(),
-                    crate::tabular::ColumnEncoding::Categorical { .. } => "categorical".into(),
+                    ColumnEncoding::Numeric { .. } => "numeric".into(),
+                    ColumnEncoding::Categorical { .. } => "categorical".into(),
                 },
             })
             .collect(),
         top_coefficients: top,
         model_used: format!("{} (L2 logistic regression)", model.versioned_id()),
         trained_at: model.trained_at.clone(),
+    }
+}
+
+impl crate::Answer for PredictResponse {
+    fn model_used(&self) -> &str {
+        &self.model_used
+    }
+
+    fn facts(&self) -> crate::Facts {
+        crate::Facts {
+            client_risk: Some(crate::ClientRiskFacts {
+                risk_level: self.risk_level.clone(),
+                client_id: self.client_id.clone(),
+                churn_risk: self.churn_risk,
+            }),
+            ..Default::default()
+        }
+    }
+}
+
+impl crate::Answer for TrainResponse {
+    fn model_used(&self) -> &str {
+        &self.model_used
     }
 }
 
@@ -631,7 +658,7 @@ pub fn predict(
         ));
     }
     let log_odds = model.log_odds(&encoded.features);
-    let churn_risk = 1.0 / (1.0 + (-log_odds).exp());
+    let churn_risk = sigmoid(log_odds);
     let baseline_log_odds = model.intercept
         + model
             .feature_means

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use mesh_inference::cloud::{Bedrock, CloudCall, CloudError, Comprehend, FallbackPolicy};
+use mesh_cloud::{Bedrock, CloudCall, CloudError, Comprehend, FallbackPolicy};
 use serde::Serialize;
 use utoipa::ToSchema;
 

@@ -309,6 +309,12 @@ impl Findings<'_> {
     }
 }
 
+impl crate::Answer for ComplianceResponse {
+    fn model_used(&self) -> &str {
+        &self.model_used
+    }
+}
+
 impl Agent for ComplianceAgent {
     type Request = ComplianceRequest;
     type Response = ComplianceResponse;

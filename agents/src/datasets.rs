@@ -26,8 +26,8 @@ pub const CHURN_TARGET: &str = "churn";
 pub const CHURN_SOURCE: &str = "modeldata 1.1.0 mlc_churn (r-cran-modeldata 1.1.0-1)";
 
 /// modeldata's `mlc_churn` (`modeldata` data set): 5,000 customers, one record each.
-pub fn churn_records(dir: &Path) -> Result<Vec<crate::tabular::Record>, String> {
-    let frame = mesh_models::rdata::read_lazyload_table(
+pub fn churn_records(dir: &Path) -> Result<Vec<mesh_numeric::tabular::Record>, String> {
+    let frame = mesh_rdata::read_lazyload_table(
         &dir.join("Rdata.rdx"),
         &dir.join("Rdata.rdb"),
         CHURN_TABLE,
@@ -37,9 +37,9 @@ pub fn churn_records(dir: &Path) -> Result<Vec<crate::tabular::Record>, String> 
 }
 
 /// One JSON record per row of an R data frame (missing values as null).
-pub fn frame_records(frame: &mesh_models::rdata::DataFrame) -> Vec<crate::tabular::Record> {
-    use mesh_models::rdata::ColumnValues;
-    let mut records = vec![crate::tabular::Record::new(); frame.n_rows()];
+pub fn frame_records(frame: &mesh_rdata::DataFrame) -> Vec<mesh_numeric::tabular::Record> {
+    use mesh_rdata::ColumnValues;
+    let mut records = vec![mesh_numeric::tabular::Record::new(); frame.n_rows()];
     for column in &frame.columns {
         for (record, value) in records.iter_mut().zip(0..) {
             let json = match &column.values {

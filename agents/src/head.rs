@@ -103,8 +103,7 @@ impl ClassificationHead {
 
     /// Raw logits of a batch `[n, dim]`.
     pub fn logits(&self, features: &Tensor) -> candle_core::Result<Tensor> {
-        let hidden = self.pre_classifier.forward(features)?.relu()?;
-        self.classifier.forward(&hidden)
+        forward(&self.pre_classifier, &self.classifier, features)
     }
 
     /// Calibrated class probabilities, one row per feature vector.
@@ -128,6 +127,17 @@ impl ClassificationHead {
             .map(|row| softmax(row, self.config.temperature))
             .collect())
     }
+}
+
+/// The head's computation, `classifier(relu(pre_classifier(features)))`: raw logits of a batch
+/// `[n, dim]`, for the loaded head and in training alike.
+pub(crate) fn forward(
+    pre_classifier: &Linear,
+    classifier: &Linear,
+    features: &Tensor,
+) -> candle_core::Result<Tensor> {
+    let hidden = pre_classifier.forward(features)?.relu()?;
+    classifier.forward(&hidden)
 }
 
 /// Softmax of `logits / temperature`.

@@ -5,29 +5,25 @@
 //! [`knowledge`] (ATT&CK, CWE, the project's docs, embedded and searchable),
 //! [`head`] and [`train`] (classification heads trained in Rust on the
 //! DistilBERT checkpoint's pooled output), [`datasets`] (the labelled data).
+//! The numeric methods the agents call (forecasting, allocation, isolation forest,
+//! logistic regression, federated DP-SGD, ...) are the `mesh-numeric` crate's.
 
-pub mod allocation;
 pub mod anomaly;
 pub mod client_health;
 pub mod cloud;
 pub mod compliance;
 pub mod datasets;
 pub mod federated;
-pub mod forecast;
 pub mod head;
-pub mod iforest;
 pub mod ioc;
 pub mod knowledge;
 pub mod loader;
-pub mod logistic;
 pub mod market;
 pub mod nlp_query;
 pub mod partners;
 pub mod recipes;
 pub mod resource;
 pub mod revenue;
-pub mod stats;
-pub mod tabular;
 pub mod text;
 pub mod threat;
 pub mod train;
@@ -220,7 +216,7 @@ impl From<candle_core::Error> for AgentError {
 /// An agent: validated request in, computed response out, naming the model that produced it.
 pub trait Agent: Send + Sync + 'static {
     type Request: DeserializeOwned + Send + 'static;
-    type Response: Serialize + Send + 'static;
+    type Response: Answer;
 
     /// Which agent this is.
     const KIND: AgentKind;
@@ -233,6 +229,57 @@ pub trait Agent: Send + Sync + 'static {
         &self,
         request: Self::Request,
     ) -> impl Future<Output = Result<Self::Response, AgentError>> + Send;
+}
+
+/// An agent's typed answer: what the mesh stores and publishes besides the JSON body, read
+/// from the response's own fields (never from its JSON by name).
+pub trait Answer: Serialize + Send + 'static {
+    /// The model that produced this answer (`id@version`, or the cloud model id).
+    fn model_used(&self) -> &str;
+
+    /// What the recorder and the alert rules act on; nothing by default.
+    fn facts(&self) -> Facts {
+        Facts::default()
+    }
+}
+
+/// What an answer says that the mesh acts on: a threat to store and alert on, a client at
+/// risk to alert on, network metrics to aggregate.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Facts {
+    pub threat: Option<ThreatFacts>,
+    pub client_risk: Option<ClientRiskFacts>,
+    pub network: Vec<NetworkFact>,
+}
+
+/// A threat judgement (threat intelligence).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThreatFacts {
+    /// LOW, MEDIUM, HIGH or CRITICAL.
+    pub severity: String,
+    pub threat_type: String,
+    /// Calibrated probability of `threat_type` (the answer's `f32`, widened as its JSON value is).
+    pub confidence: f64,
+    /// The indicators found (as the answer's JSON).
+    pub indicators: serde_json::Value,
+    pub recommended_actions: Vec<String>,
+}
+
+/// A client's churn risk (client health).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientRiskFacts {
+    /// Low, Medium, High or Critical.
+    pub risk_level: String,
+    pub client_id: Option<String>,
+    pub churn_risk: f64,
+}
+
+/// One network-intelligence metric: of one MSP (`msp-3`) or mesh-wide (`mesh`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetworkFact {
+    pub msp_id: String,
+    pub metric_type: &'static str,
+    pub value: f64,
 }
 
 /// Current UTC time as ISO 8601 (`2026-11-25T12:34:56.789Z`), the `timestamp` of every response.

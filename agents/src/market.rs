@@ -27,7 +27,7 @@ use utoipa::ToSchema;
 use crate::cloud::{plan, Plan, ProviderReport, SentimentProvider};
 use crate::head::ClassificationHead;
 use crate::{now_iso8601, require_text, Agent, AgentError, AgentKind};
-use mesh_inference::cloud::{CloudCall, ComprehendAnalysis, FallbackPolicy, COMPREHEND_MODEL};
+use mesh_cloud::{CloudCall, ComprehendAnalysis, FallbackPolicy, COMPREHEND_MODEL};
 
 /// Longest `query` accepted, in characters.
 pub const MAX_QUERY_CHARS: usize = 50_000;
@@ -198,6 +198,12 @@ pub fn sentiment_label(score: f32, sentence_probs: &[f32]) -> &'static str {
         "NEGATIVE"
     } else {
         "NEUTRAL"
+    }
+}
+
+impl crate::Answer for MarketResponse {
+    fn model_used(&self) -> &str {
+        &self.model_used
     }
 }
 

@@ -26,7 +26,7 @@ use utoipa::ToSchema;
 use crate::cloud::{plan, AnswerProvider, Plan, ProviderReport};
 use crate::knowledge::{dot, embed_all, embed_one, KnowledgeIndex, PassageSource};
 use crate::{now_iso8601, require_text, Agent, AgentError, AgentKind};
-use mesh_inference::cloud::FallbackPolicy;
+use mesh_cloud::FallbackPolicy;
 
 /// Below this best-passage similarity the agent says it does not know.
 pub const MIN_SIMILARITY: f32 = 0.35;
@@ -148,6 +148,12 @@ impl NlpQueryAgent {
     pub fn with_cloud(mut self, cloud: Option<AnswerProvider>) -> Self {
         self.cloud = cloud;
         self
+    }
+}
+
+impl crate::Answer for AskResponse {
+    fn model_used(&self) -> &str {
+        &self.model_used
     }
 }
 

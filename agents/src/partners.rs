@@ -210,10 +210,6 @@ impl PartnerDirectory {
         &self.partners
     }
 
-    pub fn is_sample(&self) -> bool {
-        self.sample_data
-    }
-
     fn save(&self) -> Result<(), AgentError> {
         let Some(path) = &self.file else {
             return Ok(());
@@ -413,6 +409,12 @@ impl PartnerAgent {
         v.sort();
         v.dedup();
         v
+    }
+}
+
+impl crate::Answer for MatchResponse {
+    fn model_used(&self) -> &str {
+        &self.model_used
     }
 }
 

@@ -12,10 +12,11 @@
 //! Each head's temperature is fitted on its out-of-fold logits.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use mesh_inference::backend::EmbeddingBackend;
 use mesh_models::{Manifest, ModelEntry, Source};
+use mesh_numeric::validation;
 
 use crate::datasets::{self, LabelledText};
 use crate::head::HeadConfig;
@@ -159,11 +160,11 @@ pub async fn train_head(
         progress.advance(f)
     })?;
     let temperature = train::fit_temperature(&oof, &y);
-    let pred: Vec<usize> = oof.iter().map(|l| train::argmax(l)).collect();
-    metrics.insert("cv_accuracy".into(), train::accuracy(&pred, &y));
+    let pred: Vec<usize> = oof.iter().map(|l| validation::argmax(l)).collect();
+    metrics.insert("cv_accuracy".into(), validation::accuracy(&pred, &y));
     metrics.insert(
         "cv_macro_f1".into(),
-        train::macro_f1(&pred, &y, labels.len()),
+        validation::macro_f1(&pred, &y, labels.len()),
     );
     let uncalibrated: Vec<Vec<f32>> = oof.iter().map(|l| crate::head::softmax(l, 1.0)).collect();
     let calibrated: Vec<Vec<f32>> = oof
@@ -172,11 +173,11 @@ pub async fn train_head(
         .collect();
     metrics.insert(
         "cv_ece_uncalibrated".into(),
-        train::expected_calibration_error(&uncalibrated, &y),
+        validation::expected_calibration_error(&uncalibrated, &y),
     );
     metrics.insert(
         "cv_ece_calibrated".into(),
-        train::expected_calibration_error(&calibrated, &y),
+        validation::expected_calibration_error(&calibrated, &y),
     );
     let mut groups: Vec<&str> = rows.iter().map(|r| r.group.as_str()).collect();
     groups.sort();
@@ -186,11 +187,11 @@ pub async fn train_head(
             let idx: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].group == g).collect();
             let p: Vec<usize> = idx.iter().map(|&i| pred[i]).collect();
             let t: Vec<usize> = idx.iter().map(|&i| y[i]).collect();
-            metrics.insert(format!("cv_accuracy_{g}"), train::accuracy(&p, &t));
+            metrics.insert(format!("cv_accuracy_{g}"), validation::accuracy(&p, &t));
         }
     }
     if entry.task == "spam-email" {
-        let (p, r, f1) = train::precision_recall_f1(&pred, &y, 1);
+        let (p, r, f1) = validation::precision_recall_f1(&pred, &y, 1);
         metrics.insert("cv_precision".into(), p);
         metrics.insert("cv_recall".into(), r);
         metrics.insert("cv_f1".into(), f1);
@@ -205,18 +206,18 @@ pub async fn train_head(
         let tp: Vec<usize> = layers
             .logits(&tx)?
             .iter()
-            .map(|l| train::argmax(l))
+            .map(|l| validation::argmax(l))
             .collect();
-        let (p, r, f1) = train::precision_recall_f1(&tp, &ty, 1);
+        let (p, r, f1) = validation::precision_recall_f1(&tp, &ty, 1);
         metrics.insert("heldout_precision".into(), p);
         metrics.insert("heldout_recall".into(), r);
         metrics.insert("heldout_f1".into(), f1);
-        metrics.insert("heldout_accuracy".into(), train::accuracy(&tp, &ty));
+        metrics.insert("heldout_accuracy".into(), validation::accuracy(&tp, &ty));
         for folder in datasets::EMAIL_TEST_FOLDERS {
             let idx: Vec<usize> = (0..test_rows.len())
                 .filter(|&i| test_rows[i].group == folder)
                 .collect();
-            let a = train::accuracy(
+            let a = validation::accuracy(
                 &idx.iter().map(|&i| tp[i]).collect::<Vec<_>>(),
                 &idx.iter().map(|&i| ty[i]).collect::<Vec<_>>(),
             );
@@ -239,9 +240,4 @@ pub async fn train_head(
     };
     layers.save(&paths.models_dir.join(&entry.id), &config)?;
     Ok(config)
-}
-
-/// The folder of a trained head.
-pub fn head_dir(models_dir: &Path, id: &str) -> PathBuf {
-    models_dir.join(id)
 }

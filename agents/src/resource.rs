@@ -1,6 +1,6 @@
 //! `POST /resource/optimize`: the caller's tasks and technicians in, an optimal assignment
-//! out ([`crate::allocation`]: an integer program solved with good_lp + microlp, with a
-//! labelled greedy fallback past a size or time limit).
+//! out ([`mesh_numeric::allocation`]: an integer program solved with good_lp + microlp, with
+//! a labelled greedy fallback past a size or time limit).
 //!
 //! `priority_mode`: `balanced` (the default, the prototype's) weighs priorities 1, 2, 4, 8;
 //! `strict` makes one more task of a higher priority worth more than any number of lower
@@ -11,14 +11,14 @@
 
 use std::time::Duration;
 
+use mesh_numeric::allocation::{
+    allocate, parse_priority, AllocationError, AllocationOptions, Method, PriorityWeights, Task,
+    Technician, UnassignedReason,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::allocation::{
-    allocate, parse_priority, AllocationError, AllocationOptions, Method, PriorityWeights, Task,
-    Technician, UnassignedReason,
-};
 use crate::{now_iso8601, Agent, AgentError, AgentKind};
 
 /// Most tasks of one request.
@@ -131,6 +131,12 @@ pub struct OptimizeResponse {
 /// The resource-allocation agent.
 #[derive(Debug, Default)]
 pub struct ResourceAgent;
+
+impl crate::Answer for OptimizeResponse {
+    fn model_used(&self) -> &str {
+        &self.model_used
+    }
+}
 
 impl Agent for ResourceAgent {
     type Request = OptimizeRequest;

@@ -1,6 +1,7 @@
-//! `POST /revenue/forecast`: the caller's revenue history forecast ahead ([`crate::forecast`]:
-//! augurs AutoETS and MSTL, seasonal ETS, chosen by rolling-origin holdout sMAPE, with
-//! prediction intervals; a labelled drift or naive method when the history is too short).
+//! `POST /revenue/forecast`: the caller's revenue history forecast ahead
+//! ([`mesh_numeric::forecast`]: augurs AutoETS and MSTL, seasonal ETS, chosen by rolling-origin
+//! holdout sMAPE, with prediction intervals; a labelled drift or naive method when the history
+//! is too short).
 //!
 //! The period comes from `dates` when given (daily, weekly, monthly, quarterly, yearly);
 //! without dates the values are taken as monthly. `horizon` defaults to the periods in
@@ -9,12 +10,13 @@
 //! observed periods (or the last value times the horizon, for a shorter history).
 //! `confidence` is the level of the prediction intervals.
 
+use mesh_numeric::forecast::{
+    days_from_civil, default_season_lengths, detect_frequency, forecast, ForecastError,
+    ForecastOptions, Frequency,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::forecast::{
-    days_from_civil, default_season_lengths, detect_frequency, forecast, ForecastOptions, Frequency,
-};
 use crate::{now_iso8601, Agent, AgentError, AgentKind};
 
 /// Most history points.
@@ -95,6 +97,12 @@ pub struct ForecastResponse {
 #[derive(Debug, Default)]
 pub struct RevenueAgent;
 
+impl crate::Answer for ForecastResponse {
+    fn model_used(&self) -> &str {
+        &self.model_used
+    }
+}
+
 impl Agent for RevenueAgent {
     type Request = ForecastRequest;
     type Response = ForecastResponse;
@@ -136,7 +144,7 @@ pub fn forecast_revenue(request: &ForecastRequest) -> Result<ForecastResponse, A
             format!("at most {MAX_HISTORY} values"),
         ));
     }
-    let invalid = |e: crate::forecast::ForecastError| AgentError::invalid(e.field(), e.to_string());
+    let invalid = |e: ForecastError| AgentError::invalid(e.field(), e.to_string());
     let frequency = match &request.dates {
         Some(dates) if dates.len() != history.len() => {
             return Err(AgentError::invalid(

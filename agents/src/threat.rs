@@ -186,6 +186,38 @@ impl ThreatAgent {
     }
 }
 
+impl Severity {
+    /// The level as the answer's JSON writes it (`HIGH`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Low => "LOW",
+            Self::Medium => "MEDIUM",
+            Self::High => "HIGH",
+            Self::Critical => "CRITICAL",
+        }
+    }
+}
+
+impl crate::Answer for ThreatResponse {
+    fn model_used(&self) -> &str {
+        &self.model_used
+    }
+
+    fn facts(&self) -> crate::Facts {
+        crate::Facts {
+            threat: Some(crate::ThreatFacts {
+                severity: self.severity.as_str().to_string(),
+                threat_type: self.threat_type.clone(),
+                confidence: f64::from(self.confidence),
+                indicators: serde_json::to_value(&self.indicators)
+                    .unwrap_or(serde_json::Value::Null),
+                recommended_actions: self.recommended_actions.clone(),
+            }),
+            ..Default::default()
+        }
+    }
+}
+
 impl Agent for ThreatAgent {
     type Request = ThreatRequest;
     type Response = ThreatResponse;
@@ -249,7 +281,7 @@ impl Agent for ThreatAgent {
                 (category, confidence, "email-head", Some(verdict))
             }
             None => {
-                let best = crate::train::argmax(&probs);
+                let best = mesh_numeric::validation::argmax(&probs);
                 (
                     self.threat_head.labels()[best].clone(),
                     probs[best],

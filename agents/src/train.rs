@@ -1,13 +1,17 @@
 //! Training classification heads with candle's autograd: weighted cross-entropy,
-//! AdamW, deterministic initialisation and shuffling (own seeded generator), stratified
-//! k-fold cross-validation, temperature calibration and the usual metrics.
+//! AdamW, deterministic initialisation and shuffling (seeded [`SplitMix64`]), stratified
+//! k-fold cross-validation and temperature calibration. The metrics the training reports
+//! are [`mesh_numeric::validation`]'s.
 
 use std::collections::BTreeMap;
 
 use candle_core::{Device, Tensor, Var};
 use candle_nn::{Linear, Optimizer, VarMap};
 
-use crate::head::{softmax, ClassificationHead, HeadConfig};
+use mesh_numeric::rng::SplitMix64;
+use mesh_numeric::validation::stratified_folds;
+
+use crate::head::{self, softmax, HeadConfig};
 use crate::AgentError;
 
 /// Settings of one training run.
@@ -52,34 +56,6 @@ impl TrainOptions {
     }
 }
 
-/// SplitMix64: a small, well-known deterministic generator for initialisation and shuffling.
-#[derive(Debug, Clone)]
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1).
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    /// Fisher-Yates shuffle.
-    pub fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            let j = (self.next_u64() % (i as u64 + 1)) as usize;
-            items.swap(i, j);
-        }
-    }
-}
-
 /// The two trained layers and the variables behind them.
 pub struct TrainedLayers {
     pub pre_classifier: Linear,
@@ -90,39 +66,19 @@ pub struct TrainedLayers {
 impl TrainedLayers {
     /// Raw logits for feature rows.
     pub fn logits(&self, x: &[Vec<f32>]) -> Result<Vec<Vec<f32>>, AgentError> {
-        let head = ClassificationHead::new(
-            self.pre_classifier.clone(),
-            self.classifier.clone(),
-            placeholder_config(x.first().map_or(0, Vec::len)),
-        );
-        Ok(head.logits(&rows_tensor(x)?)?.to_vec2::<f32>()?)
+        let logits = head::forward(&self.pre_classifier, &self.classifier, &rows_tensor(x)?)?;
+        Ok(logits.to_vec2::<f32>()?)
     }
 
     /// Writes `model.safetensors` and `head.json` into `dir`.
     pub fn save(&self, dir: &std::path::Path, config: &HeadConfig) -> Result<(), AgentError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| AgentError::Unavailable(format!("{}: {e}", dir.display())))?;
-        self.varmap.save(dir.join(crate::head::HEAD_WEIGHTS))?;
+        self.varmap.save(dir.join(head::HEAD_WEIGHTS))?;
         let json = serde_json::to_string_pretty(config).expect("head config serialises");
-        std::fs::write(dir.join(crate::head::HEAD_CONFIG), json)
+        std::fs::write(dir.join(head::HEAD_CONFIG), json)
             .map_err(|e| AgentError::Unavailable(format!("{}: {e}", dir.display())))?;
         Ok(())
-    }
-}
-
-fn placeholder_config(dim: usize) -> HeadConfig {
-    HeadConfig {
-        id: "training".into(),
-        version: "0".into(),
-        base_model: String::new(),
-        equivalent_encoders: vec![],
-        labels: vec![],
-        dim,
-        temperature: 1.0,
-        trained_at: String::new(),
-        training_data: vec![],
-        metrics: BTreeMap::new(),
-        hyperparameters: BTreeMap::new(),
     }
 }
 
@@ -194,8 +150,7 @@ pub fn fit(
             let wb: Vec<f32> = batch.iter().map(|&i| class_weight[y[i]]).collect();
             let yb = Tensor::new(yb.as_slice(), &Device::Cpu)?.unsqueeze(1)?;
             let wb = Tensor::new(wb.as_slice(), &Device::Cpu)?;
-            let hidden = candle_nn::Module::forward(&layers.pre_classifier, &xb)?.relu()?;
-            let logits = candle_nn::Module::forward(&layers.classifier, &hidden)?;
+            let logits = head::forward(&layers.pre_classifier, &layers.classifier, &xb)?;
             let log_p = candle_nn::ops::log_softmax(&logits, 1)?;
             let picked = log_p.gather(&yb, 1)?.squeeze(1)?;
             let total_weight = f64::from(wb.sum_all()?.to_scalar::<f32>()?);
@@ -226,21 +181,6 @@ fn class_weights(y: &[usize], n_labels: usize, balance: bool) -> Vec<f32> {
             }
         })
         .collect()
-}
-
-/// Assigns every sample to one of `k` folds, keeping class proportions (stratified).
-pub fn stratified_folds(y: &[usize], k: usize, seed: u64) -> Vec<usize> {
-    let mut rng = SplitMix64::new(seed);
-    let n_labels = y.iter().copied().max().map_or(0, |m| m + 1);
-    let mut fold = vec![0; y.len()];
-    for label in 0..n_labels {
-        let mut members: Vec<usize> = (0..y.len()).filter(|&i| y[i] == label).collect();
-        rng.shuffle(&mut members);
-        for (j, i) in members.into_iter().enumerate() {
-            fold[i] = j % k;
-        }
-    }
-    fold
 }
 
 /// Out-of-fold logits of `k`-fold cross-validation: every row is scored by a head that did not see it.
@@ -283,108 +223,10 @@ pub fn fit_temperature(logits: &[Vec<f32>], y: &[usize]) -> f64 {
         .unwrap_or(1.0)
 }
 
-/// Index of the largest value.
-pub fn argmax(row: &[f32]) -> usize {
-    row.iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .map_or(0, |(i, _)| i)
-}
-
-/// Fraction of predictions equal to the labels.
-pub fn accuracy(pred: &[usize], y: &[usize]) -> f64 {
-    pred.iter().zip(y).filter(|(p, t)| p == t).count() as f64 / y.len().max(1) as f64
-}
-
-/// Precision, recall and F1 of class `positive`.
-pub fn precision_recall_f1(pred: &[usize], y: &[usize], positive: usize) -> (f64, f64, f64) {
-    let tp = pred
-        .iter()
-        .zip(y)
-        .filter(|(p, t)| **p == positive && **t == positive)
-        .count() as f64;
-    let fp = pred
-        .iter()
-        .zip(y)
-        .filter(|(p, t)| **p == positive && **t != positive)
-        .count() as f64;
-    let fnn = pred
-        .iter()
-        .zip(y)
-        .filter(|(p, t)| **p != positive && **t == positive)
-        .count() as f64;
-    let precision = if tp + fp > 0.0 { tp / (tp + fp) } else { 0.0 };
-    let recall = if tp + fnn > 0.0 { tp / (tp + fnn) } else { 0.0 };
-    let f1 = if precision + recall > 0.0 {
-        2.0 * precision * recall / (precision + recall)
-    } else {
-        0.0
-    };
-    (precision, recall, f1)
-}
-
-/// Unweighted mean of the per-class F1 over the classes present in `y`.
-pub fn macro_f1(pred: &[usize], y: &[usize], n_labels: usize) -> f64 {
-    let present: Vec<usize> = (0..n_labels).filter(|c| y.contains(c)).collect();
-    present
-        .iter()
-        .map(|&c| precision_recall_f1(pred, y, c).2)
-        .sum::<f64>()
-        / present.len().max(1) as f64
-}
-
-/// Expected calibration error over 10 equal-width confidence bins.
-pub fn expected_calibration_error(probabilities: &[Vec<f32>], y: &[usize]) -> f64 {
-    let mut bins = [(0.0f64, 0.0f64, 0usize); 10];
-    for (p, &t) in probabilities.iter().zip(y) {
-        let c = argmax(p);
-        let conf = p[c] as f64;
-        let b = ((conf * 10.0) as usize).min(9);
-        bins[b].0 += conf;
-        bins[b].1 += f64::from(u8::from(c == t));
-        bins[b].2 += 1;
-    }
-    let n = y.len().max(1) as f64;
-    bins.iter()
-        .filter(|b| b.2 > 0)
-        .map(|(conf, correct, _)| (conf - correct).abs() / n)
-        .sum()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn metrics_match_hand_computation() {
-        let y = [1, 1, 1, 0, 0, 0];
-        let p = [1, 1, 0, 1, 0, 0];
-        assert!((accuracy(&p, &y) - 4.0 / 6.0).abs() < 1e-12);
-        let (pr, re, f1) = precision_recall_f1(&p, &y, 1);
-        assert!((pr - 2.0 / 3.0).abs() < 1e-12 && (re - 2.0 / 3.0).abs() < 1e-12);
-        assert!((f1 - 2.0 / 3.0).abs() < 1e-12);
-        // Two predictions at confidence 0.9 (one right) and two at 0.6 (both right):
-        // ECE = (|1.8 - 1| + |1.2 - 2|) / 4 = 0.4.
-        let probs = vec![
-            vec![0.1, 0.9],
-            vec![0.1, 0.9],
-            vec![0.6, 0.4],
-            vec![0.6, 0.4],
-        ];
-        let ece = expected_calibration_error(&probs, &[1, 0, 0, 0]);
-        assert!((ece - 0.4).abs() < 1e-6, "{ece}");
-    }
-
-    #[test]
-    fn folds_are_stratified() {
-        let y: Vec<usize> = (0..100).map(|i| usize::from(i < 30)).collect();
-        let folds = stratified_folds(&y, 5, 1);
-        for f in 0..5 {
-            let members: Vec<_> = (0..100).filter(|&i| folds[i] == f).collect();
-            assert_eq!(members.len(), 20);
-            assert_eq!(members.iter().filter(|&&i| y[i] == 1).count(), 6);
-        }
-    }
+    use mesh_numeric::validation::{accuracy, argmax};
 
     /// Two Gaussian blobs: a trained head separates them and generalises to held-out points.
     #[test]

@@ -14,7 +14,7 @@ fn trained_heads_reproduce_the_recorded_metrics() {
         .collect();
     assert_eq!(heads.len(), 3);
     for entry in heads {
-        let dir = mesh_models::workspace_models_dir().join(&entry.id);
+        let dir = mesh_testing::workspace_models_dir().join(&entry.id);
         let head = ClassificationHead::load_dir(&dir)
             .unwrap_or_else(|e| panic!("{e} (run `msp-mesh prepare`; scripts/test.sh does)"));
         let config = head.config();

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use mesh_benches::quantile_ms;
-use mesh_lambda::{router, AppState, ModelArgs};
+use mesh_core::ModelArgs;
+use mesh_lambda::http::{router, AppState};
 use serde_json::{json, Value};
 
 #[derive(Parser)]
@@ -106,7 +107,7 @@ fn main() -> anyhow::Result<()> {
     let load_started = Instant::now();
     let state = runtime.block_on(AppState::load(
         &args.model,
-        &mesh_lambda::ServiceArgs::ephemeral(),
+        &mesh_core::ServiceArgs::ephemeral(),
         None,
     ))?;
     let load_s = load_started.elapsed().as_secs_f64();

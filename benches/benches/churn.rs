@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use mesh_agents::client_health;
 use mesh_agents::datasets::{churn_records, CHURN_TARGET};
-use mesh_agents::tabular::{binary_target, roc_auc, stratified_folds, Record};
 use mesh_benches::{arg_value, emit};
+use mesh_numeric::tabular::{binary_target, roc_auc, stratified_folds, Record};
 use serde_json::Value;
 
 fn write_csv(path: &std::path::Path, records: &[&Record]) {
@@ -30,7 +30,7 @@ fn write_csv(path: &std::path::Path, records: &[&Record]) {
 }
 
 fn main() {
-    let data_dir = arg_value("data-dir").map_or_else(mesh_models::workspace_data_dir, Into::into);
+    let data_dir = arg_value("data-dir").map_or_else(mesh_testing::workspace_data_dir, Into::into);
     let out_dir = std::path::PathBuf::from(arg_value("out-dir").expect("--out-dir DIR"));
     std::fs::create_dir_all(&out_dir).expect("create --out-dir");
     let records =

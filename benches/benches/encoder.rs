@@ -11,28 +11,27 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use mesh_benches::arg_value;
 use mesh_benches::{peak_rss_mib, time_batches};
 use mesh_inference::embedder::SentenceEmbedder;
 use mesh_inference::encoder::WeightFormat;
 use mesh_inference::Device;
-use mesh_models::{require_local_model, Manifest};
+use mesh_models::Manifest;
+use mesh_testing::{cosine, require_local_model};
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let flag = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
-    let json_out = flag("--json-out").map(PathBuf::from);
-    let weights: WeightFormat = flag("--weights")
+    let json_out = arg_value("json-out").map(PathBuf::from);
+    let weights: WeightFormat = arg_value("weights")
         .map(|w| w.parse().expect("--weights"))
         .unwrap_or_default();
-    let rounds: usize = flag("--rounds").and_then(|r| r.parse().ok()).unwrap_or(3);
-    let sentences_path = flag("--sentences").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/data/sentences.txt"))
-    });
+    let rounds: usize = arg_value("rounds")
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3);
+    let sentences_path = arg_value("sentences")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/data/sentences.txt"))
+        });
     let text = std::fs::read_to_string(&sentences_path).expect("read sentences");
     let sentences: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
 
@@ -94,10 +93,4 @@ fn main() {
         });
         std::fs::write(&path, serde_json::to_string_pretty(&report).unwrap()).expect("write json");
     }
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(x * y)).sum();
-    let norm = |v: &[f32]| v.iter().map(|x| f64::from(x * x)).sum::<f64>().sqrt();
-    dot / (norm(a) * norm(b))
 }

@@ -12,7 +12,7 @@ use mesh_benches::{arg_value, emit};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let data_dir = arg_value("data-dir").map_or_else(mesh_models::workspace_data_dir, Into::into);
+    let data_dir = arg_value("data-dir").map_or_else(mesh_testing::workspace_data_dir, Into::into);
     let records =
         churn_records(&data_dir.join("modeldata")).expect("run `msp-mesh data pull modeldata`");
     let agent = FederatedAgent::new(&records, CHURN_TARGET, CHURN_SOURCE).expect("encode");

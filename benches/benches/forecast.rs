@@ -14,8 +14,8 @@
 
 use std::time::Instant;
 
-use mesh_agents::forecast::{forecast, mape, smape, ForecastOptions};
 use mesh_benches::{arg_value, emit};
+use mesh_numeric::forecast::{forecast, mape, smape, ForecastOptions};
 use serde_json::Value;
 
 fn options(horizon: usize, season: &[usize]) -> ForecastOptions {

@@ -7,9 +7,9 @@
 
 use std::time::Instant;
 
-use mesh_agents::iforest::{ForestOptions, IsolationForest};
-use mesh_agents::tabular::roc_auc;
 use mesh_benches::{arg_value, emit};
+use mesh_numeric::iforest::{ForestOptions, IsolationForest};
+use mesh_numeric::tabular::roc_auc;
 
 fn main() {
     let csv = arg_value("csv").expect("--csv FILE");

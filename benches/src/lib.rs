@@ -5,16 +5,11 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 /// The `q`-quantile (0..=1) of durations in milliseconds, interpolated linearly
-/// between order statistics (numpy's default, as the PyTorch script computes it).
+/// between order statistics (numpy's default, as the PyTorch script computes it;
+/// [`mesh_numeric::stats::quantile`]); NaN for no samples.
 pub fn quantile_ms(samples: &[Duration], q: f64) -> f64 {
-    if samples.is_empty() {
-        return f64::NAN;
-    }
-    let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1e3).collect();
-    ms.sort_by(f64::total_cmp);
-    let k = (ms.len() - 1) as f64 * q.clamp(0.0, 1.0);
-    let (lo, hi) = (k.floor() as usize, k.ceil() as usize);
-    ms[lo] + (ms[hi] - ms[lo]) * (k - lo as f64)
+    let ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+    mesh_numeric::stats::quantile(&ms, q).unwrap_or(f64::NAN)
 }
 
 /// Peak resident memory of this process in MiB (`VmHWM` of `/proc/self/status`).

@@ -8,12 +8,13 @@
 //! - [`embedder`]: sentence embeddings from a model folder.
 //! - [`backend`]: the model on its own thread, dynamic batching behind channels.
 //! - [`store`]: weight stores (local folder, S3, Hugging Face hub) behind [`store::WeightStore`].
+//! - [`aws`]: the one AWS SDK configuration loader and `s3://` URI parser.
 //! - [`convert`]: BERT checkpoint to DistilBERT-architecture checkpoint.
 
+pub mod aws;
 pub mod backend;
 pub mod bundle;
 pub mod classifier;
-pub mod cloud;
 pub mod convert;
 pub mod embedder;
 pub mod encoder;

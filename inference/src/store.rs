@@ -41,16 +41,11 @@ pub enum StoreLocation {
 impl StoreLocation {
     /// Parses `s3://bucket/prefix`, `hf://`/`hub`, or a folder path.
     pub fn parse(s: &str) -> Result<Self> {
-        if let Some(rest) = s.strip_prefix("s3://") {
-            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            if bucket.is_empty() {
-                return Err(InferenceError::Input(format!(
-                    "`{s}`: an S3 location needs a bucket"
-                )));
-            }
+        if crate::aws::S3Uri::is_s3(s) {
+            let uri = crate::aws::S3Uri::parse(s)?;
             Ok(Self::S3 {
-                bucket: bucket.into(),
-                prefix: prefix.trim_matches('/').into(),
+                bucket: uri.bucket,
+                prefix: uri.key,
             })
         } else if s == "hub" || s.starts_with("hf://") {
             Ok(Self::Hub)
@@ -143,7 +138,7 @@ impl S3Store {
     /// Builds a client from the environment (`AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL`
     /// switch to path-style addressing for local S3-compatible servers).
     pub async fn from_env(bucket: String, prefix: String, cache_dir: PathBuf) -> Self {
-        let shared = aws_config::load_from_env().await;
+        let shared = crate::aws::sdk_config(crate::aws::SdkRetries::Standard).await;
         let custom_endpoint = std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
             || std::env::var_os("AWS_ENDPOINT_URL").is_some();
         let config = aws_sdk_s3::config::Builder::from(&shared)

@@ -8,7 +8,7 @@ use common::max_abs_diff_real_tokens;
 use mesh_inference::convert::convert_bert_dir;
 use mesh_inference::encoder::{Encoder, EncoderConfig};
 use mesh_inference::tokenize::{pad_batch, TextTokenizer};
-use mesh_models::require_local_model;
+use mesh_testing::require_local_model;
 
 fn load(dir: &std::path::Path) -> Encoder {
     let config = EncoderConfig::from_file(&dir.join("config.json")).unwrap();

@@ -11,7 +11,8 @@ use mesh_inference::backend::{BatchLimits, EmbeddingBackend};
 use mesh_inference::embedder::SentenceEmbedder;
 use mesh_inference::encoder::{Encoder, EncoderConfig, WeightFormat};
 use mesh_inference::tokenize::pad_batch;
-use mesh_models::{require_local_model, Manifest};
+use mesh_models::Manifest;
+use mesh_testing::{assert_all_close, cosine, require_local_model};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -44,17 +45,6 @@ fn embedder_as(format: WeightFormat) -> SentenceEmbedder {
         format,
     )
     .unwrap()
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| f64::from(*x) * f64::from(*y))
-        .sum();
-    let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-    let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-    dot / (na * nb)
 }
 
 /// The reduced-precision encoders against sentence-transformers' vectors and our f32 ones:
@@ -121,12 +111,7 @@ fn embeddings_match_sentence_transformers() {
             "sentence {i} ({:?}): cosine {c}",
             reference.sentences[i]
         );
-        let max_abs = ours
-            .iter()
-            .zip(theirs)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
-        assert!(max_abs < 1e-4, "sentence {i}: max abs diff {max_abs}");
+        assert_all_close(ours, theirs, 1e-4, &format!("sentence {i}"));
     }
 }
 
@@ -198,15 +183,7 @@ fn batched_results_equal_single_results() {
         out
     });
     for (i, (s, b)) in singles.iter().zip(&batched).enumerate() {
-        let max_abs = s
-            .iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0f32, f32::max);
-        assert!(
-            max_abs < 1e-5,
-            "text {i}: batched differs from single by {max_abs}"
-        );
+        assert_all_close(b, s, 1e-5, &format!("text {i} batched against single"));
     }
     // A request larger than the token budget still runs (alone).
     let long = reference

@@ -2,6 +2,7 @@
 //! expected outputs Hugging Face transformers produced
 //! (`scripts/fixtures/gen_tiny_models.py`).
 
+use mesh_testing::max_abs_diff;
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
@@ -23,14 +24,6 @@ struct ClassifierExpected {
     single_logits: Vec<Vec<f32>>,
 }
 
-fn max_abs(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0f32, f32::max)
-}
-
 #[test]
 fn distilbert_classification_logits_match_transformers() {
     let dir = fixture("distilbert_tiny");
@@ -43,7 +36,7 @@ fn distilbert_classification_logits_match_transformers() {
     let mask = Tensor::new(expected.attention_mask.clone(), &Device::Cpu).unwrap();
     let logits = model.logits(&ids, &mask).unwrap().to_vec2::<f32>().unwrap();
     for (i, (ours, theirs)) in logits.iter().zip(&expected.logits).enumerate() {
-        let d = max_abs(ours, theirs);
+        let d = max_abs_diff(ours, theirs);
         assert!(
             d <= 1e-4,
             "row {i}: logits differ by {d}: {ours:?} vs {theirs:?}"
@@ -66,7 +59,7 @@ fn distilbert_classification_logits_match_transformers() {
             .to_vec2::<f32>()
             .unwrap()
             .remove(0);
-        let d = max_abs(&single, &expected.single_logits[i]);
+        let d = max_abs_diff(&single, &expected.single_logits[i]);
         assert!(d <= 1e-4, "row {i} alone differs by {d}");
     }
 }
@@ -120,7 +113,7 @@ fn check_t5(name: &str) {
             (&case.beam, &case.beam_log_probs, "beam"),
         ] {
             let ours = model.score(&case.input_ids, tokens).unwrap();
-            let d = max_abs(&ours, reference);
+            let d = max_abs_diff(&ours, reference);
             let diffs: Vec<f32> = ours
                 .iter()
                 .zip(reference.iter())

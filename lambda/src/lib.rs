@@ -1,35 +1,17 @@
-//! Serving layer: one axum [`Router`](axum::Router) for the local server
-//! (`msp-mesh serve`) and for AWS Lambda (`bootstrap`), plus the shared
-//! configuration and start-up code.
+//! The mesh's entry points, each over one [`mesh_core::Mesh`]:
+//!
+//! - [`http`]: the axum router (routes, protection layers, the one error-to-status mapping),
+//!   served by `msp-mesh serve` and, on Lambda, by [`aws::lambda_http`];
+//! - [`aws`]: the Lambda entry points (HTTP, API Gateway WebSocket, SQS worker, batch fan-out);
+//! - [`batch`]: `msp-mesh score` (JSON lines, CSV, Parquet; local or S3; resumable);
+//! - [`cli`]: the `msp-mesh` subcommands, and the explicit preparation step (fetch, train, cache);
+//! - [`progress`]: progress bars.
+//!
+//! The binaries (`msp-mesh`, `bootstrap`) compose them: `batch`, `aws` and `cli` reach the
+//! agents only through the core, never through `http`.
 
-pub mod agents_api;
-pub mod api;
-pub mod apigw_ws;
+pub mod aws;
 pub mod batch;
-pub mod bundle;
-pub mod columnar;
-pub mod compare;
-pub mod config;
-pub mod error;
-pub mod events;
-pub mod fanout;
-pub mod jobs;
-pub mod lambda;
-pub mod metrics;
-pub mod notify;
-pub mod prepare;
+pub mod cli;
+pub mod http;
 pub mod progress;
-pub mod protection;
-pub mod records_api;
-pub mod score;
-pub mod sinks;
-pub mod standin;
-pub mod state;
-pub mod store;
-pub mod web;
-pub mod ws;
-
-pub use api::router;
-pub use config::{ModelArgs, ServiceArgs};
-pub use error::ApiError;
-pub use state::AppState;

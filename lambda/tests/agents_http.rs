@@ -95,7 +95,7 @@ fn threat_analysis_extracts_indicators_and_names_its_models() {
 #[test]
 fn attack_technique_is_retrieved_for_its_own_description() {
     let attack = mesh_agents::knowledge::attack::Attack::load(
-        &mesh_models::workspace_data_dir().join("attack-enterprise"),
+        &mesh_testing::workspace_data_dir().join("attack-enterprise"),
     )
     .unwrap();
     for id in ["T1486", "T1566.001", "T1110.003"] {
@@ -113,7 +113,7 @@ fn attack_technique_is_retrieved_for_its_own_description() {
 /// the head must agree with the folder labels on at least 34 of the first 40 (85%).
 #[test]
 fn raw_emails_are_judged_by_the_email_head() {
-    let dir = mesh_models::workspace_data_dir().join("spam-assassin");
+    let dir = mesh_testing::workspace_data_dir().join("spam-assassin");
     let mut right = 0;
     let mut total = 0;
     for (folder, spam) in [("spam-2", true), ("easy-ham-2", false)] {

@@ -11,8 +11,8 @@ mod common;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use common::{create_queue, sdk_config, start_moto, Server};
-use mesh_lambda::store::dynamo::{DynamoStore, Tables};
-use mesh_lambda::store::{
+use mesh_core::store::dynamo::{DynamoStore, Tables};
+use mesh_core::store::{
     AgentResult, AgentStateRecord, ConnectionRecord, ListFilter, NetworkMetric, SqliteStore,
     StateStore, ThreatEvent,
 };
@@ -23,7 +23,7 @@ fn result(id: &str, agent: &str, ms: i64, score: f64) -> AgentResult {
         result_id: id.into(),
         agent: agent.into(),
         timestamp_ms: ms,
-        timestamp: mesh_lambda::store::iso8601_ms(ms),
+        timestamp: mesh_core::store::iso8601_ms(ms),
         model_used: "all-minilm-l6-v2@1".into(),
         data: json!({"score": score, "count": 3, "labels": ["a", "b"], "nested": {"p": 0.125},
             "missing": null, "ok": true}),
@@ -34,7 +34,7 @@ fn threat(id: &str, ms: i64, severity: &str) -> ThreatEvent {
     ThreatEvent {
         threat_id: id.into(),
         timestamp_ms: ms,
-        timestamp: mesh_lambda::store::iso8601_ms(ms),
+        timestamp: mesh_core::store::iso8601_ms(ms),
         severity: severity.into(),
         threat_type: "ransomware".into(),
         confidence: 0.875,
@@ -58,7 +58,7 @@ fn exercise(store: &dyn StateStore) -> serde_json::Value {
             .put_agent_state(&AgentStateRecord {
                 agent: "compliance".into(),
                 timestamp_ms: ms,
-                timestamp: mesh_lambda::store::iso8601_ms(ms),
+                timestamp: mesh_core::store::iso8601_ms(ms),
                 state: json!({"model_loaded": loaded}),
             })
             .unwrap();
@@ -215,8 +215,8 @@ async fn a_server_on_dynamodb_sends_severe_threats_through_eventbridge() {
     let sqs = aws_sdk_sqs::Client::new(&config);
     let (queue, queue_arn) = create_queue(&sqs, "alerts", &[]).await;
     let events = aws_sdk_eventbridge::Client::new(&config);
-    let pattern = json!({"source": [mesh_lambda::notify::EVENT_SOURCE],
-        "detail-type": [mesh_lambda::notify::THREAT_DETAIL_TYPE],
+    let pattern = json!({"source": [mesh_core::notify::EVENT_SOURCE],
+        "detail-type": [mesh_core::notify::THREAT_DETAIL_TYPE],
         "detail": {"severity": ["HIGH", "CRITICAL"]}});
     events
         .put_rule()
@@ -315,11 +315,8 @@ async fn a_server_on_dynamodb_sends_severe_threats_through_eventbridge() {
     );
     let event: serde_json::Value =
         serde_json::from_str(messages[0].body.as_deref().unwrap()).unwrap();
-    assert_eq!(event["source"], mesh_lambda::notify::EVENT_SOURCE);
-    assert_eq!(
-        event["detail-type"],
-        mesh_lambda::notify::THREAT_DETAIL_TYPE
-    );
+    assert_eq!(event["source"], mesh_core::notify::EVENT_SOURCE);
+    assert_eq!(event["detail-type"], mesh_core::notify::THREAT_DETAIL_TYPE);
     assert_eq!(event["detail"]["threat_id"], id);
     assert_eq!(event["detail"]["severity"], "CRITICAL");
     assert_eq!(event["detail"]["threat_type"], "ransomware");

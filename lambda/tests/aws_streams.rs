@@ -16,9 +16,9 @@ mod common;
 use std::sync::Arc;
 
 use common::{aws_env, create_queue, free_port, mesh_command, sdk_config, start_moto, Server};
-use mesh_lambda::standin::{Script, StandIn};
-use mesh_lambda::store::dynamo::{DynamoStore, Tables};
-use mesh_lambda::store::{ConnectionRecord, Event, EventLog, NewEvent, SqliteStore, StateStore};
+use mesh_core::store::dynamo::{DynamoStore, Tables};
+use mesh_core::store::{ConnectionRecord, Event, EventLog, NewEvent, SqliteStore, StateStore};
+use mesh_standin::{Script, StandIn};
 use serde_json::{json, Value};
 
 /// Text the threat agent judges CRITICAL ransomware by its documented rule.
@@ -154,7 +154,7 @@ async fn events_go_to_dynamodb_kinesis_and_the_websocket_api() {
     let kinesis = aws_sdk_kinesis::Client::new(&config);
     kinesis
         .create_stream()
-        .stream_name(mesh_lambda::sinks::EVENTS_STREAM)
+        .stream_name(mesh_core::sinks::EVENTS_STREAM)
         .shard_count(1)
         .send()
         .await
@@ -167,7 +167,7 @@ async fn events_go_to_dynamodb_kinesis_and_the_websocket_api() {
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let management = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(mesh_lambda::standin::serve(listener, standin.clone()));
+    tokio::spawn(mesh_standin::serve(listener, standin.clone()));
     let seeded = store.clone();
     blocking(move || {
         seeded.create_tables().unwrap();
@@ -207,7 +207,7 @@ async fn events_go_to_dynamodb_kinesis_and_the_websocket_api() {
                 "--state-backend",
                 "aws",
                 "--kinesis-stream",
-                mesh_lambda::sinks::EVENTS_STREAM,
+                mesh_core::sinks::EVENTS_STREAM,
                 "--websocket-endpoint",
                 &management,
                 "--only-agents",
@@ -264,7 +264,7 @@ async fn events_go_to_dynamodb_kinesis_and_the_websocket_api() {
 
     // The same events on the Kinesis stream.
     assert_eq!(
-        kinesis_events(&kinesis, mesh_lambda::sinks::EVENTS_STREAM).await,
+        kinesis_events(&kinesis, mesh_core::sinks::EVENTS_STREAM).await,
         logged
     );
 
@@ -320,7 +320,7 @@ async fn jobs_queue_on_sqs_run_on_a_worker_and_poison_goes_to_the_dead_letter_qu
     let redrive = json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2}).to_string();
     let (queue, _) = create_queue(
         &sqs,
-        mesh_lambda::jobs::ASYNC_QUEUE,
+        mesh_core::jobs::ASYNC_QUEUE,
         &[
             (Attr::VisibilityTimeout, "1".into()),
             (Attr::RedrivePolicy, redrive),

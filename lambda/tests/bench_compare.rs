@@ -14,7 +14,7 @@ use serde_json::Value;
 /// 400 UCI sentences (every fifth of each source), as JSON lines with label names.
 fn sentiment_records(path: &Path) {
     let rows =
-        mesh_agents::datasets::sentiment(&mesh_models::workspace_data_dir().join("uci-sentiment"))
+        mesh_agents::datasets::sentiment(&mesh_testing::workspace_data_dir().join("uci-sentiment"))
             .expect("run `msp-mesh prepare` first");
     let labels = ["NEGATIVE", "POSITIVE"];
     let text: String = rows
@@ -77,7 +77,7 @@ fn cloud_providers_join_when_configured() {
     std::fs::write(&data, few.join("\n")).unwrap();
     let positives = few.iter().filter(|l| l.contains("\"POSITIVE\"")).count();
     let (url, standin) = standin::start_standin();
-    *standin.script.lock().unwrap() = mesh_lambda::standin::Script {
+    *standin.script.lock().unwrap() = mesh_standin::Script {
         sentiment: "MIXED".into(),
         scores: [0.3, 0.1, 0.1, 0.5],
         completion: "Positive.".into(),
@@ -93,14 +93,8 @@ fn cloud_providers_join_when_configured() {
     let models = report["models"].as_array().unwrap();
     let cloud: Vec<&Value> = models.iter().filter(|m| m["kind"] == "cloud").collect();
     assert_eq!(cloud.len(), 2, "{models:?}");
-    assert_eq!(
-        cloud[0]["model_used"],
-        mesh_inference::cloud::COMPREHEND_MODEL
-    );
-    assert_eq!(
-        cloud[1]["model_used"],
-        mesh_inference::cloud::DEFAULT_BEDROCK_MODEL
-    );
+    assert_eq!(cloud[0]["model_used"], mesh_cloud::COMPREHEND_MODEL);
+    assert_eq!(cloud[1]["model_used"], mesh_cloud::DEFAULT_BEDROCK_MODEL);
     // MIXED with positive 0.3 > negative 0.1 reads positive; "Positive." names the label.
     for model in &cloud {
         let accuracy = model["accuracy"]["value"].as_f64().unwrap();
@@ -343,7 +337,7 @@ fn forecast_comparison_scores_every_method_on_the_held_out_ends() {
 
 /// 600 standard-normal points in 3 dimensions and 20 planted at distance 7 (label 1), as CSV.
 fn planted_points(path: &Path) {
-    let mut rng = mesh_agents::train::SplitMix64::new(7);
+    let mut rng = mesh_numeric::rng::SplitMix64::new(7);
     let mut normal = || {
         let (u, v) = (rng.next_f64().max(1e-12), rng.next_f64());
         (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
@@ -420,7 +414,7 @@ fn anomaly_comparison_finds_planted_points() {
 /// Every fifth customer of modeldata's mlc_churn (1,000 records), as CSV.
 fn churn_csv(path: &Path) {
     let records =
-        mesh_agents::datasets::churn_records(&mesh_models::workspace_data_dir().join("modeldata"))
+        mesh_agents::datasets::churn_records(&mesh_testing::workspace_data_dir().join("modeldata"))
             .expect("run `msp-mesh prepare` first");
     let columns: Vec<String> = records[0].keys().cloned().collect();
     let mut writer = csv::Writer::from_path(path).unwrap();

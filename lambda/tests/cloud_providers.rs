@@ -10,10 +10,8 @@ mod standin;
 use std::time::Duration;
 
 use common::Server;
-use mesh_inference::cloud::{
-    Bedrock, BedrockApi, CloudError, Comprehend, Resilience, COMPREHEND_MODEL,
-};
-use mesh_lambda::standin::{Fault, Script, StandIn};
+use mesh_cloud::{Bedrock, BedrockApi, CloudError, Comprehend, Resilience, COMPREHEND_MODEL};
+use mesh_standin::{Fault, Script, StandIn};
 use serde_json::{json, Value};
 use standin::start_standin;
 

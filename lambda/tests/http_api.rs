@@ -8,9 +8,11 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use clap::Parser;
-use common::{cosine, reference_vector};
-use mesh_lambda::lambda::lambda_service;
-use mesh_lambda::{router, AppState, ModelArgs};
+use common::reference_vector;
+use mesh_core::ModelArgs;
+use mesh_lambda::aws::lambda_http::lambda_service;
+use mesh_lambda::http::{router, AppState};
+use mesh_testing::cosine;
 use serde_json::Value;
 use tokio::sync::OnceCell;
 use tower::ServiceExt;
@@ -26,7 +28,7 @@ async fn state() -> Arc<AppState> {
     static STATE: OnceCell<Arc<AppState>> = OnceCell::const_new();
     STATE
         .get_or_init(|| async {
-            let dir = mesh_models::require_local_model("all-minilm-l6-v2");
+            let dir = mesh_testing::require_local_model("all-minilm-l6-v2");
             let models_dir = dir.parent().unwrap().to_str().unwrap().to_string();
             let args = TestArgs::parse_from([
                 "test",
@@ -39,7 +41,7 @@ async fn state() -> Arc<AppState> {
                 "--agents",
                 "false",
             ]);
-            AppState::load(&args.model, &mesh_lambda::ServiceArgs::ephemeral(), None)
+            AppState::load(&args.model, &mesh_core::ServiceArgs::ephemeral(), None)
                 .await
                 .unwrap()
         })
@@ -50,7 +52,7 @@ async fn state() -> Arc<AppState> {
 async fn lambda_event(file: &str) -> (StatusCode, axum::http::HeaderMap, Value) {
     let path = format!("{}/tests/data/{file}", env!("CARGO_MANIFEST_DIR"));
     let request = lambda_http::request::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let response = lambda_service(state().await)
+    let response = lambda_service(router(state().await))
         .oneshot(request)
         .await
         .unwrap();

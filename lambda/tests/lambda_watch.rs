@@ -18,9 +18,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{
-    aws_tool, cosine, free_port, mesh_command, reference_vector, request_at, sdk_config,
-    start_moto, wait_for_port,
+    aws_tool, free_port, mesh_command, reference_vector, request_at, sdk_config, start_moto,
+    wait_for_port,
 };
+use mesh_testing::cosine;
 use serde_json::{json, Value};
 
 const BUCKET: &str = "msp-intelligence-models";
@@ -181,7 +182,7 @@ fn invoke(watch_port: u16, event: &Value) -> (u16, Value, Duration) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bootstrap_under_cargo_lambda_watch_serves_from_an_s3_bundle() {
-    mesh_models::require_local_model("all-minilm-l6-v2");
+    mesh_testing::require_local_model("all-minilm-l6-v2");
     let s3_root = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
     let (s3_endpoint, gets) = s3::start_s3(s3_root.path(), BUCKET).await;
@@ -375,7 +376,7 @@ fn sqs_event(records: &[(&str, &str)]) -> Value {
 /// Starts `bootstrap` in `mode` with the workspace's prepared models (no S3 bundle), only the
 /// anomaly agent, and `env` added.
 fn start_bootstrap(watch_port: u16, mode: &str, env: &[(&str, &str)]) -> Process {
-    let models_dir = mesh_models::workspace_models_dir();
+    let models_dir = mesh_testing::workspace_models_dir();
     let mut command = Command::new(bootstrap_binary());
     command
         .env_remove("AWS_PROFILE")
@@ -390,7 +391,7 @@ fn start_bootstrap(watch_port: u16, mode: &str, env: &[(&str, &str)]) -> Process
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
         .env("MESH_MODE", mode)
         .env("MESH_MODELS_DIR", &models_dir)
-        .env("MESH_DATA_DIR", mesh_models::workspace_data_dir())
+        .env("MESH_DATA_DIR", mesh_testing::workspace_data_dir())
         .env("MESH_CACHE_DIR", models_dir.join(".cache"))
         .env("MESH_AUTO_PULL", "false")
         .env("MESH_ONLY_AGENTS", "anomaly-detection")
@@ -418,21 +419,21 @@ fn start_mode(watch_port: u16, mode: &str, moto: &str, management: &str) -> Proc
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_and_worker_functions_under_cargo_lambda_watch() {
-    use mesh_lambda::store::StateStore;
-    mesh_models::require_local_model("all-minilm-l6-v2");
+    use mesh_core::store::StateStore;
+    mesh_testing::require_local_model("all-minilm-l6-v2");
     let moto = start_moto();
     let store = Arc::new(
-        mesh_lambda::store::DynamoStore::new(&sdk_config(&moto.endpoint), Default::default())
+        mesh_core::store::DynamoStore::new(&sdk_config(&moto.endpoint), Default::default())
             .unwrap(),
     );
     let creating = store.clone();
     tokio::task::spawn_blocking(move || creating.create_tables().unwrap())
         .await
         .unwrap();
-    let standin = Arc::new(mesh_lambda::standin::StandIn::default());
+    let standin = Arc::new(mesh_standin::StandIn::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let management = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(mesh_lambda::standin::serve(listener, standin.clone()));
+    tokio::spawn(mesh_standin::serve(listener, standin.clone()));
     let (watch_port, _watch) = start_watch();
 
     // The WebSocket API's function.
@@ -540,7 +541,7 @@ fn answers_of(text: &str) -> Vec<Value> {
 async fn score_fans_out_over_lambda_in_byte_range_shards() {
     const RECORDS: usize = 2_000;
     const SHARD_BYTES: u64 = 32 * 1024;
-    mesh_models::require_local_model("all-minilm-l6-v2");
+    mesh_testing::require_local_model("all-minilm-l6-v2");
     let root = tempfile::tempdir().unwrap();
     let (s3_endpoint, _) = s3::start_s3(root.path(), "batch").await;
     let bucket = root.path().join("batch");

@@ -49,7 +49,7 @@ fn results_are_stored_and_listed_by_agent_and_time() {
     let before = s.get("/results?agent=anomaly-detection&limit=1000").1["count"]
         .as_u64()
         .unwrap();
-    let since = mesh_lambda::store::now_ms();
+    let since = mesh_core::store::now_ms();
     let (status, answer) = s.post("/anomaly/detect", &series());
     assert_eq!(status, 200, "{answer}");
     let id = answer["result_id"]

@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 use clap::Parser;
 use lambda_http::{service_fn, LambdaEvent};
-use mesh_lambda::{AppState, ModelArgs, ServiceArgs};
+use mesh_core::{Mesh, ModelArgs, ServiceArgs};
+use mesh_lambda::{aws, cli, http};
 
 /// What kind of events the function takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -51,18 +52,29 @@ async fn main() -> Result<(), lambda_http::Error> {
     if args.mode == Mode::Websocket && args.service.websocket_endpoint.is_none() {
         return Err("websocket mode needs MESH_WEBSOCKET_ENDPOINT (the management API)".into());
     }
-    let state = AppState::load(&args.model, &args.service, None)
+    cli::prepare::before_loading(&args.model)
         .await
         .map_err(|e| -> lambda_http::Error { e.into() })?;
+    if args.mode == Mode::Http {
+        let state = http::AppState::load(&args.model, &args.service, None)
+            .await
+            .map_err(|e| -> lambda_http::Error { e.into() })?;
+        return aws::lambda_http::run(http::router(state)).await;
+    }
+    let progress = mesh_lambda::progress::BarProgress::default();
+    let mesh = Mesh::load(&args.model, &args.service, &progress)
+        .await
+        .map_err(|e| -> lambda_http::Error { e.into() })?;
+    progress.finish();
     match args.mode {
-        Mode::Http => mesh_lambda::lambda::run(state).await,
+        Mode::Http => unreachable!("served above"),
         Mode::Websocket => {
             let handler = |event: LambdaEvent<_>| {
-                let state = Arc::clone(&state);
+                let mesh = Arc::clone(&mesh);
                 async move {
-                    let api = state.connections_api.clone().expect("checked above");
+                    let api = mesh.connections_api.clone().expect("checked above");
                     Ok::<_, lambda_http::Error>(
-                        mesh_lambda::apigw_ws::handle_event(&state, &api, event.payload).await,
+                        aws::websocket::handle_event(&mesh, &api, event.payload).await,
                     )
                 }
             };
@@ -70,10 +82,10 @@ async fn main() -> Result<(), lambda_http::Error> {
         }
         Mode::Worker => {
             let handler = |event: LambdaEvent<_>| {
-                let state = Arc::clone(&state);
+                let mesh = Arc::clone(&mesh);
                 async move {
                     Ok::<_, lambda_http::Error>(
-                        mesh_lambda::jobs::handle_sqs_event(&state, event.payload).await,
+                        aws::worker::handle_sqs_event(&mesh, event.payload).await,
                     )
                 }
             };
@@ -81,10 +93,10 @@ async fn main() -> Result<(), lambda_http::Error> {
         }
         Mode::Score => {
             let spool = args.model.cache_dir().join("score");
-            let handler = |event: LambdaEvent<mesh_lambda::fanout::ShardTask>| {
-                let (state, spool) = (Arc::clone(&state), spool.clone());
+            let handler = |event: LambdaEvent<aws::fanout::ShardTask>| {
+                let (mesh, spool) = (Arc::clone(&mesh), spool.clone());
                 async move {
-                    mesh_lambda::fanout::run_shard(state, event.payload, &spool)
+                    aws::fanout::run_shard(mesh, event.payload, &spool)
                         .await
                         .map_err(|e| -> lambda_http::Error { format!("{e:#}").into() })
                 }

@@ -54,14 +54,14 @@ pub fn succeed(command: &mut Command) -> std::process::Output {
 }
 
 pub fn mesh_command(subcommand: &str, partners: &Path) -> Command {
-    let models_dir = mesh_models::workspace_models_dir();
+    let models_dir = mesh_testing::workspace_models_dir();
     let mut command = Command::new(env!("CARGO_BIN_EXE_msp-mesh"));
     command
         .args(subcommand.split_whitespace())
         .arg("--models-dir")
         .arg(&models_dir)
         .arg("--data-dir")
-        .arg(mesh_models::workspace_data_dir())
+        .arg(mesh_testing::workspace_data_dir())
         .arg("--cache-dir")
         .arg(models_dir.join(".cache"))
         .arg("--partners-file")
@@ -97,7 +97,7 @@ impl Server {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Server {
-        mesh_models::require_local_model("all-minilm-l6-v2");
+        mesh_testing::require_local_model("all-minilm-l6-v2");
         let mut child = mesh_command("serve", partners)
             .envs(env.iter().copied())
             .args([
@@ -257,12 +257,6 @@ pub fn reference_vector(sentence: &str) -> Vec<f32> {
         .iter()
         .map(|x| x.as_f64().unwrap() as f32)
         .collect()
-}
-
-pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    dot / (a.iter().map(|x| x * x).sum::<f32>().sqrt()
-        * b.iter().map(|x| x * x).sum::<f32>().sqrt())
 }
 
 /// moto's server (DynamoDB, SQS, Kinesis, EventBridge, ...) on a free port; killed when dropped.

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use mesh_lambda::standin::StandIn;
+use mesh_standin::StandIn;
 
 /// A stand-in on a free port, served by its own runtime thread for the life of the test.
 pub fn start_standin() -> (String, Arc<StandIn>) {
@@ -18,7 +18,7 @@ pub fn start_standin() -> (String, Arc<StandIn>) {
         runtime.block_on(async move {
             listener.set_nonblocking(true).unwrap();
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            mesh_lambda::standin::serve(listener, served).await.unwrap();
+            mesh_standin::serve(listener, served).await.unwrap();
         });
     });
     (url, state)

@@ -1,0 +1,247 @@
+//! The Lambda model bundle: everything the agents read at serve time (the encoder, the
+//! trained heads and client-health models, the knowledge data sets, the embedding caches),
+//! published to S3 by `msp-mesh bundle push` and synced into `/tmp` at a cold start when
+//! `MESH_MODEL_SOURCE=s3://bucket/prefix` holds a bundle.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use mesh_agents::loader::{
+    CLIENT_HEALTH_DIR, CONTROLS_INDEX_PREFIX, EMAIL_HEAD, KNOWLEDGE_INDEX, SENTIMENT_HEAD,
+    THREAT_HEAD,
+};
+use mesh_inference::bundle::{self, BundleManifest, LocalFile, SyncReport};
+use mesh_inference::store::{S3Store, StoreLocation};
+use mesh_models::Manifest;
+
+use crate::config::ModelArgs;
+
+/// Which file names of a data-set folder are bundled.
+type NameFilter = fn(&str) -> bool;
+
+/// Data files the agents read, by data-set folder (the rest of each package is left out).
+const SERVED_DATA: &[(&str, NameFilter)] = &[
+    ("attack-enterprise", |name| name.ends_with(".json")),
+    ("cwe", |name| name == "cwe-dictionary.json"),
+    ("modeldata", |name| {
+        name == "Rdata.rdx" || name == "Rdata.rdb"
+    }),
+];
+
+/// Bundle folders: `models/`, `data/`, `cache/embeddings/`.
+const MODELS: &str = "models";
+const DATA: &str = "data";
+const EMBEDDINGS: &str = "cache/embeddings";
+
+/// The files of a bundle for `args`: the encoder's manifest files, the heads, the
+/// client-health models, the served data files and the newest embedding cache per index.
+pub fn bundle_files(args: &ModelArgs) -> anyhow::Result<Vec<LocalFile>> {
+    let mut files = Vec::new();
+    let entry = Manifest::builtin().get(&args.model)?.clone();
+    for spec in &entry.files {
+        let local = args.models_dir.join(&entry.id).join(&spec.name);
+        anyhow::ensure!(
+            local.is_file(),
+            "{} is missing; run `msp-mesh prepare` first",
+            local.display()
+        );
+        files.push(LocalFile {
+            local,
+            path: format!("{MODELS}/{}/{}", entry.id, spec.name),
+        });
+    }
+    for dir in [SENTIMENT_HEAD, EMAIL_HEAD, THREAT_HEAD, CLIENT_HEALTH_DIR] {
+        let root = args.models_dir.join(dir);
+        anyhow::ensure!(
+            root.is_dir(),
+            "{} is missing; run `msp-mesh prepare` first",
+            root.display()
+        );
+        walk(&root, &format!("{MODELS}/{dir}"), &|_| true, &mut files)?;
+    }
+    for (set, wanted) in SERVED_DATA {
+        let root = args.data_dir.join(set);
+        anyhow::ensure!(
+            root.is_dir(),
+            "{} is missing; run `msp-mesh prepare` first",
+            root.display()
+        );
+        walk(&root, &format!("{DATA}/{set}"), wanted, &mut files)?;
+    }
+    let cache = args.embedding_cache_dir();
+    for namespace in read_dir_sorted(&cache)?.into_iter().filter(|p| p.is_dir()) {
+        let name = file_name(&namespace);
+        for file in newest_per_index(&namespace)? {
+            files.push(LocalFile {
+                path: format!("{EMBEDDINGS}/{name}/{}", file_name(&file)),
+                local: file,
+            });
+        }
+    }
+    Ok(files)
+}
+
+/// Publishes the bundle of `args` to `s3://bucket/prefix`; `started` is told how many files
+/// there are, `uploaded` how many are done.
+pub async fn push(
+    args: &ModelArgs,
+    to: &str,
+    started: &dyn Fn(usize),
+    uploaded: &(dyn Fn(usize) + Sync),
+) -> anyhow::Result<BundleManifest> {
+    let store = s3_store(to, &args.cache_dir()).await?;
+    let files = bundle_files(args)?;
+    started(files.len());
+    bundle::push(&store, files, &|done, _| uploaded(done))
+        .await
+        .with_context(|| format!("publishing the bundle to {to}"))
+}
+
+/// When `--model-source` is an S3 prefix that holds a bundle: syncs it into
+/// `<cache dir>/bundle` and returns settings that read everything from there (no pulls),
+/// with the sync report. Otherwise the settings as given and no report.
+pub async fn resolve(args: &ModelArgs) -> anyhow::Result<(ModelArgs, Option<SyncReport>)> {
+    let Some(source) = args.model_source.as_deref() else {
+        return Ok((args.clone(), None));
+    };
+    if !matches!(StoreLocation::parse(source)?, StoreLocation::S3 { .. }) {
+        return Ok((args.clone(), None));
+    }
+    let store = s3_store(source, &args.cache_dir()).await?;
+    let Some(manifest) = bundle::read_manifest(&store).await? else {
+        return Ok((args.clone(), None));
+    };
+    let root = args.cache_dir().join("bundle");
+    let report = bundle::sync(&store, &manifest, &root)
+        .await
+        .with_context(|| format!("syncing the model bundle {source}"))?;
+    tracing::info!(
+        source,
+        files = report.files,
+        downloaded_files = report.downloaded_files,
+        downloaded_bytes = report.downloaded_bytes,
+        reused_files = report.reused_files,
+        elapsed_ms = report.elapsed_ms,
+        "model bundle synced"
+    );
+    let mut local = args.clone();
+    local.model_source = None;
+    local.auto_pull = false;
+    local.models_dir = root.join(MODELS);
+    local.data_dir = root.join(DATA);
+    local.cache_dir = Some(root.join("cache"));
+    Ok((local, Some(report)))
+}
+
+async fn s3_store(location: &str, cache_dir: &Path) -> anyhow::Result<S3Store> {
+    match StoreLocation::parse(location)? {
+        StoreLocation::S3 { bucket, prefix } => {
+            Ok(S3Store::from_env(bucket, prefix, cache_dir.to_path_buf()).await)
+        }
+        _ => anyhow::bail!("`{location}` is not an S3 location (s3://bucket/prefix)"),
+    }
+}
+
+/// Every file under `root` whose name passes `wanted`, as bundle path `prefix/<relative>`.
+fn walk(
+    root: &Path,
+    prefix: &str,
+    wanted: &dyn Fn(&str) -> bool,
+    out: &mut Vec<LocalFile>,
+) -> anyhow::Result<()> {
+    for path in read_dir_sorted(root)? {
+        let name = file_name(&path);
+        if name.starts_with('.') {
+            continue; // partial downloads, editor files
+        }
+        if path.is_dir() {
+            walk(&path, &format!("{prefix}/{name}"), wanted, out)?;
+        } else if wanted(&name) {
+            out.push(LocalFile {
+                path: format!("{prefix}/{name}"),
+                local: path,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The most recently written cache file of each index the agents search
+/// (`<index>-<key>.safetensors`): older ones hold embeddings of texts that have since changed,
+/// and the training features of the heads are not needed to serve.
+fn newest_per_index(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut newest: BTreeMap<String, (std::time::SystemTime, PathBuf)> = BTreeMap::new();
+    for path in read_dir_sorted(dir)? {
+        let name = file_name(&path);
+        let Some(index) = name
+            .strip_suffix(".safetensors")
+            .and_then(|stem| stem.rsplit_once('-'))
+            .map(|(index, _)| index.to_string())
+            .filter(|index| index == KNOWLEDGE_INDEX || index.starts_with(CONTROLS_INDEX_PREFIX))
+        else {
+            continue;
+        };
+        let modified = std::fs::metadata(&path)?.modified()?;
+        if newest.get(&index).is_none_or(|(t, _)| modified > *t) {
+            newest.insert(index, (modified, path));
+        }
+    }
+    Ok(newest.into_values().map(|(_, p)| p).collect())
+}
+
+fn read_dir_sorted(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    if !dir.exists() {
+        return Ok(Vec::new());
+    }
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    paths.sort();
+    Ok(paths)
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_newest_cache_file_of_each_served_index_is_bundled() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, age_s: u64| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, b"x").unwrap();
+            let when = std::time::SystemTime::now() - std::time::Duration::from_secs(age_s);
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(when)
+                .unwrap();
+        };
+        write("knowledge-aaaaaaaaaaaaaaaa.safetensors", 100);
+        write("knowledge-bbbbbbbbbbbbbbbb.safetensors", 10);
+        write("controls-soc2-cccccccccccccccc.safetensors", 50);
+        write("spam-train-dddddddddddddddd.safetensors", 1);
+        write("notes.txt", 1);
+        let names: Vec<String> = newest_per_index(dir.path())
+            .unwrap()
+            .iter()
+            .map(|p| file_name(p))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "controls-soc2-cccccccccccccccc.safetensors",
+                "knowledge-bbbbbbbbbbbbbbbb.safetensors"
+            ]
+        );
+    }
+}

@@ -1,0 +1,333 @@
+//! The [`Mesh`]: the one object every entry point uses (`msp-mesh serve`, `bootstrap` in every
+//! mode, `msp-mesh score` and its Lambda shards, `msp-mesh worker`). It holds the encoder
+//! backend and the loaded agents, the state store, the event stream and sinks, the threat
+//! notifier and the job queue, and is built in two steps: [`Services::open`] (state and AWS
+//! resources, from settings) and [`Mesh::load`] (models). It loads only what is on disk or in
+//! the S3 bundle: fetching and training are the entry points' explicit preparation step.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use mesh_agents::loader::{LanguageAgents, Loaded, NumericAgents};
+use mesh_agents::recipes::Progress;
+use mesh_agents::{Agent, AgentKind};
+use mesh_inference::aws::{sdk_config, SdkRetries};
+use mesh_inference::backend::{BatchLimits, EmbeddingBackend};
+use mesh_inference::bundle::SyncReport;
+use mesh_inference::embedder::SentenceEmbedder;
+use mesh_inference::store::{open_store, StoreLocation};
+use mesh_models::Manifest;
+use serde_json::Value;
+
+use crate::agents::AgentAnswer;
+use crate::config::{ModelArgs, ServiceArgs, StateBackend};
+use crate::connections::{ConnectionsApi, WebSocketBroadcaster};
+use crate::error::MeshError;
+use crate::events::{EventSink, EventStream, LocalEventStream};
+use crate::jobs::JobQueue;
+use crate::metrics::Metrics;
+use crate::notify::ThreatNotifier;
+use crate::sinks::KinesisSink;
+use crate::store::{
+    now_ms, off_thread, AgentStateRecord, DynamoStore, EventLog, SqliteStore, StateStore,
+    StoreError,
+};
+
+/// The service core: models, agents, state, events.
+pub struct Mesh {
+    pub embedder: EmbeddingBackend,
+    /// Most inputs one embedding request may carry.
+    pub max_client_batch: usize,
+    pub started: Instant,
+    /// The language agents (each loaded, or the reason it is not).
+    pub agents: LanguageAgents,
+    /// The numeric agents (each loaded, or the reason it is not).
+    pub numeric: NumericAgents,
+    /// Results, threats, agent state, network intelligence, connections.
+    pub store: Arc<dyn StateStore>,
+    /// Every result as an event, alerts, live subscribers.
+    pub events: Arc<dyn EventStream>,
+    pub metrics: Arc<Metrics>,
+    /// Sends HIGH and CRITICAL threats to EventBridge, when a bus is configured.
+    pub threat_notifier: Option<ThreatNotifier>,
+    /// The S3 model bundle this process synced at start, if it runs from one.
+    pub model_bundle: Option<SyncReport>,
+    /// Where published events go besides the log and the live subscribers (Kinesis, the
+    /// WebSocket API's connections).
+    pub event_sinks: Vec<Arc<dyn EventSink>>,
+    /// The SQS queue of async jobs, when configured.
+    pub job_queue: Option<JobQueue>,
+    /// The WebSocket API's management endpoint, when configured.
+    pub connections_api: Option<Arc<ConnectionsApi>>,
+}
+
+/// The state store, event stream and AWS resources of a mesh, opened from its settings.
+pub struct Services {
+    pub store: Arc<dyn StateStore>,
+    pub events: Arc<dyn EventStream>,
+    pub threat_notifier: Option<ThreatNotifier>,
+    pub event_sinks: Vec<Arc<dyn EventSink>>,
+    pub job_queue: Option<JobQueue>,
+    pub connections_api: Option<Arc<ConnectionsApi>>,
+}
+
+impl Services {
+    /// Opens the state store and event log (the embedded file, `:memory:` for none that
+    /// persists, or the DynamoDB tables), the event sinks, the job queue and the notifier.
+    pub async fn open(args: &ServiceArgs) -> anyhow::Result<Self> {
+        let config = match args.needs_aws() {
+            true => Some(sdk_config(SdkRetries::Standard).await),
+            false => None,
+        };
+        let (store, log): (Arc<dyn StateStore>, Arc<dyn EventLog>) =
+            match (&args.state_backend, &config) {
+                (StateBackend::Aws, Some(config)) => {
+                    let dynamo = Arc::new(DynamoStore::new(config, args.tables.clone())?);
+                    (dynamo.clone(), dynamo)
+                }
+                _ => {
+                    let path = args.state_db();
+                    let sqlite = Arc::new(if path.as_os_str() == ":memory:" {
+                        SqliteStore::in_memory()?
+                    } else {
+                        SqliteStore::open(&path)?
+                    });
+                    (sqlite.clone(), sqlite)
+                }
+            };
+        let mut event_sinks: Vec<Arc<dyn EventSink>> = vec![];
+        let (mut threat_notifier, mut job_queue, mut connections_api) = (None, None, None);
+        if let Some(config) = &config {
+            threat_notifier = args
+                .event_bus
+                .as_ref()
+                .map(|bus| ThreatNotifier::new(config, bus.clone()));
+            job_queue = args
+                .async_queue_url
+                .as_ref()
+                .map(|url| JobQueue::new(config, url.clone()));
+            if let Some(stream) = &args.kinesis_stream {
+                event_sinks.push(Arc::new(KinesisSink::new(config, stream.clone())));
+            }
+            if let Some(endpoint) = &args.websocket_endpoint {
+                let api = Arc::new(ConnectionsApi::new(config, endpoint));
+                event_sinks.push(Arc::new(WebSocketBroadcaster::new(
+                    api.clone(),
+                    store.clone(),
+                )));
+                connections_api = Some(api);
+            }
+        }
+        let cleared = store.clone();
+        off_thread(&cleared, |s| s.clear_connections()).await?;
+        Ok(Self {
+            events: Arc::new(LocalEventStream::new(log)),
+            store,
+            threat_notifier,
+            event_sinks,
+            job_queue,
+            connections_api,
+        })
+    }
+}
+
+impl Mesh {
+    /// Wraps a running backend, with agents as given.
+    pub fn new(
+        embedder: EmbeddingBackend,
+        max_client_batch: usize,
+        agents: LanguageAgents,
+        numeric: NumericAgents,
+        services: Services,
+    ) -> Arc<Self> {
+        Self::build(embedder, max_client_batch, agents, numeric, services, None)
+    }
+
+    fn build(
+        embedder: EmbeddingBackend,
+        max_client_batch: usize,
+        agents: LanguageAgents,
+        numeric: NumericAgents,
+        services: Services,
+        model_bundle: Option<SyncReport>,
+    ) -> Arc<Self> {
+        let mesh = Arc::new(Self {
+            embedder,
+            max_client_batch,
+            started: Instant::now(),
+            agents,
+            numeric,
+            store: services.store,
+            events: services.events,
+            metrics: Arc::new(Metrics::default()),
+            threat_notifier: services.threat_notifier,
+            model_bundle,
+            event_sinks: services.event_sinks,
+            job_queue: services.job_queue,
+            connections_api: services.connections_api,
+        });
+        mesh.record_agent_states("started");
+        mesh
+    }
+
+    /// Opens the services of `service`, resolves the model source (syncing an S3 bundle into
+    /// the cache), loads the encoder and (unless `--agents false`) the selected agents.
+    pub async fn load(
+        args: &ModelArgs,
+        service: &ServiceArgs,
+        progress: &dyn Progress,
+    ) -> anyhow::Result<Arc<Self>> {
+        // Settings errors (store, AWS resources) before the slow model loading.
+        let services = Services::open(service).await?;
+        let (resolved, model_bundle) = crate::bundle::resolve(args).await?;
+        let args = &resolved;
+        let backend = load_backend(args).await?;
+        let (agents, numeric) = if args.agents {
+            let cloud = args.cloud.providers().await;
+            let paths = args.agent_paths();
+            let agents =
+                LanguageAgents::load(&backend, &paths, &cloud, &args.only_agents, progress).await;
+            let numeric = NumericAgents::load(&paths, &args.only_agents);
+            let excluded = args.only_agents.excluded_reason();
+            for (name, reason) in agents.failures().into_iter().chain(numeric.failures()) {
+                if reason == excluded {
+                    tracing::debug!(agent = name, reason, "agent not loaded");
+                } else {
+                    tracing::warn!(agent = name, reason, "agent not loaded");
+                }
+            }
+            (agents, numeric)
+        } else {
+            let reason = "agents are disabled (--agents false)";
+            (LanguageAgents::none(reason), NumericAgents::none(reason))
+        };
+        Ok(Self::build(
+            backend,
+            args.max_client_batch,
+            agents,
+            numeric,
+            services,
+            model_bundle,
+        ))
+    }
+
+    /// Parses a JSON request body as agent `kind`'s request and runs it.
+    pub async fn dispatch(&self, kind: AgentKind, body: Value) -> Result<AgentAnswer, MeshError> {
+        crate::with_agent!(self, kind, agent => crate::agents::run_body(agent, body).await)
+    }
+
+    /// Runs one typed request through a loaded agent.
+    pub async fn run<A: Agent>(
+        &self,
+        agent: &Loaded<A>,
+        request: A::Request,
+    ) -> Result<AgentAnswer, MeshError> {
+        crate::agents::run(agent, request).await
+    }
+
+    /// Scores one batch record (a JSON object, or why the input is not one) with agent `kind`,
+    /// without storing it; never fails: an error becomes the record's answer, with the record's
+    /// `id` passed through when it has one. The flag says whether it was answered.
+    pub async fn score_record(
+        &self,
+        kind: AgentKind,
+        record: Result<Value, String>,
+    ) -> (Value, bool) {
+        use serde_json::json;
+        let mut body = match record {
+            Ok(body) => body,
+            Err(message) => {
+                return (
+                    json!({"id": null, "error": {"error_type": "bad_json", "error": message}}),
+                    false,
+                )
+            }
+        };
+        let id = body
+            .as_object_mut()
+            .and_then(|o| o.remove("id"))
+            .unwrap_or(Value::Null);
+        match self.dispatch(kind, body).await.map(|a| a.body) {
+            Ok(Value::Object(mut o)) => {
+                o.insert("id".into(), id);
+                (Value::Object(o), true)
+            }
+            Ok(other) => (json!({"id": id, "response": other}), true),
+            Err(e) => (json!({"id": id, "error": e.body()}), false),
+        }
+    }
+
+    /// Each agent's model (`id@version`), or the reason it is not loaded.
+    pub fn agent_models(&self) -> Vec<(AgentKind, Result<String, String>)> {
+        fn model<A: Agent>(l: &Loaded<A>) -> Result<String, String> {
+            l.as_ref().map(|a| a.model_used()).map_err(Clone::clone)
+        }
+        AgentKind::ALL
+            .into_iter()
+            .map(|kind| (kind, crate::with_agent!(self, kind, agent => model(agent))))
+            .collect()
+    }
+
+    /// Stores every agent's state (loaded or why not, model) with the event that changed it.
+    pub fn record_agent_states(&self, change: &str) {
+        let at = now_ms();
+        for (kind, model) in self.agent_models() {
+            let state = match model {
+                Ok(m) => {
+                    serde_json::json!({"change": change, "model_loaded": true, "model_used": m})
+                }
+                Err(r) => serde_json::json!({"change": change, "model_loaded": false, "reason": r}),
+            };
+            let record = AgentStateRecord {
+                agent: kind.cli_name().to_string(),
+                timestamp_ms: at,
+                timestamp: crate::store::iso8601_ms(at),
+                state,
+            };
+            if let Err(e) = self.store.put_agent_state(&record) {
+                tracing::warn!(error = %e, "recording agent state failed");
+            }
+        }
+    }
+
+    /// Runs a blocking store call off the async threads.
+    pub async fn blocking<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&dyn StateStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, MeshError> {
+        Ok(off_thread(&self.store, move |store| call(store)).await?)
+    }
+}
+
+/// Finds the encoder's files through the configured store, loads it and starts its worker
+/// thread. A local model must be on disk already (the entry points' preparation fetches it).
+pub async fn load_backend(args: &ModelArgs) -> anyhow::Result<EmbeddingBackend> {
+    let manifest = Manifest::builtin();
+    let entry = manifest.get(&args.model)?.clone();
+    let location = match &args.model_source {
+        Some(s) => StoreLocation::parse(s)?,
+        None => StoreLocation::Local(args.models_dir.clone()),
+    };
+    let started = Instant::now();
+    let store = open_store(&location, &args.cache_dir()).await?;
+    let dir = store.fetch(&entry).await?;
+    let fetched = started.elapsed();
+    let format = args.encoder_weights;
+    let embedder = tokio::task::spawn_blocking(move || {
+        SentenceEmbedder::load(&dir, &entry, &mesh_inference::Device::Cpu, format)
+    })
+    .await??;
+    tracing::info!(
+        model = embedder.model_id(),
+        store = store.describe(),
+        fetch_ms = fetched.as_millis() as u64,
+        total_ms = started.elapsed().as_millis() as u64,
+        "model loaded"
+    );
+    let limits = BatchLimits {
+        max_batch_tokens: args.max_batch_tokens,
+        max_batch_requests: args.max_batch_requests,
+    };
+    let (backend, _thread) = EmbeddingBackend::spawn(embedder, limits);
+    Ok(backend)
+}

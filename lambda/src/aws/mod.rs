@@ -1,0 +1,9 @@
+//! The AWS Lambda entry points of `bootstrap` (`MESH_MODE`): the HTTP router under
+//! API Gateway ([`lambda_http`]), the API Gateway WebSocket API ([`websocket`]), the SQS worker
+//! of async jobs ([`worker`], also `msp-mesh worker`), and the fan-out of `msp-mesh score` over
+//! Lambda shards ([`fanout`]).
+
+pub mod fanout;
+pub mod lambda_http;
+pub mod websocket;
+pub mod worker;

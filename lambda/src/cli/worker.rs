@@ -1,0 +1,34 @@
+//! `msp-mesh worker`: runs queued agent jobs from SQS ([`crate::aws::worker`]).
+
+use anyhow::Context;
+use mesh_core::{Mesh, ModelArgs, ServiceArgs};
+
+use crate::progress::BarProgress;
+
+/// Long-polls the queue of `--async-queue-url` and runs each job until `idle_exit` passes
+/// without one (never when unset).
+pub async fn worker(
+    model: ModelArgs,
+    service: ServiceArgs,
+    idle_exit: Option<std::time::Duration>,
+) -> anyhow::Result<()> {
+    let queue_url = service
+        .async_queue_url
+        .clone()
+        .context("the worker needs a queue: set --async-queue-url / MESH_ASYNC_QUEUE_URL")?;
+    super::prepare::before_loading(&model).await?;
+    let progress = BarProgress::default();
+    let mesh = Mesh::load(&model, &service, &progress).await?;
+    progress.finish();
+    let config = mesh_inference::aws::sdk_config(mesh_inference::aws::SdkRetries::Standard).await;
+    let bar = indicatif::ProgressBar::new_spinner()
+        .with_message(format!("waiting for jobs on {queue_url}"));
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let summary = crate::aws::worker::work(mesh, &config, &queue_url, idle_exit, &bar).await?;
+    bar.finish_and_clear();
+    eprintln!(
+        "worker: {} done, {} failed (stored as failed), {} left for a retry",
+        summary.done, summary.failed, summary.retried
+    );
+    Ok(())
+}

@@ -1,0 +1,358 @@
+//! The agents' routes (contract paths and the short aliases) and the partner directory routes.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::{JsonRejection, StringRejection};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use mesh_agents::anomaly::{AnomalyRequest, AnomalyResponse};
+use mesh_agents::client_health::{PredictRequest, PredictResponse, TrainRequest, TrainResponse};
+use mesh_agents::compliance::{ComplianceRequest, ComplianceResponse};
+use mesh_agents::federated::{FederatedRequest, FederatedResponse, FederatedStatus};
+use mesh_agents::loader::Loaded;
+use mesh_agents::market::{MarketRequest, MarketResponse};
+use mesh_agents::nlp_query::{AskRequest, AskResponse};
+use mesh_agents::partners::{parse_partners, MatchRequest, MatchResponse, Partner};
+use mesh_agents::resource::{OptimizeRequest, OptimizeResponse};
+use mesh_agents::revenue::{ForecastRequest, ForecastResponse};
+use mesh_agents::threat::{ThreatRequest, ThreatResponse};
+use mesh_agents::{Agent, AgentKind};
+use mesh_core::agents::AgentAnswer;
+use mesh_core::error::ErrorBody;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
+
+/// Runs one request through a loaded agent and records the answer (with its `result_id`,
+/// event and alerts) before returning it.
+pub async fn run_agent<A: Agent>(
+    state: &AppState,
+    agent: &Loaded<A>,
+    body: Result<Json<A::Request>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(request) = body?;
+    let answer = state.mesh.run(agent, request).await?;
+    Ok(Json(state.mesh.record(answer).await?))
+}
+
+type Body<T> = Result<Json<T>, JsonRejection>;
+/// An agent's answer as stored: its response fields plus `result_id`.
+type Answer = Result<Json<Value>, ApiError>;
+type Plain<T> = Result<Json<T>, ApiError>;
+
+/// Analyses text or a raw e-mail for threats: indicators, category, ATT&CK techniques, mitigations, severity.
+#[utoipa::path(post, path = "/threat-intelligence/analyze", request_body = ThreatRequest,
+    responses((status = 200, body = ThreatResponse), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn threat(State(s): State<Arc<AppState>>, body: Body<ThreatRequest>) -> Answer {
+    run_agent(&s, &s.agents.threat, body).await
+}
+
+/// Sentiment, market impact and entities of market text.
+#[utoipa::path(post, path = "/market-intelligence/analyze", request_body = MarketRequest,
+    responses((status = 200, body = MarketResponse), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn market(State(s): State<Arc<AppState>>, body: Body<MarketRequest>) -> Answer {
+    run_agent(&s, &s.agents.market, body).await
+}
+
+/// Answers a question from the knowledge base (ATT&CK, CWE, the project's docs).
+#[utoipa::path(post, path = "/nlp-query/ask", request_body = AskRequest,
+    responses((status = 200, body = AskResponse), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn ask(State(s): State<Arc<AppState>>, body: Body<AskRequest>) -> Answer {
+    run_agent(&s, &s.agents.nlp_query, body).await
+}
+
+/// Ranks partner MSPs for a caller's requirements.
+#[utoipa::path(post, path = "/collaboration/match", request_body = MatchRequest,
+    responses((status = 200, body = MatchResponse), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn match_partners(State(s): State<Arc<AppState>>, body: Body<MatchRequest>) -> Answer {
+    run_agent(&s, &s.agents.partners, body).await
+}
+
+/// Scores a policy against a control catalogue.
+#[utoipa::path(post, path = "/compliance/check", request_body = ComplianceRequest,
+    responses((status = 200, body = ComplianceResponse), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn compliance(State(s): State<Arc<AppState>>, body: Body<ComplianceRequest>) -> Answer {
+    run_agent(&s, &s.agents.compliance, body).await
+}
+
+/// The partner directory.
+/// Anomalies in the caller's series or points (isolation forest).
+#[utoipa::path(post, path = "/anomaly/detect", request_body = AnomalyRequest,
+    responses((status = 200, body = AnomalyResponse), (status = 422, body = ErrorBody)))]
+async fn anomaly(State(s): State<Arc<AppState>>, body: Body<AnomalyRequest>) -> Answer {
+    run_agent(&s, &s.numeric.anomaly, body).await
+}
+
+/// Revenue forecast from the caller's history (augurs AutoETS / MSTL, seasonal ETS).
+#[utoipa::path(post, path = "/revenue/forecast", request_body = ForecastRequest,
+    responses((status = 200, body = ForecastResponse), (status = 422, body = ErrorBody)))]
+async fn revenue(State(s): State<Arc<AppState>>, body: Body<ForecastRequest>) -> Answer {
+    run_agent(&s, &s.numeric.revenue, body).await
+}
+
+/// Optimal assignment of the caller's tasks to technicians (MILP, greedy past a limit).
+#[utoipa::path(post, path = "/resource/optimize", request_body = OptimizeRequest,
+    responses((status = 200, body = OptimizeResponse), (status = 422, body = ErrorBody)))]
+async fn resource(State(s): State<Arc<AppState>>, body: Body<OptimizeRequest>) -> Answer {
+    run_agent(&s, &s.numeric.resource, body).await
+}
+
+/// Churn probability of one client from a trained model (default: `mlc-churn`).
+#[utoipa::path(post, path = "/client-health/predict", request_body = PredictRequest,
+    responses((status = 200, body = PredictResponse), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn client_health(State(s): State<Arc<AppState>>, body: Body<PredictRequest>) -> Answer {
+    run_agent(&s, &s.numeric.client_health, body).await
+}
+
+/// Trains (and saves as a new version) a churn model on the caller's records.
+#[utoipa::path(post, path = "/client-health/train", request_body = TrainRequest,
+    responses((status = 200, body = TrainResponse), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn client_health_train(State(s): State<Arc<AppState>>, body: Body<TrainRequest>) -> Answer {
+    let Json(request) = body?;
+    let agent = loaded(&s.numeric.client_health)?;
+    let trained = agent.train(request).await?;
+    let answer = AgentAnswer::new(AgentKind::ClientHealth, &trained)?;
+    let stored = s.mesh.record(answer).await?;
+    let state = Arc::clone(&s.mesh);
+    tokio::task::spawn_blocking(move || state.record_agent_states("client-health model trained"));
+    Ok(Json(stored))
+}
+
+/// Every saved client-health model and its versions.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ModelList {
+    pub models: Vec<ModelVersions>,
+}
+
+/// One model id and its versions.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ModelVersions {
+    pub model_id: String,
+    pub versions: Vec<u32>,
+}
+
+/// The saved client-health models.
+#[utoipa::path(get, path = "/client-health/models", responses((status = 200, body = ModelList), (status = 503, body = ErrorBody)))]
+async fn client_health_models(State(s): State<Arc<AppState>>) -> Plain<ModelList> {
+    let agent = loaded(&s.numeric.client_health)?;
+    let models = agent
+        .store()
+        .list()
+        .into_iter()
+        .map(|(model_id, versions)| ModelVersions { model_id, versions })
+        .collect();
+    Ok(Json(ModelList { models }))
+}
+
+/// A federated training run with differential privacy over simulated MSPs.
+#[utoipa::path(post, path = "/federated/train", request_body = FederatedRequest,
+    responses((status = 200, body = FederatedResponse), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn federated(State(s): State<Arc<AppState>>, body: Body<FederatedRequest>) -> Answer {
+    run_agent(&s, &s.numeric.federated, body).await
+}
+
+/// The federated runs so far and the privacy budget they spent together.
+#[utoipa::path(get, path = "/federated/status", responses((status = 200, body = FederatedStatus), (status = 503, body = ErrorBody)))]
+async fn federated_status(State(s): State<Arc<AppState>>) -> Plain<FederatedStatus> {
+    Ok(Json(loaded(&s.numeric.federated)?.status()))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PartnerList {
+    pub partners: Vec<Partner>,
+    pub count: usize,
+    /// True while the directory is the shipped sample set.
+    pub sample_data: bool,
+}
+
+/// Lists the partner directory.
+#[utoipa::path(get, path = "/collaboration/partners", responses((status = 200, body = PartnerList), (status = 503, body = ErrorBody)))]
+async fn list_partners(State(s): State<Arc<AppState>>) -> Plain<PartnerList> {
+    let agent = loaded(&s.agents.partners)?;
+    let (partners, sample_data) = agent.list();
+    Ok(Json(PartnerList {
+        count: partners.len(),
+        partners,
+        sample_data,
+    }))
+}
+
+/// Replaces the partner directory with the body (JSON array / `{partners: [...]}`, or CSV with `Content-Type: text/csv`).
+#[utoipa::path(put, path = "/collaboration/partners", request_body(content = Vec<Partner>, description = "JSON partners or CSV"),
+    responses((status = 200, body = PartnerList), (status = 422, body = ErrorBody)))]
+async fn replace_partners(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<String, StringRejection>,
+) -> Plain<PartnerList> {
+    upsert(&s, &headers, body, true).await
+}
+
+/// Adds partners (or updates those with the same `msp_id`); same body as PUT.
+#[utoipa::path(post, path = "/collaboration/partners", request_body(content = Vec<Partner>, description = "JSON partners or CSV"),
+    responses((status = 200, body = PartnerList), (status = 422, body = ErrorBody)))]
+async fn add_partners(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<String, StringRejection>,
+) -> Plain<PartnerList> {
+    upsert(&s, &headers, body, false).await
+}
+
+/// The agent, or a 503 saying why it is not loaded.
+fn loaded<A: Agent>(l: &Loaded<A>) -> Result<&Arc<A>, ApiError> {
+    Ok(mesh_core::agents::loaded(l)?)
+}
+
+async fn upsert(
+    s: &Arc<AppState>,
+    headers: &HeaderMap,
+    body: Result<String, StringRejection>,
+    replace: bool,
+) -> Plain<PartnerList> {
+    let agent = loaded(&s.agents.partners)?;
+    let body = body.map_err(|rejection| {
+        let status = rejection.status();
+        let message = rejection.body_text();
+        if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::too_large("body", message)
+        } else {
+            ApiError::BadJson {
+                status,
+                field: Some("body".into()),
+                message,
+            }
+        }
+    })?;
+    let body = body.as_str();
+    let csv = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/csv"));
+    let partners = parse_partners(body, csv)?;
+    if partners.is_empty() {
+        return Err(ApiError::validation(
+            "partners",
+            "the body holds no partners",
+        ));
+    }
+    agent.upsert(partners, replace).await?;
+    let state = Arc::clone(&s.mesh);
+    let change = if replace {
+        "partner directory replaced"
+    } else {
+        "partners added"
+    };
+    tokio::task::spawn_blocking(move || state.record_agent_states(change));
+    let (partners, sample_data) = agent.list();
+    Ok(Json(PartnerList {
+        count: partners.len(),
+        partners,
+        sample_data,
+    }))
+}
+
+/// Every agent route, its short alias, and the partner directory routes. The routes that
+/// take the caller's data (series, points, training records) accept bodies up to
+/// `data_body_limit` bytes; the others keep the server's general limit. Past it: 413 naming `body`.
+pub fn routes(data_body_limit: usize) -> Router<Arc<AppState>> {
+    let data_limit = || DefaultBodyLimit::max(data_body_limit);
+    Router::new()
+        .route(AgentKind::ThreatIntelligence.route(), post(threat))
+        .route(AgentKind::ThreatIntelligence.alias(), post(threat))
+        .route(AgentKind::MarketIntelligence.route(), post(market))
+        .route(AgentKind::MarketIntelligence.alias(), post(market))
+        .route(AgentKind::NlpQuery.route(), post(ask))
+        .route(AgentKind::NlpQuery.alias(), post(ask))
+        .route(AgentKind::PartnerMatching.route(), post(match_partners))
+        .route(AgentKind::PartnerMatching.alias(), post(match_partners))
+        .route(AgentKind::Compliance.route(), post(compliance))
+        .route(AgentKind::Compliance.alias(), post(compliance))
+        .route(
+            AgentKind::AnomalyDetection.route(),
+            post(anomaly).layer(data_limit()),
+        )
+        .route(
+            AgentKind::AnomalyDetection.alias(),
+            post(anomaly).layer(data_limit()),
+        )
+        .route(
+            AgentKind::RevenueForecasting.route(),
+            post(revenue).layer(data_limit()),
+        )
+        .route(
+            AgentKind::RevenueForecasting.alias(),
+            post(revenue).layer(data_limit()),
+        )
+        .route(AgentKind::ResourceAllocation.route(), post(resource))
+        .route(AgentKind::ResourceAllocation.alias(), post(resource))
+        .route(AgentKind::ClientHealth.route(), post(client_health))
+        .route(AgentKind::ClientHealth.alias(), post(client_health))
+        .route(
+            "/client-health/train",
+            post(client_health_train).layer(data_limit()),
+        )
+        .route("/client-health/models", get(client_health_models))
+        .route(AgentKind::FederatedLearning.route(), post(federated))
+        .route(AgentKind::FederatedLearning.alias(), post(federated))
+        .route("/federated/status", get(federated_status))
+        .route(
+            "/collaboration/partners",
+            get(list_partners).put(replace_partners).post(add_partners),
+        )
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(
+        threat,
+        market,
+        ask,
+        match_partners,
+        compliance,
+        anomaly,
+        revenue,
+        resource,
+        client_health,
+        client_health_train,
+        client_health_models,
+        federated,
+        federated_status,
+        list_partners,
+        replace_partners,
+        add_partners
+    ),
+    components(schemas(
+        ThreatRequest,
+        ThreatResponse,
+        MarketRequest,
+        MarketResponse,
+        AskRequest,
+        AskResponse,
+        MatchRequest,
+        MatchResponse,
+        ComplianceRequest,
+        ComplianceResponse,
+        AnomalyRequest,
+        AnomalyResponse,
+        ForecastRequest,
+        ForecastResponse,
+        OptimizeRequest,
+        OptimizeResponse,
+        PredictRequest,
+        PredictResponse,
+        TrainRequest,
+        TrainResponse,
+        ModelList,
+        FederatedRequest,
+        FederatedResponse,
+        FederatedStatus,
+        PartnerList,
+        Partner
+    ))
+)]
+pub struct AgentsDoc;

@@ -1,0 +1,237 @@
+//! The protection layers as axum middleware, outermost first in [`crate::http::router`]: one
+//! log line per request (no secrets), JSON error bodies for every error response, the request
+//! timeout (504), the API key (401), the per-client rate limit (429) and the bound on in-flight
+//! model work (429). Every refusal is an [`ApiError`], mapped in one place.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, DefaultClock};
+
+use crate::http::error::ApiError;
+use crate::http::protection::ClientId;
+use crate::http::state::AppState;
+
+/// Routes open without a key: the load balancer's health probe and the dashboard's files.
+fn open_route(path: &str) -> bool {
+    path == "/health" || crate::http::web::is_dashboard_file(path)
+}
+
+/// Middleware: checks `x-api-key` (or `api_key` in the query of `/ws`, which browsers cannot
+/// give headers) and tags the request with its [`ClientId`].
+pub async fn authenticate(
+    State(state): State<Arc<AppState>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let protection = &state.protection;
+    let presented = request
+        .headers()
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| {
+            (request.uri().path() == "/ws")
+                .then(|| request.uri().query())
+                .flatten()
+                .and_then(|q| {
+                    q.split('&')
+                        .find_map(|kv| kv.strip_prefix("api_key=").map(str::to_string))
+                })
+        });
+    let client = match presented.as_deref().and_then(|k| protection.check_key(k)) {
+        Some(client) => client,
+        None if protection.keys_required && !open_route(request.uri().path()) => {
+            state
+                .metrics
+                .unauthorized
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let message = if presented.is_some() {
+                "the API key in `x-api-key` is not valid"
+            } else {
+                "this server needs an API key in the `x-api-key` header"
+            };
+            return ApiError::Unauthorized(message.into()).into_response();
+        }
+        None => ClientId(
+            request
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map_or_else(|| "anonymous".into(), |c| format!("addr:{}", c.0.ip())),
+        ),
+    };
+    request.extensions_mut().insert(client);
+    next.run(request).await
+}
+
+/// Middleware: the per-client token bucket; 429 with `retry-after` beyond it.
+pub async fn rate_limit(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Some(limiter) = &state.protection.limiter {
+        let client = request
+            .extensions()
+            .get::<ClientId>()
+            .map_or_else(|| "anonymous".to_string(), |c| c.0.clone());
+        if let Err(not_until) = limiter.check_key(&client) {
+            state
+                .metrics
+                .rate_limited
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            return ApiError::RateLimited {
+                message: format!(
+                    "rate limit reached for this client; retry in {} ms",
+                    wait.as_millis().max(1)
+                ),
+                retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+            }
+            .into_response();
+        }
+        if limiter.len() > 100_000 {
+            limiter.retain_recent();
+        }
+    }
+    next.run(request).await
+}
+
+/// Whether a request is model work (an agent call or `/embed`).
+fn is_model_work(method: &Method, route: &str) -> bool {
+    route == "/embed" && method == Method::POST
+        || crate::http::metrics::agent_for(method, route).is_some()
+}
+
+/// Middleware: at most `max_inflight` model requests at once; 429 beyond it, immediately.
+pub async fn limit_inflight(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string());
+    if !route
+        .as_deref()
+        .is_some_and(|r| is_model_work(request.method(), r))
+    {
+        return next.run(request).await;
+    }
+    let Ok(_permit) = Arc::clone(&state.protection.inflight).try_acquire_owned() else {
+        state
+            .metrics
+            .overloaded
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return ApiError::Overloaded(format!(
+            "{} model requests are running, the most this server takes at once; retry shortly",
+            state.protection.max_inflight
+        ))
+        .into_response();
+    };
+    next.run(request).await
+}
+
+/// Middleware: answers 504 when the request runs past the timeout.
+pub async fn timeout(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let limit = state.protection.request_timeout;
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            state
+                .metrics
+                .timeouts
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            ApiError::Timeout(format!(
+                "the request ran longer than {}",
+                humantime::format_duration(limit)
+            ))
+            .into_response()
+        }
+    }
+}
+
+/// Middleware: every error response gets a JSON body (axum's own 404, 405 and 413 come bare).
+pub async fn json_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !status.is_client_error() && !status.is_server_error() || is_json {
+        return response;
+    }
+    let (error_type, message) = match status {
+        StatusCode::NOT_FOUND => ("not_found", "no such route".to_string()),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "this route does not take that method".to_string(),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => ("too_large", "the body is larger than allowed".into()),
+        _ => {
+            let (parts, body) = response.into_parts();
+            let text = axum::body::to_bytes(body, 64 * 1024)
+                .await
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            let message = if text.trim().is_empty() {
+                status.canonical_reason().unwrap_or("error").to_string()
+            } else {
+                text
+            };
+            let mut fixed = ApiError::Http {
+                status,
+                error_type: "http",
+                message,
+            }
+            .into_response();
+            for (name, value) in parts.headers.iter() {
+                if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+                    fixed.headers_mut().insert(name, value.clone());
+                }
+            }
+            return fixed;
+        }
+    };
+    let (parts, _) = response.into_parts();
+    let mut fixed = ApiError::Http {
+        status,
+        error_type,
+        message,
+    }
+    .into_response();
+    if let Some(allow) = parts.headers.get(header::ALLOW) {
+        fixed.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    fixed
+}
+
+/// Middleware: one log line per request (method, route, status, latency, client id); never
+/// the query string, headers or body.
+pub async fn log_request(request: Request<Body>, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let latency_ms = started.elapsed().as_secs_f64() * 1e3;
+    if status >= 500 {
+        tracing::warn!(%method, path, status, latency_ms, client, "request");
+    } else {
+        tracing::info!(%method, path, status, latency_ms, client, "request");
+    }
+    response
+}
