@@ -39,6 +39,9 @@ struct Args {
     service: ServiceArgs,
 }
 
+/// Why websocket mode refuses to start without the management endpoint.
+const NEEDS_ENDPOINT: &str = "websocket mode needs MESH_WEBSOCKET_ENDPOINT (the management API)";
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     tracing_subscriber::fmt()
@@ -50,29 +53,24 @@ async fn main() -> Result<(), lambda_http::Error> {
         .init();
     let args = Args::parse();
     if args.mode == Mode::Websocket && args.service.websocket_endpoint.is_none() {
-        return Err("websocket mode needs MESH_WEBSOCKET_ENDPOINT (the management API)".into());
+        return Err(NEEDS_ENDPOINT.into());
     }
     cli::prepare::before_loading(&args.model)
         .await
         .map_err(|e| -> lambda_http::Error { e.into() })?;
-    if args.mode == Mode::Http {
-        let state = http::AppState::load(&args.model, &args.service, None)
-            .await
-            .map_err(|e| -> lambda_http::Error { e.into() })?;
-        return aws::lambda_http::run(http::router(state)).await;
-    }
-    let progress = mesh_lambda::progress::BarProgress::default();
-    let mesh = Mesh::load(&args.model, &args.service, &progress)
-        .await
-        .map_err(|e| -> lambda_http::Error { e.into() })?;
-    progress.finish();
     match args.mode {
-        Mode::Http => unreachable!("served above"),
+        Mode::Http => {
+            let state = http::AppState::load(&args.model, &args.service, None)
+                .await
+                .map_err(|e| -> lambda_http::Error { e.into() })?;
+            aws::lambda_http::run(http::router(state)).await
+        }
         Mode::Websocket => {
+            let mesh = load_mesh(&args).await?;
+            let api = mesh.connections_api.clone().ok_or(NEEDS_ENDPOINT)?;
             let handler = |event: LambdaEvent<_>| {
-                let mesh = Arc::clone(&mesh);
+                let (mesh, api) = (Arc::clone(&mesh), Arc::clone(&api));
                 async move {
-                    let api = mesh.connections_api.clone().expect("checked above");
                     Ok::<_, lambda_http::Error>(
                         aws::websocket::handle_event(&mesh, &api, event.payload).await,
                     )
@@ -81,6 +79,7 @@ async fn main() -> Result<(), lambda_http::Error> {
             lambda_http::lambda_runtime::run(service_fn(handler)).await
         }
         Mode::Worker => {
+            let mesh = load_mesh(&args).await?;
             let handler = |event: LambdaEvent<_>| {
                 let mesh = Arc::clone(&mesh);
                 async move {
@@ -92,6 +91,7 @@ async fn main() -> Result<(), lambda_http::Error> {
             lambda_http::lambda_runtime::run(service_fn(handler)).await
         }
         Mode::Score => {
+            let mesh = load_mesh(&args).await?;
             let spool = args.model.cache_dir().join("score");
             let handler = |event: LambdaEvent<aws::fanout::ShardTask>| {
                 let (mesh, spool) = (Arc::clone(&mesh), spool.clone());
@@ -104,4 +104,12 @@ async fn main() -> Result<(), lambda_http::Error> {
             lambda_http::lambda_runtime::run(service_fn(handler)).await
         }
     }
+}
+
+/// The mesh of a function that serves no HTTP (websocket, worker and score modes).
+async fn load_mesh(args: &Args) -> Result<Arc<Mesh>, lambda_http::Error> {
+    let progress = mesh_lambda::progress::BarProgress::default();
+    let mesh = Mesh::load(&args.model, &args.service, &progress).await?;
+    progress.finish();
+    Ok(mesh)
 }
