@@ -386,12 +386,9 @@ impl Agent for ComplianceAgent {
             })
             .collect();
         let total: f32 = controls.iter().map(|c| c.weight).sum();
-        let weight_where = |f: &dyn Fn(&ControlResult) -> bool| -> f32 {
-            controls.iter().filter(|c| f(c)).map(|c| c.weight).sum()
-        };
-        let score = 100.0 * weight_where(&|c| c.covered) / total;
+        let score = weighted_percent(&controls, total, |c| c.covered);
         let strong = STRONG_EVIDENCE.max(threshold);
-        let readiness = 100.0 * weight_where(&|c| c.best_similarity >= strong) / total;
+        let readiness = weighted_percent(&controls, total, |c| c.best_similarity >= strong);
         let mut gaps: Vec<&ControlResult> = controls.iter().filter(|c| !c.covered).collect();
         gaps.sort_by(|a, b| {
             b.weight
@@ -474,9 +471,42 @@ impl Agent for ComplianceAgent {
     }
 }
 
+/// 100 x the weight of the controls where `holds` over `total`. The sum starts at +0: Rust's
+/// float `sum` of nothing is -0, which would read `"compliance_score": -0.0`.
+fn weighted_percent(
+    controls: &[ControlResult],
+    total: f32,
+    holds: impl Fn(&ControlResult) -> bool,
+) -> f32 {
+    let weight = controls
+        .iter()
+        .filter(|c| holds(c))
+        .fold(0.0, |sum, c| sum + c.weight);
+    100.0 * weight / total
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_covered_control_scores_positive_zero() {
+        let control = |weight, covered| ControlResult {
+            id: "X-1".into(),
+            title: "t".into(),
+            group: "g".into(),
+            weight,
+            covered,
+            best_similarity: 0.1,
+            evidence: vec![],
+        };
+        let controls = [control(2.0, false), control(1.0, false)];
+        let none = weighted_percent(&controls, 3.0, |c| c.covered);
+        assert!(none == 0.0 && none.is_sign_positive(), "{none}");
+        assert_eq!(serde_json::json!(none).to_string(), "0.0");
+        let some = [control(2.0, true), control(1.0, false)];
+        assert!((weighted_percent(&some, 3.0, |c| c.covered) - 200.0 / 3.0).abs() < 1e-4);
+    }
 
     #[test]
     fn catalogues_are_complete_and_consistent() {
