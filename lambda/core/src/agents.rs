@@ -119,9 +119,26 @@ impl AgentAnswer {
             kind,
             model_used: response.model_used().to_string(),
             facts: response.facts(),
-            body: serde_json::to_value(response)?,
+            body: without_negative_zero(serde_json::to_value(response)?),
         })
     }
+}
+
+/// `value` with every `-0.0` written as `0.0`: a sign on zero means nothing to the people who
+/// read the answers (an empty float sum in Rust is `-0.0`), and no response carries one.
+pub fn without_negative_zero(mut value: Value) -> Value {
+    fn walk(value: &mut Value) {
+        match value {
+            Value::Number(n) if n.as_f64().is_some_and(|x| x == 0.0 && x.is_sign_negative()) => {
+                *value = Value::from(0.0);
+            }
+            Value::Array(items) => items.iter_mut().for_each(walk),
+            Value::Object(fields) => fields.values_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    walk(&mut value);
+    value
 }
 
 /// Runs one typed request through a loaded agent.
@@ -139,4 +156,20 @@ pub async fn run_body<A: Agent>(agent: &Loaded<A>, body: Value) -> Result<AgentA
     loaded(agent)?;
     let request = parse_request(agent, body)?;
     run(agent, request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn negative_zeros_become_zeros_anywhere_in_an_answer() {
+        let answer = json!({"score": -0.0, "rows": [{"x": -0.0, "y": -1.5}, 0, -0.0], "n": 3});
+        let cleaned = without_negative_zero(answer);
+        assert_eq!(
+            cleaned.to_string(),
+            r#"{"n":3,"rows":[{"x":0.0,"y":-1.5},0,0.0],"score":0.0}"#
+        );
+    }
 }
