@@ -216,6 +216,10 @@ async fn bootstrap_under_cargo_lambda_watch_serves_from_an_s3_bundle() {
     assert_eq!(bundle["files"], files, "{health}");
     assert_eq!(bundle["downloaded_files"], files, "{health}");
     assert_eq!(bundle["reused_files"], 0, "{health}");
+    assert!(
+        !health.to_string().contains(BUCKET) && bundle.get("root").is_none(),
+        "/health names neither the bucket nor the cache folder: {health}"
+    );
     let gets_after_cold_start = gets.load(Ordering::SeqCst);
     assert_eq!(
         gets_after_cold_start,

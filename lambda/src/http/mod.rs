@@ -80,8 +80,32 @@ pub struct Health {
     pub uptime_seconds: f64,
     /// The S3 model bundle synced at start (files downloaded or reused), when serving from one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub model_bundle: Option<serde_json::Value>,
+    pub model_bundle: Option<BundleSync>,
+}
+
+/// The model bundle's sync at start, as `/health` shows it: counts and time only, never where
+/// it came from or went (the bucket's name can carry the AWS account id).
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct BundleSync {
+    pub files: usize,
+    pub bytes: u64,
+    pub downloaded_files: usize,
+    pub downloaded_bytes: u64,
+    pub reused_files: usize,
+    pub elapsed_ms: u64,
+}
+
+impl From<&mesh_inference::bundle::SyncReport> for BundleSync {
+    fn from(r: &mesh_inference::bundle::SyncReport) -> Self {
+        Self {
+            files: r.files,
+            bytes: r.bytes,
+            downloaded_files: r.downloaded_files,
+            downloaded_bytes: r.downloaded_bytes,
+            reused_files: r.reused_files,
+            elapsed_ms: r.elapsed_ms,
+        }
+    }
 }
 
 #[utoipa::path(get, path = "/health", responses((status = 200, body = Health)))]
@@ -93,11 +117,7 @@ async fn health(State(state): State<Arc<AppState>>) -> Json<Health> {
         service: SERVICE_NAME.into(),
         model_used: state.embedder.model_id().into(),
         uptime_seconds: state.started.elapsed().as_secs_f64(),
-        model_bundle: state
-            .mesh
-            .model_bundle
-            .as_ref()
-            .and_then(|r| serde_json::to_value(r).ok()),
+        model_bundle: state.mesh.model_bundle.as_ref().map(BundleSync::from),
     })
 }
 
@@ -194,7 +214,7 @@ fn header(value: &str) -> HeaderValue {
         description = "On-device ML inference for managed service providers"
     ),
     paths(health, embed),
-    components(schemas(Health, EmbedRequest, Inputs, ErrorBody))
+    components(schemas(Health, BundleSync, EmbedRequest, Inputs, ErrorBody))
 )]
 struct ApiDoc;
 
