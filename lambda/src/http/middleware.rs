@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Query, Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -23,6 +23,20 @@ fn open_route(path: &str) -> bool {
     path == "/health" || crate::http::web::is_dashboard_file(path)
 }
 
+/// The key a request presents: its `x-api-key` header, or for `/ws` (browsers cannot give a
+/// WebSocket headers) the `api_key` query parameter, percent-decoded.
+fn presented_key(request: &Request) -> Option<String> {
+    if let Some(header) = request.headers().get("x-api-key") {
+        return header.to_str().ok().map(str::to_string);
+    }
+    if request.uri().path() != "/ws" {
+        return None;
+    }
+    let Query(query) =
+        Query::<std::collections::HashMap<String, String>>::try_from_uri(request.uri()).ok()?;
+    query.get("api_key").cloned()
+}
+
 /// Middleware: checks `x-api-key` (or `api_key` in the query of `/ws`, which browsers cannot
 /// give headers) and tags the request with its [`ClientId`].
 pub async fn authenticate(
@@ -31,20 +45,7 @@ pub async fn authenticate(
     next: Next,
 ) -> Response {
     let protection = &state.protection;
-    let presented = request
-        .headers()
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| {
-            (request.uri().path() == "/ws")
-                .then(|| request.uri().query())
-                .flatten()
-                .and_then(|q| {
-                    q.split('&')
-                        .find_map(|kv| kv.strip_prefix("api_key=").map(str::to_string))
-                })
-        });
+    let presented = presented_key(&request);
     let client = match presented.as_deref().and_then(|k| protection.check_key(k)) {
         Some(client) => client,
         None if protection.keys_required && !open_route(request.uri().path()) => {
@@ -234,4 +235,34 @@ pub async fn log_request(request: Request<Body>, next: Next) -> Response {
         tracing::info!(%method, path, status, latency_ms, client, "request");
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(uri: &str, header: Option<&str>) -> Request {
+        let mut builder = axum::http::Request::builder().uri(uri);
+        if let Some(key) = header {
+            builder = builder.header("x-api-key", key);
+        }
+        builder.body(Body::empty()).unwrap()
+    }
+
+    #[test]
+    fn the_websocket_query_key_is_percent_decoded() {
+        let key = |uri, header| presented_key(&request(uri, header));
+        assert_eq!(
+            key("/ws?x=1&api_key=a%2Bb%3D%20c", None).as_deref(),
+            Some("a+b= c")
+        );
+        assert_eq!(key("/ws?api_key=plain", None).as_deref(), Some("plain"));
+        assert_eq!(key("/ws?api_key=q", Some("h")).as_deref(), Some("h"));
+        assert_eq!(
+            key("/results?api_key=q", None),
+            None,
+            "only /ws takes the query"
+        );
+        assert_eq!(key("/ws", None), None);
+    }
 }
