@@ -69,3 +69,14 @@ impl Drop for BarProgress {
         self.finish();
     }
 }
+
+/// Loads the mesh of an entry point, with a bar per loading stage on a terminal.
+pub async fn load_mesh(
+    model: &mesh_core::ModelArgs,
+    service: &mesh_core::ServiceArgs,
+) -> anyhow::Result<std::sync::Arc<mesh_core::Mesh>> {
+    let progress = BarProgress::default();
+    let mesh = mesh_core::Mesh::load(model, service, &progress).await;
+    progress.finish();
+    mesh
+}

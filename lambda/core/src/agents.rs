@@ -153,7 +153,7 @@ pub async fn run<A: Agent>(
 
 /// Parses a JSON body as the agent's request and runs it.
 pub async fn run_body<A: Agent>(agent: &Loaded<A>, body: Value) -> Result<AgentAnswer, MeshError> {
-    loaded(agent)?;
+    loaded(agent)?; // an agent that is not loaded answers 503 before its body is judged
     let request = parse_request(agent, body)?;
     run(agent, request).await
 }

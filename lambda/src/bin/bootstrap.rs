@@ -108,8 +108,5 @@ async fn main() -> Result<(), lambda_http::Error> {
 
 /// The mesh of a function that serves no HTTP (websocket, worker and score modes).
 async fn load_mesh(args: &Args) -> Result<Arc<Mesh>, lambda_http::Error> {
-    let progress = mesh_lambda::progress::BarProgress::default();
-    let mesh = Mesh::load(&args.model, &args.service, &progress).await?;
-    progress.finish();
-    Ok(mesh)
+    Ok(mesh_lambda::progress::load_mesh(&args.model, &args.service).await?)
 }

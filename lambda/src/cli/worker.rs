@@ -1,9 +1,9 @@
 //! `msp-mesh worker`: runs queued agent jobs from SQS ([`crate::aws::worker`]).
 
 use anyhow::Context;
-use mesh_core::{Mesh, ModelArgs, ServiceArgs};
+use mesh_core::{ModelArgs, ServiceArgs};
 
-use crate::progress::BarProgress;
+use crate::progress::load_mesh;
 
 /// Long-polls the queue of `--async-queue-url` and runs each job until `idle_exit` passes
 /// without one (never when unset).
@@ -17,9 +17,7 @@ pub async fn worker(
         .clone()
         .context("the worker needs a queue: set --async-queue-url / MESH_ASYNC_QUEUE_URL")?;
     super::prepare::before_loading(&model).await?;
-    let progress = BarProgress::default();
-    let mesh = Mesh::load(&model, &service, &progress).await?;
-    progress.finish();
+    let mesh = load_mesh(&model, &service).await?;
     let config = mesh_inference::aws::sdk_config(mesh_inference::aws::SdkRetries::Standard).await;
     let bar = indicatif::ProgressBar::new_spinner()
         .with_message(format!("waiting for jobs on {queue_url}"));

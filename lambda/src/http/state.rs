@@ -49,9 +49,7 @@ impl AppState {
     ) -> anyhow::Result<Arc<Self>> {
         // Settings errors (keys) before the slow model loading.
         let protection = Protection::from_args(&service.protection, listen)?;
-        let progress = crate::progress::BarProgress::default();
-        let mesh = Mesh::load(model, service, &progress).await?;
-        progress.finish();
+        let mesh = crate::progress::load_mesh(model, service).await?;
         Ok(Arc::new(Self {
             mesh,
             protection,
