@@ -4,6 +4,8 @@
 //!   two weight layouts), mask-aware mean pooling, L2 normalisation.
 //! - [`classifier`]: DistilBERT sequence classification (`pre_classifier`, `classifier`).
 //! - [`t5`]: T5 / FLAN-T5 generation, greedy and beam search, with a KV cache.
+//! - [`chat`]: GGUF chat models (quantized llama, SmolLM2), tokenizer rebuilt from the GGUF
+//!   metadata, greedy and nucleus sampling, stop at the end of the turn.
 //! - [`tokenize`]: `tokenizers` with longest-in-batch padding and truncation reporting.
 //! - [`embedder`]: sentence embeddings from a model folder.
 //! - [`backend`]: the model on its own thread, dynamic batching behind channels.
@@ -14,6 +16,7 @@
 pub mod aws;
 pub mod backend;
 pub mod bundle;
+pub mod chat;
 pub mod classifier;
 pub mod convert;
 pub mod embedder;
