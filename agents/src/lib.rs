@@ -9,6 +9,7 @@
 //! logistic regression, federated DP-SGD, ...) are the `mesh-numeric` crate's.
 
 pub mod anomaly;
+pub mod catalogues;
 pub mod client_health;
 pub mod cloud;
 pub mod compliance;
@@ -24,6 +25,7 @@ pub mod partners;
 pub mod recipes;
 pub mod resource;
 pub mod revenue;
+pub mod techniques;
 pub mod text;
 pub mod threat;
 pub mod train;

@@ -15,7 +15,7 @@ use crate::federated::FederatedAgent;
 use crate::head::ClassificationHead;
 use crate::knowledge::{self, attack::Attack, cwe, KnowledgeIndex};
 use crate::market::MarketAgent;
-use crate::nlp_query::{NlpQueryAgent, T5Answerer};
+use crate::nlp_query::{AnswerWriter, ChatAnswerer, NlpQueryAgent, T5Answerer};
 use crate::partners::{PartnerAgent, PartnerDirectory};
 use crate::recipes::Progress;
 use crate::resource::ResourceAgent;
@@ -36,6 +36,8 @@ pub struct AgentPaths {
     pub partners_file: Option<PathBuf>,
     /// Optional T5 checkpoint (config.json, model.safetensors, tokenizer.json) for generated answers.
     pub t5_dir: Option<PathBuf>,
+    /// Optional GGUF chat model (SmolLM2) that writes `/nlp-query/ask` answers with citations.
+    pub chat_model: Option<PathBuf>,
 }
 
 /// An agent, or why it is not loaded.
@@ -54,6 +56,8 @@ pub struct LanguageAgents {
 pub const SENTIMENT_HEAD: &str = "sentiment-minilm";
 pub const EMAIL_HEAD: &str = "spam-email-minilm";
 pub const THREAT_HEAD: &str = "threat-category-minilm";
+/// `id@version` of the local chat model (`--chat-model`).
+pub const CHAT_MODEL: &str = "smollm2-135m-instruct@1";
 
 /// Embedding-cache names of the indexes the agents search at serve time: the knowledge base,
 /// and one per control catalogue (`controls-<framework>`).
@@ -103,15 +107,22 @@ impl LanguageAgents {
             .map(|a| a.with_cloud(cloud.market.clone()))
             .map(Arc::new)
             .map_err(|e| e.to_string());
-        let generator = match &paths.t5_dir {
-            Some(dir) => match T5Answerer::load_dir(dir) {
-                Ok(g) => Some(Arc::new(g)),
+        let generator = match (&paths.chat_model, &paths.t5_dir) {
+            (Some(path), _) => match ChatAnswerer::load(path, CHAT_MODEL) {
+                Ok(c) => Some(Arc::new(AnswerWriter::Chat(Box::new(c)))),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "chat model not loaded; answers stay extractive");
+                    None
+                }
+            },
+            (None, Some(dir)) => match T5Answerer::load_dir(dir) {
+                Ok(g) => Some(Arc::new(AnswerWriter::T5(Box::new(g)))),
                 Err(e) => {
                     tracing::warn!(dir = %dir.display(), error = %e, "T5 checkpoint not loaded; answers stay extractive");
                     None
                 }
             },
-            None => None,
+            (None, None) => None,
         };
         let nlp_query = knowledge
             .as_ref()
@@ -161,7 +172,13 @@ impl LanguageAgents {
     }
 }
 
-/// ATT&CK plus the knowledge index (techniques, mitigations, CWE, docs).
+/// The NIST SP 800-53 families whose controls join the knowledge base as guidance: incident
+/// response, contingency planning, awareness and training, identification and authentication,
+/// system and information integrity, risk assessment.
+pub const GUIDANCE_FAMILIES: [&str; 6] = ["IR", "CP", "AT", "IA", "SI", "RA"];
+
+/// ATT&CK plus the knowledge index (techniques, procedure examples, mitigations, CWE, docs,
+/// SP 800-53 guidance).
 async fn load_knowledge(
     encoder: &EmbeddingBackend,
     paths: &AgentPaths,
@@ -171,9 +188,17 @@ async fn load_knowledge(
         Attack::load(&paths.data_dir.join("attack-enterprise")).map_err(|e| e.to_string())?;
     let weaknesses = cwe::load(&paths.data_dir.join("cwe")).map_err(|e| e.to_string())?;
     let mut passages = knowledge::technique_passages(&attack);
+    passages.extend(crate::techniques::procedure_passages(&attack));
     passages.extend(knowledge::mitigation_passages(&attack));
     passages.extend(knowledge::weakness_passages(&weaknesses));
     passages.extend(knowledge::docs::passages());
+    passages.extend(
+        crate::catalogues::guidance_passages(
+            &paths.data_dir.join(crate::catalogues::PUBLISHED_DATASET),
+            &GUIDANCE_FAMILIES,
+        )
+        .map_err(|e| e.to_string())?,
+    );
     progress.stage("embedding the knowledge base", passages.len());
     let index = KnowledgeIndex::load_or_build(
         KNOWLEDGE_INDEX,
@@ -194,7 +219,10 @@ async fn load_compliance(
     progress: &dyn Progress,
 ) -> Result<Arc<ComplianceAgent>, AgentError> {
     let mut catalogues = Vec::new();
-    for catalogue in Catalogue::builtin() {
+    let published = paths.data_dir.join(crate::catalogues::PUBLISHED_DATASET);
+    for catalogue in
+        Catalogue::all(&published).map_err(|e| AgentError::Unavailable(e.to_string()))?
+    {
         let passages = catalogue.passages();
         progress.stage(
             &format!("embedding {} controls", catalogue.framework),

@@ -1,11 +1,14 @@
 //! `POST /market-intelligence/analyze`: sentiment of market text from the sentiment head,
 //! sentence by sentence for long texts, and entities found by a documented rule set.
 //!
-//! - `sentiment_score` is P(positive): the head's calibrated probability for a one-sentence
-//!   text, the mean over sentences otherwise.
-//! - `sentiment`: MIXED when at least one sentence is confidently positive (P >= 0.75) and one
-//!   confidently negative (P <= 0.25); else POSITIVE when the score >= 0.6, NEGATIVE when
-//!   <= 0.4, NEUTRAL between. `market_impact` is Positive / Neutral / Negative by the same cuts.
+//! - The head has three trained classes, NEGATIVE, NEUTRAL and POSITIVE. A text's distribution is
+//!   the head's calibrated probabilities for a one-sentence text, their mean over sentences
+//!   otherwise.
+//! - `sentiment`: MIXED when one sentence is POSITIVE and another NEGATIVE, each with probability
+//!   at least 0.6; else the most likely class of the distribution. `market_impact` follows it
+//!   (Positive / Neutral / Negative).
+//! - `sentiment_score` = P(positive) + P(neutral) / 2: the expected polarity on 0 (negative) to 1
+//!   (positive).
 //! - Entities ([`entities`]): money, percentages and dates by pattern; organisations as runs of
 //!   capitalised words ending in a company suffix (Inc, Corp, Ltd, LLC, GmbH, Group, ...);
 //!   products as capitalised names followed by a model or version number (`Windows 11`,
@@ -49,7 +52,51 @@ pub struct MarketRequest {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SentenceSentiment {
     pub text: String,
+    /// NEGATIVE, NEUTRAL or POSITIVE.
+    pub sentiment: String,
     pub positive_probability: f32,
+    pub neutral_probability: f32,
+    pub negative_probability: f32,
+}
+
+/// Probabilities of the three sentiment classes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, ToSchema)]
+pub struct SentimentDistribution {
+    pub negative: f32,
+    pub neutral: f32,
+    pub positive: f32,
+}
+
+impl SentimentDistribution {
+    /// The most likely class.
+    pub fn label(&self) -> &'static str {
+        if self.positive >= self.neutral && self.positive >= self.negative {
+            "POSITIVE"
+        } else if self.negative >= self.neutral {
+            "NEGATIVE"
+        } else {
+            "NEUTRAL"
+        }
+    }
+
+    /// Expected polarity on 0 (negative) to 1 (positive).
+    pub fn score(&self) -> f32 {
+        self.positive + self.neutral / 2.0
+    }
+
+    /// Probability of the most likely class.
+    pub fn confidence(&self) -> f32 {
+        self.positive.max(self.neutral).max(self.negative)
+    }
+
+    fn mean(all: &[SentimentDistribution]) -> SentimentDistribution {
+        let n = all.len().max(1) as f32;
+        SentimentDistribution {
+            negative: all.iter().map(|d| d.negative).sum::<f32>() / n,
+            neutral: all.iter().map(|d| d.neutral).sum::<f32>() / n,
+            positive: all.iter().map(|d| d.positive).sum::<f32>() / n,
+        }
+    }
 }
 
 /// An entity found in the text.
@@ -69,8 +116,11 @@ pub struct MarketResponse {
     pub industry_segment: Option<String>,
     /// POSITIVE, NEGATIVE, NEUTRAL or MIXED.
     pub sentiment: String,
-    /// P(positive).
+    /// Expected polarity, P(positive) + P(neutral) / 2 (Comprehend's P(positive) when it answered).
     pub sentiment_score: f32,
+    /// The local head's distribution over NEGATIVE, NEUTRAL and POSITIVE (whole text).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probabilities: Option<SentimentDistribution>,
     pub model_used: String,
     /// Positive, Neutral or Negative.
     pub market_impact: String,
@@ -140,6 +190,7 @@ impl MarketAgent {
             industry_segment: request.industry_segment.clone(),
             sentiment: a.sentiment.clone(),
             sentiment_score: a.positive,
+            probabilities: None,
             model_used: COMPREHEND_MODEL.into(),
             market_impact: market_impact.into(),
             sentences: Vec::new(),
@@ -165,41 +216,53 @@ impl MarketAgent {
         }
     }
 
-    /// P(positive) of each text.
-    pub async fn positive_probabilities(&self, texts: &[String]) -> Result<Vec<f32>, AgentError> {
+    /// The head's distribution over the three classes, for each text.
+    pub async fn distributions(
+        &self,
+        texts: &[String],
+    ) -> Result<Vec<SentimentDistribution>, AgentError> {
         let embeddings = self.encoder.embed(texts, true).await?;
         let features: Vec<Vec<f32>> = embeddings.into_iter().map(|e| e.vector).collect();
-        let positive = self
-            .sentiment_head
-            .labels()
-            .iter()
-            .position(|l| l == "POSITIVE")
-            .ok_or_else(|| {
-                AgentError::Unavailable("sentiment head has no POSITIVE label".into())
-            })?;
+        let labels = self.sentiment_head.labels();
+        let index = |name: &str| {
+            labels.iter().position(|l| l == name).ok_or_else(|| {
+                AgentError::Unavailable(format!("sentiment head has no {name} label"))
+            })
+        };
+        let (negative, neutral, positive) =
+            (index("NEGATIVE")?, index("NEUTRAL")?, index("POSITIVE")?);
         Ok(self
             .sentiment_head
             .probabilities(&features)?
             .into_iter()
-            .map(|p| p[positive])
+            .map(|p| SentimentDistribution {
+                negative: p[negative],
+                neutral: p[neutral],
+                positive: p[positive],
+            })
             .collect())
     }
 }
 
-/// The documented sentiment label for a score and the sentence probabilities.
-pub fn sentiment_label(score: f32, sentence_probs: &[f32]) -> &'static str {
-    let confident_pos = sentence_probs.iter().any(|&p| p >= 0.75);
-    let confident_neg = sentence_probs.iter().any(|&p| p <= 0.25);
-    if sentence_probs.len() > 1 && confident_pos && confident_neg {
+/// The documented sentiment label of a text from its distribution and its sentences'.
+pub fn sentiment_label(
+    text: &SentimentDistribution,
+    sentences: &[SentimentDistribution],
+) -> &'static str {
+    let confident = |label: &str| {
+        sentences
+            .iter()
+            .any(|d| d.label() == label && d.confidence() >= MIXED_CONFIDENCE)
+    };
+    if sentences.len() > 1 && confident("POSITIVE") && confident("NEGATIVE") {
         "MIXED"
-    } else if score >= 0.6 {
-        "POSITIVE"
-    } else if score <= 0.4 {
-        "NEGATIVE"
     } else {
-        "NEUTRAL"
+        text.label()
     }
 }
+
+/// Probability a sentence's class needs to make a text MIXED.
+pub const MIXED_CONFIDENCE: f32 = 0.6;
 
 impl crate::Answer for MarketResponse {
     fn model_used(&self) -> &str {
@@ -240,7 +303,7 @@ impl Agent for MarketAgent {
             };
         }
         let local = self.local_answer(request.clone(), report.clone()).await?;
-        let confidence = local.sentiment_score.max(1.0 - local.sentiment_score);
+        let confidence = local.probabilities.map_or(0.0, |d| d.confidence());
         match plan(&policy, Some(confidence)) {
             Plan::LocalThenCloud => {
                 let call = cloud.comprehend.analyze(&request.query).await;
@@ -303,42 +366,44 @@ impl MarketAgent {
                 ),
             ));
         }
-        let (score, per_sentence) = if sentences.len() <= 1 {
-            let p = self
-                .positive_probabilities(std::slice::from_ref(&request.query))
+        let (text, per_sentence) = if sentences.len() <= 1 {
+            let d = self
+                .distributions(std::slice::from_ref(&request.query))
                 .await?[0];
-            (p, Vec::new())
+            (d, Vec::new())
         } else {
-            let probs = self.positive_probabilities(&sentences).await?;
-            let mean = probs.iter().sum::<f32>() / probs.len() as f32;
-            let per: Vec<SentenceSentiment> = sentences
-                .into_iter()
-                .zip(probs)
-                .map(|(text, positive_probability)| SentenceSentiment {
-                    text,
-                    positive_probability,
-                })
-                .collect();
-            (mean, per)
+            let all = self.distributions(&sentences).await?;
+            (
+                SentimentDistribution::mean(&all),
+                sentences.into_iter().zip(all).collect(),
+            )
         };
-        let probs: Vec<f32> = per_sentence
-            .iter()
-            .map(|s| s.positive_probability)
+        let sentence_distributions: Vec<SentimentDistribution> =
+            per_sentence.iter().map(|(_, d)| *d).collect();
+        let sentiment = sentiment_label(&text, &sentence_distributions);
+        let market_impact = match sentiment {
+            "POSITIVE" => "Positive",
+            "NEGATIVE" => "Negative",
+            _ => "Neutral",
+        };
+        let per_sentence: Vec<SentenceSentiment> = per_sentence
+            .into_iter()
+            .map(|(text, d)| SentenceSentiment {
+                text,
+                sentiment: d.label().into(),
+                positive_probability: d.positive,
+                neutral_probability: d.neutral,
+                negative_probability: d.negative,
+            })
             .collect();
-        let sentiment = sentiment_label(score, &probs);
-        let market_impact = if score >= 0.6 {
-            "Positive"
-        } else if score <= 0.4 {
-            "Negative"
-        } else {
-            "Neutral"
-        };
+        let score = text.score();
         Ok(MarketResponse {
             entities: entities(&request.query),
             query: request.query,
             industry_segment: request.industry_segment,
             sentiment: sentiment.into(),
             sentiment_score: score,
+            probabilities: Some(text),
             model_used: self.model_used(),
             market_impact: market_impact.into(),
             sentences: per_sentence,
@@ -459,9 +524,24 @@ mod tests {
 
     #[test]
     fn labels_by_hand() {
-        assert_eq!(sentiment_label(0.9, &[]), "POSITIVE");
-        assert_eq!(sentiment_label(0.5, &[0.9, 0.1]), "MIXED");
-        assert_eq!(sentiment_label(0.3, &[0.3, 0.3]), "NEGATIVE");
-        assert_eq!(sentiment_label(0.5, &[0.5, 0.5]), "NEUTRAL");
+        let d = |negative, neutral, positive| SentimentDistribution {
+            negative,
+            neutral,
+            positive,
+        };
+        assert_eq!(sentiment_label(&d(0.1, 0.2, 0.7), &[]), "POSITIVE");
+        assert_eq!(sentiment_label(&d(0.2, 0.6, 0.2), &[]), "NEUTRAL");
+        assert_eq!(sentiment_label(&d(0.5, 0.3, 0.2), &[]), "NEGATIVE");
+        let mixed = [d(0.05, 0.1, 0.85), d(0.7, 0.2, 0.1)];
+        assert_eq!(
+            sentiment_label(&SentimentDistribution::mean(&mixed), &mixed),
+            "MIXED"
+        );
+        let calm = [d(0.05, 0.1, 0.85), d(0.5, 0.3, 0.2)];
+        assert_eq!(
+            sentiment_label(&SentimentDistribution::mean(&calm), &calm),
+            "POSITIVE"
+        );
+        assert!((d(0.2, 0.4, 0.4).score() - 0.6).abs() < 1e-6);
     }
 }

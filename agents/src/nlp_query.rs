@@ -63,7 +63,8 @@ pub struct AskResponse {
     /// Similarity of the best passage (0 when nothing was retrieved).
     pub confidence: f32,
     pub sources: Vec<String>,
-    /// `extractive`, `t5-generation`, `bedrock-generation` or `none` (I don't know).
+    /// `extractive`, `llm-generation` (the local chat model), `t5-generation`,
+    /// `bedrock-generation` or `none` (I don't know).
     pub answer_method: String,
     pub passages: Vec<RetrievedPassage>,
     /// Who answered under which policy, and what the cloud call took.
@@ -122,11 +123,109 @@ impl T5Answerer {
     }
 }
 
+/// Instructions the local chat model gets with every question.
+pub const CHAT_SYSTEM_PROMPT: &str = "You answer questions from managed service providers about security. Answer only from the numbered passages, in at most three sentences, and cite the passages you used like [1]. If the passages do not answer the question, say that you don't know.";
+
+/// Characters of each passage the local chat model reads.
+const CHAT_PASSAGE_CHARS: usize = 700;
+
+/// A GGUF chat model (SmolLM2) writing answers from the numbered passages, with citations.
+pub struct ChatAnswerer {
+    model: mesh_inference::chat::ChatModel,
+}
+
+impl ChatAnswerer {
+    /// Loads the GGUF file; `id` names it in `model_used`.
+    pub fn load(path: &Path, id: &str) -> Result<Self, AgentError> {
+        Ok(Self {
+            model: mesh_inference::chat::ChatModel::load(path, id)?,
+        })
+    }
+
+    /// The answer and the (0-based) passages it cites; an answer citing none cites them all.
+    fn answer(
+        &self,
+        question: &str,
+        passages: &[String],
+    ) -> Result<(String, Vec<usize>), AgentError> {
+        let context: String = passages
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let text: String = p.chars().take(CHAT_PASSAGE_CHARS).collect();
+                format!("[{}] {text}", i + 1)
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let user = format!("Passages:\n{context}\n\nQuestion: {question}");
+        let ids = self.model.chat_ids(Some(CHAT_SYSTEM_PROMPT), &user)?;
+        let out = self
+            .model
+            .generate(&ids, &mesh_inference::chat::ChatOptions::default())?;
+        let cited: Vec<usize> = (0..passages.len())
+            .filter(|i| out.text.contains(&format!("[{}]", i + 1)))
+            .collect();
+        let cited = if cited.is_empty() {
+            (0..passages.len()).collect()
+        } else {
+            cited
+        };
+        Ok((out.text, cited))
+    }
+}
+
+/// The local model that writes answers instead of extracting them.
+pub enum AnswerWriter {
+    T5(Box<T5Answerer>),
+    Chat(Box<ChatAnswerer>),
+}
+
+impl AnswerWriter {
+    /// The id `model_used` names.
+    pub fn id(&self) -> &str {
+        match self {
+            Self::T5(t) => &t.id,
+            Self::Chat(c) => c.model.model_id(),
+        }
+    }
+
+    /// `answer_method` of its answers.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Self::T5(_) => "t5-generation",
+            Self::Chat(_) => "llm-generation",
+        }
+    }
+
+    /// The answer from the passages (id, text) and the ids it cites.
+    fn write(
+        &self,
+        question: &str,
+        passages: &[(String, String)],
+    ) -> Result<(String, Vec<String>), AgentError> {
+        match self {
+            Self::T5(t) => {
+                let context: Vec<&str> = passages.iter().map(|p| p.1.as_str()).collect();
+                let answer = t.answer(question, &context.join("\n"))?;
+                Ok((answer, passages.iter().map(|p| p.0.clone()).collect()))
+            }
+            Self::Chat(c) => {
+                let texts: Vec<String> = passages.iter().map(|p| p.1.clone()).collect();
+                let (answer, cited) = c.answer(question, &texts)?;
+                Ok((
+                    answer,
+                    cited.into_iter().map(|i| passages[i].0.clone()).collect(),
+                ))
+            }
+        }
+    }
+}
+
 /// The NLP query agent.
 pub struct NlpQueryAgent {
     encoder: EmbeddingBackend,
     knowledge: Arc<KnowledgeIndex>,
-    generator: Option<Arc<T5Answerer>>,
+    generator: Option<Arc<AnswerWriter>>,
     cloud: Option<AnswerProvider>,
 }
 
@@ -134,7 +233,7 @@ impl NlpQueryAgent {
     pub fn new(
         encoder: EmbeddingBackend,
         knowledge: Arc<KnowledgeIndex>,
-        generator: Option<Arc<T5Answerer>>,
+        generator: Option<Arc<AnswerWriter>>,
     ) -> Self {
         Self {
             encoder,
@@ -167,7 +266,7 @@ impl Agent for NlpQueryAgent {
             Some(g) => format!(
                 "{} (retrieval) + {} (generation)",
                 self.encoder.model_id(),
-                g.id
+                g.id()
             ),
             None => format!("{} (retrieval, extractive)", self.encoder.model_id()),
         }
@@ -183,7 +282,9 @@ impl Agent for NlpQueryAgent {
             ));
         }
         let query = embed_one(&self.encoder, &request.query).await?.vector;
-        let hits = self.knowledge.search(&query, top_k, |_| true);
+        let hits = self.knowledge.search(&query, top_k, |p| {
+            p.source != PassageSource::AttackProcedure
+        });
         let passages: Vec<RetrievedPassage> = hits
             .iter()
             .map(|h| RetrievedPassage {
@@ -301,17 +402,17 @@ impl NlpQueryAgent {
         best: &[&crate::knowledge::Hit<'_>],
     ) -> Result<(String, &'static str, Vec<String>), AgentError> {
         if let Some(generator) = &self.generator {
-            let context: String = best
+            let passages: Vec<(String, String)> = best
                 .iter()
-                .map(|h| h.passage.embedding_text())
-                .collect::<Vec<_>>()
-                .join("\n");
+                .map(|h| (h.passage.id.clone(), h.passage.embedding_text()))
+                .collect();
             let (g, q) = (generator.clone(), question.to_string());
-            let answer = tokio::task::spawn_blocking(move || g.answer(&q, &context))
+            let (answer, sources) = tokio::task::spawn_blocking(move || g.write(&q, &passages))
                 .await
-                .map_err(|e| AgentError::Unavailable(format!("T5 generation stopped: {e}")))??;
-            let sources = best.iter().map(|h| h.passage.id.clone()).collect();
-            return Ok((answer, "t5-generation", sources));
+                .map_err(|e| AgentError::Unavailable(format!("generation stopped: {e}")))??;
+            if !answer.trim().is_empty() {
+                return Ok((answer, generator.method(), sources));
+            }
         }
         // Extractive: the sentences closest to the question.
         let mut candidates: Vec<(usize, usize, String)> = Vec::new();

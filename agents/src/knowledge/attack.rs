@@ -49,6 +49,17 @@ pub struct Attack {
     pub software: Vec<Software>,
     /// Technique id -> indices into `mitigations`.
     pub mitigated_by: HashMap<String, Vec<usize>>,
+    /// Procedure examples: how a group, campaign or piece of software used a technique
+    /// (the `uses` relationships' descriptions, real-world usage text), in file order.
+    pub procedures: Vec<Procedure>,
+}
+
+/// One procedure example of a technique.
+#[derive(Debug, Clone)]
+pub struct Procedure {
+    /// The technique used (`T1566.001`).
+    pub technique: String,
+    pub description: String,
 }
 
 #[derive(Deserialize)]
@@ -75,6 +86,8 @@ struct RawRelationship {
     relationship_type: String,
     source_ref: String,
     target_ref: String,
+    #[serde(default)]
+    description: Option<String>,
     #[serde(default)]
     revoked: bool,
     #[serde(default)]
@@ -127,8 +140,24 @@ impl Attack {
             })
             .collect();
         let mut mitigated_by: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut procedures = Vec::new();
         for r in relationships {
-            if r.relationship_type != "mitigates" || r.revoked || r.deprecated {
+            if r.revoked || r.deprecated {
+                continue;
+            }
+            if r.relationship_type == "uses" {
+                if let (Some(t), Some(d)) = (stix_to_technique.get(&r.target_ref), &r.description) {
+                    let description = clean_mitre(d);
+                    if !description.is_empty() {
+                        procedures.push(Procedure {
+                            technique: t.clone(),
+                            description,
+                        });
+                    }
+                }
+                continue;
+            }
+            if r.relationship_type != "mitigates" {
                 continue;
             }
             if let (Some(&m), Some(t)) = (
@@ -143,6 +172,7 @@ impl Attack {
             mitigations,
             software,
             mitigated_by,
+            procedures,
         })
     }
 

@@ -37,11 +37,16 @@ pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T
 #[serde(rename_all = "snake_case")]
 pub enum PassageSource {
     AttackTechnique,
+    /// A procedure example of a technique (its id is the technique's).
+    AttackProcedure,
     AttackMitigation,
     Cwe,
     Docs,
     /// A control of a compliance catalogue.
     Control,
+    /// A control's statement and discussion from NIST SP 800-53 (incident response,
+    /// contingency planning, ...), guidance for `/nlp-query/ask`.
+    SecurityGuidance,
     /// A partner profile.
     Partner,
 }

@@ -366,6 +366,10 @@ fn compare_text(
         );
         head_report.trained_on = head.config().training_data.clone();
         models.push(head_report);
+        if options.task == Task::Threat && format == WeightFormat::F32 {
+            progress.set_message("zero-shot similarity to the category descriptions");
+            models.push(zero_shot_threat(&encoder, &texts, &y, &labels, options)?);
+        }
     }
 
     progress.set_message("bag-of-words logistic regression (cross-fitted)");
@@ -423,6 +427,52 @@ fn compare_text(
 
     models.extend(compare_cloud(options, &texts, &y, &labels, progress)?);
     Ok((labels, y, models))
+}
+
+/// Scale of the zero-shot similarities before the softmax (cosines lie within a few tenths of
+/// each other; the accuracy does not depend on it).
+const ZERO_SHOT_SCALE: f32 = 20.0;
+
+/// The zero-shot baseline of the threat task: the category whose one-line description
+/// ([`mesh_agents::datasets::THREAT_DESCRIPTIONS`]) is closest to the text (MiniLM cosine).
+fn zero_shot_threat(
+    encoder: &SentenceEmbedder,
+    texts: &[&str],
+    y: &[usize],
+    labels: &[String],
+    options: &CompareOptions,
+) -> anyhow::Result<ModelReport> {
+    let categories = mesh_agents::datasets::THREAT_CATEGORIES;
+    anyhow::ensure!(
+        labels.iter().map(String::as_str).eq(categories),
+        "the threat head's labels are not the categories the descriptions describe"
+    );
+    let descriptions: Vec<&str> = mesh_agents::datasets::THREAT_DESCRIPTIONS.to_vec();
+    let prototypes = encoder.embed(&descriptions)?;
+    let (probabilities, timing) = time_model(texts, |batch| {
+        Ok(encoder
+            .embed(batch)?
+            .iter()
+            .map(|v| {
+                let scores: Vec<f32> = prototypes
+                    .iter()
+                    .map(|p| ZERO_SHOT_SCALE * v.iter().zip(p).map(|(a, b)| a * b).sum::<f32>())
+                    .collect();
+                mesh_agents::head::softmax(&scores, 1.0)
+            })
+            .collect())
+    })?;
+    Ok(assess(
+        "zero-shot: MiniLM similarity to a one-line description per category".into(),
+        format!("{} zero-shot", encoder.model_id()),
+        "baseline",
+        &probabilities,
+        None,
+        y,
+        labels.len(),
+        timing,
+        options,
+    ))
 }
 
 /// A cloud provider's answers: class probabilities, the predicted labels, per-request

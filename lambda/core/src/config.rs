@@ -73,6 +73,12 @@ pub struct ModelArgs {
     /// `/nlp-query/ask` answers instead of extracting them.
     #[arg(long, env = "MESH_T5_MODEL_DIR")]
     pub t5_dir: Option<PathBuf>,
+    /// Optional GGUF chat model that writes `/nlp-query/ask` answers from the retrieved passages
+    /// with citations: `models/store/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf`
+    /// (SmolLM2-135M-Instruct, `msp-mesh models pull smollm2-135m-instruct`). Takes precedence
+    /// over `--t5-dir`.
+    #[arg(long, env = "MESH_CHAT_MODEL")]
+    pub chat_model: Option<PathBuf>,
     #[command(flatten)]
     pub cloud: CloudArgs,
 }
@@ -187,6 +193,7 @@ impl ModelArgs {
             cache_dir: self.embedding_cache_dir(),
             partners_file: Some(self.partners_file.clone()),
             t5_dir: self.t5_dir.clone(),
+            chat_model: self.chat_model.clone(),
         }
     }
 

@@ -1,5 +1,6 @@
-//! `msp-mesh bench compare`: the model comparison of [`mesh_compare`], with the cloud providers
-//! as candidates when asked.
+//! `msp-mesh bench`: the model comparison of [`mesh_compare`] (with the cloud providers as
+//! candidates when asked), the threat agent's ATT&CK retrieval (`retrieval`) and the compliance
+//! agent's threshold calibration (`compliance`).
 
 use std::path::PathBuf;
 
@@ -41,21 +42,84 @@ pub enum BenchCommand {
         #[command(flatten)]
         model: ModelArgs,
     },
+    /// Recall@k of the right ATT&CK technique on procedure examples that no index or head saw
+    /// (`mesh_agents::techniques::held_out_procedures`), for the threat agent's ranking variants:
+    /// descriptions only, with procedure examples, and with the threat head's category. Prints JSON.
+    Retrieval {
+        /// Held-out procedure examples per technique.
+        #[arg(long, default_value_t = 2)]
+        per_technique: usize,
+        /// Cut-off of the recall.
+        #[arg(long, default_value_t = 3)]
+        k: usize,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+    /// The compliance agent's evidence threshold calibrated on the labelled CSF 2.0 statements'
+    /// training part, with precision and recall of control coverage on the test part (and at
+    /// the served and previous defaults). Prints JSON.
+    Compliance {
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+    /// The sentiment head on Hutto & Gilbert's four human-rated sets (product reviews, movie
+    /// reviews, newspaper editorials, tweets; none trained on): binary accuracy with the
+    /// protocol of `scripts/sentiment_baseline.py` (ratings of exactly 0 dropped; positive when
+    /// P(positive) > P(negative)). `scripts/bench_sentiment.sh` runs it beside VADER. Prints JSON.
+    Sentiment {
+        /// Folder of the four `*_GroundTruth.txt` files.
+        #[arg(long)]
+        sets: PathBuf,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
 }
 
 /// Runs one `bench` subcommand.
 pub fn bench(command: BenchCommand) -> anyhow::Result<()> {
-    let BenchCommand::Compare {
-        task,
-        data,
-        out,
-        seed,
-        bootstrap,
-        comprehend,
-        bedrock,
-        encoder_variants,
-        model,
-    } = command;
+    match command {
+        BenchCommand::Retrieval {
+            per_technique,
+            k,
+            model,
+        } => retrieval(per_technique, k, model),
+        BenchCommand::Compliance { model } => compliance(model),
+        BenchCommand::Sentiment { sets, model } => sentiment(&sets, &model),
+        BenchCommand::Compare {
+            task,
+            data,
+            out,
+            seed,
+            bootstrap,
+            comprehend,
+            bedrock,
+            encoder_variants,
+            model,
+        } => compare(
+            mesh_compare::CompareOptions {
+                task,
+                data,
+                out_dir: out,
+                models_dir: model.models_dir.clone(),
+                seed,
+                bootstrap,
+                cloud: Default::default(),
+                encoder_variants,
+            },
+            comprehend,
+            bedrock,
+            &model,
+        ),
+    }
+}
+
+/// `bench compare`.
+fn compare(
+    mut options: mesh_compare::CompareOptions,
+    comprehend: bool,
+    bedrock: bool,
+    model: &ModelArgs,
+) -> anyhow::Result<()> {
     let cloud = if comprehend || bedrock {
         let config = super::runtime::runtime()?.block_on(mesh_cloud::aws_config());
         let resilience = model.cloud.resilience();
@@ -74,21 +138,138 @@ pub fn bench(command: BenchCommand) -> anyhow::Result<()> {
     } else {
         Default::default()
     };
-    let options = mesh_compare::CompareOptions {
-        task,
-        data,
-        out_dir: out,
-        models_dir: model.models_dir.clone(),
-        seed,
-        bootstrap,
-        cloud,
-        encoder_variants,
-    };
+    options.cloud = cloud;
     let bar = indicatif::ProgressBar::new_spinner();
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
     let report = mesh_compare::run(&options, &bar)?;
     bar.finish_and_clear();
     print!("{}", mesh_compare::markdown(&report));
     eprintln!("reports in {}", options.out_dir.display());
+    Ok(())
+}
+
+/// Loads one language agent's part of the mesh (encoder, data, heads), with a progress bar.
+async fn language_agents(
+    model: &mut ModelArgs,
+    kind: mesh_agents::AgentKind,
+) -> anyhow::Result<mesh_agents::loader::LanguageAgents> {
+    model.only_agents = mesh_agents::AgentSelection::only(kind);
+    let encoder = mesh_core::mesh::load_backend(model).await?;
+    let progress = crate::progress::BarProgress::default();
+    let agents = mesh_agents::loader::LanguageAgents::load(
+        &encoder,
+        &model.agent_paths(),
+        &Default::default(),
+        &model.only_agents,
+        &progress,
+    )
+    .await;
+    progress.finish();
+    Ok(agents)
+}
+
+/// `bench retrieval`: loads the threat agent alone and measures its technique ranking.
+fn retrieval(per_technique: usize, k: usize, mut model: ModelArgs) -> anyhow::Result<()> {
+    super::runtime::runtime()?.block_on(async {
+        let agents =
+            language_agents(&mut model, mesh_agents::AgentKind::ThreatIntelligence).await?;
+        let threat = agents.threat.map_err(anyhow::Error::msg)?;
+        let figures = threat.technique_recall(per_technique, k).await?;
+        println!("{}", serde_json::to_string_pretty(&figures)?);
+        Ok(())
+    })
+}
+
+/// `bench compliance`: loads the compliance agent alone and calibrates its threshold.
+fn compliance(mut model: ModelArgs) -> anyhow::Result<()> {
+    super::runtime::runtime()?.block_on(async {
+        let agents = language_agents(&mut model, mesh_agents::AgentKind::Compliance).await?;
+        let agent = agents.compliance.map_err(anyhow::Error::msg)?;
+        let report = agent.calibrate().await?;
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        Ok(())
+    })
+}
+
+/// The four human-rated sets and their files.
+const SENTIMENT_SETS: [(&str, &str); 4] = [
+    ("product_reviews", "amazonReviewSnippets_GroundTruth.txt"),
+    ("movie_reviews", "movieReviewSnippets_GroundTruth.txt"),
+    (
+        "newspaper_editorials",
+        "nytEditorialSnippets_GroundTruth.txt",
+    ),
+    ("tweets", "tweets_GroundTruth.txt"),
+];
+
+/// `bench sentiment`: the served sentiment head's binary accuracy on each set.
+fn sentiment(sets: &std::path::Path, model: &ModelArgs) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let head_dir = model.models_dir.join(mesh_agents::loader::SENTIMENT_HEAD);
+    let head = mesh_agents::head::ClassificationHead::load_dir(&head_dir)?;
+    let encoder_id = head
+        .config()
+        .base_model
+        .split('@')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let manifest = mesh_models::Manifest::builtin();
+    // The head reads the DistilBERT checkpoint's pooled output, which equals MiniLM's.
+    let encoder = mesh_inference::embedder::SentenceEmbedder::load(
+        &model.models_dir.join(&model.model),
+        manifest.get(&model.model)?,
+        &mesh_inference::Device::Cpu,
+        mesh_inference::encoder::WeightFormat::F32,
+    )?;
+    anyhow::ensure!(
+        head.config().accepts_encoder(encoder.model_id()),
+        "{} reads {encoder_id}, not {}",
+        head.config().versioned_id(),
+        encoder.model_id()
+    );
+    let index = |name: &str| head.labels().iter().position(|l| l == name);
+    let (negative, positive) = (
+        index("NEGATIVE").context("no NEGATIVE label")?,
+        index("POSITIVE").context("no POSITIVE label")?,
+    );
+    let mut out = serde_json::Map::new();
+    for (name, file) in SENTIMENT_SETS {
+        let path = sets.join(file);
+        let content = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
+        let items: Vec<(bool, &str)> = content
+            .lines()
+            .filter_map(|line| {
+                let mut fields = line.trim_end_matches('\r').splitn(3, '\t');
+                let (_, rating, text) = (fields.next()?, fields.next()?, fields.next()?);
+                let rating: f64 = rating.trim().parse().ok()?;
+                (rating != 0.0).then_some((rating > 0.0, text))
+            })
+            .collect();
+        let bar = indicatif::ProgressBar::new(items.len() as u64).with_message(name);
+        let mut correct = 0;
+        for chunk in items.chunks(64) {
+            let texts: Vec<&str> = chunk.iter().map(|(_, t)| *t).collect();
+            let probabilities = head.probabilities(&encoder.embed(&texts)?)?;
+            correct += chunk
+                .iter()
+                .zip(&probabilities)
+                .filter(|((truth, _), p)| (p[positive] > p[negative]) == *truth)
+                .count();
+            bar.inc(chunk.len() as u64);
+        }
+        bar.finish_and_clear();
+        out.insert(
+            name.into(),
+            serde_json::json!({"n": items.len(), "accuracy": correct as f64 / items.len().max(1) as f64}),
+        );
+    }
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({
+            "model_used": format!("{} on {}", head.config().versioned_id(), encoder.model_id()),
+            "sets": out,
+        }))?
+    );
     Ok(())
 }

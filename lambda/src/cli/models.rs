@@ -42,6 +42,10 @@ pub enum ModelsCommand {
         /// Also score held-out data where the recipe has some (spam: spam-2 + easy-ham-2 + hard-ham-1).
         #[arg(long)]
         evaluate: bool,
+        /// Write the heads here instead of the models folder (always trains; CI retrains one
+        /// head this way to check its recipe reproduces the committed one).
+        #[arg(long)]
+        out: Option<PathBuf>,
         #[command(flatten)]
         model: Box<ModelArgs>,
     },
@@ -95,10 +99,17 @@ pub fn models(command: ModelsCommand) -> anyhow::Result<()> {
             ids,
             force,
             evaluate,
+            out,
             model,
-        } => {
-            super::runtime::runtime()?.block_on(prepare::train_heads(&model, &ids, force, evaluate))
-        }
+        } => super::runtime::runtime()?.block_on(prepare::train_heads(
+            &model,
+            &ids,
+            prepare::HeadTraining {
+                force,
+                evaluate,
+                out,
+            },
+        )),
         ModelsCommand::Verify { ids, models_dir } => {
             let ids: Vec<String> = if ids.is_empty() {
                 manifest

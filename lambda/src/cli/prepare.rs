@@ -122,13 +122,65 @@ pub fn pull_data(ids: &[String], data_dir: &Path, python: &str) -> anyhow::Resul
     Ok(())
 }
 
-/// Trains heads (`ids` empty: every head of the manifest); a head already present is kept
-/// unless `force`. `evaluate` also scores held-out data where the recipe has some.
+/// True when the head in `dir` is the manifest's version (an older head is retrained).
+fn head_is_current(entry: &mesh_models::ModelEntry, dir: &Path) -> bool {
+    std::fs::read(dir.join(mesh_agents::head::HEAD_CONFIG))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<mesh_agents::head::HeadConfig>(&bytes).ok())
+        .is_some_and(|config| config.version == entry.version)
+}
+
+/// Copies a committed head into the models folder.
+fn install_committed(
+    entry: &mesh_models::ModelEntry,
+    committed: &Path,
+    dir: &Path,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
+    for file in [
+        mesh_agents::head::HEAD_WEIGHTS,
+        mesh_agents::head::HEAD_CONFIG,
+    ] {
+        std::fs::copy(committed.join(file), dir.join(file)).with_context(|| {
+            format!(
+                "copying {} into {}",
+                committed.join(file).display(),
+                dir.display()
+            )
+        })?;
+    }
+    mesh_models::verify_dir(entry, dir)?;
+    println!(
+        "{}: installed the committed head from {} (retrain with `msp-mesh models train {} --force`)",
+        entry.id,
+        committed.display(),
+        entry.id
+    );
+    Ok(())
+}
+
+/// Where the committed heads live (trained by their recipe, with their record; see
+/// `models/heads/README.md`).
+pub const COMMITTED_HEADS_DIR: &str = "models/heads";
+
+/// How [`train_heads`] treats heads already there.
+#[derive(Debug, Clone, Default)]
+pub struct HeadTraining {
+    /// Retrain heads that are present (in the models folder or committed).
+    pub force: bool,
+    /// Also score held-out data where the recipe has some.
+    pub evaluate: bool,
+    /// Write the heads here instead of the models folder (implies `force`).
+    pub out: Option<std::path::PathBuf>,
+}
+
+/// Installs heads (`ids` empty: every head of the manifest): a head of the manifest's version
+/// already in the models folder is kept; else the committed one ([`COMMITTED_HEADS_DIR`]) is
+/// copied in; else it is trained by its recipe. `training.force` or `training.out` always trains.
 pub async fn train_heads(
     args: &ModelArgs,
     ids: &[String],
-    force: bool,
-    evaluate: bool,
+    training: HeadTraining,
 ) -> anyhow::Result<()> {
     let manifest = Manifest::builtin();
     let heads: Vec<_> = if ids.is_empty() {
@@ -138,9 +190,14 @@ pub async fn train_heads(
             .map(|id| manifest.get(id))
             .collect::<Result<_, _>>()?
     };
+    let always_train = training.force || training.out.is_some();
+    let out_dir = training
+        .out
+        .clone()
+        .unwrap_or_else(|| args.models_dir.clone());
     let paths = TrainPaths {
         data_dir: args.data_dir.clone(),
-        models_dir: args.models_dir.clone(),
+        models_dir: out_dir.clone(),
         cache_dir: args.embedding_cache_dir(),
     };
     let mut encoders = std::collections::HashMap::new();
@@ -148,13 +205,21 @@ pub async fn train_heads(
         let Source::Trained { base, .. } = &entry.source else {
             anyhow::bail!("`{}` is not a trained head", entry.id);
         };
-        let dir = args.models_dir.join(&entry.id);
-        if !force && mesh_models::verify_dir(entry, &dir).is_ok() {
+        let dir = out_dir.join(&entry.id);
+        if !always_train
+            && mesh_models::verify_dir(entry, &dir).is_ok()
+            && head_is_current(entry, &dir)
+        {
             println!(
                 "{}: present in {} (use --force to retrain)",
                 entry.id,
                 dir.display()
             );
+            continue;
+        }
+        let committed = Path::new(COMMITTED_HEADS_DIR).join(&entry.id);
+        if !always_train && head_is_current(entry, &committed) {
+            install_committed(entry, &committed, &dir)?;
             continue;
         }
         if !encoders.contains_key(base) {
@@ -171,7 +236,7 @@ pub async fn train_heads(
             entry,
             &encoders[base],
             &paths,
-            evaluate,
+            training.evaluate,
             &progress,
         )
         .await
@@ -250,7 +315,7 @@ pub async fn prepare_all(args: &ModelArgs) -> anyhow::Result<()> {
         pull_data(&[], &data_dir, &python)
     })
     .await??;
-    train_heads(args, &[], false, false).await?;
+    train_heads(args, &[], HeadTraining::default()).await?;
     let (models_dir, data_dir) = (args.models_dir.clone(), args.data_dir.clone());
     tokio::task::spawn_blocking(move || train_default_churn(&models_dir, &data_dir, false)).await?
 }
