@@ -104,15 +104,7 @@ pub async fn train_head(
         )));
     }
     let dir = |id: &str| paths.data_dir.join(id);
-    let embed = |name: &'static str, rows: Vec<LabelledText>| async move {
-        let texts: Vec<String> = rows.iter().map(|r| r.text.clone()).collect();
-        progress.stage(&format!("embedding {name}"), texts.len());
-        let x = cached_embeddings(name, &texts, encoder, &paths.cache_dir, &|done, _| {
-            progress.advance(done)
-        })
-        .await?;
-        Ok::<_, AgentError>((x, rows))
-    };
+    let embed = |name, rows| embed_rows(name, rows, encoder, paths, progress);
     let mut metrics = BTreeMap::new();
     let options = TrainOptions::default();
     let labels: Vec<String> = entry.labels.clone();
@@ -235,6 +227,23 @@ pub async fn train_head(
     Ok(config)
 }
 
+/// Embeds `rows` through the cache `name`, as a progress stage; features travel with their rows.
+async fn embed_rows(
+    name: &str,
+    rows: Vec<LabelledText>,
+    encoder: &EmbeddingBackend,
+    paths: &TrainPaths,
+    progress: &dyn Progress,
+) -> Result<datasets::Embedded, AgentError> {
+    let texts: Vec<String> = rows.iter().map(|r| r.text.clone()).collect();
+    progress.stage(&format!("embedding {name}"), texts.len());
+    let x = cached_embeddings(name, &texts, encoder, &paths.cache_dir, &|done, _| {
+        progress.advance(done)
+    })
+    .await?;
+    Ok((x, rows))
+}
+
 /// The package archive sha256 of each data set in `data`.
 fn data_hashes(manifest: &Manifest, data: &[String]) -> BTreeMap<String, String> {
     data.iter()
@@ -276,15 +285,7 @@ async fn threat_head(
     data: &[String],
 ) -> Result<HeadConfig, AgentError> {
     let dir = |id: &str| paths.data_dir.join(id);
-    let embed = |name: &'static str, rows: Vec<LabelledText>| async move {
-        let texts: Vec<String> = rows.iter().map(|r| r.text.clone()).collect();
-        progress.stage(&format!("embedding {name}"), texts.len());
-        let x = cached_embeddings(name, &texts, encoder, &paths.cache_dir, &|done, _| {
-            progress.advance(done)
-        })
-        .await?;
-        Ok::<_, AgentError>((x, rows))
-    };
+    let embed = |name, rows| embed_rows(name, rows, encoder, paths, progress);
     let attack = Attack::load(&dir("attack-enterprise"))?;
     let weaknesses = cwe::load(&dir("cwe"))?;
     let (ticket_x, tickets) = embed("tickets", datasets::ticket_training_rows()?).await?;

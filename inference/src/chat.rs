@@ -338,19 +338,7 @@ fn uniform(state: &mut u64) -> f64 {
 
 /// The next token under `sampling`.
 fn pick(logits: &[f32], sampling: Sampling, rng: &mut u64) -> u32 {
-    let argmax = || {
-        logits
-            .iter()
-            .enumerate()
-            .fold((0usize, f32::NEG_INFINITY), |best, (i, &v)| {
-                if v > best.1 {
-                    (i, v)
-                } else {
-                    best
-                }
-            })
-            .0 as u32
-    };
+    let argmax = || crate::first_argmax(logits) as u32;
     let Sampling::Sample {
         temperature, top_p, ..
     } = sampling

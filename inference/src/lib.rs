@@ -28,4 +28,19 @@ pub mod t5;
 pub mod tokenize;
 
 pub use candle_core::Device;
+
+/// Index of the largest value, the first one on ties (as `torch.argmax`); 0 for an empty slice.
+pub fn first_argmax(values: &[f32]) -> usize {
+    values
+        .iter()
+        .enumerate()
+        .fold((0usize, f32::NEG_INFINITY), |best, (i, &v)| {
+            if v > best.1 {
+                (i, v)
+            } else {
+                best
+            }
+        })
+        .0
+}
 pub use error::{InferenceError, Result};

@@ -579,17 +579,7 @@ impl T5Generator {
         for _ in 0..max_new {
             let log_probs = self.next_log_probs(last, &mut cache)?;
             // First maximum on ties, as torch.argmax.
-            let next = log_probs
-                .iter()
-                .enumerate()
-                .fold((0usize, f32::NEG_INFINITY), |best, (i, &v)| {
-                    if v > best.1 {
-                        (i, v)
-                    } else {
-                        best
-                    }
-                })
-                .0 as u32;
+            let next = crate::first_argmax(&log_probs) as u32;
             out.push(next);
             if next == eos {
                 break;
