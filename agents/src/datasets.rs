@@ -144,9 +144,10 @@ pub fn tweets(dir: &Path) -> Result<Vec<LabelledText>, KnowledgeError> {
 
 /// Labels of the e-mail head.
 pub const EMAIL_LABELS: [&str; 2] = ["ham", "spam"];
-/// The SpamAssassin folders the e-mail head is trained on (the protocol).
+/// The SpamAssassin folders the e-mail head is trained on, with the even half of `hard-ham-1`
+/// ([`spam_split`]); the threat corpus takes its spam and ham from them.
 pub const EMAIL_TRAIN_FOLDERS: [&str; 2] = ["spam-1", "easy-ham-1"];
-/// The held-out folders it is evaluated on.
+/// The held-out folders it is evaluated on (`hard-ham-1`: its odd half, [`spam_split`]).
 pub const EMAIL_TEST_FOLDERS: [&str; 3] = ["spam-2", "easy-ham-2", "hard-ham-1"];
 
 #[derive(Deserialize)]
@@ -160,26 +161,73 @@ struct RawEmail {
 pub fn emails(dir: &Path, folders: &[&str]) -> Result<Vec<LabelledText>, KnowledgeError> {
     let mut out = Vec::new();
     for folder in folders {
-        let path = dir.join(folder);
-        let mut files: Vec<_> = std::fs::read_dir(&path)
-            .map_err(|e| KnowledgeError::Missing(path.clone(), e.to_string()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
-        files.sort();
-        for file in files {
-            let raw: RawEmail = read_json(&file)?;
-            let text = EmailText::parse(&raw.text)
-                .map(|m| m.model_input())
-                .unwrap_or(raw.text);
-            out.push(LabelledText {
+        out.extend(email_rows(dir, folder)?.into_iter().map(|e| e.row));
+    }
+    Ok(out)
+}
+
+/// One SpamAssassin message, as the encoder reads it (`row.text`:
+/// [`EmailText::model_input`]) and as the word-level model reads it
+/// ([`EmailText::lexical_input`]).
+#[derive(Debug, Clone)]
+pub struct EmailRow {
+    pub row: LabelledText,
+    pub lexical_text: String,
+}
+
+/// The messages of one folder, in file-name order; label 1 for `spam-*` folders.
+fn email_rows(dir: &Path, folder: &str) -> Result<Vec<EmailRow>, KnowledgeError> {
+    let path = dir.join(folder);
+    let mut files: Vec<_> = std::fs::read_dir(&path)
+        .map_err(|e| KnowledgeError::Missing(path.clone(), e.to_string()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for file in files {
+        let raw: RawEmail = read_json(&file)?;
+        let parsed = EmailText::parse(&raw.text);
+        let (text, lexical_text) = match &parsed {
+            Some(m) => (m.model_input(), m.lexical_input()),
+            None => (raw.text.clone(), raw.text),
+        };
+        out.push(EmailRow {
+            row: LabelledText {
                 text,
                 label: usize::from(folder.starts_with("spam")),
                 group: folder.to_string(),
-            });
-        }
+            },
+            lexical_text,
+        });
     }
     Ok(out)
+}
+
+/// SpamAssassin's only hard-ham folder (ham that looks like spam: newsletters, offers).
+pub const HARD_HAM_FOLDER: &str = "hard-ham-1";
+
+/// The e-mail head's training and held-out messages. SpamAssassin has one hard-ham folder, so
+/// it is split by file-name order: even-numbered messages train, odd-numbered ones are held
+/// out. Training: `spam-1` + `easy-ham-1` + even `hard-ham-1`; held out: `spam-2` +
+/// `easy-ham-2` + odd `hard-ham-1`, never trained or tuned on.
+pub fn spam_split(dir: &Path) -> Result<(Vec<EmailRow>, Vec<EmailRow>), KnowledgeError> {
+    let mut train = Vec::new();
+    let mut test = Vec::new();
+    for folder in EMAIL_TRAIN_FOLDERS {
+        train.extend(email_rows(dir, folder)?);
+    }
+    for folder in EMAIL_TEST_FOLDERS.iter().filter(|f| **f != HARD_HAM_FOLDER) {
+        test.extend(email_rows(dir, folder)?);
+    }
+    for (i, e) in email_rows(dir, HARD_HAM_FOLDER)?.into_iter().enumerate() {
+        if i % 2 == 0 {
+            train.push(e);
+        } else {
+            test.push(e);
+        }
+    }
+    Ok((train, test))
 }
 
 /// Threat categories of `/threat-intelligence/analyze`, in the threat head's label order.
@@ -486,34 +534,31 @@ pub fn incidents(dir: &Path, per_category: usize) -> Result<Vec<LabelledText>, K
 /// Rows with their feature vectors.
 pub type Embedded = (Vec<Vec<f32>>, Vec<LabelledText>);
 
-/// The threat corpus: the labelled knowledge, spam from `spam-1` as `spam`, and harmless
-/// text (ham from `easy-ham-1`, UCI review sentences) as `benign`, at most `limit` rows of
-/// each of spam, ham and sentences (the first in file order). Features travel with their rows.
-pub fn threat_corpus(
-    knowledge: Embedded,
-    emails: Embedded,
-    sentences: Embedded,
+/// The harmless and spam part of the threat corpus: spam from `spam-1` as `spam`, and
+/// harmless text (ham from `easy-ham-1`, UCI review sentences) as `benign`, at most `limit`
+/// rows of each of spam, ham and sentences (the first in file order). Chosen before
+/// embedding, so only these rows are embedded.
+pub fn threat_benign_rows(
+    emails: Vec<LabelledText>,
+    sentences: Vec<LabelledText>,
     limit: usize,
-) -> Embedded {
-    let (mut x, mut rows) = knowledge;
-    let mut take = |(fx, frows): Embedded, keep: &dyn Fn(&LabelledText) -> bool, label: &str| {
-        for (v, r) in fx
-            .into_iter()
-            .zip(frows)
-            .filter(|(_, r)| keep(r))
-            .take(limit)
-        {
-            x.push(v);
-            rows.push(LabelledText {
-                label: category(label),
-                ..r
-            });
-        }
+) -> Vec<LabelledText> {
+    let mut rows = Vec::new();
+    let mut take = |from: &[LabelledText], keep: &dyn Fn(&LabelledText) -> bool, label: &str| {
+        rows.extend(
+            from.iter()
+                .filter(|r| keep(r))
+                .take(limit)
+                .map(|r| LabelledText {
+                    label: category(label),
+                    ..r.clone()
+                }),
+        );
     };
-    take(emails.clone(), &|r| r.label == 1, "spam");
-    take(emails, &|r| r.label == 0, "benign");
-    take(sentences, &|_| true, "benign");
-    (x, rows)
+    take(&emails, &|r| r.label == 1, "spam");
+    take(&emails, &|r| r.label == 0, "benign");
+    take(&sentences, &|_| true, "benign");
+    rows
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
+use crate::lexical::{LexicalModel, LEXICAL_FILE};
 use crate::AgentError;
 
 /// File name of a head's weights.
@@ -54,6 +55,10 @@ pub struct HeadConfig {
     /// the temperature on out-of-fold predictions): logits = head + weight x similarity.
     #[serde(default)]
     pub description_weight: f64,
+    /// Weight of the word-level model's logits ([`crate::lexical`], `lexical.json` in the
+    /// head folder) in the logits, fitted with the other weights; 0 for heads without one.
+    #[serde(default)]
+    pub lexical_weight: f64,
 }
 
 impl HeadConfig {
@@ -75,6 +80,8 @@ pub struct ClassificationHead {
     classifier: Linear,
     /// Embeddings of the label descriptions, `[labels, dim]`, when the head has them.
     prototypes: Option<Tensor>,
+    /// The word-level model whose logits are added with `config.lexical_weight`.
+    lexical: Option<LexicalModel>,
     config: HeadConfig,
 }
 
@@ -90,8 +97,15 @@ impl ClassificationHead {
             pre_classifier,
             classifier,
             prototypes,
+            lexical: None,
             config,
         }
+    }
+
+    /// Adds the word-level model the logits are combined with.
+    pub fn with_lexical(mut self, lexical: Option<LexicalModel>) -> Self {
+        self.lexical = lexical;
+        self
     }
 
     /// Loads `model.safetensors` + `head.json` from a head folder.
@@ -117,7 +131,21 @@ impl ClassificationHead {
         } else {
             Some(vb.get((n, config.dim), LABEL_PROTOTYPES)?)
         };
-        Ok(Self::new(pre_classifier, classifier, prototypes, config))
+        let lexical_path = dir.join(LEXICAL_FILE);
+        let lexical = if lexical_path.is_file() {
+            let model = LexicalModel::load(&lexical_path)?;
+            if model.classes() != n {
+                return Err(AgentError::Unavailable(format!(
+                    "{}: {} classes, the head has {n}",
+                    lexical_path.display(),
+                    model.classes()
+                )));
+            }
+            Some(model)
+        } else {
+            None
+        };
+        Ok(Self::new(pre_classifier, classifier, prototypes, config).with_lexical(lexical))
     }
 
     pub fn config(&self) -> &HeadConfig {
@@ -138,10 +166,23 @@ impl ClassificationHead {
         }
     }
 
-    /// Calibrated class probabilities, one row per feature vector.
-    pub fn probabilities(&self, features: &[Vec<f32>]) -> Result<Vec<Vec<f32>>, AgentError> {
+    /// Calibrated class probabilities, one row per feature vector; `texts` are the texts the
+    /// features were computed from (read by the word-level model when the head has one).
+    pub fn probabilities<S: AsRef<str>>(
+        &self,
+        features: &[Vec<f32>],
+        texts: &[S],
+    ) -> Result<Vec<Vec<f32>>, AgentError> {
         if features.is_empty() {
             return Ok(Vec::new());
+        }
+        if features.len() != texts.len() {
+            return Err(AgentError::Unavailable(format!(
+                "head {}: {} feature rows for {} texts",
+                self.config.versioned_id(),
+                features.len(),
+                texts.len()
+            )));
         }
         if let Some(bad) = features.iter().find(|f| f.len() != self.config.dim) {
             return Err(AgentError::Unavailable(format!(
@@ -153,7 +194,15 @@ impl ClassificationHead {
         }
         let flat: Vec<f32> = features.iter().flatten().copied().collect();
         let x = Tensor::from_vec(flat, (features.len(), self.config.dim), &Device::Cpu)?;
-        let logits = self.logits(&x)?.to_vec2::<f32>()?;
+        let mut logits = self.logits(&x)?.to_vec2::<f32>()?;
+        if let Some(lexical) = &self.lexical {
+            let weight = self.config.lexical_weight as f32;
+            for (row, words) in logits.iter_mut().zip(lexical.logits(texts)) {
+                row.iter_mut()
+                    .zip(words)
+                    .for_each(|(l, w)| *l += weight * w);
+            }
+        }
         Ok(logits
             .iter()
             .map(|row| softmax(row, self.config.temperature))

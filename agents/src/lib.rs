@@ -9,6 +9,7 @@
 //! logistic regression, federated DP-SGD, ...) are the `mesh-numeric` crate's.
 
 pub mod anomaly;
+pub mod answer_quality;
 pub mod catalogues;
 pub mod client_health;
 pub mod cloud;
@@ -18,6 +19,7 @@ pub mod federated;
 pub mod head;
 pub mod ioc;
 pub mod knowledge;
+pub mod lexical;
 pub mod loader;
 pub mod market;
 pub mod nlp_query;

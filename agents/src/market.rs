@@ -233,7 +233,7 @@ impl MarketAgent {
             (index("NEGATIVE")?, index("NEUTRAL")?, index("POSITIVE")?);
         Ok(self
             .sentiment_head
-            .probabilities(&features)?
+            .probabilities(&features, texts)?
             .into_iter()
             .map(|p| SentimentDistribution {
                 negative: p[negative],

@@ -394,7 +394,8 @@ impl Agent for NlpQueryAgent {
 }
 
 impl NlpQueryAgent {
-    /// The local answer from the best passages: T5's when configured, else extractive.
+    /// The local answer from the best passages: the generator's when configured (and not
+    /// empty), else extractive.
     async fn local_answer(
         &self,
         question: &str,
@@ -402,18 +403,37 @@ impl NlpQueryAgent {
         best: &[&crate::knowledge::Hit<'_>],
     ) -> Result<(String, &'static str, Vec<String>), AgentError> {
         if let Some(generator) = &self.generator {
-            let passages: Vec<(String, String)> = best
-                .iter()
-                .map(|h| (h.passage.id.clone(), h.passage.embedding_text()))
-                .collect();
-            let (g, q) = (generator.clone(), question.to_string());
-            let (answer, sources) = tokio::task::spawn_blocking(move || g.write(&q, &passages))
-                .await
-                .map_err(|e| AgentError::Unavailable(format!("generation stopped: {e}")))??;
+            let (answer, sources) = self.written_answer(generator, question, best).await?;
             if !answer.trim().is_empty() {
                 return Ok((answer, generator.method(), sources));
             }
         }
+        self.extractive_answer(query, best).await
+    }
+
+    /// The generator's answer from the passages and the ids it cites.
+    async fn written_answer(
+        &self,
+        generator: &Arc<AnswerWriter>,
+        question: &str,
+        best: &[&crate::knowledge::Hit<'_>],
+    ) -> Result<(String, Vec<String>), AgentError> {
+        let passages: Vec<(String, String)> = best
+            .iter()
+            .map(|h| (h.passage.id.clone(), h.passage.embedding_text()))
+            .collect();
+        let (g, q) = (generator.clone(), question.to_string());
+        tokio::task::spawn_blocking(move || g.write(&q, &passages))
+            .await
+            .map_err(|e| AgentError::Unavailable(format!("generation stopped: {e}")))?
+    }
+
+    /// The (up to two) sentences of the passages closest to the question, in passage order.
+    async fn extractive_answer(
+        &self,
+        query: &[f32],
+        best: &[&crate::knowledge::Hit<'_>],
+    ) -> Result<(String, &'static str, Vec<String>), AgentError> {
         // Extractive: the sentences closest to the question.
         let mut candidates: Vec<(usize, usize, String)> = Vec::new();
         for (rank, h) in best.iter().enumerate() {
@@ -458,5 +478,153 @@ impl NlpQueryAgent {
             .collect();
         sources.dedup();
         Ok((answer, "extractive", sources))
+    }
+}
+
+/// Words by which a written answer says it cannot answer.
+const ABSTENTIONS: [&str; 3] = ["don't know", "do not know", "don’t know"];
+
+impl NlpQueryAgent {
+    /// Retrieval recall@`k` and, for the extractive answer and the generator's (when one is
+    /// loaded), how well the answers are supported by the passages they cite, on `questions`
+    /// (see [`crate::answer_quality`]). `progress` is told how many questions are done.
+    pub async fn evaluate(
+        &self,
+        questions: &[crate::answer_quality::Question],
+        k: usize,
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<crate::answer_quality::QaReport, AgentError> {
+        use crate::answer_quality::{MethodReport, QaReport};
+        let mut hits_at_k = Vec::new();
+        let mut recall_at_k = Vec::new();
+        let mut by_kind: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
+        let mut extractive = Vec::new();
+        let mut written = Vec::new();
+        for (done, q) in questions.iter().enumerate() {
+            let query = embed_one(&self.encoder, &q.question).await?.vector;
+            let hits = self.knowledge.search(&query, k.max(3), |p| {
+                p.source != PassageSource::AttackProcedure
+            });
+            if !q.relevant.is_empty() {
+                let found = q
+                    .relevant
+                    .iter()
+                    .filter(|id| hits.iter().take(k).any(|h| &h.passage.id == *id))
+                    .count();
+                hits_at_k.push(f64::from(u8::from(found > 0)));
+                recall_at_k.push(found as f64 / q.relevant.len() as f64);
+                let entry = by_kind.entry(q.kind.clone()).or_default();
+                entry.0 += usize::from(found > 0);
+                entry.1 += 1;
+            }
+            let best: Vec<_> = hits.iter().take(3).collect();
+            let confident = best.first().is_some_and(|h| h.score >= MIN_SIMILARITY);
+            let started = std::time::Instant::now();
+            let answer = if confident {
+                let (text, _, sources) = self.extractive_answer(&query, &best).await?;
+                Some((text, sources))
+            } else {
+                None
+            };
+            extractive.push(
+                self.answer_figures(q, &best, answer, started.elapsed())
+                    .await?,
+            );
+            if let Some(generator) = &self.generator {
+                let started = std::time::Instant::now();
+                let answer = if confident {
+                    Some(self.written_answer(generator, &q.question, &best).await?)
+                } else {
+                    None
+                };
+                written.push(
+                    self.answer_figures(q, &best, answer, started.elapsed())
+                        .await?,
+                );
+            }
+            progress(done + 1);
+        }
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+        let mut methods = vec![MethodReport::from_figures(
+            "extractive",
+            &format!("{} (retrieval, extractive)", self.encoder.model_id()),
+            questions,
+            &extractive,
+        )];
+        if let Some(generator) = &self.generator {
+            methods.push(MethodReport::from_figures(
+                generator.method(),
+                &self.model_used(),
+                questions,
+                &written,
+            ));
+        }
+        Ok(QaReport {
+            questions: questions.len(),
+            k,
+            retrieval_hit_at_k: mean(&hits_at_k),
+            retrieval_recall_at_k: mean(&recall_at_k),
+            hit_at_k_by_kind: by_kind
+                .into_iter()
+                .map(|(kind, (hit, n))| (kind, hit as f64 / n as f64))
+                .collect(),
+            methods,
+            support_similarity: crate::answer_quality::SUPPORT_SIMILARITY,
+        })
+    }
+
+    /// Figures of one answer (`None`: "I don't know" below the retrieval threshold) against
+    /// the passages it cites.
+    async fn answer_figures(
+        &self,
+        question: &crate::answer_quality::Question,
+        best: &[&crate::knowledge::Hit<'_>],
+        answer: Option<(String, Vec<String>)>,
+        took: std::time::Duration,
+    ) -> Result<crate::answer_quality::AnswerFigures, AgentError> {
+        use crate::answer_quality::{content_precision, without_citations, SUPPORT_SIMILARITY};
+        let latency_ms = took.as_secs_f64() * 1e3;
+        let Some((text, sources)) = answer else {
+            return Ok(crate::answer_quality::AnswerFigures {
+                abstained: true,
+                latency_ms,
+                ..Default::default()
+            });
+        };
+        let lower = text.to_lowercase();
+        if text.trim().is_empty() || ABSTENTIONS.iter().any(|a| lower.contains(a)) {
+            return Ok(crate::answer_quality::AnswerFigures {
+                abstained: true,
+                latency_ms,
+                ..Default::default()
+            });
+        }
+        let cited: Vec<String> = best
+            .iter()
+            .filter(|h| sources.contains(&h.passage.id))
+            .map(|h| h.passage.embedding_text())
+            .collect();
+        let cited: Vec<&str> = cited.iter().map(String::as_str).collect();
+        let plain = without_citations(&text);
+        let answer_sentences = crate::text::sentences(&plain);
+        let source_sentences: Vec<String> = cited
+            .iter()
+            .flat_map(|t| crate::text::sentences(t))
+            .collect();
+        let supported = if answer_sentences.is_empty() || source_sentences.is_empty() {
+            false
+        } else {
+            let a = embed_all(&self.encoder, &answer_sentences, &|_| {}).await?;
+            let s = embed_all(&self.encoder, &source_sentences, &|_| {}).await?;
+            a.iter()
+                .all(|x| s.iter().map(|y| dot(x, y)).fold(f32::MIN, f32::max) >= SUPPORT_SIMILARITY)
+        };
+        Ok(crate::answer_quality::AnswerFigures {
+            abstained: false,
+            supported,
+            content_precision: content_precision(&plain, &cited),
+            cites_relevant: sources.iter().any(|s| question.relevant.contains(s)),
+            latency_ms,
+        })
     }
 }

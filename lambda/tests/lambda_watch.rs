@@ -267,7 +267,7 @@ async fn bootstrap_under_cargo_lambda_watch_serves_from_an_s3_bundle() {
             threat["model_used"]
                 .as_str()
                 .unwrap()
-                .contains("threat-category-minilm@2"),
+                .contains("threat-category-minilm@3"),
             "{threat}"
         );
 

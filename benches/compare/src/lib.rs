@@ -341,7 +341,7 @@ fn compare_text(
         ));
         let (probabilities, timing) = time_model(&texts, |batch| {
             let features = encoder.embed(batch)?;
-            Ok(head.probabilities(&features)?)
+            Ok(head.probabilities(&features, batch)?)
         })?;
         let (name, model_used) = match format {
             WeightFormat::F32 => (

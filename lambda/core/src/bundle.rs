@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use mesh_agents::catalogues::{PUBLISHED_DATASET, SERVED_FILES};
 use mesh_agents::loader::{
     CLIENT_HEALTH_DIR, CONTROLS_INDEX_PREFIX, EMAIL_HEAD, KNOWLEDGE_INDEX, SENTIMENT_HEAD,
     THREAT_HEAD,
@@ -68,6 +69,19 @@ pub fn bundle_files(args: &ModelArgs) -> anyhow::Result<Vec<LocalFile>> {
             root.display()
         );
         walk(&root, &format!("{DATA}/{set}"), wanted, &mut files)?;
+    }
+    let published = args.data_dir.join(PUBLISHED_DATASET);
+    for relative in SERVED_FILES {
+        let local = published.join(relative);
+        anyhow::ensure!(
+            local.is_file(),
+            "{} is missing; run `msp-mesh prepare` first",
+            local.display()
+        );
+        files.push(LocalFile {
+            local,
+            path: format!("{DATA}/{PUBLISHED_DATASET}/{relative}"),
+        });
     }
     let cache = args.embedding_cache_dir();
     for namespace in read_dir_sorted(&cache)?.into_iter().filter(|p| p.is_dir()) {

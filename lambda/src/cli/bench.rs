@@ -1,6 +1,7 @@
 //! `msp-mesh bench`: the model comparison of [`mesh_compare`] (with the cloud providers as
 //! candidates when asked), the threat agent's ATT&CK retrieval (`retrieval`) and the compliance
-//! agent's threshold calibration (`compliance`).
+//! agent's threshold calibration (`compliance`), the NLP query agent's answers (`qa`) and the
+//! sentiment head on human-rated sets (`sentiment`).
 
 use std::path::PathBuf;
 
@@ -62,6 +63,21 @@ pub enum BenchCommand {
         #[command(flatten)]
         model: ModelArgs,
     },
+    /// `/nlp-query/ask` on the hand-written question set (`agents/data/qa/questions.jsonl`):
+    /// retrieval hit@k and recall@k of the passages that answer each question, and for the
+    /// extractive answer and the chat model's (`--chat-model`) how often the answer is
+    /// supported by the passages it cites, cites a relevant one, abstains, and how long it
+    /// takes. Prints JSON.
+    Qa {
+        /// Cut-off of the retrieval figures.
+        #[arg(long, default_value_t = 5)]
+        k: usize,
+        /// Only the first N questions (all by default).
+        #[arg(long)]
+        limit: Option<usize>,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
     /// The sentiment head on Hutto & Gilbert's four human-rated sets (product reviews, movie
     /// reviews, newspaper editorials, tweets; none trained on): binary accuracy with the
     /// protocol of `scripts/sentiment_baseline.py` (ratings of exactly 0 dropped; positive when
@@ -84,6 +100,7 @@ pub fn bench(command: BenchCommand) -> anyhow::Result<()> {
             model,
         } => retrieval(per_technique, k, model),
         BenchCommand::Compliance { model } => compliance(model),
+        BenchCommand::Qa { k, limit, model } => qa(k, limit, model),
         BenchCommand::Sentiment { sets, model } => sentiment(&sets, &model),
         BenchCommand::Compare {
             task,
@@ -191,6 +208,23 @@ fn compliance(mut model: ModelArgs) -> anyhow::Result<()> {
     })
 }
 
+/// `bench qa`: loads the NLP query agent alone and evaluates it on the question set.
+fn qa(k: usize, limit: Option<usize>, mut model: ModelArgs) -> anyhow::Result<()> {
+    super::runtime::runtime()?.block_on(async {
+        let agents = language_agents(&mut model, mesh_agents::AgentKind::NlpQuery).await?;
+        let agent = agents.nlp_query.map_err(anyhow::Error::msg)?;
+        let mut questions = mesh_agents::answer_quality::questions();
+        questions.truncate(limit.unwrap_or(questions.len()));
+        let bar = indicatif::ProgressBar::new(questions.len() as u64).with_message("questions");
+        let report = agent
+            .evaluate(&questions, k, &|done| bar.set_position(done as u64))
+            .await?;
+        bar.finish_and_clear();
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        Ok(())
+    })
+}
+
 /// The four human-rated sets and their files.
 const SENTIMENT_SETS: [(&str, &str); 4] = [
     ("product_reviews", "amazonReviewSnippets_GroundTruth.txt"),
@@ -250,7 +284,7 @@ fn sentiment(sets: &std::path::Path, model: &ModelArgs) -> anyhow::Result<()> {
         let mut correct = 0;
         for chunk in items.chunks(64) {
             let texts: Vec<&str> = chunk.iter().map(|(_, t)| *t).collect();
-            let probabilities = head.probabilities(&encoder.embed(&texts)?)?;
+            let probabilities = head.probabilities(&encoder.embed(&texts)?, &texts)?;
             correct += chunk
                 .iter()
                 .zip(&probabilities)

@@ -140,7 +140,13 @@ fn install_committed(
     for file in [
         mesh_agents::head::HEAD_WEIGHTS,
         mesh_agents::head::HEAD_CONFIG,
+        mesh_agents::lexical::LEXICAL_FILE,
     ] {
+        if file == mesh_agents::lexical::LEXICAL_FILE && !committed.join(file).is_file() {
+            // Only heads combined with a word-level model have one; a stale one goes.
+            let _ = std::fs::remove_file(dir.join(file));
+            continue;
+        }
         std::fs::copy(committed.join(file), dir.join(file)).with_context(|| {
             format!(
                 "copying {} into {}",
