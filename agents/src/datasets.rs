@@ -386,6 +386,30 @@ pub const THREAT_DESCRIPTIONS: [&str; 10] = [
     "Data exfiltration: company data copied out or leaked to an outside party, large uploads to cloud storage, forwarding rules, stolen database.",
 ];
 
+/// A plain-language ticket with the ATT&CK techniques an analyst accepts for it
+/// (`agents/data/tickets/techniques.jsonl`, written by hand; never trained on).
+#[derive(Debug, Clone, Deserialize)]
+pub struct TechniqueTicket {
+    pub id: String,
+    pub text: String,
+    pub techniques: Vec<String>,
+    /// `select` (chooses the served ranking variant) or `test` (only reported).
+    pub split: String,
+}
+
+/// The hand-labelled tickets of ATT&CK ranking.
+pub fn technique_tickets() -> Result<Vec<TechniqueTicket>, KnowledgeError> {
+    include_str!("../data/tickets/techniques.jsonl")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            serde_json::from_str(l).map_err(|e| {
+                KnowledgeError::Format("agents/data/tickets/techniques.jsonl".into(), e.to_string())
+            })
+        })
+        .collect()
+}
+
 /// The plain-language ticket corpus's training files (`agents/data/tickets`; the test split is
 /// never read by training).
 const TICKET_TRAIN_FILES: [(&str, &str); 2] = [

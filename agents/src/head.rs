@@ -148,6 +148,14 @@ impl ClassificationHead {
         Ok(Self::new(pre_classifier, classifier, prototypes, config).with_lexical(lexical))
     }
 
+    /// The label descriptions' embeddings, one row per label, when the head has them.
+    pub fn label_prototypes(&self) -> Result<Option<Vec<Vec<f32>>>, AgentError> {
+        Ok(match &self.prototypes {
+            Some(p) => Some(p.to_vec2::<f32>()?),
+            None => None,
+        })
+    }
+
     pub fn config(&self) -> &HeadConfig {
         &self.config
     }

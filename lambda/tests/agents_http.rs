@@ -123,7 +123,7 @@ fn plain_language_incidents_bring_the_right_technique() {
         (
             "Our CFO got an email pretending to be from our bank asking him to verify his login at a link; he entered his password",
             "phishing",
-            None,
+            Some("T1566"),
         ),
         (
             "All the files on the shared drive now end in .lockbit and there is a README note on every desktop saying our data is encrypted and we must pay in bitcoin to get the key",

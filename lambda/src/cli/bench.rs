@@ -43,9 +43,11 @@ pub enum BenchCommand {
         #[command(flatten)]
         model: ModelArgs,
     },
-    /// Recall@k of the right ATT&CK technique on procedure examples that no index or head saw
-    /// (`mesh_agents::techniques::held_out_procedures`), for the threat agent's ranking variants:
-    /// descriptions only, with procedure examples, and with the threat head's category. Prints JSON.
+    /// Recall@k of the right ATT&CK technique for the threat agent's ranking variants (with or
+    /// without procedure examples, the threat head's category, the category-description query
+    /// rewrite, the victim's view), on procedure examples that no index or head saw
+    /// (`mesh_agents::techniques::held_out_procedures`) and on the hand-labelled plain-language
+    /// tickets (`agents/data/tickets/techniques.jsonl`, `select` and `test` halves). Prints JSON.
     Retrieval {
         /// Held-out procedure examples per technique.
         #[arg(long, default_value_t = 2)]
