@@ -357,25 +357,58 @@ pub struct CalibrationReport {
     pub test_at_default: CoverageFigures,
     /// The previous default, 0.5, on the test statements (the baseline).
     pub test_at_previous_default: CoverageFigures,
+    /// Scoring with exemplars: a control's score is the higher of its own similarity and the
+    /// best similarity to a training statement labelled with it ([`exemplar_scores`]); the
+    /// threshold calibrated on the training statements with each one's own exemplar left out.
+    pub calibrated_with_exemplars: CoverageFigures,
+    /// That threshold and scoring on the test statements.
+    pub test_with_exemplars: CoverageFigures,
+}
+
+/// `scores[s][c]` raised to the best similarity of text `s` to an exemplar of control `c`:
+/// `exemplars` are (control index, unit vector, owner), and an exemplar whose owner is
+/// `owners[s]` is skipped (leave-one-out when scoring the exemplars' own texts).
+pub fn exemplar_scores(
+    scores: &[Vec<f32>],
+    vectors: &[Vec<f32>],
+    owners: &[Option<usize>],
+    exemplars: &[(usize, Vec<f32>, usize)],
+) -> Vec<Vec<f32>> {
+    scores
+        .iter()
+        .zip(vectors)
+        .zip(owners)
+        .map(|((row, v), owner)| {
+            let mut row = row.clone();
+            for (c, e, who) in exemplars {
+                if Some(*who) != *owner {
+                    row[*c] = row[*c].max(dot(e, v));
+                }
+            }
+            row
+        })
+        .collect()
 }
 
 impl ComplianceAgent {
-    /// Similarity of each text to each control of `framework` (texts x controls).
+    /// The texts' embeddings and their similarity to each control of `framework` (texts x
+    /// controls).
     pub async fn similarity(
         &self,
         framework: &str,
         texts: &[String],
-    ) -> Result<Vec<Vec<f32>>, AgentError> {
+    ) -> Result<(Vec<Vec<f32>>, Vec<Vec<f32>>), AgentError> {
         let (catalogue, index) = self.catalogue(framework)?;
         let vectors = crate::knowledge::embed_all(&self.encoder, texts, &|_| {}).await?;
-        Ok(vectors
+        let scores = vectors
             .iter()
             .map(|v| {
                 (0..catalogue.controls.len())
                     .map(|i| dot(index.vector(i), v))
                     .collect()
             })
-            .collect())
+            .collect();
+        Ok((vectors, scores))
     }
 
     /// Calibrates the evidence threshold on the labelled CSF statements ([`labelled_statements`]).
@@ -404,10 +437,28 @@ impl ComplianceAgent {
         };
         let (train_texts, train_truth) = part("train")?;
         let (test_texts, test_truth) = part("test")?;
-        let train = self.similarity(framework, &train_texts).await?;
-        let test = self.similarity(framework, &test_texts).await?;
+        let (train_vectors, train) = self.similarity(framework, &train_texts).await?;
+        let (test_vectors, test) = self.similarity(framework, &test_texts).await?;
         let calibrated = calibrate_threshold(&train, &train_truth);
+        let exemplars: Vec<(usize, Vec<f32>, usize)> = train_truth
+            .iter()
+            .enumerate()
+            .flat_map(|(s, controls)| {
+                let v = &train_vectors[s];
+                controls.iter().map(move |&c| (c, v.clone(), s))
+            })
+            .collect();
+        let train_owners: Vec<Option<usize>> = (0..train.len()).map(Some).collect();
+        let train_ex = exemplar_scores(&train, &train_vectors, &train_owners, &exemplars);
+        let test_ex = exemplar_scores(&test, &test_vectors, &vec![None; test.len()], &exemplars);
+        let calibrated_with_exemplars = calibrate_threshold(&train_ex, &train_truth);
         Ok(CalibrationReport {
+            test_with_exemplars: coverage_figures(
+                &test_ex,
+                &test_truth,
+                calibrated_with_exemplars.threshold,
+            ),
+            calibrated_with_exemplars,
             framework: framework.into(),
             model_used: self.model_used(),
             calibrated,

