@@ -241,26 +241,5 @@ pub(crate) fn with_descriptions(
     logits + similarity.affine(weight, 0.0)?
 }
 
-/// Softmax of `logits / temperature`.
-pub fn softmax(logits: &[f32], temperature: f64) -> Vec<f32> {
-    let t = temperature.max(1e-6);
-    let scaled: Vec<f64> = logits.iter().map(|&l| l as f64 / t).collect();
-    let max = scaled.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let exps: Vec<f64> = scaled.iter().map(|s| (s - max).exp()).collect();
-    let sum: f64 = exps.iter().sum();
-    exps.iter().map(|e| (e / sum) as f32).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn softmax_matches_hand_computation() {
-        // softmax([1, 2, 3]) = [0.0900, 0.2447, 0.6652]; at T = 2: softmax([.5, 1, 1.5]) = [0.1863, 0.3072, 0.5065].
-        let p = softmax(&[1.0, 2.0, 3.0], 1.0);
-        assert!((p[0] - 0.090_031).abs() < 1e-5 && (p[2] - 0.665_241).abs() < 1e-5);
-        let p = softmax(&[1.0, 2.0, 3.0], 2.0);
-        assert!((p[0] - 0.186_324).abs() < 1e-5 && (p[1] - 0.307_196).abs() < 1e-5);
-    }
-}
+/// Softmax of `logits / temperature` (shared with the word-level model).
+pub use mesh_numeric::stats::softmax;

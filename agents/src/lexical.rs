@@ -166,7 +166,7 @@ impl LexicalModel {
         for step in 1..=options.steps {
             let mut grad = vec![vec![0.0f32; vocabulary + 1]; classes];
             for (row, &label) in rows.iter().zip(labels) {
-                let p = crate::head::softmax(&self.row_logits(row), 1.0);
+                let p = mesh_numeric::stats::softmax(&self.row_logits(row), 1.0);
                 for (c, g) in grad.iter_mut().enumerate() {
                     let d = (p[c] - f32::from(u8::from(c == label))) / n;
                     for &(i, x) in row {

@@ -153,28 +153,17 @@ pub async fn train_head(
     let cv_folds = validation::stratified_folds(&y, folds, options.seed ^ 0x5EED);
     let lexical_oof =
         lexical::out_of_fold(&texts, &y, labels.len(), &cv_folds, folds, &lexical_options)?;
-    let (lexical_weight, temperature) = LEXICAL_WEIGHTS
-        .iter()
-        .map(|&w| {
-            let logits = add_weighted(&head_oof, &lexical_oof, w);
-            let t = train::fit_temperature(&logits, &y);
-            (w, t, nll(&logits, &y, t))
-        })
-        .min_by(|a, b| a.2.total_cmp(&b.2))
-        .map(|(w, t, _)| (w, t))
-        .unwrap_or((0.0, 1.0));
-    let argmax_all =
-        |l: &[Vec<f32>]| -> Vec<usize> { l.iter().map(|r| validation::argmax(r)).collect() };
+    let (lexical_weight, temperature) = fit_lexical_weight(&head_oof, &lexical_oof, &y);
     metrics.insert(
         "cv_accuracy_head".into(),
-        validation::accuracy(&argmax_all(&head_oof), &y),
+        validation::accuracy(&predictions(&head_oof), &y),
     );
     metrics.insert(
         "cv_accuracy_lexical".into(),
-        validation::accuracy(&argmax_all(&lexical_oof), &y),
+        validation::accuracy(&predictions(&lexical_oof), &y),
     );
     let oof = add_weighted(&head_oof, &lexical_oof, lexical_weight);
-    let pred = argmax_all(&oof);
+    let pred = predictions(&oof);
     metrics.insert("cv_accuracy".into(), validation::accuracy(&pred, &y));
     metrics.insert(
         "cv_macro_f1".into(),
@@ -211,29 +200,15 @@ pub async fn train_head(
     metrics.insert("training_rows".into(), rows.len() as f64);
     metrics.insert("lexical_terms".into(), lexical.terms.len() as f64);
     let mut hyperparameters = options.record();
-    hyperparameters.insert("lexical_c".into(), lexical_options.c);
-    hyperparameters.insert("lexical_min_df".into(), lexical_options.min_df as f64);
-    hyperparameters.insert("lexical_steps".into(), lexical_options.steps as f64);
+    record_lexical(&mut hyperparameters, &lexical_options);
     let config = HeadConfig {
-        id: entry.id.clone(),
-        version: entry.version.clone(),
-        base_model: base_entry.versioned_id(),
-        equivalent_encoders: equivalent_encoders(manifest, base_entry),
-        labels,
-        dim: encoder.dim(),
         temperature,
-        trained_at: crate::now_iso8601(),
-        training_data: data.clone(),
-        data_sha256: data_hashes(manifest, data),
         metrics,
         hyperparameters,
-        label_descriptions: Vec::new(),
-        description_weight: 0.0,
         lexical_weight,
+        ..head_record(manifest, entry, base_entry, encoder, labels, data)
     };
-    let dir = paths.models_dir.join(&entry.id);
-    layers.save(&dir, &config, None)?;
-    lexical.save(&dir.join(LEXICAL_FILE))?;
+    save_head(paths, &config, &layers, None, &lexical)?;
     Ok(config)
 }
 
@@ -243,6 +218,77 @@ const SENTIMENT_MIN_DF: usize = 5;
 const EMAIL_FOLDS: usize = 5;
 /// Terms of the e-mail word-level model appear in at least this many training messages.
 const EMAIL_MIN_DF: usize = 5;
+/// The record of head `entry` trained on `base_entry` with `data`: ids, labels, encoder, data
+/// and its hashes, the time; the fitted figures (temperature, metrics, weights) left at their
+/// neutral values for the recipe to fill in.
+fn head_record(
+    manifest: &Manifest,
+    entry: &ModelEntry,
+    base_entry: &ModelEntry,
+    encoder: &EmbeddingBackend,
+    labels: Vec<String>,
+    data: &[String],
+) -> HeadConfig {
+    HeadConfig {
+        id: entry.id.clone(),
+        version: entry.version.clone(),
+        base_model: base_entry.versioned_id(),
+        equivalent_encoders: equivalent_encoders(manifest, base_entry),
+        labels,
+        dim: encoder.dim(),
+        temperature: 1.0,
+        trained_at: crate::now_iso8601(),
+        training_data: data.to_vec(),
+        data_sha256: data_hashes(manifest, data),
+        metrics: BTreeMap::new(),
+        hyperparameters: BTreeMap::new(),
+        label_descriptions: Vec::new(),
+        description_weight: 0.0,
+        lexical_weight: 0.0,
+    }
+}
+
+/// Writes a head combined with a word-level model into `models_dir/<id>`.
+fn save_head(
+    paths: &TrainPaths,
+    config: &HeadConfig,
+    layers: &train::TrainedLayers,
+    prototypes: Option<&[Vec<f32>]>,
+    lexical: &LexicalModel,
+) -> Result<(), AgentError> {
+    let dir = paths.models_dir.join(&config.id);
+    layers.save(&dir, config, prototypes)?;
+    lexical.save(&dir.join(LEXICAL_FILE))
+}
+
+/// Records the word-level model's settings among a head's hyper-parameters.
+fn record_lexical(hyperparameters: &mut BTreeMap<String, f64>, options: &LexicalOptions) {
+    hyperparameters.insert("lexical_c".into(), options.c);
+    hyperparameters.insert("lexical_min_df".into(), options.min_df as f64);
+    hyperparameters.insert("lexical_min_bigram_df".into(), options.min_bigram_df as f64);
+    hyperparameters.insert("lexical_steps".into(), options.steps as f64);
+}
+
+/// The weight of [`LEXICAL_WEIGHTS`] (with its fitted temperature) whose combination
+/// `head + weight x lexical` has the least negative log-likelihood of `y`.
+fn fit_lexical_weight(head: &[Vec<f32>], lexical: &[Vec<f32>], y: &[usize]) -> (f64, f64) {
+    LEXICAL_WEIGHTS
+        .iter()
+        .map(|&w| {
+            let logits = add_weighted(head, lexical, w);
+            let t = train::fit_temperature(&logits, y);
+            (w, t, nll(&logits, y, t))
+        })
+        .min_by(|a, b| a.2.total_cmp(&b.2))
+        .map(|(w, t, _)| (w, t))
+        .unwrap_or((0.0, 1.0))
+}
+
+/// The class of largest logit, row by row.
+fn predictions(logits: &[Vec<f32>]) -> Vec<usize> {
+    logits.iter().map(|r| validation::argmax(r)).collect()
+}
+
 /// `base + weight x extra`, row by row.
 fn add_weighted(base: &[Vec<f32>], extra: &[Vec<f32>], weight: f64) -> Vec<Vec<f32>> {
     base.iter()
@@ -335,29 +381,18 @@ async fn spam_head(
     let folds = validation::stratified_folds(&y, EMAIL_FOLDS, options.seed ^ 0x5EED);
     let lexical_oof =
         lexical::out_of_fold(&lexical_refs, &y, n, &folds, EMAIL_FOLDS, &lexical_options)?;
-    let (lexical_weight, temperature) = LEXICAL_WEIGHTS
-        .iter()
-        .map(|&w| {
-            let logits = add_weighted(&oof, &lexical_oof, w);
-            let t = train::fit_temperature(&logits, &y);
-            (w, t, nll(&logits, &y, t))
-        })
-        .min_by(|a, b| a.2.total_cmp(&b.2))
-        .map(|(w, t, _)| (w, t))
-        .unwrap_or((0.0, 1.0));
+    let (lexical_weight, temperature) = fit_lexical_weight(&oof, &lexical_oof, &y);
     let mut metrics = BTreeMap::new();
-    let argmax_all =
-        |l: &[Vec<f32>]| -> Vec<usize> { l.iter().map(|r| validation::argmax(r)).collect() };
-    spam_figures(&mut metrics, "cv_head", &argmax_all(&oof), &y, &groups);
+    spam_figures(&mut metrics, "cv_head", &predictions(&oof), &y, &groups);
     spam_figures(
         &mut metrics,
         "cv_lexical",
-        &argmax_all(&lexical_oof),
+        &predictions(&lexical_oof),
         &y,
         &groups,
     );
     let combined = add_weighted(&oof, &lexical_oof, lexical_weight);
-    spam_figures(&mut metrics, "cv", &argmax_all(&combined), &y, &groups);
+    spam_figures(&mut metrics, "cv", &predictions(&combined), &y, &groups);
     let calibrated: Vec<Vec<f32>> = combined
         .iter()
         .map(|l| crate::head::softmax(l, temperature))
@@ -387,14 +422,14 @@ async fn spam_head(
         spam_figures(
             &mut metrics,
             "heldout_head",
-            &argmax_all(&head_logits),
+            &predictions(&head_logits),
             &ty,
             &tgroups,
         );
         spam_figures(
             &mut metrics,
             "heldout_lexical",
-            &argmax_all(&lexical_logits),
+            &predictions(&lexical_logits),
             &ty,
             &tgroups,
         );
@@ -402,42 +437,25 @@ async fn spam_head(
         spam_figures(
             &mut metrics,
             "heldout",
-            &argmax_all(&combined),
+            &predictions(&combined),
             &ty,
             &tgroups,
         );
     }
     let mut hyperparameters = options.record();
-    hyperparameters.insert("lexical_c".into(), lexical_options.c);
-    hyperparameters.insert(
-        "lexical_min_bigram_df".into(),
-        lexical_options.min_bigram_df as f64,
-    );
-    hyperparameters.insert("lexical_steps".into(), lexical_options.steps as f64);
+    record_lexical(&mut hyperparameters, &lexical_options);
     hyperparameters.insert(
         "lexical_body_chars".into(),
         crate::text::EMAIL_LEXICAL_CHARS as f64,
     );
     let config = HeadConfig {
-        id: entry.id.clone(),
-        version: entry.version.clone(),
-        base_model: base_entry.versioned_id(),
-        equivalent_encoders: equivalent_encoders(manifest, base_entry),
-        labels,
-        dim: encoder.dim(),
         temperature,
-        trained_at: crate::now_iso8601(),
-        training_data: data.to_vec(),
-        data_sha256: data_hashes(manifest, data),
         metrics,
         hyperparameters,
-        label_descriptions: Vec::new(),
-        description_weight: 0.0,
         lexical_weight,
+        ..head_record(manifest, entry, base_entry, encoder, labels, data)
     };
-    let dir = paths.models_dir.join(&entry.id);
-    layers.save(&dir, &config, None)?;
-    lexical.save(&dir.join(LEXICAL_FILE))?;
+    save_head(paths, &config, &layers, None, &lexical)?;
     Ok(config)
 }
 
@@ -661,26 +679,17 @@ async fn threat_head(
         "incidents_per_category".into(),
         INCIDENTS_PER_CATEGORY as f64,
     );
-    hyperparameters.insert("lexical_c".into(), lexical_options.c);
-    hyperparameters.insert(
-        "lexical_min_bigram_df".into(),
-        lexical_options.min_bigram_df as f64,
-    );
-    hyperparameters.insert("lexical_steps".into(), lexical_options.steps as f64);
+    record_lexical(&mut hyperparameters, &lexical_options);
+    let record = head_record(manifest, entry, base_entry, encoder, labels, data);
     let config = HeadConfig {
-        id: entry.id.clone(),
-        version: entry.version.clone(),
-        base_model: base_entry.versioned_id(),
-        equivalent_encoders: equivalent_encoders(manifest, base_entry),
-        labels,
-        dim: encoder.dim(),
         temperature,
-        trained_at: crate::now_iso8601(),
         training_data: std::iter::once("msp-tickets (agents/data/tickets: train, train-b)".into())
-            .chain(data.iter().cloned())
+            .chain(record.training_data.iter().cloned())
             .collect(),
-        data_sha256: data_hashes(manifest, data)
-            .into_iter()
+        data_sha256: record
+            .data_sha256
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
             .chain(datasets::ticket_training_hashes())
             .collect(),
         metrics,
@@ -688,9 +697,8 @@ async fn threat_head(
         label_descriptions: descriptions,
         description_weight: weight,
         lexical_weight,
+        ..record
     };
-    let dir = paths.models_dir.join(&entry.id);
-    layers.save(&dir, &config, Some(&prototypes))?;
-    lexical.save(&dir.join(LEXICAL_FILE))?;
+    save_head(paths, &config, &layers, Some(&prototypes), &lexical)?;
     Ok(config)
 }

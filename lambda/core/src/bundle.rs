@@ -41,16 +41,10 @@ pub fn bundle_files(args: &ModelArgs) -> anyhow::Result<Vec<LocalFile>> {
     let mut files = Vec::new();
     let entry = Manifest::builtin().get(&args.model)?.clone();
     for spec in &entry.files {
-        let local = args.models_dir.join(&entry.id).join(&spec.name);
-        anyhow::ensure!(
-            local.is_file(),
-            "{} is missing; run `msp-mesh prepare` first",
-            local.display()
-        );
-        files.push(LocalFile {
-            local,
-            path: format!("{MODELS}/{}/{}", entry.id, spec.name),
-        });
+        files.push(prepared_file(
+            args.models_dir.join(&entry.id).join(&spec.name),
+            format!("{MODELS}/{}/{}", entry.id, spec.name),
+        )?);
     }
     for dir in [SENTIMENT_HEAD, EMAIL_HEAD, THREAT_HEAD, CLIENT_HEALTH_DIR] {
         let root = args.models_dir.join(dir);
@@ -72,16 +66,10 @@ pub fn bundle_files(args: &ModelArgs) -> anyhow::Result<Vec<LocalFile>> {
     }
     let published = args.data_dir.join(PUBLISHED_DATASET);
     for relative in SERVED_FILES {
-        let local = published.join(relative);
-        anyhow::ensure!(
-            local.is_file(),
-            "{} is missing; run `msp-mesh prepare` first",
-            local.display()
-        );
-        files.push(LocalFile {
-            local,
-            path: format!("{DATA}/{PUBLISHED_DATASET}/{relative}"),
-        });
+        files.push(prepared_file(
+            published.join(relative),
+            format!("{DATA}/{PUBLISHED_DATASET}/{relative}"),
+        )?);
     }
     let cache = args.embedding_cache_dir();
     for namespace in read_dir_sorted(&cache)?.into_iter().filter(|p| p.is_dir()) {
@@ -155,6 +143,16 @@ async fn s3_store(location: &str, cache_dir: &Path) -> anyhow::Result<S3Store> {
         }
         _ => anyhow::bail!("`{location}` is not an S3 location (s3://bucket/prefix)"),
     }
+}
+
+/// `local` as bundle file `path`, when `msp-mesh prepare` has put it there.
+fn prepared_file(local: PathBuf, path: String) -> anyhow::Result<LocalFile> {
+    anyhow::ensure!(
+        local.is_file(),
+        "{} is missing; run `msp-mesh prepare` first",
+        local.display()
+    );
+    Ok(LocalFile { local, path })
 }
 
 /// Every file under `root` whose name passes `wanted`, as bundle path `prefix/<relative>`.
