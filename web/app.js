@@ -134,7 +134,7 @@ const VIEWS = {
     const controls = body.controls || [];
     return [
       table(["framework", "score", "status", "covered"], [[body.framework_name || body.framework, num(body.compliance_score), body.status, `${body.controls_covered} of ${body.controls_total}`]]),
-      barChart({ items: controls.map((c) => ({ label: `${c.id} ${c.title}`, value: c.best_similarity, highlight: !c.covered })), label: `best evidence similarity of each control; threshold ${body.coverage_threshold}`, max: 1 }),
+      barChart({ items: controls.map((c) => ({ label: `${c.id} ${c.title}`, value: c.best_similarity, highlight: !c.covered })), label: `best similarity of each control (covered: among a sentence's nearest, at or above ${body.coverage_threshold})`, max: 1 }),
       table(["control", "covered", "similarity"], controls.map((c) => [`${c.id} ${c.title}`, c.covered ? "yes" : "no", num(c.best_similarity)]), "Control coverage"),
     ];
   },

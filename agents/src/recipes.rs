@@ -191,6 +191,9 @@ pub async fn train_head(
             let p: Vec<usize> = idx.iter().map(|&i| pred[i]).collect();
             let t: Vec<usize> = idx.iter().map(|&i| y[i]).collect();
             metrics.insert(format!("cv_accuracy_{g}"), validation::accuracy(&p, &t));
+            if let Some(binary) = binary_accuracy(&labels, &idx, &oof, &y) {
+                metrics.insert(format!("cv_binary_accuracy_{g}"), binary);
+            }
         }
     }
     progress.stage("training on all rows", 1);
@@ -210,6 +213,33 @@ pub async fn train_head(
     };
     save_head(paths, &config, &layers, None, &lexical)?;
     Ok(config)
+}
+
+/// Positive-against-negative accuracy over the rows `idx` whose label is not NEUTRAL, a row
+/// read as positive when its POSITIVE logit beats its NEGATIVE one: the protocol VADER is
+/// scored with (`scripts/sentiment_baseline.py`). `None` when the labels lack either class
+/// or no such row is given.
+fn binary_accuracy(
+    labels: &[String],
+    idx: &[usize],
+    logits: &[Vec<f32>],
+    y: &[usize],
+) -> Option<f64> {
+    let positive = labels.iter().position(|l| l == "POSITIVE")?;
+    let negative = labels.iter().position(|l| l == "NEGATIVE")?;
+    let polar: Vec<usize> = idx
+        .iter()
+        .copied()
+        .filter(|&i| y[i] == positive || y[i] == negative)
+        .collect();
+    if polar.is_empty() {
+        return None;
+    }
+    let correct = polar
+        .iter()
+        .filter(|&&i| (logits[i][positive] > logits[i][negative]) == (y[i] == positive))
+        .count();
+    Some(correct as f64 / polar.len() as f64)
 }
 
 /// Terms of the sentiment word-level model appear in at least this many training texts.

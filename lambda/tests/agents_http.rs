@@ -320,6 +320,37 @@ fn compliance_finds_covered_controls_and_gaps() {
     );
 }
 
+/// The policy of issue 20, in an MSP's everyday words. Judged by hand, its sentences evidence
+/// backups (PR.DS-11), backup integrity and restoration (RC.RP-03, RC.RP-05), authentication
+/// (PR.AA-01, PR.AA-03) and software and malware protection (PR.PS-05, DE.CM-09): the backup
+/// outcome must be covered, and nothing outside that set.
+#[test]
+fn compliance_credits_plain_policy_language_on_csf() {
+    let policy = "We back up all servers nightly and test restores quarterly. \
+                  All staff use MFA for email and VPN. \
+                  Antivirus is installed on all laptops.";
+    let (s, v) = post(
+        "/compliance/check",
+        json!({"framework": "nist-csf-2.0", "policy_text": policy}),
+    );
+    assert_eq!(s, 200, "{v}");
+    let covered: Vec<&str> = v["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["covered"] == true)
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert!(covered.contains(&"PR.DS-11"), "{covered:?}");
+    let accepted = [
+        "PR.DS-11", "RC.RP-03", "RC.RP-05", "PR.AA-01", "PR.AA-03", "PR.PS-05", "DE.CM-09",
+    ];
+    for id in &covered {
+        assert!(accepted.contains(id), "{id} is not evidenced: {covered:?}");
+    }
+    assert!(v["compliance_score"].as_f64().unwrap() > 0.0, "{v}");
+}
+
 #[test]
 fn partners_are_ranked_filtered_and_replaceable() {
     let (s, v) = post(
