@@ -15,6 +15,7 @@
 //! probability of the predicted class.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use mesh_numeric::logistic::Logistic;
 use mesh_numeric::stats::sigmoid;
@@ -25,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use crate::user_state::UserState;
 use crate::{now_iso8601, Agent, AgentError, AgentKind};
 
 /// Id of the model trained on modeldata's `mlc_churn` by `msp-mesh prepare`.
@@ -263,40 +265,133 @@ fn validate_model_id(field: &str, id: &str) -> Result<(), AgentError> {
     }
 }
 
-/// Versioned models on disk: `<dir>/<model_id>/v<version>.json`.
-#[derive(Debug, Clone)]
+/// Versioned client-health models in two layers: the shipped ones on disk
+/// (`<dir>/<model_id>/v<version>.json`, written by `msp-mesh prepare` and the CLI, read-only
+/// to a service) and, when the store has one, the shared [`UserState`] that models trained
+/// through the API go to (`client-health/<model_id>/v<version, 8 digits>`), so every instance
+/// serves them and a restart loses none. A version number is unique across both layers.
+#[derive(Clone)]
 pub struct ModelStore {
     dir: PathBuf,
+    state: Option<Arc<dyn UserState>>,
+}
+
+impl std::fmt::Debug for ModelStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelStore")
+            .field("dir", &self.dir)
+            .field("shared", &self.state.is_some())
+            .finish()
+    }
+}
+
+/// Key prefix of the client-health models in the user state.
+const STATE_PREFIX: &str = "client-health/";
+/// Attempts to claim a version when other instances save the same model at once.
+const SAVE_ATTEMPTS: usize = 16;
+
+fn state_key(model_id: &str, version: u32) -> String {
+    format!("{STATE_PREFIX}{model_id}/v{version:08}")
+}
+
+/// `(model_id, version)` of a user-state key.
+fn parse_state_key(key: &str) -> Option<(String, u32)> {
+    let (id, version) = key.strip_prefix(STATE_PREFIX)?.rsplit_once("/v")?;
+    Some((id.to_string(), version.parse().ok()?))
 }
 
 impl ModelStore {
+    /// Models on disk only (the CLI and `prepare`).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self {
+            dir: dir.into(),
+            state: None,
+        }
     }
 
-    /// The folder of every model.
+    /// Shipped models in `dir`; models trained from now on go to `state`.
+    pub fn shared(dir: impl Into<PathBuf>, state: Arc<dyn UserState>) -> Self {
+        Self {
+            dir: dir.into(),
+            state: Some(state),
+        }
+    }
+
+    /// The folder of the shipped models.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
-    fn versions(&self, model_id: &str) -> Vec<u32> {
-        let mut versions: Vec<u32> = std::fs::read_dir(self.dir.join(model_id))
+    fn disk_versions(&self, model_id: &str) -> Vec<u32> {
+        std::fs::read_dir(self.dir.join(model_id))
             .into_iter()
             .flatten()
             .filter_map(|e| {
                 let name = e.ok()?.file_name().into_string().ok()?;
                 name.strip_prefix('v')?.strip_suffix(".json")?.parse().ok()
             })
-            .collect();
-        versions.sort_unstable();
-        versions
+            .collect()
     }
 
-    /// Saves `model` as the next version of its id (written atomically); returns the version.
-    pub fn save(&self, model: &mut ChurnModel) -> std::io::Result<u32> {
+    /// Every `(model_id, version)` of the shared layer under `prefix`.
+    fn state_versions(&self, prefix: &str) -> Result<Vec<(String, u32)>, AgentError> {
+        match &self.state {
+            Some(state) => Ok(state
+                .keys(prefix)?
+                .iter()
+                .filter_map(|k| parse_state_key(k))
+                .collect()),
+            None => Ok(vec![]),
+        }
+    }
+
+    fn versions(&self, model_id: &str) -> Result<Vec<u32>, AgentError> {
+        let mut versions = self.disk_versions(model_id);
+        versions.extend(
+            self.state_versions(&format!("{STATE_PREFIX}{model_id}/v"))?
+                .into_iter()
+                .map(|(_, v)| v),
+        );
+        versions.sort_unstable();
+        versions.dedup();
+        Ok(versions)
+    }
+
+    /// Saves `model` as the next version of its id; returns the version. With a shared state
+    /// it goes there (claimed atomically: two instances never write the same version), else
+    /// to disk (written atomically).
+    pub fn save(&self, model: &mut ChurnModel) -> Result<u32, AgentError> {
+        let Some(state) = &self.state else {
+            return self
+                .save_to_disk(model)
+                .map_err(|e| AgentError::Unavailable(format!("could not save the model: {e}")));
+        };
+        for _ in 0..SAVE_ATTEMPTS {
+            model.version = self.versions(&model.model_id)?.last().copied().unwrap_or(0) + 1;
+            let bytes = serde_json::to_vec(model).expect("a model serialises");
+            if crate::user_state::create(
+                state.as_ref(),
+                &state_key(&model.model_id, model.version),
+                &bytes,
+            )? {
+                return Ok(model.version);
+            }
+        }
+        Err(AgentError::Unavailable(format!(
+            "model `{}`: {SAVE_ATTEMPTS} concurrent saves took every version tried",
+            model.model_id
+        )))
+    }
+
+    fn save_to_disk(&self, model: &mut ChurnModel) -> std::io::Result<u32> {
         let folder = self.dir.join(&model.model_id);
         std::fs::create_dir_all(&folder)?;
-        model.version = self.versions(&model.model_id).last().copied().unwrap_or(0) + 1;
+        model.version = self
+            .disk_versions(&model.model_id)
+            .into_iter()
+            .max()
+            .unwrap_or(0)
+            + 1;
         let path = folder.join(format!("v{}.json", model.version));
         let tmp = folder.join(format!(
             ".v{}.json.{}.tmp",
@@ -313,40 +408,59 @@ impl ModelStore {
         validate_model_id("model_id", model_id)?;
         let version = match version {
             Some(v) => v,
-            None => *self.versions(model_id).last().ok_or_else(|| {
+            None => *self.versions(model_id)?.last().ok_or_else(|| {
                 AgentError::invalid(
                     "model_id",
                     format!("no model `{model_id}` has been trained"),
                 )
             })?,
         };
-        let path = self.dir.join(model_id).join(format!("v{version}.json"));
-        let text = std::fs::read(&path).map_err(|_| {
+        let missing = || {
             AgentError::invalid(
                 "version",
                 format!("model `{model_id}` has no version {version}"),
             )
-        })?;
-        serde_json::from_slice(&text).map_err(|e| {
-            AgentError::Unavailable(format!("model file {} is unreadable: {e}", path.display()))
-        })
+        };
+        let shared = match &self.state {
+            Some(state) => state.get(&state_key(model_id, version))?,
+            None => None,
+        };
+        let (bytes, source) = match shared {
+            Some(document) => (document.bytes, state_key(model_id, version)),
+            None => {
+                let path = self.dir.join(model_id).join(format!("v{version}.json"));
+                let bytes = std::fs::read(&path).map_err(|_| missing())?;
+                (bytes, path.display().to_string())
+            }
+        };
+        serde_json::from_slice(&bytes)
+            .map_err(|e| AgentError::Unavailable(format!("model {source} is unreadable: {e}")))
     }
 
-    /// Every model id with its versions.
-    pub fn list(&self) -> Vec<(String, Vec<u32>)> {
-        let mut ids: Vec<(String, Vec<u32>)> = std::fs::read_dir(&self.dir)
+    /// Every model id with its versions, from both layers.
+    pub fn list(&self) -> Result<Vec<(String, Vec<u32>)>, AgentError> {
+        let mut ids: std::collections::BTreeMap<String, Vec<u32>> = std::fs::read_dir(&self.dir)
             .into_iter()
             .flatten()
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
             .filter(|id| !id.starts_with('.'))
             .map(|id| {
-                let v = self.versions(&id);
+                let v = self.disk_versions(&id);
                 (id, v)
             })
-            .filter(|(_, v)| !v.is_empty())
             .collect();
-        ids.sort();
-        ids
+        for (id, version) in self.state_versions(STATE_PREFIX)? {
+            ids.entry(id).or_default().push(version);
+        }
+        Ok(ids
+            .into_iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(id, mut v)| {
+                v.sort_unstable();
+                v.dedup();
+                (id, v)
+            })
+            .collect())
     }
 }
 
@@ -488,6 +602,14 @@ impl ClientHealthAgent {
         &self.store
     }
 
+    /// Every saved model id with its versions (read off the request thread).
+    pub async fn models(&self) -> Result<Vec<(String, Vec<u32>)>, AgentError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.list())
+            .await
+            .map_err(|e| AgentError::Unavailable(format!("listing the models stopped: {e}")))?
+    }
+
     /// Trains and saves a model.
     pub async fn train(&self, request: TrainRequest) -> Result<TrainResponse, AgentError> {
         let model_id = request.model_id.clone().unwrap_or_else(|| "custom".into());
@@ -504,9 +626,7 @@ impl ClientHealthAgent {
                 &request.target,
                 "caller's records",
             )?;
-            store
-                .save(&mut model)
-                .map_err(|e| AgentError::Unavailable(format!("could not save the model: {e}")))?;
+            store.save(&mut model)?;
             Ok(train_summary(&model))
         })
         .await
@@ -587,7 +707,12 @@ impl Agent for ClientHealthAgent {
             .model_id
             .clone()
             .unwrap_or_else(|| DEFAULT_MODEL_ID.into());
-        let model = match self.store.load(&model_id, request.version) {
+        let store = self.store.clone();
+        let (id, version) = (model_id.clone(), request.version);
+        let loaded = tokio::task::spawn_blocking(move || store.load(&id, version))
+            .await
+            .map_err(|e| AgentError::Unavailable(format!("loading the model stopped: {e}")))?;
+        let model = match loaded {
             Err(AgentError::Invalid { .. }) if request.model_id.is_none() && request.version.is_none() => {
                 return Err(AgentError::Unavailable(format!(
                     "the default model `{DEFAULT_MODEL_ID}` is not trained yet: run `msp-mesh prepare`"
@@ -751,6 +876,40 @@ mod tests {
             .collect()
     }
 
+    /// Two instances (each with its own shipped folder) on one user state: versions follow
+    /// the shipped ones and each other, and each serves what the other saved.
+    #[test]
+    fn shared_models_are_served_by_every_instance() {
+        let state: Arc<dyn UserState> = Arc::new(crate::user_state::MemoryState::new());
+        let shipped = tempfile::tempdir().unwrap();
+        let mut model = train("toy", &records(), "churn", "test").unwrap();
+        assert_eq!(ModelStore::new(shipped.path()).save(&mut model).unwrap(), 1);
+        let one = ModelStore::shared(shipped.path(), state.clone());
+        let other = ModelStore::shared(tempfile::tempdir().unwrap().path(), state);
+        assert_eq!(
+            one.save(&mut model.clone()).unwrap(),
+            2,
+            "after the shipped v1"
+        );
+        assert_eq!(
+            other.save(&mut model.clone()).unwrap(),
+            3,
+            "after the shared v2"
+        );
+        assert_eq!(one.save(&mut model.clone()).unwrap(), 4);
+        assert_eq!(other.load("toy", Some(2)).unwrap().version, 2);
+        assert_eq!(other.load("toy", None).unwrap().version, 4);
+        assert_eq!(one.load("toy", Some(3)).unwrap().version, 3);
+        assert_eq!(
+            one.list().unwrap(),
+            vec![("toy".to_string(), vec![1, 2, 3, 4])]
+        );
+        assert_eq!(
+            other.list().unwrap(),
+            vec![("toy".to_string(), vec![2, 3, 4])]
+        );
+    }
+
     #[test]
     fn trains_saves_versions_and_explains_a_prediction() {
         let dir = tempfile::tempdir().unwrap();
@@ -761,7 +920,7 @@ mod tests {
         assert_eq!(store.save(&mut model.clone()).unwrap(), 2);
         let loaded = store.load("toy", None).unwrap();
         assert_eq!(loaded.version, 2);
-        assert_eq!(store.list(), vec![("toy".to_string(), vec![1, 2])]);
+        assert_eq!(store.list().unwrap(), vec![("toy".to_string(), vec![1, 2])]);
 
         let high = predict(
             &loaded,

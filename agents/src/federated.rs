@@ -17,16 +17,28 @@
 //! [`dp`]: mesh_numeric::federated::dp
 //!
 //! Runs are independent trainings on the same records, so their budgets add up:
-//! `/federated/status` reports the total by basic composition (an upper bound).
+//! `/federated/status` reports the total by basic composition (an upper bound). The runs and
+//! that total live in the shared [`UserState`] (an atomic ledger), so every instance adds to
+//! one privacy total and a restart resets nothing.
 
-use std::sync::Mutex;
+use std::sync::Arc;
 
 use mesh_numeric::federated::fedavg::{self, Dataset, FederatedConfig, Partition, Privacy};
 use mesh_numeric::tabular::{binary_target, stratified_folds, Encoder, Record};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::user_state::{create, UserState};
 use crate::{now_iso8601, Agent, AgentError, AgentKind};
+
+/// Ledger of the runs started (its total numbers them).
+const RUNS_LEDGER: &str = "federated/runs";
+/// Ledger of the privacy budget spent by every run together.
+const EPSILON_LEDGER: &str = "federated/epsilon";
+
+fn run_key(run_id: usize) -> String {
+    format!("federated/run/{run_id:08}")
+}
 
 /// The model every run trains.
 pub const MODEL_TYPE: &str = "churn-logistic-regression";
@@ -69,7 +81,7 @@ pub struct FederatedRequest {
 }
 
 /// Accuracy after one round.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RoundSummary {
     pub round: usize,
     pub accuracy: f64,
@@ -78,7 +90,7 @@ pub struct RoundSummary {
 }
 
 /// A centralised baseline.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Baseline {
     pub accuracy: f64,
     pub auc: Option<f64>,
@@ -87,7 +99,7 @@ pub struct Baseline {
 }
 
 /// The run's outcome.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct FederatedResponse {
     pub run_id: usize,
     pub model_type: String,
@@ -140,12 +152,18 @@ pub struct FederatedAgent {
     train: Dataset,
     test: Dataset,
     data_source: String,
-    runs: Mutex<Vec<FederatedResponse>>,
+    state: Arc<dyn UserState>,
 }
 
 impl FederatedAgent {
-    /// Encodes `records` (with a yes/no `target`) and splits them 80/20 (stratified, seeded).
-    pub fn new(records: &[Record], target: &str, data_source: &str) -> Result<Self, AgentError> {
+    /// Encodes `records` (with a yes/no `target`) and splits them 80/20 (stratified, seeded);
+    /// runs and the privacy ledger go to `state`.
+    pub fn new(
+        records: &[Record],
+        target: &str,
+        data_source: &str,
+        state: Arc<dyn UserState>,
+    ) -> Result<Self, AgentError> {
         let labels: Vec<bool> = records
             .iter()
             .map(|r| r.get(target).and_then(binary_target))
@@ -169,21 +187,32 @@ impl FederatedAgent {
             train: encode(&train_idx),
             test: encode(&test_idx),
             data_source: data_source.to_string(),
-            runs: Mutex::new(Vec::new()),
+            state,
         })
     }
 
-    /// Every run so far.
-    pub fn status(&self) -> FederatedStatus {
-        let runs = self.runs.lock().expect("runs lock");
-        FederatedStatus {
-            runs: runs.len(),
-            total_epsilon_spent: runs.iter().map(|r| r.privacy_budget_used).sum(),
-            latest: runs.last().cloned(),
+    /// Every run so far, by every instance (read off the request thread).
+    pub async fn status(&self) -> Result<FederatedStatus, AgentError> {
+        let state = self.state.clone();
+        let (runs, total, latest) = tokio::task::spawn_blocking(move || {
+            let runs = state.total(RUNS_LEDGER)? as usize;
+            let total = state.total(EPSILON_LEDGER)?;
+            let latest = match runs {
+                0 => None,
+                n => state.get(&run_key(n))?,
+            };
+            Ok::<_, AgentError>((runs, total, latest))
+        })
+        .await
+        .map_err(|e| AgentError::Unavailable(format!("reading the runs stopped: {e}")))??;
+        Ok(FederatedStatus {
+            runs,
+            total_epsilon_spent: total,
+            latest: latest.and_then(|d| serde_json::from_slice(&d.bytes).ok()),
             data_source: self.data_source.clone(),
             training_records: self.train.y.len(),
             test_records: self.test.y.len(),
-        }
+        })
     }
 }
 
@@ -326,9 +355,13 @@ impl Agent for FederatedAgent {
             epsilon: b.epsilon,
             noise_multiplier: b.noise_multiplier,
         };
-        let mut runs = self.runs.lock().expect("runs lock");
+        let state = self.state.clone();
+        let run_id = tokio::task::spawn_blocking(move || state.add(RUNS_LEDGER, 1.0))
+            .await
+            .map_err(|e| AgentError::Unavailable(format!("numbering the run stopped: {e}")))??
+            as usize;
         let response = FederatedResponse {
-            run_id: runs.len() + 1,
+            run_id,
             model_type: MODEL_TYPE.into(),
             participating_msps: config.clients,
             privacy_epsilon: epsilon,
@@ -365,7 +398,19 @@ impl Agent for FederatedAgent {
             model_used: self.model_used(),
             timestamp: now_iso8601(),
         };
-        runs.push(response.clone());
+        let state = self.state.clone();
+        let stored = response.clone();
+        tokio::task::spawn_blocking(move || {
+            // The spent budget first: a run whose record is lost must still count.
+            if stored.privacy_budget_used.is_finite() {
+                state.add(EPSILON_LEDGER, stored.privacy_budget_used)?;
+            }
+            let bytes = serde_json::to_vec(&stored).expect("a run serialises");
+            create(state.as_ref(), &run_key(stored.run_id), &bytes)?;
+            Ok::<_, AgentError>(())
+        })
+        .await
+        .map_err(|e| AgentError::Unavailable(format!("recording the run stopped: {e}")))??;
         Ok(response)
     }
 }

@@ -31,6 +31,7 @@ pub mod techniques;
 pub mod text;
 pub mod threat;
 pub mod train;
+pub mod user_state;
 
 use std::future::Future;
 
@@ -115,6 +116,11 @@ impl AgentSelection {
     /// Every agent.
     pub fn all() -> Self {
         Self(None)
+    }
+
+    /// No agent.
+    pub fn none() -> Self {
+        Self(Some(Vec::new()))
     }
 
     /// Only `kind`.

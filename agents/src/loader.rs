@@ -16,11 +16,12 @@ use crate::head::ClassificationHead;
 use crate::knowledge::{self, attack::Attack, cwe, KnowledgeIndex};
 use crate::market::MarketAgent;
 use crate::nlp_query::{AnswerWriter, ChatAnswerer, NlpQueryAgent, T5Answerer};
-use crate::partners::{PartnerAgent, PartnerDirectory};
+use crate::partners::{seed_directory, PartnerAgent};
 use crate::recipes::Progress;
 use crate::resource::ResourceAgent;
 use crate::revenue::RevenueAgent;
 use crate::threat::ThreatAgent;
+use crate::user_state::UserState;
 use crate::{AgentError, AgentKind, AgentSelection};
 
 /// Where the agents' inputs live.
@@ -32,7 +33,8 @@ pub struct AgentPaths {
     pub data_dir: PathBuf,
     /// Embedding cache.
     pub cache_dir: PathBuf,
-    /// Partner directory file (the sample set until one is written).
+    /// Partner file that seeds the directory until it is first changed (the shipped sample
+    /// set when absent); changes go to the user state, never to this file.
     pub partners_file: Option<PathBuf>,
     /// Optional T5 checkpoint (config.json, model.safetensors, tokenizer.json) for generated answers.
     pub t5_dir: Option<PathBuf>,
@@ -77,12 +79,14 @@ impl LanguageAgents {
     }
 
     /// Loads every selected agent it can; embeds the knowledge base and control catalogues
-    /// (cached) when a selected agent needs them.
+    /// (cached) when a selected agent needs them. What users give the agents (the partner
+    /// directory) lives in `state`.
     pub async fn load(
         encoder: &EmbeddingBackend,
         paths: &AgentPaths,
         cloud: &crate::cloud::CloudProviders,
         selection: &AgentSelection,
+        state: &Arc<dyn UserState>,
         progress: &dyn Progress,
     ) -> Self {
         let excluded = selection.excluded_reason();
@@ -134,10 +138,13 @@ impl LanguageAgents {
             })
             .map_err(Clone::clone);
         let partners = if wanted(AgentKind::PartnerMatching) {
-            PartnerDirectory::load(encoder, paths.partners_file.clone())
-                .await
-                .map(|d| Arc::new(PartnerAgent::new(encoder.clone(), d)))
-                .map_err(|e| e.to_string())
+            match seed_directory(paths.partners_file.as_deref()) {
+                Ok(seed) => PartnerAgent::load(encoder.clone(), seed, state.clone())
+                    .await
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            }
         } else {
             Err(excluded.clone())
         };
@@ -270,14 +277,24 @@ impl NumericAgents {
         }
     }
 
-    /// Loads every selected numeric agent it can.
-    pub fn load(paths: &AgentPaths, selection: &AgentSelection) -> Self {
+    /// Loads every selected numeric agent it can; trained client-health models, federated runs
+    /// and the privacy ledger go to `state`.
+    pub fn load(
+        paths: &AgentPaths,
+        selection: &AgentSelection,
+        state: &Arc<dyn UserState>,
+    ) -> Self {
         let excluded = selection.excluded_reason();
         let federated = if selection.contains(AgentKind::FederatedLearning) {
             datasets::churn_records(&paths.data_dir.join("modeldata")).and_then(|records| {
-                FederatedAgent::new(&records, datasets::CHURN_TARGET, datasets::CHURN_SOURCE)
-                    .map(Arc::new)
-                    .map_err(|e| e.to_string())
+                FederatedAgent::new(
+                    &records,
+                    datasets::CHURN_TARGET,
+                    datasets::CHURN_SOURCE,
+                    state.clone(),
+                )
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
             })
         } else {
             Err(excluded.clone())
@@ -293,7 +310,10 @@ impl NumericAgents {
                 ResourceAgent
             }),
             client_health: pick(selection, AgentKind::ClientHealth, &excluded, || {
-                ClientHealthAgent::new(ModelStore::new(paths.models_dir.join(CLIENT_HEALTH_DIR)))
+                ClientHealthAgent::new(ModelStore::shared(
+                    paths.models_dir.join(CLIENT_HEALTH_DIR),
+                    state.clone(),
+                ))
             }),
             federated,
         }

@@ -5,18 +5,20 @@
 //! skills the partner has). Required skills are the request's `required_skills`, else the
 //! vocabulary skills named in the requirements text ([`skills_named_in`]); with none, the
 //! score is the semantic similarity alone. `country` / `region` filters drop other partners.
-//! Partners live in a [`PartnerDirectory`]: loaded from a JSON file (the shipped sample set,
-//! marked `sample_data`, until the caller replaces it) and changed through the API or CLI
-//! from JSON or CSV.
+//! The directory lives in the shared user state ([`UserState`]), so every instance matches
+//! against the same partners and a restart loses none: until the first change it is the seed
+//! (a partner file, else the shipped sample set, marked `sample_data`); it is changed through
+//! the API or the CLI from JSON or CSV.
 
-use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
 
 use mesh_inference::backend::EmbeddingBackend;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::knowledge::{dot, embed_all, embed_one};
+use crate::user_state::{create, UserState};
 use crate::{now_iso8601, require_text, Agent, AgentError, AgentKind};
 
 /// Weight of semantic similarity in `match_score` (skill overlap gets the rest).
@@ -171,69 +173,227 @@ impl From<CsvPartner> for Partner {
     }
 }
 
-/// Partners with their embeddings, persisted to a JSON file when one is set.
-pub struct PartnerDirectory {
+/// Key of the directory's manifest in the user state.
+const DIRECTORY_KEY: &str = "partners/directory";
+/// Largest chunk document of the stored directory, in bytes (under every store's item limit).
+const CHUNK_BYTES: usize = 256 * 1024;
+/// Attempts at a change while other writers change the directory at the same time.
+const WRITE_ATTEMPTS: usize = 8;
+
+/// The stored directory's manifest: the generation of chunk documents that hold it
+/// (`partners/<generation>/<n>`). A change writes a new generation, then swaps the manifest
+/// if no other writer got there first, then removes the old generation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Manifest {
+    generation: String,
+    chunks: usize,
+}
+
+fn chunk_key(generation: &str, n: usize) -> String {
+    format!("partners/{generation}/{n:06}")
+}
+
+/// A generation id no other writer picks: time, process and a counter.
+fn new_generation() -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("g{nanos:x}-{:x}-{n:x}", std::process::id())
+}
+
+/// The partner directory as stored, or the seed (`version` 0) while nothing is stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredPartners {
+    /// The manifest's version: +1 on every change.
+    pub version: u64,
+    /// True while the directory is the shipped sample set.
+    pub sample_data: bool,
+    pub partners: Vec<Partner>,
+}
+
+fn manifest(state: &dyn UserState) -> Result<Option<(u64, Manifest)>, AgentError> {
+    match state.get(DIRECTORY_KEY)? {
+        Some(doc) => {
+            let m = serde_json::from_slice(&doc.bytes)
+                .map_err(|e| AgentError::Unavailable(format!("stored partner directory: {e}")))?;
+            Ok(Some((doc.version, m)))
+        }
+        None => Ok(None),
+    }
+}
+
+/// The stored version of the directory (0 while nothing is stored): one read.
+pub fn stored_version(state: &dyn UserState) -> Result<u64, AgentError> {
+    Ok(state.get(DIRECTORY_KEY)?.map_or(0, |d| d.version))
+}
+
+/// The stored directory, else `seed`.
+pub fn read_directory(
+    state: &dyn UserState,
+    seed: &StoredPartners,
+) -> Result<StoredPartners, AgentError> {
+    for _ in 0..WRITE_ATTEMPTS {
+        let Some((version, m)) = manifest(state)? else {
+            return Ok(seed.clone());
+        };
+        let mut partners = Vec::new();
+        let mut complete = true;
+        for n in 0..m.chunks {
+            // A writer removes the old generation once it has swapped the manifest: a missing
+            // chunk means the directory changed while it was read, so read it again.
+            let Some(chunk) = state.get(&chunk_key(&m.generation, n))? else {
+                complete = false;
+                break;
+            };
+            let part: Vec<Partner> = serde_json::from_slice(&chunk.bytes)
+                .map_err(|e| AgentError::Unavailable(format!("stored partner directory: {e}")))?;
+            partners.extend(part);
+        }
+        if complete {
+            return Ok(StoredPartners {
+                version,
+                sample_data: false,
+                partners,
+            });
+        }
+    }
+    Err(AgentError::Unavailable(
+        "the partner directory kept changing while it was read".into(),
+    ))
+}
+
+/// `partners` cut into JSON arrays of at most [`CHUNK_BYTES`] (one partner larger than that
+/// gets a chunk of its own).
+fn chunks(partners: &[Partner]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut current: Vec<&Partner> = Vec::new();
+    let mut size = 2;
+    for p in partners {
+        let bytes = serde_json::to_vec(p).expect("a partner serialises").len() + 1;
+        if !current.is_empty() && size + bytes > CHUNK_BYTES {
+            out.push(serde_json::to_vec(&current).expect("partners serialise"));
+            current.clear();
+            size = 2;
+        }
+        current.push(p);
+        size += bytes;
+    }
+    if !current.is_empty() || out.is_empty() {
+        out.push(serde_json::to_vec(&current).expect("partners serialise"));
+    }
+    out
+}
+
+/// Stores `partners` as the directory if the stored one is still at `expected`; `Ok(false)`
+/// when another writer changed it first (nothing of this write is left behind).
+pub fn write_directory(
+    state: &dyn UserState,
+    partners: &[Partner],
+    expected: u64,
+) -> Result<bool, AgentError> {
+    let old = manifest(state)?;
+    if old.as_ref().map_or(0, |(v, _)| *v) != expected {
+        return Ok(false);
+    }
+    let generation = new_generation();
+    let parts = chunks(partners);
+    let remove = |m: &Manifest| {
+        for n in 0..m.chunks {
+            if let Err(e) = state.delete(&chunk_key(&m.generation, n)) {
+                tracing::warn!(generation = %m.generation, error = %e, "old partner chunk left behind");
+            }
+        }
+    };
+    let new = Manifest {
+        generation: generation.clone(),
+        chunks: parts.len(),
+    };
+    for (n, bytes) in parts.iter().enumerate() {
+        if !create(state, &chunk_key(&generation, n), bytes)? {
+            return Err(AgentError::Unavailable(format!(
+                "partner chunk {} exists already",
+                chunk_key(&generation, n)
+            )));
+        }
+    }
+    let bytes = serde_json::to_vec(&new).expect("a manifest serialises");
+    if !state.put(DIRECTORY_KEY, &bytes, expected)? {
+        remove(&new);
+        return Ok(false);
+    }
+    if let Some((_, old)) = old {
+        remove(&old);
+    }
+    Ok(true)
+}
+
+/// `base` with `partners` applied: every partner replaced (`replace`, or while `base` is the
+/// sample set), else added or updated by `msp_id`.
+pub fn merged(base: &StoredPartners, partners: Vec<Partner>, replace: bool) -> Vec<Partner> {
+    let mut out = if replace || base.sample_data {
+        Vec::new()
+    } else {
+        base.partners.clone()
+    };
+    for p in partners {
+        match out.iter().position(|q| q.msp_id == p.msp_id) {
+            Some(i) => out[i] = p,
+            None => out.push(p),
+        }
+    }
+    out
+}
+
+/// Applies a change to the stored directory (retrying while other writers change it);
+/// returns the directory as written.
+pub fn change_directory(
+    state: &dyn UserState,
+    seed: &StoredPartners,
     partners: Vec<Partner>,
+    replace: bool,
+) -> Result<StoredPartners, AgentError> {
+    for _ in 0..WRITE_ATTEMPTS {
+        let base = read_directory(state, seed)?;
+        let next = merged(&base, partners.clone(), replace);
+        if write_directory(state, &next, base.version)? {
+            return Ok(StoredPartners {
+                version: base.version + 1,
+                sample_data: false,
+                partners: next,
+            });
+        }
+    }
+    Err(AgentError::Unavailable(format!(
+        "the partner directory changed under {WRITE_ATTEMPTS} attempts; try again"
+    )))
+}
+
+/// The seed directory: `file` when it exists (a partner file of earlier releases, or one
+/// written by hand), else the shipped sample set.
+pub fn seed_directory(file: Option<&Path>) -> Result<StoredPartners, AgentError> {
+    let parsed = match file {
+        Some(path) if path.exists() => read_partner_file(path)?,
+        _ => serde_json::from_str(SAMPLE_PARTNERS)
+            .map_err(|e| AgentError::Unavailable(format!("sample partners: {e}")))?,
+    };
+    let partners = parsed
+        .partners
+        .into_iter()
+        .map(Partner::normalised)
+        .collect::<Result<_, _>>()?;
+    Ok(StoredPartners {
+        version: 0,
+        sample_data: parsed.sample_data,
+        partners,
+    })
+}
+
+/// The directory in memory, with each partner's profile embedding.
+struct Directory {
+    stored: StoredPartners,
     vectors: Vec<Vec<f32>>,
-    sample_data: bool,
-    file: Option<PathBuf>,
-}
-
-impl PartnerDirectory {
-    /// Reads `file` when it exists, else the shipped sample set; embeds every profile.
-    pub async fn load(
-        encoder: &EmbeddingBackend,
-        file: Option<PathBuf>,
-    ) -> Result<Self, AgentError> {
-        let text = match &file {
-            Some(path) if path.exists() => std::fs::read_to_string(path)
-                .map_err(|e| AgentError::Unavailable(format!("{}: {e}", path.display())))?,
-            _ => SAMPLE_PARTNERS.to_string(),
-        };
-        let parsed: PartnerFile = serde_json::from_str(&text)
-            .map_err(|e| AgentError::Unavailable(format!("partner file: {e}")))?;
-        let partners: Vec<Partner> = parsed
-            .partners
-            .into_iter()
-            .map(Partner::normalised)
-            .collect::<Result<_, _>>()?;
-        let vectors = embed_profiles(encoder, &partners).await?;
-        Ok(Self {
-            partners,
-            vectors,
-            sample_data: parsed.sample_data,
-            file,
-        })
-    }
-
-    pub fn partners(&self) -> &[Partner] {
-        &self.partners
-    }
-
-    fn save(&self) -> Result<(), AgentError> {
-        let Some(path) = &self.file else {
-            return Ok(());
-        };
-        let file = PartnerFile {
-            sample_data: self.sample_data,
-            note: None,
-            partners: self.partners.clone(),
-        };
-        write_atomically(
-            path,
-            &serde_json::to_vec_pretty(&file).expect("partners serialise"),
-        )
-    }
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), AgentError> {
-    let fail = |e: std::io::Error| AgentError::Unavailable(format!("{}: {e}", path.display()));
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(fail)?;
-    }
-    let tmp = path.with_extension(format!("part-{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(fail)?;
-    std::fs::rename(&tmp, path).map_err(fail)
 }
 
 async fn embed_profiles(
@@ -328,27 +488,102 @@ pub struct MatchResponse {
     pub timestamp: String,
 }
 
-/// The partner-matching agent.
+/// The partner-matching agent. The directory lives in the shared user state; each request
+/// checks its stored version (one read) and re-reads and re-embeds it only when another
+/// instance has changed it.
 pub struct PartnerAgent {
     encoder: EmbeddingBackend,
-    directory: RwLock<PartnerDirectory>,
+    state: Arc<dyn UserState>,
+    seed: StoredPartners,
+    directory: RwLock<Option<Arc<Directory>>>,
 }
 
 impl PartnerAgent {
-    pub fn new(encoder: EmbeddingBackend, directory: PartnerDirectory) -> Self {
-        Self {
+    /// An agent over the directory stored in `state`, or `seed` while nothing is stored;
+    /// reads and embeds it once.
+    pub async fn load(
+        encoder: EmbeddingBackend,
+        seed: StoredPartners,
+        state: Arc<dyn UserState>,
+    ) -> Result<Self, AgentError> {
+        let agent = Self {
             encoder,
-            directory: RwLock::new(directory),
+            state,
+            seed,
+            directory: RwLock::new(None),
+        };
+        agent.current().await?;
+        Ok(agent)
+    }
+
+    fn cached(&self) -> Option<Arc<Directory>> {
+        self.directory.read().expect("partner lock").clone()
+    }
+
+    /// Runs a blocking call on the user state off the request thread.
+    async fn with_state<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&dyn UserState, &StoredPartners) -> Result<T, AgentError> + Send + 'static,
+    ) -> Result<T, AgentError> {
+        let (state, seed) = (self.state.clone(), self.seed.clone());
+        tokio::task::spawn_blocking(move || call(state.as_ref(), &seed))
+            .await
+            .map_err(|e| AgentError::Unavailable(format!("partner directory: {e}")))?
+    }
+
+    /// The directory as stored now, embedded.
+    async fn current(&self) -> Result<Arc<Directory>, AgentError> {
+        let version = self.with_state(|state, _| stored_version(state)).await?;
+        if let Some(d) = self.cached().filter(|d| d.stored.version == version) {
+            return Ok(d);
+        }
+        let stored = self.with_state(read_directory).await?;
+        self.install(stored).await
+    }
+
+    /// Embeds `stored` (reusing the vectors of unchanged partners) and makes it the cached
+    /// directory, unless a newer one is cached already.
+    async fn install(&self, stored: StoredPartners) -> Result<Arc<Directory>, AgentError> {
+        let cached = self.cached();
+        let known: std::collections::HashMap<&str, (&Partner, &Vec<f32>)> = cached
+            .iter()
+            .flat_map(|d| d.stored.partners.iter().zip(&d.vectors))
+            .map(|(p, v)| (p.msp_id.as_str(), (p, v)))
+            .collect();
+        let fresh: Vec<Partner> = stored
+            .partners
+            .iter()
+            .filter(|p| known.get(p.msp_id.as_str()).is_none_or(|(q, _)| *q != *p))
+            .cloned()
+            .collect();
+        let mut embedded = embed_profiles(&self.encoder, &fresh).await?.into_iter();
+        let vectors = stored
+            .partners
+            .iter()
+            .map(|p| match known.get(p.msp_id.as_str()) {
+                Some((q, v)) if *q == p => (*v).clone(),
+                _ => embedded.next().expect("one vector per fresh partner"),
+            })
+            .collect();
+        let directory = Arc::new(Directory { stored, vectors });
+        let mut slot = self.directory.write().expect("partner lock");
+        match slot.as_ref() {
+            Some(d) if d.stored.version > directory.stored.version => Ok(d.clone()),
+            _ => {
+                *slot = Some(directory.clone());
+                Ok(directory)
+            }
         }
     }
 
     /// The partners now in the directory, and whether they are the sample set.
-    pub fn list(&self) -> (Vec<Partner>, bool) {
-        let d = self.directory.read().expect("partner lock");
-        (d.partners.clone(), d.sample_data)
+    pub async fn list(&self) -> Result<(Vec<Partner>, bool), AgentError> {
+        let d = self.current().await?;
+        Ok((d.stored.partners.clone(), d.stored.sample_data))
     }
 
-    /// Replaces every partner (`replace`) or adds/updates by `msp_id`; persists; returns the count.
+    /// Replaces every partner (`replace`) or adds/updates by `msp_id`; served only once
+    /// stored; returns the count.
     pub async fn upsert(&self, partners: Vec<Partner>, replace: bool) -> Result<usize, AgentError> {
         if partners.len() > MAX_PARTNERS {
             return Err(AgentError::invalid(
@@ -380,36 +615,31 @@ impl PartnerAgent {
                 format!("`{}` appears twice", dup.msp_id),
             ));
         }
-        let vectors = embed_profiles(&self.encoder, &partners).await?;
-        let mut d = self.directory.write().expect("partner lock");
-        if replace || d.sample_data {
-            d.partners.clear();
-            d.vectors.clear();
+        let written = self
+            .with_state(move |state, seed| change_directory(state, seed, partners, replace))
+            .await?;
+        if written.partners.len() > MAX_PARTNERS {
+            tracing::warn!(
+                partners = written.partners.len(),
+                "the partner directory holds more than {MAX_PARTNERS} partners"
+            );
         }
-        d.sample_data = false;
-        for (p, v) in partners.into_iter().zip(vectors) {
-            match d.partners.iter().position(|q| q.msp_id == p.msp_id) {
-                Some(i) => {
-                    d.partners[i] = p;
-                    d.vectors[i] = v;
-                }
-                None => {
-                    d.partners.push(p);
-                    d.vectors.push(v);
-                }
-            }
-        }
-        d.save()?;
-        Ok(d.partners.len())
+        let count = written.partners.len();
+        self.install(written).await?;
+        Ok(count)
     }
+}
 
-    fn vocabulary(&self) -> Vec<String> {
-        let d = self.directory.read().expect("partner lock");
-        let mut v: Vec<String> = d.partners.iter().flat_map(|p| p.skills.clone()).collect();
-        v.sort();
-        v.dedup();
-        v
-    }
+fn vocabulary(d: &Directory) -> Vec<String> {
+    let mut v: Vec<String> = d
+        .stored
+        .partners
+        .iter()
+        .flat_map(|p| p.skills.clone())
+        .collect();
+    v.sort();
+    v.dedup();
+    v
 }
 
 impl crate::Answer for MatchResponse {
@@ -436,6 +666,7 @@ impl Agent for PartnerAgent {
                 "`top_k` must be between 1 and 50",
             ));
         }
+        let directory = self.current().await?;
         let required: Vec<String> = match &request.required_skills {
             Some(list) => {
                 let mut skills: Vec<String> = list
@@ -452,18 +683,18 @@ impl Agent for PartnerAgent {
                 skills.dedup();
                 skills
             }
-            None => skills_named_in(&request.requirements, &self.vocabulary()),
+            None => skills_named_in(&request.requirements, &vocabulary(&directory)),
         };
         let query = embed_one(&self.encoder, &request.requirements)
             .await?
             .vector;
-        let d = self.directory.read().expect("partner lock");
+        let d = &directory.stored;
         let same =
             |a: &Option<String>, b: &str| a.as_ref().is_none_or(|a| a.eq_ignore_ascii_case(b));
         let mut matches: Vec<PartnerMatch> = d
             .partners
             .iter()
-            .zip(&d.vectors)
+            .zip(&directory.vectors)
             .filter(|(p, _)| same(&request.country, &p.country) && same(&request.region, &p.region))
             .filter(|(p, _)| request.msp_id.as_deref() != Some(p.msp_id.as_str()))
             .map(|(p, v)| {
@@ -533,33 +764,6 @@ pub fn read_partner_file(path: &Path) -> Result<PartnerFile, AgentError> {
         .map_err(|e| AgentError::Unavailable(format!("{}: {e}", path.display())))
 }
 
-/// Writes `partners` into the partner file without a running server: replaces every partner
-/// (`replace`, or while the file still holds the sample set) or adds/updates by `msp_id`.
-/// Returns the number of partners in the file afterwards.
-pub fn import_into_file(
-    path: &Path,
-    partners: Vec<Partner>,
-    replace: bool,
-) -> Result<usize, AgentError> {
-    let mut file = read_partner_file(path)?;
-    if replace || file.sample_data {
-        file.partners.clear();
-    }
-    file.sample_data = false;
-    file.note = None;
-    for p in partners {
-        match file.partners.iter().position(|q| q.msp_id == p.msp_id) {
-            Some(i) => file.partners[i] = p,
-            None => file.partners.push(p),
-        }
-    }
-    write_atomically(
-        path,
-        &serde_json::to_vec_pretty(&file).expect("partners serialise"),
-    )?;
-    Ok(file.partners.len())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -582,6 +786,62 @@ mod tests {
         assert_eq!(parse_partners(json, false).unwrap()[0].location, "DE");
         let err = parse_partners(r#"[{"msp_id": " ", "name": "x"}]"#, false).unwrap_err();
         assert!(matches!(err, AgentError::Invalid { ref field, .. } if field == "msp_id"));
+    }
+
+    fn partner(id: usize, profile_len: usize) -> Partner {
+        Partner {
+            msp_id: format!("m{id:05}"),
+            name: format!("Partner {id}"),
+            location: String::new(),
+            city: String::new(),
+            region: String::new(),
+            country: "US".into(),
+            skills: vec!["edr".into()],
+            certifications: vec![],
+            employees: Some(10),
+            profile: "x".repeat(profile_len),
+        }
+    }
+
+    /// A directory larger than one chunk is stored as several, read back whole by another
+    /// instance on the same state, and a change leaves only its own generation behind.
+    #[test]
+    fn the_stored_directory_is_shared_chunked_and_replaced_whole() {
+        use crate::user_state::MemoryState;
+        let state = MemoryState::new();
+        let seed = seed_directory(None).unwrap();
+        assert!(seed.sample_data && seed.version == 0);
+        assert_eq!(read_directory(&state, &seed).unwrap(), seed);
+        // 600 partners of about 1 KB: about 600 KB, three chunks of at most 256 KiB.
+        let many: Vec<Partner> = (0..600).map(|i| partner(i, 1000)).collect();
+        let written = change_directory(&state, &seed, many.clone(), false).unwrap();
+        assert_eq!(written.version, 1);
+        assert_eq!(
+            written.partners, many,
+            "the sample set is replaced, not extended"
+        );
+        let chunk_keys = |state: &MemoryState| {
+            state
+                .keys("partners/g")
+                .unwrap()
+                .into_iter()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(chunk_keys(&state).len(), 3);
+        // Another instance (same state, its own seed) reads the same directory.
+        let other = read_directory(&state, &seed_directory(None).unwrap()).unwrap();
+        assert_eq!(other, written);
+        // An update by msp_id and an addition; the old generation is removed.
+        let changed =
+            change_directory(&state, &seed, vec![partner(3, 10), partner(900, 10)], false).unwrap();
+        assert_eq!(changed.version, 2);
+        assert_eq!(changed.partners.len(), 601);
+        assert_eq!(changed.partners[3].profile, "x".repeat(10));
+        assert_eq!(chunk_keys(&state).len(), 3);
+        // A writer that read version 1 loses against the stored version 2 and writes nothing.
+        assert!(!write_directory(&state, &[partner(1, 1)], 1).unwrap());
+        assert_eq!(read_directory(&state, &seed).unwrap(), changed);
+        assert_eq!(chunk_keys(&state).len(), 3);
     }
 
     #[test]

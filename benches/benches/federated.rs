@@ -15,7 +15,13 @@ async fn main() {
     let data_dir = arg_value("data-dir").map_or_else(mesh_testing::workspace_data_dir, Into::into);
     let records =
         churn_records(&data_dir.join("modeldata")).expect("run `msp-mesh data pull modeldata`");
-    let agent = FederatedAgent::new(&records, CHURN_TARGET, CHURN_SOURCE).expect("encode");
+    let agent = FederatedAgent::new(
+        &records,
+        CHURN_TARGET,
+        CHURN_SOURCE,
+        std::sync::Arc::new(mesh_agents::user_state::MemoryState::new()),
+    )
+    .expect("encode");
     for epsilon in [0.5, 1.0, 3.0, 8.0] {
         let started = std::time::Instant::now();
         let r = agent

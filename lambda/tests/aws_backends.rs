@@ -11,6 +11,7 @@ mod common;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use common::{create_queue, sdk_config, start_moto, Server};
+use mesh_agents::user_state::UserState;
 use mesh_core::store::dynamo::{DynamoStore, Tables};
 use mesh_core::store::{
     AgentResult, AgentStateRecord, ConnectionRecord, ListFilter, NetworkMetric, SqliteStore,
@@ -144,6 +145,26 @@ fn dynamodb_store_answers_like_the_sqlite_store() {
     assert_eq!(expected["msp_1"][0]["value"], 12.0);
     assert_eq!(expected["connections"][0]["connection_id"], "c2");
     assert!(expected["get_missing"].is_null());
+}
+
+#[test]
+fn dynamodb_user_state_keeps_the_contract_across_stores() {
+    let moto = start_moto();
+    let config = sdk_config(&moto.endpoint);
+    let one = DynamoStore::new(&config, Tables::default()).unwrap();
+    one.create_tables().unwrap();
+    mesh_agents::user_state::check_contract(&one);
+    // A second store (another instance) on the same tables sees and extends the same state.
+    let two = DynamoStore::new(&config, Tables::default()).unwrap();
+    assert_eq!(two.get("a/1").unwrap().unwrap().version, 2);
+    assert!(!two.put("a/1", b"stale", 1).unwrap());
+    assert_eq!(two.add("eps", 0.25).unwrap(), 1.0);
+    assert_eq!(one.total("eps").unwrap(), 1.0);
+    let big = vec![0u8; mesh_core::store::dynamo::MAX_DOCUMENT_BYTES + 1];
+    assert!(matches!(
+        one.put("big", &big, 0),
+        Err(mesh_agents::user_state::UserStateError::TooLarge { .. })
+    ));
 }
 
 #[tokio::test]

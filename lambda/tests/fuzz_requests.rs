@@ -45,13 +45,18 @@ fn app() -> axum::Router {
                 "false",
             ]);
             let backend = mesh_core::mesh::load_backend(&args.model).await.unwrap();
-            let numeric = NumericAgents::load(&args.model.agent_paths(), &args.model.only_agents);
+            let services = Services::open(&ServiceArgs::ephemeral()).await.unwrap();
+            let numeric = NumericAgents::load(
+                &args.model.agent_paths(),
+                &args.model.only_agents,
+                &services.user_state,
+            );
             let mesh = Mesh::new(
                 backend,
                 args.model.max_client_batch,
                 LanguageAgents::none("not loaded in the fuzz test"),
                 numeric,
-                Services::open(&ServiceArgs::ephemeral()).await.unwrap(),
+                services,
             );
             AppState::new(mesh, &ServiceArgs::ephemeral(), None).unwrap()
         });

@@ -530,6 +530,403 @@ async fn websocket_and_worker_functions_under_cargo_lambda_watch() {
     );
 }
 
+/// An API function of the language and numeric agents that keep user state, as one instance:
+/// its own `cargo lambda watch` and `bootstrap` in HTTP mode, state in moto's DynamoDB.
+fn start_instance(moto: &str) -> (u16, Process, Process) {
+    let (port, watch) = start_watch();
+    (port, watch, start_user_state_function(port, moto))
+}
+
+/// The `bootstrap` of [`start_instance`] (as the template configures an API function).
+fn start_user_state_function(watch_port: u16, moto: &str) -> Process {
+    start_bootstrap(
+        watch_port,
+        "http",
+        &[
+            ("AWS_ACCESS_KEY_ID", "AKIDMOTO"),
+            ("AWS_SECRET_ACCESS_KEY", "moto-secret"),
+            ("AWS_ENDPOINT_URL", moto),
+            ("MESH_STATE_BACKEND", "aws"),
+            ("MESH_AUTH", "off"),
+            (
+                "MESH_ONLY_AGENTS",
+                "client-health,partner-matching,federated-learning",
+            ),
+            ("MESH_PARTNERS_FILE", "/nonexistent/partners.json"),
+        ],
+    )
+}
+
+/// Two Lambda instances (two `cargo lambda watch`, two `bootstrap` processes) on the same moto
+/// tables behave as one service: a model trained through one is served by the other, versions
+/// included; partners loaded through one are matched by the other; both add to one privacy
+/// total; and an instance started afresh (a cold start, empty `/tmp`) loses none of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_lambda_instances_share_user_state_in_dynamodb() {
+    mesh_testing::require_local_model("all-minilm-l6-v2");
+    let moto = start_moto();
+    let store = mesh_core::store::DynamoStore::new(&sdk_config(&moto.endpoint), Default::default())
+        .unwrap();
+    tokio::task::spawn_blocking(move || store.create_tables().unwrap())
+        .await
+        .unwrap();
+    let endpoint = moto.endpoint.clone();
+    tokio::task::spawn_blocking(move || {
+        let (a, _watch_a, function_a) = start_instance(&endpoint);
+        let (b, _watch_b, _function_b) = start_instance(&endpoint);
+        let call = |port: u16, method: &str, path: &str, body: Option<&Value>| {
+            let (status, answer, _) = invoke(port, &rest_event(method, path, body));
+            assert_eq!(status, 200, "{method} {path}: {answer}");
+            answer
+        };
+
+        let records: Vec<Value> = (0..120)
+            .map(|i| json!({"tickets": i % 12, "tier": if i % 4 == 0 {"gold"} else {"bronze"}, "left": if i % 12 >= 8 {"yes"} else {"no"}}))
+            .collect();
+        let train = json!({"records": records, "target": "left", "model_id": "lambda-toy"});
+        let first = call(a, "POST", "/client-health/train", Some(&train));
+        let second = call(b, "POST", "/client-health/train", Some(&train));
+        assert_eq!(second["version"], first["version"].as_u64().unwrap() + 1);
+        for (port, version) in [(b, &first["version"]), (a, &second["version"])] {
+            let p = call(
+                port,
+                "POST",
+                "/client-health/predict",
+                Some(&json!({"model_id": "lambda-toy", "version": version, "features": {"tickets": 11, "tier": "bronze"}})),
+            );
+            assert!(p["churn_risk"].as_f64().unwrap() > 0.9, "{p}");
+        }
+
+        let partners = json!([
+            {"msp_id": "p-hipaa", "name": "Harbor Health IT", "country": "US", "skills": ["compliance-hipaa", "healthcare-it"], "profile": "HIPAA compliance for clinics and hospitals"},
+            {"msp_id": "p-cloud", "name": "Nimbus Ops", "country": "US", "skills": ["cloud-migration", "azure"], "profile": "Moves small businesses to Azure"}
+        ]);
+        let put = call(a, "PUT", "/collaboration/partners", Some(&partners));
+        assert_eq!(put["count"], 2, "{put}");
+        let m = call(
+            b,
+            "POST",
+            "/collaboration/match",
+            Some(&json!({"requirements": "HIPAA compliance partner for a hospital"})),
+        );
+        assert_eq!(m["partners_considered"], 2, "{m}");
+        assert_eq!(m["matches"][0]["msp_id"], "p-hipaa", "{m}");
+
+        let run = json!({"participating_msps": 3, "privacy_epsilon": 1.0, "rounds": 2, "local_steps": 2, "seed": 3});
+        let r1 = call(a, "POST", "/federated/train", Some(&run));
+        let r2 = call(b, "POST", "/federated/train", Some(&run));
+        let spent = r1["privacy_budget_used"].as_f64().unwrap()
+            + r2["privacy_budget_used"].as_f64().unwrap();
+        let status = call(b, "GET", "/federated/status", None);
+        assert_eq!(status["runs"], 2, "{status}");
+        assert!((status["total_epsilon_spent"].as_f64().unwrap() - spent).abs() < 1e-9);
+
+        // Instance A is replaced by a fresh process: nothing lived in it.
+        drop(function_a);
+        let fresh = start_user_state_function(a, &endpoint);
+        let models = call(a, "GET", "/client-health/models", None);
+        let toy = models["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["model_id"] == "lambda-toy")
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(toy["versions"], json!([first["version"], second["version"]]), "{models}");
+        assert_eq!(call(a, "GET", "/collaboration/partners", None)["count"], 2);
+        assert_eq!(call(a, "GET", "/federated/status", None)["runs"], 2);
+        drop(fresh);
+    })
+    .await
+    .unwrap();
+}
+
+/// The template's ten agent functions and the API and WebSocket functions, each its own
+/// `cargo lambda watch` and `bootstrap` (as on AWS: one process per function), state in moto's
+/// DynamoDB. `/agents/status` of the API function and `agent_status` of the WebSocket function
+/// read `not_started` for every agent before the agent functions start, then each agent as
+/// its own function stored it (model, function name, load time), and no function records an
+/// agent it does not serve.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_is_true_in_the_ten_function_layout() {
+    use mesh_core::store::StateStore;
+    mesh_testing::require_local_model("all-minilm-l6-v2");
+    let moto = start_moto();
+    let store = mesh_core::store::DynamoStore::new(&sdk_config(&moto.endpoint), Default::default())
+        .unwrap();
+    let store = tokio::task::spawn_blocking(move || {
+        store.create_tables().unwrap();
+        store
+    })
+    .await
+    .unwrap();
+    let standin = Arc::new(mesh_standin::StandIn::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let management = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(mesh_standin::serve(listener, standin.clone()));
+    let endpoint = moto.endpoint.clone();
+    let statuses = tokio::task::spawn_blocking(move || {
+        let function = |name: &str, mode: &str, agents: &str| {
+            let (port, watch) = start_watch();
+            let process = start_bootstrap(
+                port,
+                mode,
+                &[
+                    ("AWS_ACCESS_KEY_ID", "AKIDMOTO"),
+                    ("AWS_SECRET_ACCESS_KEY", "moto-secret"),
+                    ("AWS_ENDPOINT_URL", &endpoint),
+                    ("AWS_LAMBDA_FUNCTION_NAME", name),
+                    ("MESH_STATE_BACKEND", "aws"),
+                    ("MESH_AUTH", "off"),
+                    ("MESH_WEBSOCKET_ENDPOINT", &management),
+                    ("MESH_ONLY_AGENTS", agents),
+                ],
+            );
+            (port, watch, process)
+        };
+        let status = |port: u16| {
+            let (code, status, _) = invoke(port, &rest_event("GET", "/agents/status", None));
+            assert_eq!(code, 200, "{status}");
+            status
+        };
+        let (api, _api_watch, _api) = function("msp-mesh-api", "http", "none");
+        let before = status(api);
+        let agents: Vec<(String, u16, Process, Process)> = mesh_agents::AgentKind::ALL
+            .into_iter()
+            .map(|kind| {
+                let name = format!("msp-{}", kind.cli_name());
+                let (port, watch, process) = function(&name, "http", kind.cli_name());
+                (kind.cli_name().to_string(), port, watch, process)
+            })
+            .collect();
+        // Each function's own view of its agent, once it answers (loaded and recorded).
+        let own: Vec<(String, Value)> = agents
+            .iter()
+            .map(|(agent, port, _, _)| (agent.clone(), status(*port)["agents"][agent].clone()))
+            .collect();
+        let after = status(api);
+        let (ws, _ws_watch, _ws) = function("msp-websocket", "websocket", "none");
+        let (code, _, _) = invoke(ws, &websocket_event("$connect", None));
+        assert_eq!(code, 200);
+        let asked = json!({"type": "request_agent_status"});
+        let (code, _, _) = invoke(ws, &websocket_event("$default", Some(&asked)));
+        assert_eq!(code, 200);
+        (before, own, after)
+    })
+    .await
+    .unwrap();
+    let (before, own, after) = statuses;
+    for kind in mesh_agents::AgentKind::ALL {
+        assert_eq!(
+            before["agents"][kind.cli_name()]["status"],
+            "not_started",
+            "{before}"
+        );
+    }
+    assert_eq!(own.len(), 10);
+    for (agent, mine) in &own {
+        let merged = &after["agents"][agent];
+        assert_eq!(mine["status"], "active", "{agent}: {mine}");
+        assert_eq!(merged["status"], "active", "{agent}: {merged}");
+        assert_eq!(merged["model_used"], mine["model_used"], "{agent}");
+        assert_eq!(merged["served_by"], format!("msp-{agent}"), "{merged}");
+        assert!(merged["load_ms"].as_u64().is_some(), "{merged}");
+    }
+    assert_eq!(after["active_agents"], 10, "{after}");
+    // Exactly one stored state per agent, from its own function.
+    let records = tokio::task::spawn_blocking(move || store.latest_agent_states().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 10);
+    for record in &records {
+        assert_eq!(record.state["served_by"], format!("msp-{}", record.agent));
+    }
+    // The WebSocket function's `agent_status` is the same merged view.
+    let posts = standin.calls_of("ApiGateway.PostToConnection");
+    let pushed = posts
+        .iter()
+        .map(|c| &c.body["data"])
+        .find(|d| d["type"] == "agent_status")
+        .expect("agent_status pushed to the connection");
+    for kind in mesh_agents::AgentKind::ALL {
+        assert_eq!(
+            pushed["data"]["agents"][kind.cli_name()]["status"],
+            "active",
+            "{pushed}"
+        );
+    }
+}
+
+/// One DynamoDB Streams call to moto (JSON protocol, unsigned as moto accepts it).
+fn streams_call(moto_port: u16, action: &str, body: &Value) -> Value {
+    let (status, _, answer) = request_at(
+        moto_port,
+        "POST",
+        "/",
+        &[
+            ("Content-Type", "application/x-amz-json-1.0"),
+            ("X-Amz-Target", &format!("DynamoDBStreams_20120810.{action}")),
+            (
+                "Authorization",
+                "AWS4-HMAC-SHA256 Credential=AKIDMOTO/20261203/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0",
+            ),
+        ],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(status, 200, "{action}: {answer}");
+    answer
+}
+
+/// Every record of the event log table's stream so far, as `GetRecords` gives them (the
+/// shape of the Lambda event a DynamoDB event source mapping delivers).
+fn event_log_stream(moto_port: u16, stream_arn: &str) -> Value {
+    let described = streams_call(
+        moto_port,
+        "DescribeStream",
+        &json!({"StreamArn": stream_arn}),
+    );
+    let mut records = Vec::new();
+    for shard in described["StreamDescription"]["Shards"].as_array().unwrap() {
+        let iterator = streams_call(
+            moto_port,
+            "GetShardIterator",
+            &json!({"StreamArn": stream_arn, "ShardId": shard["ShardId"], "ShardIteratorType": "TRIM_HORIZON"}),
+        );
+        let got = streams_call(
+            moto_port,
+            "GetRecords",
+            &json!({"ShardIterator": iterator["ShardIterator"]}),
+        );
+        records.extend(got["Records"].as_array().unwrap().iter().cloned());
+    }
+    json!({ "Records": records })
+}
+
+/// Events leave the request path: an agent function stores its result and events and answers,
+/// with the same latency at 0 and at 100 open WebSocket connections (it pushes to none); the
+/// broadcaster function, given the event log's DynamoDB stream, delivers every event to every
+/// one of the 100 connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_reach_100_connections_off_the_request_path() {
+    use mesh_core::store::{EventLog, StateStore};
+    mesh_testing::require_local_model("all-minilm-l6-v2");
+    let moto = start_moto();
+    let config = sdk_config(&moto.endpoint);
+    let store = mesh_core::store::DynamoStore::new(&config, Default::default()).unwrap();
+    let store = tokio::task::spawn_blocking(move || {
+        store.create_tables().unwrap();
+        store
+    })
+    .await
+    .unwrap();
+    let stream_arn = aws_sdk_dynamodb::Client::new(&config)
+        .describe_table()
+        .table_name(mesh_core::store::dynamo::EVENT_LOG_TABLE)
+        .send()
+        .await
+        .unwrap()
+        .table
+        .and_then(|t| t.latest_stream_arn)
+        .expect("the event log table has a stream");
+    let standin = Arc::new(mesh_standin::StandIn::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let management = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(mesh_standin::serve(listener, standin.clone()));
+    let endpoint = moto.endpoint.clone();
+    let moto_port: u16 = endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    let standin_seen = standin.clone();
+    let (latencies, delivered_events) = tokio::task::spawn_blocking(move || {
+        let aws = |extra: &[(&'static str, String)]| {
+            let mut env: Vec<(&'static str, String)> = vec![
+                ("AWS_ACCESS_KEY_ID", "AKIDMOTO".into()),
+                ("AWS_SECRET_ACCESS_KEY", "moto-secret".into()),
+                ("AWS_ENDPOINT_URL", endpoint.clone()),
+                ("MESH_STATE_BACKEND", "aws".into()),
+                ("MESH_AUTH", "off".into()),
+            ];
+            env.extend(extra.iter().cloned());
+            env
+        };
+        let start = |port: u16, mode: &str, env: Vec<(&'static str, String)>| {
+            let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            start_bootstrap(port, mode, &pairs)
+        };
+        // The agent function, as the template configures it: no sink of its own.
+        let (agent_port, _agent_watch) = start_watch();
+        let _agent = start(agent_port, "http", aws(&[]));
+        let series: Vec<f64> = (0..60)
+            .map(|i| if i == 40 { 95.0 } else { 50.0 + (i % 5) as f64 })
+            .collect();
+        let request = json!({"values": series});
+        let median_latency = |n: usize| {
+            let mut took: Vec<Duration> = (0..n)
+                .map(|_| {
+                    let (status, answer, took) = invoke(
+                        agent_port,
+                        &rest_event("POST", "/anomaly/detect", Some(&request)),
+                    );
+                    assert_eq!(status, 200, "{answer}");
+                    took
+                })
+                .collect();
+            took.sort();
+            took[n / 2]
+        };
+        median_latency(2); // warm
+        let at_0 = median_latency(7);
+        for i in 0..100 {
+            store
+                .put_connection(&mesh_core::store::ConnectionRecord {
+                    connection_id: format!("conn-{i:03}"),
+                    connected_at_ms: 1_000,
+                    filters: json!({"event_types": [], "agents": [], "paused": false}),
+                })
+                .unwrap();
+        }
+        let at_100 = median_latency(7);
+        assert!(
+            standin_seen
+                .calls_of("ApiGateway.PostToConnection")
+                .is_empty(),
+            "the agent function pushes to no connection"
+        );
+        // The broadcaster gets the stream's batch, as its event source mapping would give it.
+        let (broadcast_port, _broadcast_watch) = start_watch();
+        let _broadcaster = start(
+            broadcast_port,
+            "broadcast",
+            aws(&[("MESH_WEBSOCKET_ENDPOINT", management.clone())]),
+        );
+        let batch = event_log_stream(moto_port, &stream_arn);
+        let answer = invoke_raw(broadcast_port, &batch);
+        assert_eq!(answer, json!({"batchItemFailures": []}));
+        let logged = store.read_from(1, 1000).unwrap();
+        ((at_0, at_100), logged)
+    })
+    .await
+    .unwrap();
+    let (at_0, at_100) = latencies;
+    eprintln!(
+        "agent request median latency: {:.1} ms at 0 connections, {:.1} ms at 100",
+        at_0.as_secs_f64() * 1e3,
+        at_100.as_secs_f64() * 1e3
+    );
+    // 16 requests, each an `agent_result` (an anomaly alert or not, by the agent's rules).
+    let offsets: Vec<i64> = delivered_events.iter().map(|e| e.offset).collect();
+    assert!(offsets.len() >= 16, "{offsets:?}");
+    let posts = standin.calls_of("ApiGateway.PostToConnection");
+    for i in 0..100 {
+        let id = format!("conn-{i:03}");
+        let mut got: Vec<i64> = posts
+            .iter()
+            .filter(|c| c.body["connection_id"] == id.as_str())
+            .map(|c| c.body["data"]["offset"].as_i64().unwrap())
+            .collect();
+        got.sort();
+        assert_eq!(got, offsets, "{id} got every event once");
+    }
+}
+
 /// The answers of a JSON-lines file, without the per-call time stamp.
 fn answers_of(text: &str) -> Vec<Value> {
     text.lines()

@@ -129,6 +129,145 @@ fn a_killed_server_keeps_every_acknowledged_result() {
     );
 }
 
+/// Two servers on one state file behave as one service: a model trained through one is
+/// served by the other (versions included), partners loaded through one are matched by the
+/// other, both add to one privacy total, and a killed instance loses none of it.
+#[test]
+fn two_instances_share_what_users_give_them() {
+    let db = temp_path("two-instances.db");
+    let _ = std::fs::remove_file(&db);
+    let partners = temp_path("two-instances-partners.json");
+    let args = ["--state-db", db.to_str().unwrap()];
+    let a = Server::start(&partners, &args);
+    let b = Server::start(&partners, &args);
+
+    // Client health: trained twice through A, each version served by B.
+    let records: Vec<Value> = (0..120)
+        .map(|i| json!({"tickets": i % 12, "tier": if i % 4 == 0 {"gold"} else {"bronze"}, "left": if i % 12 >= 8 {"yes"} else {"no"}}))
+        .collect();
+    let train = json!({"records": records, "target": "left", "model_id": "shared-toy"});
+    let (s, first) = a.post("/client-health/train", &train);
+    assert_eq!(s, 200, "{first}");
+    let (s, second) = b.post("/client-health/train", &train);
+    assert_eq!(s, 200, "{second}");
+    assert_eq!(
+        second["version"].as_u64().unwrap(),
+        first["version"].as_u64().unwrap() + 1,
+        "versions are numbered across instances"
+    );
+    for (server, version) in [(&b, &first["version"]), (&a, &second["version"])] {
+        let (s, p) = server.post(
+            "/client-health/predict",
+            &json!({"model_id": "shared-toy", "version": version, "features": {"tickets": 11, "tier": "bronze"}}),
+        );
+        assert_eq!(s, 200, "{p}");
+        assert!(p["churn_risk"].as_f64().unwrap() > 0.9, "{p}");
+    }
+
+    // Partners: replaced through A, matched through B.
+    let directory = "msp_id,name,city,region,country,skills,certifications,employees,profile\n\
+        p-hipaa,Harbor Health IT,Boston,MA,US,compliance-hipaa;healthcare-it,,40,HIPAA compliance for clinics and hospitals\n\
+        p-cloud,Nimbus Ops,Austin,TX,US,cloud-migration;azure,,25,Moves small businesses to Azure\n";
+    let (s, put) = a.http("PUT", "/collaboration/partners", "text/csv", directory);
+    assert_eq!(s, 200, "{put}");
+    assert_eq!(put["count"], 2);
+    let (s, m) = b.post(
+        "/collaboration/match",
+        &json!({"requirements": "HIPAA compliance partner for a hospital", "top_k": 5}),
+    );
+    assert_eq!(s, 200, "{m}");
+    assert_eq!(m["sample_data"], false, "{m}");
+    assert_eq!(m["partners_considered"], 2, "{m}");
+    assert_eq!(m["matches"][0]["msp_id"], "p-hipaa", "{m}");
+
+    // Federated: one run through each, one privacy total.
+    let run = json!({"participating_msps": 3, "privacy_epsilon": 1.0, "rounds": 2, "local_steps": 2, "seed": 3});
+    let (s, r1) = a.post("/federated/train", &run);
+    assert_eq!(s, 200, "{r1}");
+    let (s, r2) = b.post("/federated/train", &run);
+    assert_eq!(s, 200, "{r2}");
+    let spent =
+        r1["privacy_budget_used"].as_f64().unwrap() + r2["privacy_budget_used"].as_f64().unwrap();
+    let (_, status) = a.get("/federated/status");
+    assert_eq!(status["runs"], 2, "{status}");
+    assert!(
+        (status["total_epsilon_spent"].as_f64().unwrap() - spent).abs() < 1e-9,
+        "{status}"
+    );
+    assert_eq!(status["latest"]["run_id"], r2["run_id"], "{status}");
+
+    // A killed instance and a restarted one lose nothing.
+    let port = a.port;
+    a.kill();
+    drop(b);
+    let again = Server::start_on(port, &partners, &args);
+    let (_, models) = again.get("/client-health/models");
+    let shared = models["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["model_id"] == "shared-toy")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        shared["versions"],
+        json!([first["version"], second["version"]]),
+        "{models}"
+    );
+    let (_, listed) = again.get("/collaboration/partners");
+    assert_eq!(listed["count"], 2, "{listed}");
+    let (_, status) = again.get("/federated/status");
+    assert_eq!(status["runs"], 2, "{status}");
+    assert!(
+        !partners.exists(),
+        "changes go to the state store, never to the seed file"
+    );
+}
+
+/// Split into functions (here: two servers on one state file), status is true: the process
+/// that serves no agent reports the agents of the one that does from its stored state, with
+/// that process's name, model and load time, and the agents nobody serves as `not_started`.
+#[test]
+fn status_split_across_processes_reports_who_serves_what() {
+    let db = temp_path("split-status.db");
+    let _ = std::fs::remove_file(&db);
+    let partners = temp_path("split-status-partners.json");
+    let state = ["--state-db", db.to_str().unwrap()];
+    let anomaly = Server::start(
+        &partners,
+        &[&state[..], &["--only-agents", "anomaly-detection"]].concat(),
+    );
+    let api = Server::start(
+        &partners,
+        &[&state[..], &["--only-agents", "none"]].concat(),
+    );
+    let (_, own) = anomaly.get("/agents/status");
+    let (_, merged) = api.get("/agents/status");
+    let served = &merged["agents"]["anomaly-detection"];
+    assert_eq!(served["status"], "active", "{merged}");
+    assert_eq!(served["model_loaded"], true);
+    assert_eq!(
+        served["model_used"], own["agents"]["anomaly-detection"]["model_used"],
+        "{merged}"
+    );
+    assert_eq!(
+        served["served_by"], own["agents"]["anomaly-detection"]["served_by"],
+        "{merged}"
+    );
+    assert!(served["load_ms"].as_u64().is_some(), "{served}");
+    assert!(served["heartbeat"].is_string(), "{served}");
+    for agent in [
+        "threat-intelligence",
+        "revenue-forecasting",
+        "federated-learning",
+    ] {
+        assert_eq!(merged["agents"][agent]["status"], "not_started", "{merged}");
+        // The anomaly process does not claim the agents it does not serve either.
+        assert_eq!(own["agents"][agent]["status"], "not_started", "{own}");
+    }
+    assert_eq!(merged["active_agents"], 1, "{merged}");
+}
+
 #[test]
 fn websocket_gets_the_event_and_the_critical_alert_within_100_ms() {
     let s = server();

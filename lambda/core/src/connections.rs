@@ -1,9 +1,11 @@
 //! The API Gateway WebSocket API's connections: the management API client
 //! ([`ConnectionsApi`]: `PostToConnection`, `DeleteConnection`) and the event sink that pushes
 //! published events to every stored connection whose filters match ([`WebSocketBroadcaster`]),
-//! forgetting connections the API says are gone (410).
+//! forgetting connections the API says are gone (410). The stored connections are read once
+//! per [`CONNECTIONS_TTL`], not once per event.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 
@@ -77,15 +79,53 @@ impl ConnectionsApi {
     }
 }
 
+/// How long the broadcaster reuses the stored connections it read: a connection (or a
+/// changed subscription) starts receiving events at most this long after it is stored.
+pub const CONNECTIONS_TTL: Duration = Duration::from_secs(2);
+
 /// Pushes published events to the WebSocket API's connections whose filters match.
 pub struct WebSocketBroadcaster {
     api: Arc<ConnectionsApi>,
     store: Arc<dyn StateStore>,
+    /// The stored connections as read last, and when.
+    cached: Mutex<Option<(Instant, Arc<Vec<ConnectionRecord>>)>>,
 }
 
 impl WebSocketBroadcaster {
     pub fn new(api: Arc<ConnectionsApi>, store: Arc<dyn StateStore>) -> Self {
-        Self { api, store }
+        Self {
+            api,
+            store,
+            cached: Mutex::new(None),
+        }
+    }
+
+    /// The stored connections, read again once [`CONNECTIONS_TTL`] has passed.
+    async fn connections(&self) -> Result<Arc<Vec<ConnectionRecord>>, String> {
+        if let Some((read, list)) = self.cached.lock().expect("cache").as_ref() {
+            if read.elapsed() < CONNECTIONS_TTL {
+                return Ok(list.clone());
+            }
+        }
+        let list = Arc::new(
+            off_thread(&self.store, |s| s.list_connections())
+                .await
+                .map_err(|e| e.to_string())?,
+        );
+        *self.cached.lock().expect("cache") = Some((Instant::now(), list.clone()));
+        Ok(list)
+    }
+
+    /// Drops a gone connection from the cached list.
+    fn forget(&self, connection_id: &str) {
+        if let Some((_, list)) = self.cached.lock().expect("cache").as_mut() {
+            let kept: Vec<ConnectionRecord> = list
+                .iter()
+                .filter(|c| c.connection_id != connection_id)
+                .cloned()
+                .collect();
+            *list = Arc::new(kept);
+        }
     }
 
     /// Sends `events` that match to one connection, in order.
@@ -111,9 +151,7 @@ impl EventSink for WebSocketBroadcaster {
     }
 
     async fn deliver(&self, events: &[Event]) -> Result<(), String> {
-        let connections = off_thread(&self.store, |s| s.list_connections())
-            .await
-            .map_err(|e| e.to_string())?;
+        let connections = self.connections().await?;
         let outcomes =
             futures_util::future::join_all(connections.iter().map(|c| self.send_to(c, events)))
                 .await;
@@ -122,6 +160,7 @@ impl EventSink for WebSocketBroadcaster {
             match outcome {
                 Ok(()) => {}
                 Err(PostError::Gone) => {
+                    self.forget(&connection.connection_id);
                     let id = connection.connection_id.clone();
                     if let Err(e) = off_thread(&self.store, move |s| s.remove_connection(&id)).await
                     {

@@ -10,7 +10,8 @@ use std::time::Instant;
 
 use mesh_agents::loader::{LanguageAgents, Loaded, NumericAgents};
 use mesh_agents::recipes::Progress;
-use mesh_agents::{Agent, AgentKind};
+use mesh_agents::user_state::UserState;
+use mesh_agents::{Agent, AgentKind, AgentSelection};
 use mesh_inference::aws::{sdk_config, SdkRetries};
 use mesh_inference::backend::{BatchLimits, EmbeddingBackend};
 use mesh_inference::bundle::SyncReport;
@@ -59,16 +60,75 @@ pub struct Mesh {
     pub job_queue: Option<JobQueue>,
     /// The WebSocket API's management endpoint, when configured.
     pub connections_api: Option<Arc<ConnectionsApi>>,
+    /// The agents this process serves (a Lambda function serves its own; the server all).
+    pub served: AgentSelection,
+    /// Milliseconds from the start of loading to a ready mesh, when it was loaded.
+    pub load_ms: Option<u64>,
+    /// Who this process is in the stored agent states: the Lambda function's name, else
+    /// `<host>:<pid>`.
+    pub instance: String,
+    /// When this process last stored its agents' states (its heartbeat), ms since the epoch.
+    last_heartbeat_ms: std::sync::atomic::AtomicI64,
+}
+
+/// How often a process that answers requests refreshes its stored agent states.
+pub const HEARTBEAT_MS: i64 = 60_000;
+
+/// This process's name in the stored agent states.
+fn instance_name() -> String {
+    std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| {
+        let host = std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "localhost".into());
+        format!("{host}:{}", std::process::id())
+    })
 }
 
 /// The state store, event stream and AWS resources of a mesh, opened from its settings.
 pub struct Services {
     pub store: Arc<dyn StateStore>,
+    /// What users give the agents (partners, trained models, federated runs), in the same
+    /// backend as `store`.
+    pub user_state: Arc<dyn UserState>,
     pub events: Arc<dyn EventStream>,
     pub threat_notifier: Option<ThreatNotifier>,
     pub event_sinks: Vec<Arc<dyn EventSink>>,
     pub job_queue: Option<JobQueue>,
     pub connections_api: Option<Arc<ConnectionsApi>>,
+}
+
+/// The state store, the event log and the user state of `args`: one SQLite file (or
+/// `:memory:`), or the DynamoDB tables when the backend is `aws` and `config` is given.
+#[allow(clippy::type_complexity)]
+fn open_state(
+    args: &ServiceArgs,
+    config: Option<&aws_config::SdkConfig>,
+) -> anyhow::Result<(Arc<dyn StateStore>, Arc<dyn EventLog>, Arc<dyn UserState>)> {
+    Ok(match (&args.state_backend, config) {
+        (StateBackend::Aws, Some(config)) => {
+            let dynamo = Arc::new(DynamoStore::new(config, args.tables.clone())?);
+            (dynamo.clone(), dynamo.clone(), dynamo)
+        }
+        _ => {
+            let path = args.state_db();
+            let sqlite = Arc::new(if path.as_os_str() == ":memory:" {
+                SqliteStore::in_memory()?
+            } else {
+                SqliteStore::open(&path)?
+            });
+            (sqlite.clone(), sqlite.clone(), sqlite)
+        }
+    })
+}
+
+/// Only the user state of `args` (for CLI commands that change it without a server, and
+/// without touching anything else a running server holds).
+pub async fn open_user_state(args: &ServiceArgs) -> anyhow::Result<Arc<dyn UserState>> {
+    let config = match args.state_backend {
+        StateBackend::Aws => Some(sdk_config(SdkRetries::Standard).await),
+        StateBackend::Sqlite => None,
+    };
+    Ok(open_state(args, config.as_ref())?.2)
 }
 
 impl Services {
@@ -79,22 +139,7 @@ impl Services {
             true => Some(sdk_config(SdkRetries::Standard).await),
             false => None,
         };
-        let (store, log): (Arc<dyn StateStore>, Arc<dyn EventLog>) =
-            match (&args.state_backend, &config) {
-                (StateBackend::Aws, Some(config)) => {
-                    let dynamo = Arc::new(DynamoStore::new(config, args.tables.clone())?);
-                    (dynamo.clone(), dynamo)
-                }
-                _ => {
-                    let path = args.state_db();
-                    let sqlite = Arc::new(if path.as_os_str() == ":memory:" {
-                        SqliteStore::in_memory()?
-                    } else {
-                        SqliteStore::open(&path)?
-                    });
-                    (sqlite.clone(), sqlite)
-                }
-            };
+        let (store, log, user_state) = open_state(args, config.as_ref())?;
         let mut event_sinks: Vec<Arc<dyn EventSink>> = vec![];
         let (mut threat_notifier, mut job_queue, mut connections_api) = (None, None, None);
         if let Some(config) = &config {
@@ -118,11 +163,10 @@ impl Services {
                 connections_api = Some(api);
             }
         }
-        let cleared = store.clone();
-        off_thread(&cleared, |s| s.clear_connections()).await?;
         Ok(Self {
             events: Arc::new(LocalEventStream::new(log)),
             store,
+            user_state,
             threat_notifier,
             event_sinks,
             job_queue,
@@ -140,16 +184,23 @@ impl Mesh {
         numeric: NumericAgents,
         services: Services,
     ) -> Arc<Self> {
-        Self::build(embedder, max_client_batch, agents, numeric, services, None)
+        Self::build(
+            embedder,
+            max_client_batch,
+            (agents, numeric, AgentSelection::all()),
+            services,
+            None,
+            None,
+        )
     }
 
     fn build(
         embedder: EmbeddingBackend,
         max_client_batch: usize,
-        agents: LanguageAgents,
-        numeric: NumericAgents,
+        (agents, numeric, served): (LanguageAgents, NumericAgents, AgentSelection),
         services: Services,
         model_bundle: Option<SyncReport>,
+        load_ms: Option<u64>,
     ) -> Arc<Self> {
         let mesh = Arc::new(Self {
             embedder,
@@ -165,6 +216,10 @@ impl Mesh {
             event_sinks: services.event_sinks,
             job_queue: services.job_queue,
             connections_api: services.connections_api,
+            served,
+            load_ms,
+            instance: instance_name(),
+            last_heartbeat_ms: std::sync::atomic::AtomicI64::new(now_ms()),
         });
         mesh.record_agent_states("started");
         mesh
@@ -177,6 +232,7 @@ impl Mesh {
         service: &ServiceArgs,
         progress: &dyn Progress,
     ) -> anyhow::Result<Arc<Self>> {
+        let started = Instant::now();
         // Settings errors (store, AWS resources) before the slow model loading.
         let services = Services::open(service).await?;
         let (resolved, model_bundle) = crate::bundle::resolve(args).await?;
@@ -185,9 +241,11 @@ impl Mesh {
         let (agents, numeric) = if args.agents {
             let cloud = args.cloud.providers().await;
             let paths = args.agent_paths();
+            let state = &services.user_state;
             let agents =
-                LanguageAgents::load(&backend, &paths, &cloud, &args.only_agents, progress).await;
-            let numeric = NumericAgents::load(&paths, &args.only_agents);
+                LanguageAgents::load(&backend, &paths, &cloud, &args.only_agents, state, progress)
+                    .await;
+            let numeric = NumericAgents::load(&paths, &args.only_agents, state);
             let excluded = args.only_agents.excluded_reason();
             for (name, reason) in agents.failures().into_iter().chain(numeric.failures()) {
                 if reason == excluded {
@@ -201,13 +259,17 @@ impl Mesh {
             let reason = "agents are disabled (--agents false)";
             (LanguageAgents::none(reason), NumericAgents::none(reason))
         };
+        let served = match args.agents {
+            true => args.only_agents.clone(),
+            false => AgentSelection::none(),
+        };
         Ok(Self::build(
             backend,
             args.max_client_batch,
-            agents,
-            numeric,
+            (agents, numeric, served),
             services,
             model_bundle,
+            Some(started.elapsed().as_millis() as u64),
         ))
     }
 
@@ -268,26 +330,65 @@ impl Mesh {
             .collect()
     }
 
-    /// Stores every agent's state (loaded or why not, model) with the event that changed it.
+    /// Stores the state of every agent this process serves (loaded or why not, model, load
+    /// time, its measured requests so far) with the event that changed it; agents it does not
+    /// serve are left to the processes that do.
     pub fn record_agent_states(&self, change: &str) {
+        store_agent_states(self.store.as_ref(), &self.agent_state_records(change));
+    }
+
+    /// The records [`Self::record_agent_states`] stores; restarts the heartbeat clock.
+    fn agent_state_records(&self, change: &str) -> Vec<AgentStateRecord> {
         let at = now_ms();
-        for (kind, model) in self.agent_models() {
-            let state = match model {
-                Ok(m) => {
-                    serde_json::json!({"change": change, "model_loaded": true, "model_used": m})
+        self.last_heartbeat_ms
+            .store(at, std::sync::atomic::Ordering::Relaxed);
+        self.agent_models()
+            .into_iter()
+            .filter(|(kind, _)| self.served.contains(*kind))
+            .map(|(kind, model)| {
+                let figures = self.metrics.snapshot(kind);
+                let mut state = serde_json::json!({
+                    "change": change,
+                    "served_by": self.instance,
+                    "load_ms": self.load_ms,
+                    "requests": figures.requests,
+                    "client_errors": figures.client_errors,
+                    "server_errors": figures.server_errors,
+                    "p50_latency_ms": figures.p50_seconds.map(|v| v * 1e3),
+                    "p95_latency_ms": figures.p95_seconds.map(|v| v * 1e3),
+                });
+                match model {
+                    Ok(m) => {
+                        state["model_loaded"] = true.into();
+                        state["model_used"] = m.into();
+                    }
+                    Err(r) => {
+                        state["model_loaded"] = false.into();
+                        state["reason"] = r.into();
+                    }
                 }
-                Err(r) => serde_json::json!({"change": change, "model_loaded": false, "reason": r}),
-            };
-            let record = AgentStateRecord {
-                agent: kind.cli_name().to_string(),
-                timestamp_ms: at,
-                timestamp: crate::store::iso8601_ms(at),
-                state,
-            };
-            if let Err(e) = self.store.put_agent_state(&record) {
-                tracing::warn!(error = %e, "recording agent state failed");
-            }
+                AgentStateRecord {
+                    agent: kind.cli_name().to_string(),
+                    timestamp_ms: at,
+                    timestamp: crate::store::iso8601_ms(at),
+                    state,
+                }
+            })
+            .collect()
+    }
+
+    /// Stores the served agents' states again once the last heartbeat is [`HEARTBEAT_MS`] old
+    /// (called after answers; the store calls run off the request's path).
+    pub fn heartbeat(&self) {
+        let last = self
+            .last_heartbeat_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if now_ms() - last < HEARTBEAT_MS {
+            return;
         }
+        let records = self.agent_state_records("heartbeat");
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || store_agent_states(store.as_ref(), &records));
     }
 
     /// Runs a blocking store call off the async threads.
@@ -296,6 +397,15 @@ impl Mesh {
         call: impl FnOnce(&dyn StateStore) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, MeshError> {
         Ok(off_thread(&self.store, move |store| call(store)).await?)
+    }
+}
+
+/// Stores agent-state records, logging (not failing on) a store error.
+fn store_agent_states(store: &dyn StateStore, records: &[AgentStateRecord]) {
+    for record in records {
+        if let Err(e) = store.put_agent_state(record) {
+            tracing::warn!(error = %e, agent = record.agent, "recording agent state failed");
+        }
     }
 }
 

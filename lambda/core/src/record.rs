@@ -20,7 +20,8 @@ impl Mesh {
         self.record_as(answer, new_result_id()).await
     }
 
-    /// [`Mesh::record`] under a given `result_id` (an async job's id).
+    /// [`Mesh::record`] under a given `result_id` (an async job's id). Also beats this
+    /// process's heartbeat ([`Mesh::heartbeat`]).
     pub async fn record_as(
         &self,
         answer: AgentAnswer,
@@ -86,6 +87,7 @@ impl Mesh {
             .events_published
             .fetch_add(published.len() as u64, Relaxed);
         crate::events::deliver_to_sinks(&self.event_sinks, &published, &self.metrics).await;
+        self.heartbeat();
         Ok(data)
     }
 }

@@ -1,8 +1,10 @@
 //! The AWS Lambda entry points of `bootstrap` (`MESH_MODE`): the HTTP router under
 //! API Gateway ([`lambda_http`]), the API Gateway WebSocket API ([`websocket`]), the SQS worker
-//! of async jobs ([`worker`], also `msp-mesh worker`), and the fan-out of `msp-mesh score` over
-//! Lambda shards ([`fanout`]).
+//! of async jobs ([`worker`], also `msp-mesh worker`), the fan-out of `msp-mesh score` over
+//! Lambda shards ([`fanout`]), and the broadcaster of the event log's DynamoDB stream
+//! ([`broadcast`]).
 
+pub mod broadcast;
 pub mod fanout;
 pub mod lambda_http;
 pub mod websocket;

@@ -2,7 +2,9 @@
 //! `http` (default): the same router as `msp-mesh serve`, under `lambda_http` (API Gateway
 //! REST and HTTP APIs, ALB); `websocket`: the WebSocket API's `$connect` / `$disconnect` /
 //! `$default` routes; `worker`: batches of async jobs from the SQS queue's event source mapping; `score`: one shard of
-//! a fanned-out `msp-mesh score --fan-out-function` per invocation.
+//! a fanned-out `msp-mesh score --fan-out-function` per invocation; `broadcast`: batches of the
+//! event log table's DynamoDB stream, pushed to the WebSocket API's connections and Kinesis
+//! (no model loaded).
 //!
 //! Configuration comes from the function's environment (`MESH_MODEL_SOURCE=s3://bucket/prefix`
 //! loads weights from S3 into `/tmp/msp-mesh-models` at cold start; warm invocations reuse them).
@@ -22,6 +24,8 @@ enum Mode {
     Worker,
     /// One shard of a fanned-out `msp-mesh score` per invocation.
     Score,
+    /// Batches of the event log's DynamoDB stream, delivered to the event sinks.
+    Broadcast,
 }
 
 #[derive(Debug, Parser)]
@@ -55,10 +59,27 @@ async fn main() -> Result<(), lambda_http::Error> {
     if args.mode == Mode::Websocket && args.service.websocket_endpoint.is_none() {
         return Err(NEEDS_ENDPOINT.into());
     }
-    cli::prepare::before_loading(&args.model)
-        .await
-        .map_err(|e| -> lambda_http::Error { e.into() })?;
+    if args.mode != Mode::Broadcast {
+        cli::prepare::before_loading(&args.model)
+            .await
+            .map_err(|e| -> lambda_http::Error { e.into() })?;
+    }
     match args.mode {
+        Mode::Broadcast => {
+            // No model: the stream's events go to the sinks of the services alone.
+            let services = Arc::new(mesh_core::mesh::Services::open(&args.service).await?);
+            let metrics = Arc::new(mesh_core::metrics::Metrics::default());
+            let handler = |event: LambdaEvent<serde_json::Value>| {
+                let (services, metrics) = (Arc::clone(&services), Arc::clone(&metrics));
+                async move {
+                    Ok::<_, lambda_http::Error>(
+                        aws::broadcast::handle_stream_batch(&services, &metrics, event.payload)
+                            .await,
+                    )
+                }
+            };
+            lambda_http::lambda_runtime::run(service_fn(handler)).await
+        }
         Mode::Http => {
             let state = http::AppState::load(&args.model, &args.service, None)
                 .await

@@ -175,11 +175,14 @@ async fn language_agents(
     model.only_agents = mesh_agents::AgentSelection::only(kind);
     let encoder = mesh_core::mesh::load_backend(model).await?;
     let progress = crate::progress::BarProgress::default();
+    let state: std::sync::Arc<dyn mesh_agents::user_state::UserState> =
+        std::sync::Arc::new(mesh_agents::user_state::MemoryState::new());
     let agents = mesh_agents::loader::LanguageAgents::load(
         &encoder,
         &model.agent_paths(),
         &Default::default(),
         &model.only_agents,
+        &state,
         &progress,
     )
     .await;

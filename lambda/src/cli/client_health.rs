@@ -73,7 +73,7 @@ pub fn client_health(command: ClientHealthCommand) -> anyhow::Result<()> {
             data_dir,
         } => prepare::train_default_churn(&models_dir, &data_dir, force),
         ClientHealthCommand::List { models_dir } => {
-            for (id, versions) in store(&models_dir).list() {
+            for (id, versions) in store(&models_dir).list()? {
                 let v: Vec<String> = versions.iter().map(|v| format!("v{v}")).collect();
                 println!("{id:<24} {}", v.join(" "));
             }

@@ -98,6 +98,10 @@ pub enum Command {
         /// Shards in flight at once (fan-out).
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
+        /// Where the models users trained live (`--state-db`, `--state-backend`): a batch
+        /// scores with them and records nothing there.
+        #[command(flatten)]
+        service: ServiceArgs,
     },
     /// Manage the partner directory of `/collaboration/match` (without a running server).
     Partners {
@@ -168,6 +172,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             fan_out_function,
             shard_bytes,
             concurrency,
+            service,
         } => {
             let spool_dir = model.cache_dir().join("score");
             if let Some(function) = fan_out_function {
@@ -194,7 +199,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
                 window: window.max(1),
                 spool_dir,
             };
-            runtime()?.block_on(score::score(model, &agent, options))
+            runtime()?.block_on(score::score(model, &service, &agent, options))
         }
         Command::Partners { command } => partners::partners(command),
         Command::ClientHealth { command } => client_health::client_health(command),

@@ -377,16 +377,21 @@ pub async fn prepare_and_warm(args: &ModelArgs) -> anyhow::Result<()> {
     prepare_all(args).await?;
     let backend = load_backend(args).await?;
     let progress = BarProgress::default();
+    // Warming reads the partner seed and stores nothing: a state of its own, dropped after.
+    let state: std::sync::Arc<dyn mesh_agents::user_state::UserState> =
+        std::sync::Arc::new(mesh_agents::user_state::MemoryState::new());
     let agents = mesh_agents::loader::LanguageAgents::load(
         &backend,
         &args.agent_paths(),
         &Default::default(),
         &args.only_agents,
+        &state,
         &progress,
     )
     .await;
     progress.finish();
-    let numeric = mesh_agents::loader::NumericAgents::load(&args.agent_paths(), &args.only_agents);
+    let numeric =
+        mesh_agents::loader::NumericAgents::load(&args.agent_paths(), &args.only_agents, &state);
     let mut failures = agents.failures();
     failures.extend(numeric.failures());
     for (name, reason) in &failures {

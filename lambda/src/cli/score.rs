@@ -18,9 +18,11 @@ pub async fn fan_out(options: crate::aws::fanout::FanOutOptions) -> anyhow::Resu
 }
 
 /// Scores the input with agent `agent` in this process: prepares and loads only that agent
-/// (and the encoder), then streams the records through it.
+/// (and the encoder) over the state of `service` (for the models users trained; nothing is
+/// recorded), then streams the records through it.
 pub async fn score(
     mut model: ModelArgs,
+    service: &ServiceArgs,
     agent: &str,
     options: impl FnOnce(mesh_agents::AgentKind) -> crate::batch::ScoreOptions,
 ) -> anyhow::Result<()> {
@@ -33,7 +35,7 @@ pub async fn score(
     let options = options(kind);
     model.only_agents = mesh_agents::AgentSelection::only(kind);
     super::prepare::before_loading(&model).await?;
-    let mesh = load_mesh(&model, &ServiceArgs::ephemeral()).await?;
+    let mesh = load_mesh(&model, service).await?;
     let bar = indicatif::ProgressBar::new_spinner();
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
     let summary = crate::batch::run(mesh, &options, &bar).await?;

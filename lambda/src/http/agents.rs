@@ -140,8 +140,8 @@ pub struct ModelVersions {
 async fn client_health_models(State(s): State<Arc<AppState>>) -> Plain<ModelList> {
     let agent = loaded(&s.numeric.client_health)?;
     let models = agent
-        .store()
-        .list()
+        .models()
+        .await?
         .into_iter()
         .map(|(model_id, versions)| ModelVersions { model_id, versions })
         .collect();
@@ -158,7 +158,7 @@ async fn federated(State(s): State<Arc<AppState>>, body: Body<FederatedRequest>)
 /// The federated runs so far and the privacy budget they spent together.
 #[utoipa::path(get, path = "/federated/status", responses((status = 200, body = FederatedStatus), (status = 503, body = ErrorBody)))]
 async fn federated_status(State(s): State<Arc<AppState>>) -> Plain<FederatedStatus> {
-    Ok(Json(loaded(&s.numeric.federated)?.status()))
+    Ok(Json(loaded(&s.numeric.federated)?.status().await?))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -173,7 +173,7 @@ pub struct PartnerList {
 #[utoipa::path(get, path = "/collaboration/partners", responses((status = 200, body = PartnerList), (status = 503, body = ErrorBody)))]
 async fn list_partners(State(s): State<Arc<AppState>>) -> Plain<PartnerList> {
     let agent = loaded(&s.agents.partners)?;
-    let (partners, sample_data) = agent.list();
+    let (partners, sample_data) = agent.list().await?;
     Ok(Json(PartnerList {
         count: partners.len(),
         partners,
@@ -248,7 +248,7 @@ async fn upsert(
         "partners added"
     };
     tokio::task::spawn_blocking(move || state.record_agent_states(change));
-    let (partners, sample_data) = agent.list();
+    let (partners, sample_data) = agent.list().await?;
     Ok(Json(PartnerList {
         count: partners.len(),
         partners,

@@ -50,6 +50,8 @@ impl AppState {
         // Settings errors (keys) before the slow model loading.
         let protection = Protection::from_args(&service.protection, listen)?;
         let mesh = crate::progress::load_mesh(model, service).await?;
+        // The WebSocket connections a previous server process recorded are gone with it.
+        mesh_core::store::off_thread(&mesh.store, |s| s.clear_connections()).await?;
         Ok(Arc::new(Self {
             mesh,
             protection,

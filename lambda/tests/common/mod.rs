@@ -66,7 +66,9 @@ pub fn mesh_command(subcommand: &str, partners: &Path) -> Command {
         .arg(models_dir.join(".cache"))
         .arg("--partners-file")
         .arg(partners)
-        .args(["--auto-pull", "false"]);
+        .args(["--auto-pull", "false"])
+        // No test writes a state file it did not name (`--state-db` wins over this).
+        .env("MESH_STATE_DB", ":memory:");
     command
 }
 

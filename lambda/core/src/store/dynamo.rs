@@ -23,6 +23,8 @@ use futures_util::future::try_join_all;
 use mesh_agents::AgentKind;
 use serde_json::{Number, Value};
 
+use mesh_agents::user_state::{Document, UserState, UserStateError};
+
 use super::{
     iso8601_ms, AgentResult, AgentStateRecord, ConnectionRecord, Event, EventLog, ListFilter,
     NetworkMetric, NewEvent, StateStore, StoreError, ThreatEvent,
@@ -50,6 +52,11 @@ pub const CONNECTIONS_TABLE: &str = "WebSocketConnections";
 /// The event log (not in the plan, which names only the Kinesis stream: a stream cannot be
 /// read from an offset of the mesh's own).
 pub const EVENT_LOG_TABLE: &str = "MeshEventLog";
+/// What users give the agents and the additive ledgers ([`UserState`]): `space` (`doc` or
+/// `ledger`), `key`.
+pub const USER_STATE_TABLE: &str = "MeshUserState";
+/// Largest document body kept in an item (DynamoDB's item limit is 400 KB).
+pub const MAX_DOCUMENT_BYTES: usize = 350_000;
 /// `log` of the event items.
 const EVENTS_PARTITION: &str = "events";
 /// `log` of the offset counter item (at `offset` 0).
@@ -94,6 +101,12 @@ pub struct Tables {
         default_value = EVENT_LOG_TABLE
     )]
     pub event_log: String,
+    #[arg(
+        long = "table-user-state",
+        env = "MESH_TABLE_USER_STATE",
+        default_value = USER_STATE_TABLE
+    )]
+    pub user_state: String,
 }
 
 impl Default for Tables {
@@ -105,6 +118,7 @@ impl Default for Tables {
             threat_events: THREAT_EVENTS_TABLE.into(),
             connections: CONNECTIONS_TABLE.into(),
             event_log: EVENT_LOG_TABLE.into(),
+            user_state: USER_STATE_TABLE.into(),
         }
     }
 }
@@ -252,6 +266,25 @@ impl DynamoStore {
                 .key_schema(key("offset", KeyType::Range)?)
                 .attribute_definitions(attribute("log", ScalarAttributeType::S)?)
                 .attribute_definitions(attribute("offset", ScalarAttributeType::N)?)
+                // The broadcaster function reads new events from the table's stream.
+                .stream_specification(
+                    aws_sdk_dynamodb::types::StreamSpecification::builder()
+                        .stream_enabled(true)
+                        .stream_view_type(aws_sdk_dynamodb::types::StreamViewType::NewImage)
+                        .build()
+                        .map_err(aws_error)?,
+                )
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            client
+                .create_table()
+                .table_name(&tables.user_state)
+                .billing_mode(BillingMode::PayPerRequest)
+                .key_schema(key("space", KeyType::Hash)?)
+                .key_schema(key("key", KeyType::Range)?)
+                .attribute_definitions(attribute("space", ScalarAttributeType::S)?)
+                .attribute_definitions(attribute("key", ScalarAttributeType::S)?)
                 .send()
                 .await
                 .map_err(sdk_error)?;
@@ -813,6 +846,177 @@ impl EventLog for DynamoStore {
     }
 }
 
+/// `space` of documents and of ledgers in the user-state table.
+const DOCUMENTS: &str = "doc";
+const LEDGERS: &str = "ledger";
+
+fn user_error(e: StoreError) -> UserStateError {
+    UserStateError::Store(e.to_string())
+}
+
+impl UserState for DynamoStore {
+    fn get(&self, key: &str) -> Result<Option<Document>, UserStateError> {
+        let key = key.to_string();
+        self.run(|client, tables| async move {
+            let output = client
+                .get_item()
+                .table_name(&tables.user_state)
+                .key("space", s(DOCUMENTS))
+                .key("key", s(&key))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            let Some(item) = output.item() else {
+                return Ok(None);
+            };
+            let bytes = match item.get("body") {
+                Some(AttributeValue::B(blob)) => blob.clone().into_inner(),
+                _ => return Err(StoreError::Aws(format!("`{key}` has no body"))),
+            };
+            Ok(Some(Document {
+                version: get_n(item, "version")?,
+                bytes,
+            }))
+        })
+        .map_err(user_error)
+    }
+
+    fn put(&self, key: &str, bytes: &[u8], expected: u64) -> Result<bool, UserStateError> {
+        if bytes.len() > MAX_DOCUMENT_BYTES {
+            return Err(UserStateError::TooLarge {
+                key: key.to_string(),
+                bytes: bytes.len(),
+                limit: MAX_DOCUMENT_BYTES,
+            });
+        }
+        let (key, bytes) = (key.to_string(), bytes.to_vec());
+        self.run(|client, tables| async move {
+            let request = client
+                .put_item()
+                .table_name(&tables.user_state)
+                .item("space", s(DOCUMENTS))
+                .item("key", s(&key))
+                .item("version", n(expected + 1))
+                .item("body", AttributeValue::B(bytes.into()));
+            let request = if expected == 0 {
+                request
+                    .condition_expression("attribute_not_exists(#key)")
+                    .expression_attribute_names("#key", "key")
+            } else {
+                request
+                    .condition_expression("#version = :expected")
+                    .expression_attribute_names("#version", "version")
+                    .expression_attribute_values(":expected", n(expected))
+            };
+            match request.send().await {
+                Ok(_) => Ok(true),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+                {
+                    Ok(false)
+                }
+                Err(e) => Err(sdk_error(e)),
+            }
+        })
+        .map_err(user_error)
+    }
+
+    fn keys(&self, prefix: &str) -> Result<Vec<String>, UserStateError> {
+        let prefix = prefix.to_string();
+        self.run(|client, tables| async move {
+            let mut keys = Vec::new();
+            let mut start: Option<Item> = None;
+            loop {
+                let output = client
+                    .query()
+                    .table_name(&tables.user_state)
+                    .key_condition_expression("#space = :space AND begins_with(#key, :prefix)")
+                    .expression_attribute_names("#space", "space")
+                    .expression_attribute_names("#key", "key")
+                    .expression_attribute_values(":space", s(DOCUMENTS))
+                    .expression_attribute_values(":prefix", s(&prefix))
+                    .projection_expression("#key")
+                    .consistent_read(true)
+                    .set_exclusive_start_key(start.take())
+                    .send()
+                    .await
+                    .map_err(sdk_error)?;
+                for item in output.items() {
+                    keys.push(get_s(item, "key")?);
+                }
+                match output.last_evaluated_key() {
+                    Some(last) if !last.is_empty() => start = Some(last.clone()),
+                    _ => return Ok(keys),
+                }
+            }
+        })
+        .map_err(user_error)
+    }
+
+    fn delete(&self, key: &str) -> Result<(), UserStateError> {
+        let key = key.to_string();
+        self.run(|client, tables| async move {
+            client
+                .delete_item()
+                .table_name(&tables.user_state)
+                .key("space", s(DOCUMENTS))
+                .key("key", s(&key))
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            Ok(())
+        })
+        .map_err(user_error)
+    }
+
+    fn add(&self, name: &str, amount: f64) -> Result<f64, UserStateError> {
+        if !amount.is_finite() {
+            return Err(UserStateError::Store(format!(
+                "ledger `{name}`: {amount} cannot be added"
+            )));
+        }
+        let name = name.to_string();
+        self.run(|client, tables| async move {
+            let output = client
+                .update_item()
+                .table_name(&tables.user_state)
+                .key("space", s(LEDGERS))
+                .key("key", s(&name))
+                .update_expression("ADD #total :amount")
+                .expression_attribute_names("#total", "total")
+                .expression_attribute_values(":amount", n(amount))
+                .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            get_n(output.attributes().unwrap_or(&Item::new()), "total")
+        })
+        .map_err(user_error)
+    }
+
+    fn total(&self, name: &str) -> Result<f64, UserStateError> {
+        let name = name.to_string();
+        self.run(|client, tables| async move {
+            let output = client
+                .get_item()
+                .table_name(&tables.user_state)
+                .key("space", s(LEDGERS))
+                .key("key", s(&name))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            match output.item() {
+                Some(item) => get_n(item, "total"),
+                None => Ok(0.0),
+            }
+        })
+        .map_err(user_error)
+    }
+}
+
 fn event_item(e: &Event) -> Item {
     HashMap::from([
         ("log".into(), s(EVENTS_PARTITION)),
@@ -834,6 +1038,71 @@ fn event_of(item: &Item) -> Result<Event, StoreError> {
         data: get_json(item, "data")?,
         timestamp: get_s(item, "timestamp")?,
     })
+}
+
+/// One attribute value in the JSON form of DynamoDB Streams records (`{"S": "text"}`,
+/// `{"N": "1.5"}`, `{"M": {...}}`, ...); `None` for a form the event log never writes (binary).
+fn attribute_from_stream(value: &Value) -> Option<AttributeValue> {
+    let (kind, inner) = value.as_object()?.iter().next()?;
+    let strings = |v: &Value| -> Option<Vec<String>> {
+        v.as_array()?
+            .iter()
+            .map(|s| s.as_str().map(str::to_string))
+            .collect()
+    };
+    Some(match kind.as_str() {
+        "S" => AttributeValue::S(inner.as_str()?.to_string()),
+        "N" => AttributeValue::N(inner.as_str()?.to_string()),
+        "BOOL" => AttributeValue::Bool(inner.as_bool()?),
+        "NULL" => AttributeValue::Null(true),
+        "SS" => AttributeValue::Ss(strings(inner)?),
+        "NS" => AttributeValue::Ns(strings(inner)?),
+        "L" => AttributeValue::L(
+            inner
+                .as_array()?
+                .iter()
+                .map(attribute_from_stream)
+                .collect::<Option<_>>()?,
+        ),
+        "M" => AttributeValue::M(
+            inner
+                .as_object()?
+                .iter()
+                .map(|(k, v)| Some((k.clone(), attribute_from_stream(v)?)))
+                .collect::<Option<_>>()?,
+        ),
+        _ => return None,
+    })
+}
+
+/// The events a DynamoDB Streams batch of the event log table carries (a Lambda event, or a
+/// `GetRecords` answer: `{"Records": [...]}`): the new items of `log = "events"`, in stream
+/// order. The counter item's updates are skipped; a record that is not an event item is an
+/// error naming its sequence number.
+pub fn events_from_stream(batch: &Value) -> Vec<Result<Event, StoreError>> {
+    let records = batch["Records"].as_array().cloned().unwrap_or_default();
+    records
+        .iter()
+        .filter(|r| r["eventName"] == "INSERT")
+        .filter_map(|r| {
+            let image = &r["dynamodb"]["NewImage"];
+            if image["log"]["S"] != EVENTS_PARTITION {
+                return None;
+            }
+            let sequence = r["dynamodb"]["SequenceNumber"].as_str().unwrap_or("?");
+            let item: Option<Item> = image.as_object().and_then(|m| {
+                m.iter()
+                    .map(|(k, v)| Some((k.clone(), attribute_from_stream(v)?)))
+                    .collect()
+            });
+            Some(
+                item.ok_or_else(|| {
+                    StoreError::Aws(format!("stream record {sequence}: unreadable image"))
+                })
+                .and_then(|item| event_of(&item)),
+            )
+        })
+        .collect()
 }
 
 fn newest_first<T>(rows: &mut Vec<T>, key: impl Fn(&T) -> (i64, String), limit: u32) {
@@ -864,6 +1133,35 @@ mod tests {
         );
         assert!(matches!(&map["tiny"], AttributeValue::M(_)));
         assert_eq!(attribute_to_json(&attribute).unwrap(), value);
+    }
+
+    /// A stream batch by hand: an event item (nested map, list, number), the counter item's
+    /// insert and a modify (both skipped), and an image that is not an event (an error).
+    #[test]
+    fn stream_batches_give_the_event_items() {
+        let batch = serde_json::json!({"Records": [
+            {"eventName": "INSERT", "dynamodb": {"SequenceNumber": "1", "NewImage": {
+                "log": {"S": "events"}, "offset": {"N": "7"}, "type": {"S": "alert"},
+                "agent": {"S": "anomaly-detection"}, "result_id": {"S": "r1"},
+                "timestamp": {"S": "2026-12-03T08:00:00.000Z"},
+                "data": {"M": {"score": {"N": "0.5"}, "tags": {"L": [{"S": "a"}, {"NULL": true}]}, "ok": {"BOOL": true}}}}}},
+            {"eventName": "INSERT", "dynamodb": {"SequenceNumber": "2", "NewImage": {
+                "log": {"S": "counter"}, "offset": {"N": "0"}, "last": {"N": "7"}}}},
+            {"eventName": "MODIFY", "dynamodb": {"SequenceNumber": "3", "NewImage": {
+                "log": {"S": "events"}, "offset": {"N": "7"}}}},
+            {"eventName": "INSERT", "dynamodb": {"SequenceNumber": "4", "NewImage": {
+                "log": {"S": "events"}, "offset": {"N": "8"}}}}
+        ]});
+        let events = events_from_stream(&batch);
+        assert_eq!(events.len(), 2);
+        let first = events[0].as_ref().unwrap();
+        assert_eq!(first.offset, 7);
+        assert_eq!(first.event_type, "alert");
+        assert_eq!(
+            first.data,
+            serde_json::json!({"score": 0.5, "tags": ["a", null], "ok": true})
+        );
+        assert!(events[1].is_err());
     }
 
     #[test]

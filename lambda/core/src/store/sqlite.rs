@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use mesh_agents::user_state::{Document, UserState, UserStateError};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{
@@ -61,6 +62,17 @@ const MIGRATIONS: &[&str] = &[
          result_id    TEXT NOT NULL,
          data         TEXT NOT NULL,
          timestamp_ms INTEGER NOT NULL
+     );",
+    // v2: what users give the agents (partners, trained models, federated runs) and the
+    // additive ledgers (the privacy budget), shared by every process on this file.
+    "CREATE TABLE user_documents (
+         key     TEXT PRIMARY KEY,
+         version INTEGER NOT NULL,
+         body    BLOB NOT NULL
+     );
+     CREATE TABLE user_ledgers (
+         name  TEXT PRIMARY KEY,
+         total REAL NOT NULL
      );",
 ];
 
@@ -414,10 +426,108 @@ impl EventLog for SqliteStore {
     }
 }
 
+impl UserState for SqliteStore {
+    fn get(&self, key: &str) -> Result<Option<Document>, UserStateError> {
+        let connection = self.lock();
+        connection
+            .query_row(
+                "SELECT version, body FROM user_documents WHERE key = ?1",
+                params![key],
+                |r| {
+                    Ok(Document {
+                        version: r.get::<_, i64>(0)? as u64,
+                        bytes: r.get(1)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(user_state_error)
+    }
+
+    fn put(&self, key: &str, bytes: &[u8], expected: u64) -> Result<bool, UserStateError> {
+        let connection = self.lock();
+        let changed = if expected == 0 {
+            connection.execute(
+                "INSERT INTO user_documents (key, version, body) VALUES (?1, 1, ?2)
+                 ON CONFLICT (key) DO NOTHING",
+                params![key, bytes],
+            )
+        } else {
+            connection.execute(
+                "UPDATE user_documents SET version = version + 1, body = ?2
+                 WHERE key = ?1 AND version = ?3",
+                params![key, bytes, expected as i64],
+            )
+        }
+        .map_err(user_state_error)?;
+        Ok(changed == 1)
+    }
+
+    fn keys(&self, prefix: &str) -> Result<Vec<String>, UserStateError> {
+        let connection = self.lock();
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT key FROM user_documents WHERE substr(key, 1, ?2) = ?1 ORDER BY key",
+            )
+            .map_err(user_state_error)?;
+        let rows = statement
+            .query_map(params![prefix, prefix.chars().count() as i64], |r| r.get(0))
+            .map_err(user_state_error)?;
+        rows.collect::<Result<_, _>>().map_err(user_state_error)
+    }
+
+    fn delete(&self, key: &str) -> Result<(), UserStateError> {
+        self.lock()
+            .execute("DELETE FROM user_documents WHERE key = ?1", params![key])
+            .map_err(user_state_error)?;
+        Ok(())
+    }
+
+    fn add(&self, name: &str, amount: f64) -> Result<f64, UserStateError> {
+        self.lock()
+            .query_row(
+                "INSERT INTO user_ledgers (name, total) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET total = total + excluded.total
+                 RETURNING total",
+                params![name, amount],
+                |r| r.get(0),
+            )
+            .map_err(user_state_error)
+    }
+
+    fn total(&self, name: &str) -> Result<f64, UserStateError> {
+        self.lock()
+            .query_row(
+                "SELECT total FROM user_ledgers WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map(|t| t.unwrap_or(0.0))
+            .map_err(user_state_error)
+    }
+}
+
+fn user_state_error(e: rusqlite::Error) -> UserStateError {
+    UserStateError::Store(e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn user_state_keeps_the_contract_and_is_shared_through_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let store = SqliteStore::open(&path).unwrap();
+        mesh_agents::user_state::check_contract(&store);
+        let other = SqliteStore::open(&path).unwrap();
+        assert_eq!(other.get("a/1").unwrap().unwrap().bytes, b"two");
+        assert_eq!(other.add("eps", 0.25).unwrap(), 1.0);
+        assert_eq!(store.total("eps").unwrap(), 1.0);
+    }
 
     fn result(id: &str, agent: &str, ms: i64) -> AgentResult {
         AgentResult {
