@@ -25,6 +25,18 @@ pub async fn sdk_config(retries: SdkRetries) -> aws_config::SdkConfig {
     .await
 }
 
+/// An S3 client of `shared`, with path-style addressing when an endpoint is set (in `shared`,
+/// or by `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL`): a local S3-compatible server.
+pub fn s3_client(shared: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    let custom_endpoint = shared.endpoint_url().is_some()
+        || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
+        || std::env::var_os("AWS_ENDPOINT_URL").is_some();
+    let config = aws_sdk_s3::config::Builder::from(shared)
+        .force_path_style(custom_endpoint)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
 /// `s3://bucket/key`: a bucket and a key (or key prefix; possibly empty).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct S3Uri {

@@ -139,17 +139,7 @@ impl S3Store {
     /// switch to path-style addressing for local S3-compatible servers).
     pub async fn from_env(bucket: String, prefix: String, cache_dir: PathBuf) -> Self {
         let shared = crate::aws::sdk_config(crate::aws::SdkRetries::Standard).await;
-        let custom_endpoint = std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
-            || std::env::var_os("AWS_ENDPOINT_URL").is_some();
-        let config = aws_sdk_s3::config::Builder::from(&shared)
-            .force_path_style(custom_endpoint)
-            .build();
-        Self::new(
-            aws_sdk_s3::Client::from_conf(config),
-            bucket,
-            prefix,
-            cache_dir,
-        )
+        Self::new(crate::aws::s3_client(&shared), bucket, prefix, cache_dir)
     }
 
     fn key(&self, entry: &ModelEntry, file: &str) -> String {

@@ -167,6 +167,48 @@ fn dynamodb_user_state_keeps_the_contract_across_stores() {
     ));
 }
 
+/// An answer over DynamoDB's item limit (over 500 KB of scores) is kept whole: its JSON in S3,
+/// the item pointing at it, read back by `get_result` and `list_results`; without a results
+/// location it is refused before anything is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_over_the_item_limit_go_to_s3() {
+    let moto = start_moto();
+    let config = sdk_config(&moto.endpoint);
+    mesh_inference::aws::s3_client(&config)
+        .create_bucket()
+        .bucket("mesh-results")
+        .send()
+        .await
+        .unwrap();
+    let scores: Vec<f64> = (0..60_000).map(|i| i as f64 / 7.0).collect();
+    let mut large = result("big", "anomaly-detection", 5_000, 0.5);
+    large.data = json!({"anomalies_detected": 0, "anomaly_scores": scores});
+    assert!(serde_json::to_vec(&large.data).unwrap().len() > 500_000);
+    let (stored, listed, refused) = tokio::task::spawn_blocking(move || {
+        let store = DynamoStore::new(&config, Tables::default())
+            .unwrap()
+            .with_large_results(&config, "s3://mesh-results/prod")
+            .unwrap();
+        store.create_tables().unwrap();
+        store.put_result(&large).unwrap();
+        let stored = store.get_result("big").unwrap().expect("stored");
+        assert_eq!(stored, large);
+        let listed = store.list_results(&ListFilter::default()).unwrap();
+        let plain = DynamoStore::new(&config, Tables::default()).unwrap();
+        let mut other = large.clone();
+        other.result_id = "big-2".into();
+        let refused = plain.put_result(&other);
+        (stored, listed, refused)
+    })
+    .await
+    .unwrap();
+    assert_eq!(listed, vec![stored]);
+    assert!(
+        matches!(refused, Err(mesh_core::store::StoreError::TooLarge(ref m)) if m.contains("MESH_RESULTS_LOCATION")),
+        "{refused:?}"
+    );
+}
+
 #[tokio::test]
 async fn numbers_are_dynamodb_numbers_with_their_exact_text() {
     let moto = start_moto();

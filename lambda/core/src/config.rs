@@ -227,6 +227,10 @@ pub struct ServiceArgs {
     pub state_backend: StateBackend,
     #[command(flatten)]
     pub tables: crate::store::dynamo::Tables,
+    /// Where results too large for a DynamoDB item go (`s3://bucket/prefix`; the item keeps a
+    /// pointer): with `--state-backend aws`, an answer over 350 KB fails without it.
+    #[arg(long, env = "MESH_RESULTS_LOCATION")]
+    pub results_location: Option<String>,
     /// EventBridge bus that receives HIGH and CRITICAL threats (`default`, a name or an ARN);
     /// none are sent when unset.
     #[arg(long, env = "MESH_EVENT_BUS")]
@@ -278,6 +282,7 @@ impl ServiceArgs {
             state_db: Some(PathBuf::from(":memory:")),
             state_backend: StateBackend::Sqlite,
             tables: Default::default(),
+            results_location: None,
             event_bus: None,
             kinesis_stream: None,
             websocket_endpoint: None,

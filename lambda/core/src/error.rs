@@ -101,6 +101,7 @@ impl MeshError {
             Self::Unavailable(_) => (ErrorKind::Unavailable, None),
             Self::Inference(InferenceError::Input(_)) => (ErrorKind::Validation, None),
             Self::Inference(_) => (ErrorKind::Inference, None),
+            Self::Storage(StoreError::TooLarge(_)) => (ErrorKind::Unavailable, None),
             Self::Storage(_) => (ErrorKind::Storage, None),
         }
     }

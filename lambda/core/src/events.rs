@@ -15,6 +15,39 @@ pub const AGENT_RESULT: &str = "agent_result";
 /// Type of the events the alert rules raise.
 pub const ALERT: &str = "alert";
 
+/// Largest answer an `agent_result` event carries whole, in bytes of JSON. A larger one (an
+/// anomaly answer with 100,000 scores) is stored whole as the result, and its event carries
+/// [`event_data`]'s summary instead: events travel in stream records and WebSocket frames,
+/// which have limits of their own.
+pub const MAX_EVENT_DATA_BYTES: usize = 64 * 1024;
+
+/// What the `agent_result` event of answer `data` carries: the answer itself, or when its JSON
+/// is over [`MAX_EVENT_DATA_BYTES`], its scalar fields (severity, counts, `model_used`, ...)
+/// with `omitted` naming the size and where the whole answer is (`GET /results/{id}`).
+pub fn event_data(result_id: &str, data: &Value) -> Value {
+    let bytes = serde_json::to_vec(data).map_or(0, |b| b.len());
+    if bytes <= MAX_EVENT_DATA_BYTES {
+        return data.clone();
+    }
+    let mut summary = serde_json::Map::new();
+    if let Value::Object(fields) = data {
+        for (name, value) in fields {
+            if !(value.is_array() || value.is_object()) {
+                summary.insert(name.clone(), value.clone());
+            }
+        }
+    }
+    summary.insert(
+        "omitted".into(),
+        serde_json::json!({
+            "reason": format!("the answer is {bytes} bytes; events carry at most {MAX_EVENT_DATA_BYTES}"),
+            "bytes": bytes,
+            "result": format!("/results/{result_id}"),
+        }),
+    );
+    Value::Object(summary)
+}
+
 /// Events a live subscriber may fall behind by before it is told it lagged.
 pub const SUBSCRIBER_BUFFER: usize = 1024;
 
@@ -104,7 +137,7 @@ impl EventStream for LocalEventStream {
             event_type: AGENT_RESULT.into(),
             agent: agent.into(),
             result_id: result_id.into(),
-            data: data.clone(),
+            data: event_data(result_id, data),
             timestamp_ms,
         }];
         events.extend(alerts.into_iter().map(|alert| NewEvent {
@@ -173,5 +206,21 @@ mod tests {
         );
         assert_eq!(received[2].data["severity"], "CRITICAL");
         assert_eq!(stream.replay(2, 10).await.unwrap(), received[1..]);
+    }
+
+    /// A small answer travels whole; a large one as its scalar fields and where to get it.
+    #[test]
+    fn large_answers_travel_as_a_summary() {
+        let small = serde_json::json!({"severity": "LOW", "anomalies": [1, 2]});
+        assert_eq!(event_data("r1", &small), small);
+        let scores: Vec<f64> = (0..20_000).map(f64::from).collect();
+        let large = serde_json::json!({"anomalies_detected": 2, "model_used": "iforest@1",
+            "anomaly_scores": scores, "statistics": {"mean": 1.0}});
+        let summary = event_data("r2", &large);
+        assert_eq!(summary["anomalies_detected"], 2);
+        assert_eq!(summary["model_used"], "iforest@1");
+        assert!(summary.get("anomaly_scores").is_none() && summary.get("statistics").is_none());
+        assert_eq!(summary["omitted"]["result"], "/results/r2");
+        assert!(summary["omitted"]["bytes"].as_u64().unwrap() > MAX_EVENT_DATA_BYTES as u64);
     }
 }

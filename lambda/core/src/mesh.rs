@@ -106,7 +106,11 @@ fn open_state(
 ) -> anyhow::Result<(Arc<dyn StateStore>, Arc<dyn EventLog>, Arc<dyn UserState>)> {
     Ok(match (&args.state_backend, config) {
         (StateBackend::Aws, Some(config)) => {
-            let dynamo = Arc::new(DynamoStore::new(config, args.tables.clone())?);
+            let mut dynamo = DynamoStore::new(config, args.tables.clone())?;
+            if let Some(location) = &args.results_location {
+                dynamo = dynamo.with_large_results(config, location)?;
+            }
+            let dynamo = Arc::new(dynamo);
             (dynamo.clone(), dynamo.clone(), dynamo)
         }
         _ => {

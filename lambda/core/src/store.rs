@@ -27,6 +27,9 @@ pub enum StoreError {
     Worker(String),
     #[error("state store: DynamoDB: {0}")]
     Aws(String),
+    /// A result too large for the store as configured (DynamoDB without a results location).
+    #[error("state store: {0}")]
+    TooLarge(String),
 }
 
 /// One agent call's answer, stored under its `result_id`.

@@ -123,10 +123,78 @@ impl Default for Tables {
     }
 }
 
+/// Results too large for an item: their JSON as S3 objects `<prefix>/results/<result_id>.json`.
+#[derive(Clone)]
+struct LargeResults {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    prefix: String,
+}
+
+impl LargeResults {
+    fn key(&self, result_id: &str) -> String {
+        match self.prefix.is_empty() {
+            true => format!("results/{result_id}.json"),
+            false => format!("{}/results/{result_id}.json", self.prefix),
+        }
+    }
+
+    async fn put(&self, result_id: &str, body: Vec<u8>) -> Result<String, StoreError> {
+        let key = self.key(result_id);
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .content_type("application/json")
+            .body(body.into())
+            .send()
+            .await
+            .map_err(|e| {
+                StoreError::Aws(format!(
+                    "S3 PutObject: {}",
+                    aws_sdk_s3::error::DisplayErrorContext(e)
+                ))
+            })?;
+        Ok(format!("s3://{}/{key}", self.bucket))
+    }
+
+    async fn get(&self, uri: &str) -> Result<Value, StoreError> {
+        let key = uri
+            .strip_prefix(&format!("s3://{}/", self.bucket))
+            .ok_or_else(|| StoreError::Aws(format!("{uri} is not in the results location")))?;
+        let object = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| {
+                StoreError::Aws(format!(
+                    "S3 GetObject {uri}: {}",
+                    aws_sdk_s3::error::DisplayErrorContext(e)
+                ))
+            })?;
+        let bytes = object
+            .body
+            .collect()
+            .await
+            .map_err(|e| StoreError::Aws(format!("S3 GetObject {uri}: {e}")))?
+            .into_bytes();
+        Ok(serde_json::from_slice(&bytes)?)
+    }
+}
+
+/// Largest answer kept in a result item, in bytes of JSON (DynamoDB's item limit is 400 KB).
+pub const MAX_ITEM_RESULT_BYTES: usize = 350_000;
+/// The attribute of a result item that points at its answer in S3.
+const DATA_S3: &str = "data_s3";
+
 /// The state store on DynamoDB.
 pub struct DynamoStore {
     client: Client,
     tables: Tables,
+    large_results: Option<LargeResults>,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
@@ -163,8 +231,39 @@ impl DynamoStore {
         Ok(Self {
             client: Client::new(config),
             tables,
+            large_results: None,
             runtime: Some(runtime),
         })
+    }
+
+    /// Keeps answers over [`MAX_ITEM_RESULT_BYTES`] in S3 at `location` (`s3://bucket/prefix`),
+    /// their items pointing at them.
+    pub fn with_large_results(
+        mut self,
+        config: &aws_config::SdkConfig,
+        location: &str,
+    ) -> Result<Self, StoreError> {
+        let uri = mesh_inference::aws::S3Uri::parse(location)
+            .map_err(|e| StoreError::Aws(format!("results location: {e}")))?;
+        self.large_results = Some(LargeResults {
+            client: mesh_inference::aws::s3_client(config),
+            bucket: uri.bucket,
+            prefix: uri.key,
+        });
+        Ok(self)
+    }
+
+    /// `item` with its answer read back from S3 when it holds a pointer.
+    async fn resolve(large: Option<&LargeResults>, item: &Item) -> Result<AgentResult, StoreError> {
+        let Some(AttributeValue::S(uri)) = item.get(DATA_S3) else {
+            return result_of(item);
+        };
+        let large = large.ok_or_else(|| {
+            StoreError::TooLarge(format!("result in {uri}, but no results location is set"))
+        })?;
+        let mut item = item.clone();
+        item.insert("data".into(), json_to_attribute(&large.get(uri).await?));
+        result_of(&item)
     }
 
     /// Runs `call` on the store's runtime and waits for it.
@@ -541,13 +640,37 @@ fn agent_names() -> Vec<String> {
 }
 
 impl StateStore for DynamoStore {
+    /// An answer over [`MAX_ITEM_RESULT_BYTES`] goes to S3 first (with a results location;
+    /// without one it is refused before anything is written), its item keeps a pointer.
     fn put_result(&self, result: &AgentResult) -> Result<(), StoreError> {
-        let item = result_item(result);
-        self.run(|client, tables| async move { put(&client, &tables.agent_results, item).await })
+        let mut item = result_item(result);
+        let bytes = serde_json::to_vec(&result.data)?;
+        let offload = match (bytes.len() > MAX_ITEM_RESULT_BYTES, &self.large_results) {
+            (false, _) => None,
+            (true, Some(large)) => {
+                item.remove("data");
+                Some((large.clone(), bytes))
+            }
+            (true, None) => {
+                return Err(StoreError::TooLarge(format!(
+                    "the answer is {} bytes, over DynamoDB's item limit; set MESH_RESULTS_LOCATION (s3://bucket/prefix) to keep such results",
+                    bytes.len()
+                )))
+            }
+        };
+        let result_id = result.result_id.clone();
+        self.run(|client, tables| async move {
+            if let Some((large, bytes)) = offload {
+                let uri = large.put(&result_id, bytes).await?;
+                item.insert(DATA_S3.into(), s(&uri));
+            }
+            put(&client, &tables.agent_results, item).await
+        })
     }
 
     fn get_result(&self, result_id: &str) -> Result<Option<AgentResult>, StoreError> {
         let id = result_id.to_string();
+        let large = self.large_results.clone();
         self.run(|client, tables| async move {
             let output = client
                 .query()
@@ -558,7 +681,10 @@ impl StateStore for DynamoStore {
                 .send()
                 .await
                 .map_err(sdk_error)?;
-            output.items().first().map(result_of).transpose()
+            match output.items().first() {
+                Some(item) => Ok(Some(Self::resolve(large.as_ref(), item).await?)),
+                None => Ok(None),
+            }
         })
     }
 
@@ -568,11 +694,12 @@ impl StateStore for DynamoStore {
             None => agent_names(),
         };
         let (range, limit) = (time_range(filter), filter.limit());
+        let large = self.large_results.clone();
         self.run(|client, tables| async move {
             let table = (tables.agent_results.as_str(), Some(RESULTS_BY_AGENT_INDEX));
             let items = query_newest(&client, table, "agent_type", &agents, &range, limit).await?;
             let mut results: Vec<AgentResult> =
-                items.iter().map(result_of).collect::<Result<_, _>>()?;
+                try_join_all(items.iter().map(|item| Self::resolve(large.as_ref(), item))).await?;
             newest_first(
                 &mut results,
                 |r| (r.timestamp_ms, r.result_id.clone()),
