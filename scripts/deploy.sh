@@ -135,7 +135,8 @@ cat >&2 <<EOF
 deploy: done
   REST API   $(output RestApiUrl)
   WebSocket  $(output WebSocketUrl)
-  API key    aws apigateway get-api-key --region $REGION --include-value --api-key $(output ApiKeyId) --query value --output text
+  API key    aws secretsmanager get-secret-value --region $REGION --secret-id msp-intelligence/api-key --query SecretString --output text
+             (x-api-key on the REST API; ?api_key= on the WebSocket, checked by msp-websocket-authorizer)
   models     $model_source
-  dashboard  s3://$frontend (CloudFront or the bucket's website endpoint; API key in its Settings page)
+  dashboard  $(output FrontendUrl) (CloudFront over the private bucket s3://$frontend; API key in its Settings page)
 EOF

@@ -927,6 +927,32 @@ async fn events_reach_100_connections_off_the_request_path() {
     }
 }
 
+/// The WebSocket API's `$connect` authorizer as a function: the browser's key (sent as
+/// `?api_key=`, handed over decoded by API Gateway) is allowed, any other denied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connect_authorizer_checks_the_api_key_query_parameter() {
+    let answers = tokio::task::spawn_blocking(|| {
+        let (port, _watch) = start_watch();
+        let _function = start_bootstrap(port, "authorizer", &[("MESH_API_KEYS", "k-1,a+b= c")]);
+        ["a+b= c", "k-1", "k-2", ""]
+            .iter()
+            .map(|key| {
+                let event = json!({"type": "REQUEST",
+                    "methodArn": "arn:aws:execute-api:us-east-1:123456789012:ws123/production/$connect",
+                    "queryStringParameters": {"api_key": key},
+                    "requestContext": {"routeKey": "$connect", "eventType": "CONNECT", "connectionId": "c-1"}});
+                invoke_raw(port, &event)["policyDocument"]["Statement"][0]["Effect"].clone()
+            })
+            .collect::<Vec<Value>>()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        answers,
+        [json!("Allow"), json!("Allow"), json!("Deny"), json!("Deny")]
+    );
+}
+
 /// The answers of a JSON-lines file, without the per-call time stamp.
 fn answers_of(text: &str) -> Vec<Value> {
     text.lines()

@@ -25,6 +25,7 @@ pub mod events;
 pub mod filters;
 pub mod job_runner;
 pub mod jobs;
+pub mod keys;
 pub mod mesh;
 pub mod metrics;
 pub mod notify;

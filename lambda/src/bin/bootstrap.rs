@@ -4,7 +4,8 @@
 //! `$default` routes; `worker`: batches of async jobs from the SQS queue's event source mapping; `score`: one shard of
 //! a fanned-out `msp-mesh score --fan-out-function` per invocation; `broadcast`: batches of the
 //! event log table's DynamoDB stream, pushed to the WebSocket API's connections and Kinesis
-//! (no model loaded).
+//! (no model loaded); `authorizer`: the WebSocket API's `$connect` authorizer, checking the
+//! `api_key` query parameter against the API keys (no model loaded).
 //!
 //! Configuration comes from the function's environment (`MESH_MODEL_SOURCE=s3://bucket/prefix`
 //! loads weights from S3 into `/tmp/msp-mesh-models` at cold start; warm invocations reuse them).
@@ -26,6 +27,8 @@ enum Mode {
     Score,
     /// Batches of the event log's DynamoDB stream, delivered to the event sinks.
     Broadcast,
+    /// The WebSocket API's `$connect` authorizer (API keys, no model).
+    Authorizer,
 }
 
 #[derive(Debug, Parser)]
@@ -59,12 +62,25 @@ async fn main() -> Result<(), lambda_http::Error> {
     if args.mode == Mode::Websocket && args.service.websocket_endpoint.is_none() {
         return Err(NEEDS_ENDPOINT.into());
     }
-    if args.mode != Mode::Broadcast {
+    if !matches!(args.mode, Mode::Broadcast | Mode::Authorizer) {
         cli::prepare::before_loading(&args.model)
             .await
             .map_err(|e| -> lambda_http::Error { e.into() })?;
     }
     match args.mode {
+        Mode::Authorizer => {
+            let keys = Arc::new(mesh_core::keys::ApiKeys::load(&args.service.protection)?);
+            if keys.is_empty() {
+                tracing::warn!("no API key configured: every connection will be refused");
+            }
+            let handler = |event: LambdaEvent<serde_json::Value>| {
+                let keys = Arc::clone(&keys);
+                async move {
+                    Ok::<_, lambda_http::Error>(aws::authorizer::authorize(&keys, &event.payload))
+                }
+            };
+            lambda_http::lambda_runtime::run(service_fn(handler)).await
+        }
         Mode::Broadcast => {
             // No model: the stream's events go to the sinks of the services alone.
             let services = Arc::new(mesh_core::mesh::Services::open(&args.service).await?);

@@ -5,26 +5,21 @@
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{header, HeaderValue, Method};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use mesh_core::config::{AuthMode, ProtectionArgs};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+use mesh_core::keys::{ApiKeys, KeysFileError};
 use tokio::sync::Semaphore;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// Errors of the protection settings.
 #[derive(Debug, thiserror::Error)]
 pub enum ProtectionError {
-    #[error("reading API keys from {path}: {source}")]
-    KeysFile {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    KeysFile(#[from] KeysFileError),
     #[error("API keys are required (--auth required) but none is configured (MESH_API_KEYS or MESH_API_KEYS_FILE)")]
     RequiredWithoutKeys,
     #[error("listening on {0}, beyond loopback, without API keys: set MESH_API_KEYS or MESH_API_KEYS_FILE, or pass --auth off to serve without them")]
@@ -35,8 +30,8 @@ pub enum ProtectionError {
 
 /// The protection of a running server.
 pub struct Protection {
-    /// SHA-256 digests of the accepted keys.
-    key_digests: Vec<[u8; 32]>,
+    /// The accepted keys.
+    keys: ApiKeys,
     pub(crate) keys_required: bool,
     pub(crate) limiter: Option<DefaultKeyedRateLimiter<String>>,
     pub(crate) inflight: Arc<Semaphore>,
@@ -52,10 +47,6 @@ pub struct Protection {
 #[derive(Debug, Clone)]
 pub struct ClientId(pub String);
 
-fn digest(key: &str) -> [u8; 32] {
-    Sha256::digest(key.as_bytes()).into()
-}
-
 impl Protection {
     /// Builds the protection from its settings; `listen` is the server's address (`None`
     /// on Lambda, where API Gateway fronts the function).
@@ -63,24 +54,7 @@ impl Protection {
         args: &ProtectionArgs,
         listen: Option<SocketAddr>,
     ) -> Result<Self, ProtectionError> {
-        let mut keys: Vec<String> = args
-            .api_keys
-            .iter()
-            .map(|k| k.trim().to_string())
-            .filter(|k| !k.is_empty())
-            .collect();
-        if let Some(path) = &args.api_keys_file {
-            let text =
-                std::fs::read_to_string(path).map_err(|source| ProtectionError::KeysFile {
-                    path: path.clone(),
-                    source,
-                })?;
-            keys.extend(
-                text.lines()
-                    .map(|l| l.split('#').next().unwrap_or("").trim().to_string())
-                    .filter(|k| !k.is_empty()),
-            );
-        }
+        let keys = ApiKeys::load(args)?;
         let keys_required = match args.auth {
             AuthMode::Off => false,
             AuthMode::Required if keys.is_empty() => {
@@ -103,7 +77,7 @@ impl Protection {
             RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
         });
         Ok(Self {
-            key_digests: keys.iter().map(|k| digest(k)).collect(),
+            keys,
             keys_required,
             limiter,
             inflight: Arc::new(Semaphore::new(args.max_inflight)),
@@ -125,15 +99,9 @@ impl Protection {
         self.max_inflight - self.inflight.available_permits()
     }
 
-    /// The client id of a valid key, comparing digests in constant time against every
-    /// configured key (no early exit, so timing says nothing about which key nearly matched).
+    /// The client id of a valid key ([`ApiKeys::check`]: constant-time comparison).
     pub(crate) fn check_key(&self, presented: &str) -> Option<ClientId> {
-        let presented = digest(presented);
-        let mut matched = subtle::Choice::from(0);
-        for known in &self.key_digests {
-            matched |= known.ct_eq(&presented);
-        }
-        bool::from(matched).then(|| ClientId(format!("key:{}", &hex::encode(presented)[..12])))
+        self.keys.check(presented).map(ClientId)
     }
 
     /// The CORS layer of the configured origins (none: no CORS headers).
