@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Lints the SAM template with cfn-lint (pinned), installed once into a venv under target/tools.
+# Lints the SAM template with cfn-lint (pinned), installed once into a venv under target/tools,
+# then checks least privilege with scripts/check_iam.py (every granted action is called).
 #
 # Usage: scripts/lint_template.sh [TEMPLATE]   (default lambda/deploy/template.yaml)
 # Exit status: cfn-lint's (non-zero on any error or warning), 1 when the tool cannot be installed.
@@ -27,4 +28,6 @@ fi
 
 # Errors (E), warnings (W) and informational findings (I) are printed; cfn-lint exits non-zero
 # for errors and warnings (bit flags 2 and 4), 0 when the template is clean or has only I findings.
-exec "$VENV/bin/cfn-lint" --non-zero-exit-code warning -- "$TEMPLATE"
+"$VENV/bin/cfn-lint" --non-zero-exit-code warning -- "$TEMPLATE"
+# Least privilege: no function is granted an action the code never calls.
+"$VENV/bin/python" "$ROOT/scripts/check_iam.py" "$TEMPLATE" >/dev/null
