@@ -68,6 +68,19 @@ impl AgentKind {
         Self::FederatedLearning,
     ];
 
+    /// Whether it reads text with the sentence encoder (the five language agents); the
+    /// numeric ones need no encoder.
+    pub fn is_language(self) -> bool {
+        matches!(
+            self,
+            Self::ThreatIntelligence
+                | Self::MarketIntelligence
+                | Self::NlpQuery
+                | Self::PartnerMatching
+                | Self::Compliance
+        )
+    }
+
     /// The POST route of the prototype's API contract.
     pub fn route(self) -> &'static str {
         match self {

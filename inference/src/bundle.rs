@@ -148,14 +148,19 @@ pub async fn read_manifest(store: &S3Store) -> Result<Option<BundleManifest>> {
 }
 
 /// Makes `root` hold every file of `manifest`, verified: present files that match are
-/// reused, the others downloaded (several at once).
+/// reused, the others downloaded (several at once; a large one as parallel ranged GETs).
 pub async fn sync(store: &S3Store, manifest: &BundleManifest, root: &Path) -> Result<SyncReport> {
     let started = Instant::now();
     let fetched: Vec<Fetched> = stream::iter(&manifest.files)
         .map(|file| async {
             let local = local_path(root, &file.path)?;
             store
-                .fetch_object(&store.object_key(&file.path), &local, Some(&file.sha256))
+                .fetch_object_sized(
+                    &store.object_key(&file.path),
+                    &local,
+                    Some(&file.sha256),
+                    file.size,
+                )
                 .await
         })
         .buffer_unordered(CONCURRENCY)

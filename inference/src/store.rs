@@ -9,11 +9,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use futures_util::{StreamExt, TryStreamExt};
 use mesh_models::{sha256_file, verify_dir, FileSpec, ModelEntry, ModelsError};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use crate::{InferenceError, Result};
+
+/// Objects larger than this are fetched as ranged GETs of this many bytes.
+pub const PART_BYTES: u64 = 8 * 1024 * 1024;
+/// Ranged GETs of one object in flight at once.
+pub const PART_CONCURRENCY: usize = 8;
 
 /// A place model files come from.
 #[async_trait]
@@ -228,6 +234,115 @@ impl S3Store {
                 .await
                 .map_err(InferenceError::io(target))?;
             Ok(bytes)
+        }
+        .await;
+        match result {
+            Ok(bytes) => {
+                self.verified
+                    .lock()
+                    .expect("lock")
+                    .insert(target.to_path_buf());
+                Ok(Fetched::Downloaded { bytes })
+            }
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&part).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// [`S3Store::fetch_object`] for an object of `size` bytes: one larger than [`PART_BYTES`]
+    /// comes as ranged GETs of that size, [`PART_CONCURRENCY`] at once, each written at its
+    /// offset, then the whole file is verified against `sha256` before it is renamed into place.
+    pub async fn fetch_object_sized(
+        &self,
+        key: &str,
+        target: &Path,
+        sha256: Option<&str>,
+        size: u64,
+    ) -> Result<Fetched> {
+        if size <= PART_BYTES {
+            return self.fetch_object(key, target, sha256).await;
+        }
+        if self.verified.lock().expect("lock").contains(target)
+            || (target.is_file() && file_matches(target, sha256).await?)
+        {
+            self.verified
+                .lock()
+                .expect("lock")
+                .insert(target.to_path_buf());
+            return Ok(Fetched::Reused);
+        }
+        if let Some(parent) = target.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(InferenceError::io(parent))?;
+        }
+        let location = self.location(key);
+        let part = unique_part_path(target);
+        let result = async {
+            let file = std::fs::File::create(&part).map_err(InferenceError::io(&part))?;
+            file.set_len(size).map_err(InferenceError::io(&part))?;
+            let file = std::sync::Arc::new(file);
+            let ranges: Vec<(u64, u64)> = (0..size.div_ceil(PART_BYTES))
+                .map(|i| (i * PART_BYTES, ((i + 1) * PART_BYTES).min(size)))
+                .collect();
+            futures_util::stream::iter(ranges)
+                .map(|(start, end)| {
+                    let (file, part) = (file.clone(), part.clone());
+                    let location = &location;
+                    async move {
+                        let response = self
+                            .client
+                            .get_object()
+                            .bucket(&self.bucket)
+                            .key(key)
+                            .range(format!("bytes={start}-{}", end - 1))
+                            .send()
+                            .await
+                            .map_err(|e| self.sdk_error(key, e))?;
+                        let mut body = response.body;
+                        let mut offset = start;
+                        while let Some(chunk) = body
+                            .try_next()
+                            .await
+                            .map_err(|e| InferenceError::Store(format!("{location}: {e}")))?
+                        {
+                            use std::os::unix::fs::FileExt;
+                            file.write_all_at(&chunk, offset)
+                                .map_err(InferenceError::io(&part))?;
+                            offset += chunk.len() as u64;
+                        }
+                        if offset != end {
+                            return Err(InferenceError::Store(format!(
+                                "{location}: bytes {start}-{end} came back short ({offset})"
+                            )));
+                        }
+                        Ok::<_, InferenceError>(())
+                    }
+                })
+                .buffer_unordered(PART_CONCURRENCY)
+                .try_collect::<Vec<()>>()
+                .await?;
+            file.sync_all().map_err(InferenceError::io(&part))?;
+            if let Some(expected) = sha256 {
+                let checked = part.clone();
+                let actual = tokio::task::spawn_blocking(move || sha256_file(&checked))
+                    .await
+                    .map_err(|e| InferenceError::Store(format!("{location}: {e}")))?
+                    .map_err(InferenceError::Models)?;
+                if !actual.eq_ignore_ascii_case(expected) {
+                    return Err(InferenceError::Models(ModelsError::ChecksumMismatch {
+                        path: PathBuf::from(&location),
+                        expected: expected.to_string(),
+                        actual,
+                    }));
+                }
+            }
+            tokio::fs::rename(&part, target)
+                .await
+                .map_err(InferenceError::io(target))?;
+            Ok(size)
         }
         .await;
         match result {

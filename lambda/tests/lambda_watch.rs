@@ -78,8 +78,17 @@ fn bootstrap_binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_bootstrap")))
 }
 
-/// A cold start: the bootstrap process, started against the runtime API of `watch_port`.
-fn start_function(watch_port: u16, s3_endpoint: &str, cache: &std::path::Path) -> Process {
+/// The agents of the function [`start_function`] starts (its `MESH_ONLY_AGENTS`).
+const BUNDLE_FUNCTION_AGENTS: &str = "threat-intelligence,anomaly-detection";
+
+/// A cold start: the bootstrap process serving `agents`, started against the runtime API of
+/// `watch_port`.
+fn start_function(
+    watch_port: u16,
+    s3_endpoint: &str,
+    cache: &std::path::Path,
+    agents: &str,
+) -> Process {
     let mut command = Command::new(bootstrap_binary());
     aws_env(&mut command, s3_endpoint);
     command
@@ -93,7 +102,7 @@ fn start_function(watch_port: u16, s3_endpoint: &str, cache: &std::path::Path) -
         .env("MESH_MODEL_SOURCE", format!("s3://{BUCKET}/bundle"))
         .env("MESH_CACHE_DIR", cache)
         .env("MESH_STATE_DB", ":memory:")
-        .env("MESH_ONLY_AGENTS", "threat-intelligence,anomaly-detection")
+        .env("MESH_ONLY_AGENTS", agents)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
@@ -106,9 +115,10 @@ async fn cold_start(
     watch_port: u16,
     s3_endpoint: &str,
     cache: &std::path::Path,
+    agents: &str,
 ) -> (Process, Value, Duration) {
     let started = Instant::now();
-    let function = start_function(watch_port, s3_endpoint, cache);
+    let function = start_function(watch_port, s3_endpoint, cache, agents);
     let (status, health, _) = tokio::task::spawn_blocking(move || {
         invoke(watch_port, &rest_event("GET", "/health", None))
     })
@@ -205,13 +215,41 @@ async fn bootstrap_under_cargo_lambda_watch_serves_from_an_s3_bundle() {
         &std::fs::read(s3_root.path().join(BUCKET).join("bundle/bundle.json")).unwrap(),
     )
     .unwrap();
-    let files = manifest["files"].as_array().unwrap().len();
-    assert!(files > 10, "{manifest}");
+    let all = manifest["files"].as_array().unwrap();
+    assert!(all.len() > 10, "{manifest}");
+    // What this function's agents read, and the GETs that take: one per file, or one per
+    // part of a file over PART_BYTES (parallel ranged GETs).
+    let selection: mesh_agents::AgentSelection = BUNDLE_FUNCTION_AGENTS.parse().unwrap();
+    let wanted: Vec<&Value> = all
+        .iter()
+        .filter(|f| {
+            mesh_core::bundle::needed_by(
+                &selection,
+                true,
+                "all-minilm-l6-v2",
+                f["path"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let files = wanted.len();
+    assert!(files > 5 && files < all.len(), "{files} of {}", all.len());
+    let part = mesh_inference::store::PART_BYTES;
+    let object_gets: usize = wanted
+        .iter()
+        .map(|f| f["size"].as_u64().unwrap().div_ceil(part).max(1) as usize)
+        .sum();
+    assert!(object_gets > files, "the encoder comes in parts");
 
     let (watch_port, watch) = start_watch();
 
     // Cold start: the first invocation waits for the download and the model load.
-    let (function, health, cold) = cold_start(watch_port, &s3_endpoint, cache.path()).await;
+    let (function, health, cold) = cold_start(
+        watch_port,
+        &s3_endpoint,
+        cache.path(),
+        BUNDLE_FUNCTION_AGENTS,
+    )
+    .await;
     let bundle = &health["model_bundle"];
     assert_eq!(bundle["files"], files, "{health}");
     assert_eq!(bundle["downloaded_files"], files, "{health}");
@@ -223,8 +261,8 @@ async fn bootstrap_under_cargo_lambda_watch_serves_from_an_s3_bundle() {
     let gets_after_cold_start = gets.load(Ordering::SeqCst);
     assert_eq!(
         gets_after_cold_start,
-        files + 1,
-        "one GET per file plus the manifest"
+        object_gets + 1,
+        "one GET per file or part, plus the manifest"
     );
 
     // Warm invocations: right answers, nothing downloaded.
@@ -310,7 +348,13 @@ async fn bootstrap_under_cargo_lambda_watch_serves_from_an_s3_bundle() {
     drop(function);
 
     // A second cold start on the same /tmp: every file verified and reused.
-    let (_function, health, second_cold) = cold_start(watch_port, &s3_endpoint, cache.path()).await;
+    let (_function, health, second_cold) = cold_start(
+        watch_port,
+        &s3_endpoint,
+        cache.path(),
+        BUNDLE_FUNCTION_AGENTS,
+    )
+    .await;
     assert_eq!(health["model_bundle"]["downloaded_files"], 0, "{health}");
     assert_eq!(health["model_bundle"]["reused_files"], files, "{health}");
     assert_eq!(
@@ -328,6 +372,77 @@ async fn bootstrap_under_cargo_lambda_watch_serves_from_an_s3_bundle() {
         warm[2]
     );
     drop(watch);
+}
+
+/// Cold start per function of the template (one agent each, plus the API function), each with
+/// an empty `/tmp`, from a bundle in the local S3 server: process start to the first answer,
+/// with the bytes each one downloads. Numeric functions download no encoder (client health its
+/// models only, federated learning its data set only). Prints the table; the times are
+/// measurements, not assertions (`MESH_BOOTSTRAP_BIN` runs a release build).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cold_start_per_function_downloads_only_what_its_agents_read() {
+    mesh_testing::require_local_model("all-minilm-l6-v2");
+    let s3_root = tempfile::tempdir().unwrap();
+    let (s3_endpoint, _gets) = s3::start_s3(s3_root.path(), BUCKET).await;
+    let mut push = mesh_command(
+        &format!("bundle push s3://{BUCKET}/bundle"),
+        &s3_root.path().join("partners.json"),
+    );
+    aws_env(&mut push, &s3_endpoint);
+    let output = tokio::task::spawn_blocking(move || push.output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let (watch_port, _watch) = start_watch();
+    let mut functions: Vec<&str> = mesh_agents::AgentKind::ALL
+        .iter()
+        .map(|k| k.cli_name())
+        .collect();
+    functions.push("none");
+    let mut rows = Vec::new();
+    for agents in functions {
+        let cache = tempfile::tempdir().unwrap();
+        let (function, health, cold) =
+            cold_start(watch_port, &s3_endpoint, cache.path(), agents).await;
+        let bundle = &health["model_bundle"];
+        let bytes = bundle["downloaded_bytes"].as_u64().unwrap();
+        let ms = bundle["elapsed_ms"].as_u64().unwrap();
+        let numeric = mesh_agents::AgentKind::ALL
+            .iter()
+            .any(|k| k.cli_name() == agents && !k.is_language());
+        if numeric {
+            assert!(
+                bytes < 5_000_000,
+                "{agents} downloads {bytes} bytes: {health}"
+            );
+            assert!(
+                health["model_used"].as_str().unwrap().starts_with("none"),
+                "{agents} loads no encoder: {health}"
+            );
+        } else {
+            assert!(bytes > 80_000_000, "{agents} needs the encoder: {health}");
+        }
+        rows.push(format!(
+            "| {agents} | {} | {:.1} | {ms} | {:.0} | {:.2} |",
+            bundle["downloaded_files"],
+            bytes as f64 / 1e6,
+            if ms > 0 {
+                bytes as f64 / 1e6 / (ms as f64 / 1e3)
+            } else {
+                0.0
+            },
+            cold.as_secs_f64()
+        ));
+        drop(function);
+    }
+    eprintln!(
+        "| function (MESH_ONLY_AGENTS) | files | MB downloaded | download ms | MB/s | cold start s |\n|---|---|---|---|---|---|\n{}",
+        rows.join("\n")
+    );
 }
 
 /// A WebSocket API (v1) event of `route` for connection `conn-1`.

@@ -12,6 +12,7 @@ use mesh_agents::loader::{
     CLIENT_HEALTH_DIR, CONTROLS_INDEX_PREFIX, EMAIL_HEAD, KNOWLEDGE_INDEX, SENTIMENT_HEAD,
     THREAT_HEAD,
 };
+use mesh_agents::{AgentKind, AgentSelection};
 use mesh_inference::bundle::{self, BundleManifest, LocalFile, SyncReport};
 use mesh_inference::store::{S3Store, StoreLocation};
 use mesh_models::Manifest;
@@ -111,9 +112,14 @@ pub async fn resolve(args: &ModelArgs) -> anyhow::Result<(ModelArgs, Option<Sync
         return Ok((args.clone(), None));
     }
     let store = s3_store(source, &args.cache_dir()).await?;
-    let Some(manifest) = bundle::read_manifest(&store).await? else {
+    let Some(mut manifest) = bundle::read_manifest(&store).await? else {
         return Ok((args.clone(), None));
     };
+    // Only what this process's agents read: a numeric function downloads no encoder.
+    let encoder = crate::mesh::needs_encoder(args);
+    manifest
+        .files
+        .retain(|f| needed_by(&args.only_agents, encoder, &args.model, &f.path));
     let root = args.cache_dir().join("bundle");
     let report = bundle::sync(&store, &manifest, &root)
         .await
@@ -134,6 +140,37 @@ pub async fn resolve(args: &ModelArgs) -> anyhow::Result<(ModelArgs, Option<Sync
     local.data_dir = root.join(DATA);
     local.cache_dir = Some(root.join("cache"));
     Ok((local, Some(report)))
+}
+
+/// Whether bundle file `path` is read by a process serving `selection` (`encoder`: whether it
+/// loads the encoder `encoder_id`). Files of no known reader are kept.
+pub fn needed_by(selection: &AgentSelection, encoder: bool, encoder_id: &str, path: &str) -> bool {
+    use AgentKind::*;
+    let any = |kinds: &[AgentKind]| kinds.iter().any(|k| selection.contains(*k));
+    let mut parts = path.split('/');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(MODELS), Some(dir), _) if dir == encoder_id => encoder,
+        (Some(MODELS), Some(SENTIMENT_HEAD), _) => any(&[MarketIntelligence]),
+        (Some(MODELS), Some(EMAIL_HEAD | THREAT_HEAD), _) => any(&[ThreatIntelligence]),
+        (Some(MODELS), Some(CLIENT_HEALTH_DIR), _) => any(&[ClientHealth]),
+        // The knowledge base: ATT&CK, CWE and SP 800-53's guidance.
+        (Some(DATA), Some("attack-enterprise" | "cwe"), _) => any(&[ThreatIntelligence, NlpQuery]),
+        (Some(DATA), Some(PUBLISHED_DATASET), _) => {
+            any(&[ThreatIntelligence, NlpQuery, Compliance])
+        }
+        (Some(DATA), Some("modeldata"), _) => any(&[FederatedLearning]),
+        (Some("cache"), Some("embeddings"), Some(_)) => {
+            let name = path.rsplit('/').next().unwrap_or_default();
+            if name.starts_with(KNOWLEDGE_INDEX) {
+                any(&[ThreatIntelligence, NlpQuery])
+            } else if name.starts_with(CONTROLS_INDEX_PREFIX) {
+                any(&[Compliance])
+            } else {
+                true
+            }
+        }
+        _ => true,
+    }
 }
 
 async fn s3_store(location: &str, cache_dir: &Path) -> anyhow::Result<S3Store> {
@@ -223,6 +260,45 @@ fn file_name(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// By hand, for a bundle's kinds of file: a numeric function takes no encoder, each
+    /// language function its own heads, data and caches.
+    #[test]
+    fn each_function_syncs_only_what_its_agents_read() {
+        let files = [
+            "models/all-minilm-l6-v2/model.safetensors",
+            "models/threat-category-minilm/head.json",
+            "models/sentiment-minilm/lexical.json",
+            "models/client-health/mlc-churn/v1.json",
+            "data/attack-enterprise/techniques.json",
+            "data/modeldata/Rdata.rdb",
+            "data/evidentia-catalogues/nist-csf-2.0.json",
+            "cache/embeddings/all-minilm-l6-v2_1/knowledge-01.safetensors",
+            "cache/embeddings/all-minilm-l6-v2_1/controls-cis-v8-02.safetensors",
+        ];
+        let taken = |agents: &str| -> Vec<usize> {
+            let selection: AgentSelection = agents.parse().unwrap();
+            #[derive(clap::Parser)]
+            struct Cli {
+                #[command(flatten)]
+                model: ModelArgs,
+            }
+            let mut args = <Cli as clap::Parser>::parse_from(["x", "--only-agents", agents]).model;
+            args.model = "all-minilm-l6-v2".into();
+            let encoder = crate::mesh::needs_encoder(&args);
+            (0..files.len())
+                .filter(|&i| needed_by(&selection, encoder, &args.model, files[i]))
+                .collect()
+        };
+        assert_eq!(taken("anomaly-detection"), Vec::<usize>::new());
+        assert_eq!(taken("client-health"), vec![3]);
+        assert_eq!(taken("federated-learning"), vec![5]);
+        assert_eq!(taken("threat-intelligence"), vec![0, 1, 4, 6, 7]);
+        assert_eq!(taken("market-intelligence"), vec![0, 2]);
+        assert_eq!(taken("compliance"), vec![0, 6, 8]);
+        assert_eq!(taken("none"), vec![0], "the API function's /embed");
+        assert_eq!(taken("all"), (0..files.len()).collect::<Vec<_>>());
+    }
 
     #[test]
     fn only_the_newest_cache_file_of_each_served_index_is_bundled() {

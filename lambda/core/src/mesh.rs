@@ -36,7 +36,9 @@ use crate::store::{
 
 /// The service core: models, agents, state, events.
 pub struct Mesh {
-    pub embedder: EmbeddingBackend,
+    /// The sentence encoder, when this process needs one ([`needs_encoder`]): a function that
+    /// serves only numeric agents neither downloads nor loads it.
+    pub embedder: Option<EmbeddingBackend>,
     /// Most inputs one embedding request may carry.
     pub max_client_batch: usize,
     pub started: Instant,
@@ -189,7 +191,7 @@ impl Mesh {
         services: Services,
     ) -> Arc<Self> {
         Self::build(
-            embedder,
+            Some(embedder),
             max_client_batch,
             (agents, numeric, AgentSelection::all()),
             services,
@@ -199,7 +201,7 @@ impl Mesh {
     }
 
     fn build(
-        embedder: EmbeddingBackend,
+        embedder: Option<EmbeddingBackend>,
         max_client_batch: usize,
         (agents, numeric, served): (LanguageAgents, NumericAgents, AgentSelection),
         services: Services,
@@ -241,14 +243,28 @@ impl Mesh {
         let services = Services::open(service).await?;
         let (resolved, model_bundle) = crate::bundle::resolve(args).await?;
         let args = &resolved;
-        let backend = load_backend(args).await?;
+        let backend = match needs_encoder(args) {
+            true => Some(load_backend(args).await?),
+            false => None,
+        };
         let (agents, numeric) = if args.agents {
             let cloud = args.cloud.providers().await;
             let paths = args.agent_paths();
             let state = &services.user_state;
-            let agents =
-                LanguageAgents::load(&backend, &paths, &cloud, &args.only_agents, state, progress)
-                    .await;
+            let agents = match &backend {
+                Some(backend) => {
+                    LanguageAgents::load(
+                        backend,
+                        &paths,
+                        &cloud,
+                        &args.only_agents,
+                        state,
+                        progress,
+                    )
+                    .await
+                }
+                None => LanguageAgents::none(&args.only_agents.excluded_reason()),
+            };
             let numeric = NumericAgents::load(&paths, &args.only_agents, state);
             let excluded = args.only_agents.excluded_reason();
             for (name, reason) in agents.failures().into_iter().chain(numeric.failures()) {
@@ -402,6 +418,19 @@ impl Mesh {
     ) -> Result<T, MeshError> {
         Ok(off_thread(&self.store, move |store| call(store)).await?)
     }
+}
+
+/// Whether a process of `args` needs the sentence encoder: when it serves a language agent, or
+/// no agent at all (the API function, whose `/embed` uses it). A function of numeric agents
+/// only neither downloads nor loads it.
+pub fn needs_encoder(args: &ModelArgs) -> bool {
+    let selection = &args.only_agents;
+    let serves_none = !AgentKind::ALL.into_iter().any(|k| selection.contains(k));
+    !args.agents
+        || serves_none
+        || AgentKind::ALL
+            .into_iter()
+            .any(|k| k.is_language() && selection.contains(k))
 }
 
 /// Stores agent-state records, logging (not failing on) a store error.

@@ -235,12 +235,12 @@ pub async fn run(
             &reader_progress,
         )
     });
-    let before = state.embedder.stats();
     let encoder = state.embedder.clone();
+    let before = encoder.as_ref().map(|e| e.stats()).unwrap_or_default();
     let summary = score_records(state, options, receiver, writer, append_format, resumed).await;
     let read = reader.await.context("the input reader stopped")?;
     let mut summary = summary?;
-    let after = encoder.stats();
+    let after = encoder.as_ref().map(|e| e.stats()).unwrap_or_default();
     summary.encoder = mesh_inference::backend::BackendStats {
         texts: after.texts - before.texts,
         tokens: after.tokens - before.tokens,

@@ -115,7 +115,11 @@ async fn health(State(state): State<Arc<AppState>>) -> Json<Health> {
         timestamp: now_iso8601(),
         version: env!("CARGO_PKG_VERSION").into(),
         service: SERVICE_NAME.into(),
-        model_used: state.embedder.model_id().into(),
+        model_used: state
+            .embedder
+            .as_ref()
+            .map_or("none (this process loads no encoder)", |e| e.model_id())
+            .into(),
         uptime_seconds: state.started.elapsed().as_secs_f64(),
         model_bundle: state.mesh.model_bundle.as_ref().map(BundleSync::from),
     })
@@ -173,7 +177,11 @@ async fn embed(
             ),
         ));
     }
-    let backend = &state.embedder;
+    let backend = state.embedder.as_ref().ok_or_else(|| {
+        mesh_core::MeshError::Unavailable(
+            "this process loads no encoder: it serves numeric agents only".into(),
+        )
+    })?;
     let normalize = request.normalize.unwrap_or(backend.normalizes_by_default());
     let embeddings = backend.embed(&texts, normalize).await?;
     let truncated: Vec<String> = embeddings
