@@ -1068,6 +1068,197 @@ async fn the_connect_authorizer_checks_the_api_key_query_parameter() {
     );
 }
 
+/// The deployment template stood up on moto's CloudFormation (`scripts/stack_on_moto.py`:
+/// SAM translated offline, the resource types moto cannot create left out and listed), then its
+/// functions run as the stack configured them: each `bootstrap` gets its function's name and
+/// environment as moto resolved them from the template (table, bucket and queue names of this
+/// stack), with the workspace's prepared models instead of the S3 bundle (the cold-start tests
+/// cover the bundle) and the management API stand-in for the skipped WebSocket API. Drives the
+/// ten agent routes with the dashboard's example requests, reads every result back through the
+/// API function, a job through the stack's SQS queue and the worker, a WebSocket subscription,
+/// and the broadcaster fed by the stack's event log stream. A change to the template and a
+/// change to the code must still fit together for this to pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stack_stands_up_on_moto_and_its_functions_work_together() {
+    mesh_testing::require_local_model("all-minilm-l6-v2");
+    let moto = start_moto();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/stack_on_moto.py");
+    let output = Command::new(aws_tool("MESH_AWS_PYTHON", "python"))
+        .arg(script)
+        .arg(&moto.endpoint)
+        .output()
+        .expect("the stack script runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stack: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let skipped: std::collections::BTreeSet<&str> = stack["skipped"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|s| s["type"].as_str().unwrap())
+        .collect();
+    eprintln!(
+        "stack on moto: {} resources created, {} left out, of types {skipped:?}",
+        stack["resources"].as_object().unwrap().len(),
+        stack["skipped"].as_object().unwrap().len()
+    );
+    // Every table the code uses is one the stack created.
+    for table in [
+        "AgentState",
+        "AgentResults",
+        "ThreatEvents",
+        "NetworkIntelligence",
+        "WebSocketConnections",
+        "MeshEventLog",
+        "MeshUserState",
+    ] {
+        assert!(
+            stack["resources"]
+                .as_object()
+                .unwrap()
+                .values()
+                .any(|r| r["physical_id"] == table),
+            "{table} is not in the stack"
+        );
+    }
+    let standin = Arc::new(mesh_standin::StandIn::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let management = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(mesh_standin::serve(listener, standin.clone()));
+    let endpoint = moto.endpoint.clone();
+    let config = sdk_config(&moto.endpoint);
+    let queue_url = stack["outputs"]["AsyncQueueUrl"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let sqs = aws_sdk_sqs::Client::new(&config);
+
+    // Start a function of the stack: its own watch and `bootstrap`, its environment.
+    let start = {
+        let (stack, endpoint, management) = (stack.clone(), endpoint.clone(), management.clone());
+        move |logical: &str| -> (u16, Process, Process) {
+            let function = &stack["functions"][logical];
+            let mut env: Vec<(String, String)> = function["env"]
+                .as_object()
+                .unwrap_or_else(|| panic!("{logical} is a function of the stack"))
+                .iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "MESH_MODEL_SOURCE" | "RUST_LOG"))
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+                .collect();
+            env.extend([
+                ("AWS_ACCESS_KEY_ID".into(), "AKIDMOTO".into()),
+                ("AWS_SECRET_ACCESS_KEY".into(), "moto-secret".into()),
+                ("AWS_ENDPOINT_URL".into(), endpoint.clone()),
+                (
+                    "AWS_LAMBDA_FUNCTION_NAME".into(),
+                    function["function_name"].as_str().unwrap().into(),
+                ),
+                ("MESH_WEBSOCKET_ENDPOINT".into(), management.clone()),
+            ]);
+            let mode = env
+                .iter()
+                .find(|(k, _)| k == "MESH_MODE")
+                .map_or("http".to_string(), |(_, v)| v.clone());
+            let pairs: Vec<(&str, &str)> =
+                env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let (port, watch) = start_watch();
+            (port, watch, start_bootstrap(port, &mode, &pairs))
+        }
+    };
+    let examples: Value = serde_json::from_str(include_str!("../../web/examples.json")).unwrap();
+    let start_later = start.clone();
+    let run = tokio::task::spawn_blocking(move || {
+        // The ten agent functions, each on its own route.
+        let agents = [
+            ("ThreatIntelligenceFunction", "/threat-intelligence/analyze"),
+            ("MarketIntelligenceFunction", "/market-intelligence/analyze"),
+            ("NlpQueryFunction", "/nlp-query/ask"),
+            ("CollaborationFunction", "/collaboration/match"),
+            ("ClientHealthFunction", "/client-health/predict"),
+            ("RevenueFunction", "/revenue/forecast"),
+            ("AnomalyFunction", "/anomaly/detect"),
+            ("ComplianceFunction", "/compliance/check"),
+            ("ResourceFunction", "/resource/optimize"),
+            ("FederatedFunction", "/federated/train"),
+        ];
+        let mut answered = Vec::new();
+        for (logical, route) in agents {
+            let (port, _watch, _function) = start(logical);
+            let request = &examples[route]["request"];
+            let (status, answer, _) = invoke(port, &rest_event("POST", route, Some(request)));
+            assert_eq!(status, 200, "{logical} {route}: {answer}");
+            assert!(answer["model_used"].is_string(), "{answer}");
+            answered.push((route, answer["result_id"].as_str().unwrap().to_string()));
+        }
+        // The API function reads them back from the stack's tables, and queues a job.
+        let (api, _api_watch, _api_function) = start("MeshApiFunction");
+        for (route, id) in &answered {
+            let (status, stored, _) = invoke(api, &rest_event("GET", &format!("/results/{id}"), None));
+            assert_eq!(status, 200, "{route}: {stored}");
+        }
+        let (_, agents_status, _) = invoke(api, &rest_event("GET", "/agents/status", None));
+        assert_eq!(agents_status["active_agents"], 10, "{agents_status}");
+        assert_eq!(
+            agents_status["agents"]["threat-intelligence"]["served_by"],
+            "msp-threat-intelligence"
+        );
+        let job = json!({"agent": "anomaly-detection", "request": examples["/anomaly/detect"]["request"]});
+        let (status, queued, _) = invoke(api, &rest_event("POST", "/jobs", Some(&job)));
+        assert_eq!(status, 202, "{queued}");
+        let job_id = queued["job_id"].as_str().unwrap().to_string();
+        (answered, api, job_id, _api_watch, _api_function)
+    })
+    .await
+    .unwrap();
+    let (answered, api, job_id, _api_watch, _api_function) = run;
+    assert_eq!(answered.len(), 10);
+    // The job, from the stack's queue to the worker function.
+    let message = sqs
+        .receive_message()
+        .queue_url(&queue_url)
+        .max_number_of_messages(1)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default()
+        .pop()
+        .expect("the job is on the stack's queue");
+    let body = message.body().unwrap().to_string();
+    let job_id_check = job_id.clone();
+    tokio::task::spawn_blocking(move || {
+        let start = start_later;
+        let (worker, _watch, _function) = start("AsyncWorkerFunction");
+        let answer = invoke_raw(worker, &sqs_event(&[("m-1", &body)]));
+        assert_eq!(answer, json!({"batchItemFailures": []}));
+        let (status, done, _) = invoke(
+            api,
+            &rest_event("GET", &format!("/jobs/{job_id_check}"), None),
+        );
+        assert_eq!(status, 200, "{done}");
+        assert_eq!(done["status"], "done", "{done}");
+        // A WebSocket client subscribes through the WebSocket function.
+        let (ws, _ws_watch, _ws_function) = start("WebSocketFunction");
+        let (status, _, _) = invoke(ws, &websocket_event("$connect", None));
+        assert_eq!(status, 200);
+        let subscribe = json!({"type": "subscribe", "data": {"event_types": ["agent_result"]}});
+        let (status, _, _) = invoke(ws, &websocket_event("$default", Some(&subscribe)));
+        assert_eq!(status, 200);
+    })
+    .await
+    .unwrap();
+    let posts = standin.calls_of("ApiGateway.PostToConnection");
+    assert!(
+        posts
+            .iter()
+            .any(|c| c.body["data"]["type"] == "subscription_confirmed"),
+        "{posts:?}"
+    );
+}
+
 /// The answers of a JSON-lines file, without the per-call time stamp.
 fn answers_of(text: &str) -> Vec<Value> {
     text.lines()

@@ -116,7 +116,7 @@ pub async fn resolve(args: &ModelArgs) -> anyhow::Result<(ModelArgs, Option<Sync
         return Ok((args.clone(), None));
     };
     // Only what this process's agents read: a numeric function downloads no encoder.
-    let encoder = crate::mesh::needs_encoder(args);
+    let encoder = args.needs_encoder();
     manifest
         .files
         .retain(|f| needed_by(&args.only_agents, encoder, &args.model, &f.path));
@@ -285,7 +285,7 @@ mod tests {
             }
             let mut args = <Cli as clap::Parser>::parse_from(["x", "--only-agents", agents]).model;
             args.model = "all-minilm-l6-v2".into();
-            let encoder = crate::mesh::needs_encoder(&args);
+            let encoder = args.needs_encoder();
             (0..files.len())
                 .filter(|&i| needed_by(&selection, encoder, &args.model, files[i]))
                 .collect()

@@ -185,6 +185,20 @@ impl CloudArgs {
 }
 
 impl ModelArgs {
+    /// Whether a process of these settings needs the sentence encoder: when it serves a
+    /// language agent, or no agent at all (the API function, whose `/embed` uses it). A
+    /// function of numeric agents only neither downloads nor loads it.
+    pub fn needs_encoder(&self) -> bool {
+        use mesh_agents::AgentKind;
+        let selection = &self.only_agents;
+        let serves_none = !AgentKind::ALL.into_iter().any(|k| selection.contains(k));
+        !self.agents
+            || serves_none
+            || AgentKind::ALL
+                .into_iter()
+                .any(|k| k.is_language() && selection.contains(k))
+    }
+
     /// Where the agents find their inputs.
     pub fn agent_paths(&self) -> mesh_agents::loader::AgentPaths {
         mesh_agents::loader::AgentPaths {

@@ -36,7 +36,7 @@ use crate::store::{
 
 /// The service core: models, agents, state, events.
 pub struct Mesh {
-    /// The sentence encoder, when this process needs one ([`needs_encoder`]): a function that
+    /// The sentence encoder, when this process needs one ([`ModelArgs::needs_encoder`]): a function that
     /// serves only numeric agents neither downloads nor loads it.
     pub embedder: Option<EmbeddingBackend>,
     /// Most inputs one embedding request may carry.
@@ -243,7 +243,7 @@ impl Mesh {
         let services = Services::open(service).await?;
         let (resolved, model_bundle) = crate::bundle::resolve(args).await?;
         let args = &resolved;
-        let backend = match needs_encoder(args) {
+        let backend = match args.needs_encoder() {
             true => Some(load_backend(args).await?),
             false => None,
         };
@@ -418,19 +418,6 @@ impl Mesh {
     ) -> Result<T, MeshError> {
         Ok(off_thread(&self.store, move |store| call(store)).await?)
     }
-}
-
-/// Whether a process of `args` needs the sentence encoder: when it serves a language agent, or
-/// no agent at all (the API function, whose `/embed` uses it). A function of numeric agents
-/// only neither downloads nor loads it.
-pub fn needs_encoder(args: &ModelArgs) -> bool {
-    let selection = &args.only_agents;
-    let serves_none = !AgentKind::ALL.into_iter().any(|k| selection.contains(k));
-    !args.agents
-        || serves_none
-        || AgentKind::ALL
-            .into_iter()
-            .any(|k| k.is_language() && selection.contains(k))
 }
 
 /// Stores agent-state records, logging (not failing on) a store error.
