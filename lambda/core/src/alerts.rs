@@ -10,16 +10,23 @@ pub const ALERTING_SEVERITIES: [&str; 2] = ["HIGH", "CRITICAL"];
 /// Client risk levels that raise an alert.
 pub const ALERTING_RISK_LEVELS: [&str; 2] = ["High", "Critical"];
 
+/// The rule of a HIGH or CRITICAL threat's alert.
+pub const THREAT_RULE: &str = "threat_severity_high_or_critical";
+
 /// The alerts an answer of `model_used` with these facts raises (each an `alert` event's data).
+/// A threat's alert carries its facts, indicators and actions included: the broadcaster sends
+/// EventBridge's `ThreatDetected` from it.
 pub fn alerts_for(facts: &Facts, model_used: &str) -> Vec<Value> {
     let mut alerts = vec![];
     if let Some(threat) = &facts.threat {
         if ALERTING_SEVERITIES.contains(&threat.severity.as_str()) {
             alerts.push(json!({
-                "rule": "threat_severity_high_or_critical",
+                "rule": THREAT_RULE,
                 "severity": threat.severity,
                 "threat_type": threat.threat_type,
                 "confidence": threat.confidence,
+                "indicators": threat.indicators,
+                "recommended_actions": threat.recommended_actions,
                 "model_used": model_used,
                 "message": format!("{} threat: {}", threat.severity, threat.threat_type),
             }));

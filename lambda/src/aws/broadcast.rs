@@ -3,8 +3,8 @@
 //! result and events and answers; this function receives the new event items from the stream
 //! and delivers them to the sinks of its services: the WebSocket API's connections whose
 //! filters match (the stored connections read once per
-//! [`mesh_core::connections::CONNECTIONS_TTL`], not per event) and the Kinesis stream. It loads
-//! no model.
+//! [`mesh_core::connections::CONNECTIONS_TTL`], not per event) and the Kinesis stream, and puts
+//! each HIGH or CRITICAL threat alert on EventBridge (`MESH_EVENT_BUS`). It loads no model.
 
 use mesh_core::events::deliver_to_sinks;
 use mesh_core::mesh::Services;
@@ -25,6 +25,20 @@ pub async fn handle_stream_batch(services: &Services, metrics: &Metrics, batch: 
         }
     }
     deliver_to_sinks(&services.event_sinks, &events, metrics).await;
+    if let Some(notifier) = &services.threat_notifier {
+        for event in &events {
+            // The alert is in the log already: a failed notification is logged and counted.
+            let counter = match notifier.notify_alert(event).await {
+                Ok(false) => continue,
+                Ok(true) => &metrics.threat_notifications,
+                Err(e) => {
+                    tracing::warn!(result_id = %event.result_id, error = %e, "EventBridge notification failed");
+                    &metrics.threat_notification_failures
+                }
+            };
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
     tracing::info!(events = events.len(), "events broadcast");
     json!({ "batchItemFailures": [] })
 }
