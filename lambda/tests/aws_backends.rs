@@ -121,6 +121,8 @@ fn exercise(store: &dyn StateStore) -> serde_json::Value {
         "metrics": store.list_network_metrics(None).unwrap(),
         "msp_1": store.list_network_metrics(Some("msp-1")).unwrap(),
         "connections": store.list_connections().unwrap(),
+        "connection_c2": store.get_connection("c2").unwrap(),
+        "connection_missing": store.get_connection("nope").unwrap(),
     })
 }
 
@@ -144,6 +146,8 @@ fn dynamodb_store_answers_like_the_sqlite_store() {
     assert_eq!(expected["states"][0]["state"]["model_loaded"], true);
     assert_eq!(expected["msp_1"][0]["value"], 12.0);
     assert_eq!(expected["connections"][0]["connection_id"], "c2");
+    assert_eq!(expected["connection_c2"], expected["connections"][0]);
+    assert!(expected["connection_missing"].is_null());
     assert!(expected["get_missing"].is_null());
 }
 

@@ -161,6 +161,8 @@ pub trait StateStore: Send + Sync + 'static {
     fn put_connection(&self, connection: &ConnectionRecord) -> Result<(), StoreError>;
     fn remove_connection(&self, connection_id: &str) -> Result<(), StoreError>;
     fn list_connections(&self) -> Result<Vec<ConnectionRecord>, StoreError>;
+    /// One connection by id (its filters), without reading the others.
+    fn get_connection(&self, connection_id: &str) -> Result<Option<ConnectionRecord>, StoreError>;
     /// Forgets every connection (at start-up: those of a previous process are gone).
     fn clear_connections(&self) -> Result<(), StoreError>;
 }

@@ -54,12 +54,7 @@ pub async fn handle_event(
         }
         _ => {
             let id = connection_id.clone();
-            let stored = off_thread(&hub.store, move |s| {
-                Ok(s.list_connections()?
-                    .into_iter()
-                    .find(|c| c.connection_id == id))
-            })
-            .await;
+            let stored = off_thread(&hub.store, move |s| s.get_connection(&id)).await;
             let mut filters = match stored {
                 Ok(Some(record)) => Filters::from_json(&record.filters),
                 _ => Filters::default(),

@@ -889,6 +889,30 @@ impl StateStore for DynamoStore {
         })
     }
 
+    fn get_connection(&self, connection_id: &str) -> Result<Option<ConnectionRecord>, StoreError> {
+        let id = connection_id.to_string();
+        self.run(|client, tables| async move {
+            let output = client
+                .get_item()
+                .table_name(&tables.connections)
+                .key("connection_id", s(&id))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            output
+                .item()
+                .map(|item| {
+                    Ok(ConnectionRecord {
+                        connection_id: get_s(item, "connection_id")?,
+                        connected_at_ms: get_n(item, "connected_at_ms")?,
+                        filters: get_json(item, "filters")?,
+                    })
+                })
+                .transpose()
+        })
+    }
+
     /// Does nothing: the table is shared by every instance (each Lambda function's, each
     /// server's); API Gateway's `$disconnect` and the TTL remove connections.
     fn clear_connections(&self) -> Result<(), StoreError> {

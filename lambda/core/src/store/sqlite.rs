@@ -383,6 +383,24 @@ impl StateStore for SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    fn get_connection(&self, connection_id: &str) -> Result<Option<ConnectionRecord>, StoreError> {
+        Ok(self
+            .lock()
+            .query_row(
+                "SELECT connection_id, connected_at_ms, filters FROM websocket_connections
+                 WHERE connection_id = ?1",
+                params![connection_id],
+                |r| {
+                    Ok(ConnectionRecord {
+                        connection_id: r.get(0)?,
+                        connected_at_ms: r.get(1)?,
+                        filters: json_column(r, 2)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
     fn clear_connections(&self) -> Result<(), StoreError> {
         self.lock()
             .execute("DELETE FROM websocket_connections", [])?;
