@@ -139,10 +139,15 @@ impl LanguageAgents {
             .map_err(Clone::clone);
         let partners = if wanted(AgentKind::PartnerMatching) {
             match seed_directory(paths.partners_file.as_deref()) {
-                Ok(seed) => PartnerAgent::load(encoder.clone(), seed, state.clone())
-                    .await
-                    .map(Arc::new)
-                    .map_err(|e| e.to_string()),
+                Ok(seed) => PartnerAgent::load(
+                    encoder.clone(),
+                    seed,
+                    state.clone(),
+                    paths.cache_dir.clone(),
+                )
+                .await
+                .map(Arc::new)
+                .map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             }
         } else {

@@ -495,8 +495,14 @@ pub struct PartnerAgent {
     encoder: EmbeddingBackend,
     state: Arc<dyn UserState>,
     seed: StoredPartners,
+    /// The embedding cache folder: the seed's profile embeddings are cached there
+    /// ([`PARTNERS_INDEX`]; `msp-mesh prepare` computes them, the Lambda bundle carries them).
+    cache_dir: std::path::PathBuf,
     directory: RwLock<Option<Arc<Directory>>>,
 }
+
+/// Embedding-cache name of the seed directory's profiles.
+pub const PARTNERS_INDEX: &str = "partners";
 
 impl PartnerAgent {
     /// An agent over the directory stored in `state`, or `seed` while nothing is stored;
@@ -505,11 +511,13 @@ impl PartnerAgent {
         encoder: EmbeddingBackend,
         seed: StoredPartners,
         state: Arc<dyn UserState>,
+        cache_dir: std::path::PathBuf,
     ) -> Result<Self, AgentError> {
         let agent = Self {
             encoder,
             state,
             seed,
+            cache_dir,
             directory: RwLock::new(None),
         };
         agent.current().await?;
@@ -556,7 +564,21 @@ impl PartnerAgent {
             .filter(|p| known.get(p.msp_id.as_str()).is_none_or(|(q, _)| *q != *p))
             .cloned()
             .collect();
-        let mut embedded = embed_profiles(&self.encoder, &fresh).await?.into_iter();
+        let mut embedded = if stored.version == 0 {
+            // The seed never changes: its embeddings come from the cache.
+            let texts: Vec<String> = fresh.iter().map(Partner::embedding_text).collect();
+            crate::knowledge::cached_embeddings(
+                PARTNERS_INDEX,
+                &texts,
+                &self.encoder,
+                &self.cache_dir,
+                &|_, _| {},
+            )
+            .await?
+        } else {
+            embed_profiles(&self.encoder, &fresh).await?
+        }
+        .into_iter();
         let vectors = stored
             .partners
             .iter()

@@ -12,6 +12,7 @@ use mesh_agents::loader::{
     CLIENT_HEALTH_DIR, CONTROLS_INDEX_PREFIX, EMAIL_HEAD, KNOWLEDGE_INDEX, SENTIMENT_HEAD,
     THREAT_HEAD,
 };
+use mesh_agents::partners::PARTNERS_INDEX;
 use mesh_agents::{AgentKind, AgentSelection};
 use mesh_inference::bundle::{self, BundleManifest, LocalFile, SyncReport};
 use mesh_inference::store::{S3Store, StoreLocation};
@@ -165,6 +166,8 @@ pub fn needed_by(selection: &AgentSelection, encoder: bool, encoder_id: &str, pa
                 any(&[ThreatIntelligence, NlpQuery])
             } else if name.starts_with(CONTROLS_INDEX_PREFIX) {
                 any(&[Compliance])
+            } else if name.starts_with(PARTNERS_INDEX) {
+                any(&[PartnerMatching])
             } else {
                 true
             }
@@ -227,7 +230,11 @@ fn newest_per_index(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
             .strip_suffix(".safetensors")
             .and_then(|stem| stem.rsplit_once('-'))
             .map(|(index, _)| index.to_string())
-            .filter(|index| index == KNOWLEDGE_INDEX || index.starts_with(CONTROLS_INDEX_PREFIX))
+            .filter(|index| {
+                index == KNOWLEDGE_INDEX
+                    || index == PARTNERS_INDEX
+                    || index.starts_with(CONTROLS_INDEX_PREFIX)
+            })
         else {
             continue;
         };
@@ -275,6 +282,7 @@ mod tests {
             "data/evidentia-catalogues/nist-csf-2.0.json",
             "cache/embeddings/all-minilm-l6-v2_1/knowledge-01.safetensors",
             "cache/embeddings/all-minilm-l6-v2_1/controls-cis-v8-02.safetensors",
+            "cache/embeddings/all-minilm-l6-v2_1/partners-03.safetensors",
         ];
         let taken = |agents: &str| -> Vec<usize> {
             let selection: AgentSelection = agents.parse().unwrap();
@@ -296,6 +304,7 @@ mod tests {
         assert_eq!(taken("threat-intelligence"), vec![0, 1, 4, 6, 7]);
         assert_eq!(taken("market-intelligence"), vec![0, 2]);
         assert_eq!(taken("compliance"), vec![0, 6, 8]);
+        assert_eq!(taken("partner-matching"), vec![0, 9]);
         assert_eq!(taken("none"), vec![0], "the API function's /embed");
         assert_eq!(taken("all"), (0..files.len()).collect::<Vec<_>>());
     }
