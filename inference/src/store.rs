@@ -16,6 +16,18 @@ use tokio::io::AsyncWriteExt;
 
 use crate::{InferenceError, Result};
 
+/// A checksum mismatch of the object at `location`, or nothing.
+fn same_checksum(location: &str, expected: &str, actual: String) -> Result<()> {
+    if actual.eq_ignore_ascii_case(expected) {
+        return Ok(());
+    }
+    Err(InferenceError::Models(ModelsError::ChecksumMismatch {
+        path: PathBuf::from(location),
+        expected: expected.to_string(),
+        actual,
+    }))
+}
+
 /// Objects larger than this are fetched as ranged GETs of this many bytes.
 pub const PART_BYTES: u64 = 8 * 1024 * 1024;
 /// Ranged GETs of one object in flight at once.
@@ -181,20 +193,8 @@ impl S3Store {
         target: &Path,
         sha256: Option<&str>,
     ) -> Result<Fetched> {
-        if self.verified.lock().expect("lock").contains(target) {
+        if self.reusable(target, sha256).await? {
             return Ok(Fetched::Reused);
-        }
-        if target.is_file() && file_matches(target, sha256).await? {
-            self.verified
-                .lock()
-                .expect("lock")
-                .insert(target.to_path_buf());
-            return Ok(Fetched::Reused);
-        }
-        if let Some(parent) = target.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(InferenceError::io(parent))?;
         }
         let location = self.location(key);
         let response = self.get_object(key).await?.ok_or_else(|| {
@@ -220,35 +220,13 @@ impl S3Store {
                     .map_err(InferenceError::io(&part))?;
             }
             file.sync_all().await.map_err(InferenceError::io(&part))?;
-            let actual = hex::encode(hasher.finalize());
             if let Some(expected) = sha256 {
-                if !actual.eq_ignore_ascii_case(expected) {
-                    return Err(InferenceError::Models(ModelsError::ChecksumMismatch {
-                        path: PathBuf::from(&location),
-                        expected: expected.to_string(),
-                        actual,
-                    }));
-                }
+                same_checksum(&location, expected, hex::encode(hasher.finalize()))?;
             }
-            tokio::fs::rename(&part, target)
-                .await
-                .map_err(InferenceError::io(target))?;
             Ok(bytes)
         }
         .await;
-        match result {
-            Ok(bytes) => {
-                self.verified
-                    .lock()
-                    .expect("lock")
-                    .insert(target.to_path_buf());
-                Ok(Fetched::Downloaded { bytes })
-            }
-            Err(e) => {
-                let _ = tokio::fs::remove_file(&part).await;
-                Err(e)
-            }
-        }
+        self.settle(&part, target, result).await
     }
 
     /// [`S3Store::fetch_object`] for an object of `size` bytes: one larger than [`PART_BYTES`]
@@ -264,19 +242,8 @@ impl S3Store {
         if size <= PART_BYTES {
             return self.fetch_object(key, target, sha256).await;
         }
-        if self.verified.lock().expect("lock").contains(target)
-            || (target.is_file() && file_matches(target, sha256).await?)
-        {
-            self.verified
-                .lock()
-                .expect("lock")
-                .insert(target.to_path_buf());
+        if self.reusable(target, sha256).await? {
             return Ok(Fetched::Reused);
-        }
-        if let Some(parent) = target.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(InferenceError::io(parent))?;
         }
         let location = self.location(key);
         let part = unique_part_path(target);
@@ -331,21 +298,45 @@ impl S3Store {
                     .await
                     .map_err(|e| InferenceError::Store(format!("{location}: {e}")))?
                     .map_err(InferenceError::Models)?;
-                if !actual.eq_ignore_ascii_case(expected) {
-                    return Err(InferenceError::Models(ModelsError::ChecksumMismatch {
-                        path: PathBuf::from(&location),
-                        expected: expected.to_string(),
-                        actual,
-                    }));
-                }
+                same_checksum(&location, expected, actual)?;
             }
-            tokio::fs::rename(&part, target)
-                .await
-                .map_err(InferenceError::io(target))?;
             Ok(size)
         }
         .await;
-        match result {
+        self.settle(&part, target, result).await
+    }
+
+    /// Whether `target` is already a verified copy (seen in this process, or on disk with
+    /// `sha256`); else makes sure its folder exists for the download.
+    async fn reusable(&self, target: &Path, sha256: Option<&str>) -> Result<bool> {
+        if self.verified.lock().expect("lock").contains(target)
+            || (target.is_file() && file_matches(target, sha256).await?)
+        {
+            self.verified
+                .lock()
+                .expect("lock")
+                .insert(target.to_path_buf());
+            return Ok(true);
+        }
+        if let Some(parent) = target.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(InferenceError::io(parent))?;
+        }
+        Ok(false)
+    }
+
+    /// Ends a download into `part`: when it succeeded (verified), renames it into `target`
+    /// and remembers `target` as verified; when it failed, removes `part`.
+    async fn settle(&self, part: &Path, target: &Path, downloaded: Result<u64>) -> Result<Fetched> {
+        let renamed = match downloaded {
+            Ok(bytes) => tokio::fs::rename(part, target)
+                .await
+                .map(|()| bytes)
+                .map_err(InferenceError::io(target)),
+            Err(e) => Err(e),
+        };
+        match renamed {
             Ok(bytes) => {
                 self.verified
                     .lock()
@@ -354,7 +345,7 @@ impl S3Store {
                 Ok(Fetched::Downloaded { bytes })
             }
             Err(e) => {
-                let _ = tokio::fs::remove_file(&part).await;
+                let _ = tokio::fs::remove_file(part).await;
                 Err(e)
             }
         }

@@ -190,19 +190,14 @@ fn invoke(watch_port: u16, event: &Value) -> (u16, Value, Duration) {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bootstrap_under_cargo_lambda_watch_serves_from_an_s3_bundle() {
-    mesh_testing::require_local_model("all-minilm-l6-v2");
-    let s3_root = tempfile::tempdir().unwrap();
-    let cache = tempfile::tempdir().unwrap();
-    let (s3_endpoint, gets) = s3::start_s3(s3_root.path(), BUCKET).await;
-
-    // Publish the workspace's prepared models, data and caches.
+/// `msp-mesh bundle push s3://BUCKET/bundle` of the workspace's prepared models, data and
+/// caches to the S3 server at `s3_endpoint` (its files under `s3_root`).
+async fn push_bundle(s3_root: &Path, s3_endpoint: &str) {
     let mut push = mesh_command(
         &format!("bundle push s3://{BUCKET}/bundle"),
-        &s3_root.path().join("partners.json"),
+        &s3_root.join("partners.json"),
     );
-    aws_env(&mut push, &s3_endpoint);
+    aws_env(&mut push, s3_endpoint);
     let output = tokio::task::spawn_blocking(move || push.output().unwrap())
         .await
         .unwrap();
@@ -211,6 +206,17 @@ async fn bootstrap_under_cargo_lambda_watch_serves_from_an_s3_bundle() {
         "bundle push failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_under_cargo_lambda_watch_serves_from_an_s3_bundle() {
+    mesh_testing::require_local_model("all-minilm-l6-v2");
+    let s3_root = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let (s3_endpoint, gets) = s3::start_s3(s3_root.path(), BUCKET).await;
+
+    // Publish the workspace's prepared models, data and caches.
+    push_bundle(s3_root.path(), &s3_endpoint).await;
     let manifest: Value = serde_json::from_slice(
         &std::fs::read(s3_root.path().join(BUCKET).join("bundle/bundle.json")).unwrap(),
     )
@@ -384,19 +390,7 @@ async fn cold_start_per_function_downloads_only_what_its_agents_read() {
     mesh_testing::require_local_model("all-minilm-l6-v2");
     let s3_root = tempfile::tempdir().unwrap();
     let (s3_endpoint, _gets) = s3::start_s3(s3_root.path(), BUCKET).await;
-    let mut push = mesh_command(
-        &format!("bundle push s3://{BUCKET}/bundle"),
-        &s3_root.path().join("partners.json"),
-    );
-    aws_env(&mut push, &s3_endpoint);
-    let output = tokio::task::spawn_blocking(move || push.output().unwrap())
-        .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    push_bundle(s3_root.path(), &s3_endpoint).await;
     let (watch_port, _watch) = start_watch();
     let mut functions: Vec<&str> = mesh_agents::AgentKind::ALL
         .iter()

@@ -876,13 +876,7 @@ impl StateStore for DynamoStore {
             let mut connections: Vec<ConnectionRecord> = scan_all(&client, &tables.connections)
                 .await?
                 .iter()
-                .map(|item| {
-                    Ok(ConnectionRecord {
-                        connection_id: get_s(item, "connection_id")?,
-                        connected_at_ms: get_n(item, "connected_at_ms")?,
-                        filters: get_json(item, "filters")?,
-                    })
-                })
+                .map(connection_of)
                 .collect::<Result<_, StoreError>>()?;
             connections.sort_by_key(|c| c.connected_at_ms);
             Ok(connections)
@@ -900,16 +894,7 @@ impl StateStore for DynamoStore {
                 .send()
                 .await
                 .map_err(sdk_error)?;
-            output
-                .item()
-                .map(|item| {
-                    Ok(ConnectionRecord {
-                        connection_id: get_s(item, "connection_id")?,
-                        connected_at_ms: get_n(item, "connected_at_ms")?,
-                        filters: get_json(item, "filters")?,
-                    })
-                })
-                .transpose()
+            output.item().map(connection_of).transpose()
         })
     }
 
@@ -1178,6 +1163,14 @@ fn event_item(e: &Event) -> Item {
         ("data".into(), json_to_attribute(&e.data)),
         ("timestamp".into(), s(&e.timestamp)),
     ])
+}
+
+fn connection_of(item: &Item) -> Result<ConnectionRecord, StoreError> {
+    Ok(ConnectionRecord {
+        connection_id: get_s(item, "connection_id")?,
+        connected_at_ms: get_n(item, "connected_at_ms")?,
+        filters: get_json(item, "filters")?,
+    })
 }
 
 fn event_of(item: &Item) -> Result<Event, StoreError> {
