@@ -1070,7 +1070,8 @@ async fn the_connect_authorizer_checks_the_api_key_query_parameter() {
 /// cover the bundle) and the management API stand-in for the skipped WebSocket API. Drives the
 /// ten agent routes with the dashboard's example requests, reads every result back through the
 /// API function, a job through the stack's SQS queue and the worker, a WebSocket subscription,
-/// and the broadcaster fed by the stack's event log stream. A change to the template and a
+/// the broadcaster fed by the stack's event log stream, and a batch fan-out over the stack's
+/// data bucket and batch function. A change to the template and a
 /// change to the code must still fit together for this to pass.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stack_stands_up_on_moto_and_its_functions_work_together() {
@@ -1164,6 +1165,7 @@ async fn the_stack_stands_up_on_moto_and_its_functions_work_together() {
     };
     let examples: Value = serde_json::from_str(include_str!("../../web/examples.json")).unwrap();
     let start_later = start.clone();
+    let (broadcast_start, batch_start) = (start.clone(), start.clone());
     let run = tokio::task::spawn_blocking(move || {
         // The ten agent functions, each on its own route.
         let agents = [
@@ -1250,6 +1252,117 @@ async fn the_stack_stands_up_on_moto_and_its_functions_work_together() {
             .iter()
             .any(|c| c.body["data"]["type"] == "subscription_confirmed"),
         "{posts:?}"
+    );
+
+    // The broadcaster, given the stack's event log stream as its event source mapping would
+    // give it, pushes the subscribed connection the agents' results.
+    let stream_arn = aws_sdk_dynamodb::Client::new(&config)
+        .describe_table()
+        .table_name("MeshEventLog")
+        .send()
+        .await
+        .unwrap()
+        .table
+        .and_then(|t| t.latest_stream_arn)
+        .expect("the stack's event log table has a stream");
+    let moto_port: u16 = moto.endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    let answer = tokio::task::spawn_blocking(move || {
+        let (port, _watch, _function) = broadcast_start("BroadcastFunction");
+        invoke_raw(port, &event_log_stream(moto_port, &stream_arn))
+    })
+    .await
+    .unwrap();
+    assert_eq!(answer, json!({"batchItemFailures": []}));
+    let pushed: Vec<Value> = standin
+        .calls_of("ApiGateway.PostToConnection")
+        .into_iter()
+        .filter(|c| c.body["data"]["type"] == "agent_result")
+        .map(|c| c.body)
+        .collect();
+    assert!(
+        pushed.len() >= answered.len(),
+        "every agent's result reached the subscribed connection: {pushed:?}"
+    );
+
+    // A batch fan-out: `msp-mesh score` splits a file in the stack's data bucket (under the
+    // template's input prefix) into byte-range shards, each scored by the stack's batch
+    // function, and writes the parts under the output prefix. The emulator knows a function
+    // by its binary's name, so the driver invokes `bootstrap`.
+    let data_bucket = stack["resources"]["DataBucket"]["physical_id"]
+        .as_str()
+        .expect("the stack's data bucket")
+        .to_string();
+    let work = tempfile::tempdir().unwrap();
+    let input = work.path().join("records.jsonl");
+    common::anomaly_records(&input, 300);
+    let s3 = mesh_inference::store::S3Store::new(
+        mesh_inference::aws::s3_client(&config),
+        data_bucket.clone(),
+        String::new(),
+        work.path().join("cache"),
+    );
+    s3.put_bytes("batch/input/records.jsonl", std::fs::read(&input).unwrap())
+        .await
+        .unwrap();
+    let mut reference = mesh_command("score", &work.path().join("partners.json"));
+    reference
+        .args(["--agent", "anomaly-detection", "--input"])
+        .arg(&input)
+        .arg("--output")
+        .arg(work.path().join("reference.jsonl"));
+    let (bucket, batch_endpoint) = (data_bucket.clone(), moto.endpoint.clone());
+    let run = tokio::task::spawn_blocking(move || {
+        assert!(reference.status().unwrap().success());
+        let (port, _watch, _function) = batch_start("BatchScoreFunction");
+        let mut driver = mesh_command("score", Path::new("/nonexistent/partners.json"));
+        driver
+            .args(["--agent", "anomaly-detection", "--input"])
+            .arg(format!("s3://{bucket}/batch/input/records.jsonl"))
+            .arg("--output")
+            .arg(format!("s3://{bucket}/batch/output/smoke"))
+            .args(["--fan-out-function", FUNCTION, "--shard-bytes", "8192"])
+            .env("AWS_ACCESS_KEY_ID", "AKIDMOTO")
+            .env("AWS_SECRET_ACCESS_KEY", "moto-secret")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ENDPOINT_URL", &batch_endpoint)
+            .env(
+                "AWS_ENDPOINT_URL_LAMBDA",
+                format!("http://127.0.0.1:{port}"),
+            )
+            .env_remove("AWS_PROFILE");
+        driver.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let manifest: Value = serde_json::from_slice(
+        &s3.get_bytes("batch/output/smoke/manifest.json")
+            .await
+            .unwrap()
+            .expect("the fan-out wrote its manifest"),
+    )
+    .unwrap();
+    let finished = manifest["finished"].as_array().unwrap();
+    assert!(finished.len() >= 4, "{manifest}");
+    let mut scored = Vec::new();
+    for i in 0..finished.len() {
+        let part = s3
+            .get_bytes(&format!("batch/output/smoke/part-{i:05}.jsonl"))
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("part {i} is in the output prefix"));
+        scored.extend(answers_of(&String::from_utf8(part).unwrap()));
+    }
+    let expected =
+        answers_of(&std::fs::read_to_string(work.path().join("reference.jsonl")).unwrap());
+    assert_eq!(scored.len(), 300);
+    assert_eq!(
+        scored, expected,
+        "the stack's batch function scores as a local run does"
     );
 }
 
