@@ -306,6 +306,38 @@ impl S3Store {
         self.settle(&part, target, result).await
     }
 
+    /// [`S3Store::fetch_object`] for an object stored gzip-compressed: it is read whole and
+    /// inflated into place, and the inflated bytes are verified against `sha256`. Reports the
+    /// compressed bytes as downloaded.
+    pub async fn fetch_gzip_object(
+        &self,
+        key: &str,
+        target: &Path,
+        sha256: Option<&str>,
+    ) -> Result<Fetched> {
+        if self.reusable(target, sha256).await? {
+            return Ok(Fetched::Reused);
+        }
+        let location = self.location(key);
+        let compressed = self.get_bytes(key).await?.ok_or_else(|| {
+            InferenceError::Store(format!("{location}: NoSuchKey: the object does not exist"))
+        })?;
+        let stored = compressed.len() as u64;
+        let part = unique_part_path(target);
+        let written = part.clone();
+        let inflated = tokio::task::spawn_blocking(move || inflate_into(&compressed, &written))
+            .await
+            .map_err(|e| InferenceError::Store(format!("{location}: {e}")))
+            .and_then(|inflated| inflated);
+        let result = inflated.and_then(|actual| {
+            if let Some(expected) = sha256 {
+                same_checksum(&location, expected, actual)?;
+            }
+            Ok(stored)
+        });
+        self.settle(&part, target, result).await
+    }
+
     /// Whether `target` is already a verified copy (seen in this process, or on disk with
     /// `sha256`); else makes sure its folder exists for the download.
     async fn reusable(&self, target: &Path, sha256: Option<&str>) -> Result<bool> {
@@ -563,6 +595,29 @@ fn unique_part_path(target: &Path) -> PathBuf {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     target.with_file_name(format!(".{name}.{}.{n}.part", std::process::id()))
+}
+
+/// Inflates gzip `compressed` into a new file `path` (synced to disk); returns the sha256 of
+/// the inflated bytes.
+fn inflate_into(compressed: &[u8], path: &Path) -> Result<String> {
+    use std::io::{Read, Write};
+    let mut decoder = flate2::read::GzDecoder::new(compressed);
+    let mut file = std::fs::File::create(path).map_err(InferenceError::io(path))?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = decoder
+            .read(&mut buffer)
+            .map_err(|e| InferenceError::Store(format!("{}: not gzip: {e}", path.display())))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+        file.write_all(&buffer[..n])
+            .map_err(InferenceError::io(path))?;
+    }
+    file.sync_all().map_err(InferenceError::io(path))?;
+    Ok(hex::encode(hasher.finalize()))
 }
 
 #[cfg(test)]

@@ -240,9 +240,24 @@ async fn bootstrap_under_cargo_lambda_watch_serves_from_an_s3_bundle() {
     let files = wanted.len();
     assert!(files > 5 && files < all.len(), "{files} of {}", all.len());
     let part = mesh_inference::store::PART_BYTES;
+    // A compressed file (large JSON) comes in one GET.
+    let gzipped: Vec<&&Value> = wanted.iter().filter(|f| f["encoding"] == "gzip").collect();
+    assert!(
+        !gzipped.is_empty(),
+        "the data sets are stored compressed: {manifest}"
+    );
+    for f in &gzipped {
+        assert!(
+            f["stored_size"].as_u64().unwrap() < f["size"].as_u64().unwrap(),
+            "{f}"
+        );
+    }
     let object_gets: usize = wanted
         .iter()
-        .map(|f| f["size"].as_u64().unwrap().div_ceil(part).max(1) as usize)
+        .map(|f| match f["encoding"] == "gzip" {
+            true => 1,
+            false => f["size"].as_u64().unwrap().div_ceil(part).max(1) as usize,
+        })
         .sum();
     assert!(object_gets > files, "the encoder comes in parts");
 
@@ -260,6 +275,10 @@ async fn bootstrap_under_cargo_lambda_watch_serves_from_an_s3_bundle() {
     assert_eq!(bundle["files"], files, "{health}");
     assert_eq!(bundle["downloaded_files"], files, "{health}");
     assert_eq!(bundle["reused_files"], 0, "{health}");
+    assert!(
+        bundle["downloaded_bytes"].as_u64() < bundle["bytes"].as_u64(),
+        "compressed files download fewer bytes than they take: {health}"
+    );
     assert!(
         !health.to_string().contains(BUCKET) && bundle.get("root").is_none(),
         "/health names neither the bucket nor the cache folder: {health}"
