@@ -47,6 +47,13 @@ pub const MAX_MSPS: usize = 50;
 /// Most rounds of one run.
 pub const MAX_ROUNDS: usize = 100;
 
+/// [`FederatedResponse::privacy_caveat`] of a run with a caller-given seed.
+const SEEDED_CAVEAT: &str = "a caller-given `seed` makes the DP noise and the aggregation masks reproducible: whoever knows it can remove them, so the (epsilon, delta) guarantee and the masks' secrecy do not hold; leave `seed` out for a private run";
+
+fn guarantee_holds() -> bool {
+    true
+}
+
 /// A training run.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -75,7 +82,10 @@ pub struct FederatedRequest {
     /// `iid` (default) or `label_skew` (each MSP sees mostly one outcome).
     #[serde(default)]
     pub partition: Option<String>,
-    /// Seed of the split, the sampling, the noise and the masks (default 42).
+    /// Seed of the partition, the sampling, the noise and the masks, for reproducible
+    /// experiments: with it the privacy guarantee does not hold (whoever knows the seed can
+    /// regenerate the noise and the masks), and the response says so. Default: drawn from the
+    /// operating system's randomness.
     #[serde(default)]
     pub seed: Option<u64>,
 }
@@ -128,6 +138,13 @@ pub struct FederatedResponse {
     pub records_per_msp: Vec<usize>,
     pub test_records: usize,
     pub secure_aggregation: bool,
+    /// Whether the (epsilon, delta) guarantee and the masks' secrecy hold: false when the
+    /// caller gave `seed`.
+    #[serde(default = "guarantee_holds")]
+    pub privacy_guarantee_holds: bool,
+    /// Why the guarantee does not hold, when it does not.
+    #[serde(default)]
+    pub privacy_caveat: Option<String>,
     pub centralised_non_private: Option<Baseline>,
     pub centralised_dp: Option<Baseline>,
     pub data_source: String,
@@ -280,7 +297,10 @@ fn config(request: &FederatedRequest) -> Result<(FederatedConfig, f64), AgentErr
             partition,
             secure_aggregation: request.secure_aggregation.unwrap_or(true),
             baselines: true,
-            seed: request.seed.unwrap_or(42),
+            seed: match request.seed {
+                Some(seed) => seed,
+                None => fedavg::os_seed().map_err(AgentError::Unavailable)?,
+            },
         },
         epsilon,
     ))
@@ -332,6 +352,7 @@ impl Agent for FederatedAgent {
 
     async fn handle(&self, request: FederatedRequest) -> Result<FederatedResponse, AgentError> {
         let (config, epsilon) = config(&request)?;
+        let seeded = request.seed.is_some();
         let (train, test) = (self.train.clone(), self.test.clone());
         let report = tokio::task::spawn_blocking(move || {
             fedavg::run(&train, &test, &config).map(|r| (r, config))
@@ -392,6 +413,8 @@ impl Agent for FederatedAgent {
             records_per_msp: report.client_sizes.clone(),
             test_records: self.test.y.len(),
             secure_aggregation: config.secure_aggregation,
+            privacy_guarantee_holds: !seeded,
+            privacy_caveat: seeded.then(|| SEEDED_CAVEAT.to_string()),
             centralised_non_private: report.centralised_non_private.as_ref().map(baseline),
             centralised_dp: report.centralised_dp.as_ref().map(baseline),
             data_source: self.data_source.clone(),

@@ -14,8 +14,8 @@
 //! - **Severity** ([`severity_rule`]): LOW for benign and spam, HIGH for ransomware and data
 //!   exfiltration, MEDIUM for the others; for any category but benign, one level up when
 //!   confidence >= 0.8 and one up when there are 3+ indicators or a CVE id or file hash; one
-//!   down when confidence < 0.5; the caller's `severity` hint can raise the result, never
-//!   lower it.
+//!   down when confidence < 0.5. The caller's `severity` hint never changes it: it is echoed
+//!   beside it as `caller_severity`, and alerts follow the model's severity alone.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -69,7 +69,7 @@ pub struct ThreatRequest {
     /// The caller's own guess at the category; echoed as `caller_threat_type`, never used as the answer.
     #[serde(default)]
     pub threat_type: Option<String>,
-    /// The caller's severity hint; it can raise the computed severity, never lower it.
+    /// The caller's severity hint; echoed as `caller_severity`, never used as the answer.
     #[serde(default)]
     pub severity: Option<Severity>,
     /// How many ATT&CK techniques to return (1-20, default 5).
@@ -133,7 +133,10 @@ pub struct NetworkImpact {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ThreatResponse {
     pub threat_type: String,
+    /// The model's severity ([`severity_rule`]): the one that drives alerts.
     pub severity: Severity,
+    /// The caller's `severity` hint, as given; it raises no alert by itself.
+    pub caller_severity: Option<Severity>,
     /// Calibrated probability of `threat_type`.
     pub confidence: f32,
     pub model_used: String,
@@ -403,6 +406,7 @@ impl Agent for ThreatAgent {
             network_impact: network_impact(&indicators),
             threat_type,
             severity,
+            caller_severity: request.severity,
             confidence,
             model_used: self.model_used(),
             indicators,
@@ -502,8 +506,7 @@ pub fn severity_rule(
         )
     });
     let indicator_adjustment = i32::from(harmful && (indicators.len() >= 3 || strong_indicator));
-    let computed = base.shifted(confidence_adjustment + indicator_adjustment);
-    let severity = hint.map_or(computed, |h| h.max(computed));
+    let severity = base.shifted(confidence_adjustment + indicator_adjustment);
     (
         severity,
         SeverityBasis {
@@ -511,7 +514,7 @@ pub fn severity_rule(
             confidence_adjustment,
             indicator_adjustment,
             caller_hint: hint,
-            rule: "LOW for benign/spam, HIGH for ransomware/data_exfiltration, MEDIUM otherwise; unless benign: +1 if confidence >= 0.8, +1 if 3+ indicators or a CVE/hash; -1 if confidence < 0.5; the caller's hint only raises".into(),
+            rule: "LOW for benign/spam, HIGH for ransomware/data_exfiltration, MEDIUM otherwise; unless benign: +1 if confidence >= 0.8, +1 if 3+ indicators or a CVE/hash; -1 if confidence < 0.5; the caller's hint is recorded, never applied".into(),
         },
     )
 }
@@ -585,11 +588,10 @@ mod tests {
             severity_rule("exploit", 0.85, &cve, None).0,
             Severity::Critical
         );
-        // The hint raises, never lowers.
-        assert_eq!(
-            severity_rule("spam", 0.9, &none, Some(Severity::High)).0,
-            Severity::High
-        );
+        // The hint is recorded beside the model's severity and changes nothing.
+        let (severity, basis) = severity_rule("spam", 0.6, &none, Some(Severity::Critical));
+        assert_eq!(severity, Severity::Low);
+        assert_eq!(basis.caller_hint, Some(Severity::Critical));
         assert_eq!(
             severity_rule("ransomware", 0.9, &none, Some(Severity::Low)).0,
             Severity::Critical

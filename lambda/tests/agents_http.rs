@@ -768,6 +768,39 @@ fn federated_training_keeps_to_its_privacy_budget() {
     assert!(status["total_epsilon_spent"].as_f64().unwrap() >= spent);
 }
 
+/// Without a `seed` the DP noise and the masks come from the operating system's randomness:
+/// two runs differ and the guarantee holds. With one, runs repeat exactly and the response
+/// says the guarantee does not hold.
+#[test]
+fn federated_noise_is_unpredictable_unless_seeded() {
+    let run = |seed: Option<u64>| {
+        let mut request =
+            json!({"participating_msps": 3, "privacy_epsilon": 1.0, "rounds": 2, "local_steps": 2});
+        if let Some(seed) = seed {
+            request["seed"] = json!(seed);
+        }
+        let (s, v) = post("/federated/train", request);
+        assert_eq!(s, 200, "{v}");
+        v
+    };
+    let (a, b) = (run(None), run(None));
+    for v in [&a, &b] {
+        assert_eq!(v["privacy_guarantee_holds"], true, "{v}");
+        assert!(v["privacy_caveat"].is_null(), "{v}");
+    }
+    assert_ne!(
+        a["history"], b["history"],
+        "two unseeded runs drew the same noise"
+    );
+    let (c, d) = (run(Some(11)), run(Some(11)));
+    assert_eq!(c["history"], d["history"], "a seed reproduces the run");
+    assert_eq!(c["privacy_guarantee_holds"], false, "{c}");
+    assert!(
+        c["privacy_caveat"].as_str().unwrap().contains("seed"),
+        "{c}"
+    );
+}
+
 /// The data routes take bodies past axum's 2 MB default: 150,000 values (about 2.8 MB) reach
 /// the agent, which names the limit they exceed.
 #[test]

@@ -829,3 +829,33 @@ fn a_request_past_the_timeout_is_a_json_504() {
     assert!(metric(text.as_str().unwrap(), "mesh_timeouts_total ") >= 1.0);
     assert_eq!(s.get("/health").0, 200);
 }
+
+/// A caller's `severity` hint is stored beside the model's severity, named as the caller's,
+/// and raises no alert: an all-hands notice hinted CRITICAL stays the model's LOW.
+#[test]
+fn a_severity_hint_is_recorded_and_raises_no_alert() {
+    let text =
+        "Hi team, the quarterly all-hands moved to Thursday at 3pm in the main conference room.";
+    let (status, answer) = server().post(
+        "/threat-intelligence/analyze",
+        &json!({"text": text, "severity": "CRITICAL"}),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["severity"], "LOW", "{answer}");
+    assert_eq!(answer["caller_severity"], "CRITICAL", "{answer}");
+    let id = answer["result_id"].as_str().unwrap();
+    let (status, stored) = server().get(&format!("/results/{id}"));
+    assert_eq!(status, 200, "{stored}");
+    let (_, events) = server().get("/events?from=1&limit=1000");
+    let of_this: Vec<&Value> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["result_id"] == id)
+        .collect();
+    assert!(!of_this.is_empty(), "{events}");
+    assert!(
+        of_this.iter().all(|e| e["type"] != "alert"),
+        "the hint raised an alert: {of_this:?}"
+    );
+}

@@ -174,6 +174,15 @@ pub(crate) const TAG_SECAGG: u64 = 3;
 pub(crate) const TAG_CENTRAL_PLAIN: u64 = 4;
 pub(crate) const TAG_CENTRAL_DP: u64 = 5;
 
+/// A seed from the operating system's randomness, for a run whose noise and masks nobody can
+/// regenerate (a known seed voids the privacy guarantee).
+pub fn os_seed() -> Result<u64, String> {
+    use rand_core::TryRngCore;
+    rand_core::OsRng
+        .try_next_u64()
+        .map_err(|e| format!("the operating system's randomness: {e}"))
+}
+
 /// Independent ChaCha20 stream for (seed, purpose, a, b).
 pub(crate) fn rng_for(seed: u64, tag: u64, a: u64, b: u64) -> ChaCha20Rng {
     let mut s = [0u8; 32];
