@@ -393,13 +393,7 @@ impl ModelStore {
             .unwrap_or(0)
             + 1;
         let path = folder.join(format!("v{}.json", model.version));
-        let tmp = folder.join(format!(
-            ".v{}.json.{}.tmp",
-            model.version,
-            std::process::id()
-        ));
-        std::fs::write(&tmp, serde_json::to_vec_pretty(model)?)?;
-        std::fs::rename(&tmp, &path)?;
+        mesh_models::write_durably(&path, &serde_json::to_vec_pretty(model)?)?;
         Ok(model.version)
     }
 

@@ -99,12 +99,48 @@ fn a_killed_run_resumes_with_every_record_answered_exactly_once() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--resume"));
 
+    // --resume refuses an input that changed, whether its size or only its content (also
+    // after a run without --resume over the changed input was refused).
+    let original = std::fs::read(&input).unwrap();
+    let mut same_size = original.clone();
+    let at = same_size.len() / 2
+        + same_size[same_size.len() / 2..]
+            .iter()
+            .position(|b| b.is_ascii_digit())
+            .unwrap();
+    same_size[at] = if same_size[at] == b'1' { b'2' } else { b'1' };
+    let mut longer = original.clone();
+    longer.extend_from_slice(b"{\"id\": \"extra\", \"values\": [1, 2, 3]}\n");
+    for changed in [same_size, longer] {
+        std::fs::write(&input, &changed).unwrap();
+        let fresh = score_command(dir.path(), &input, &output, &[])
+            .output()
+            .unwrap();
+        assert!(!fresh.status.success());
+        let refused = score_command(dir.path(), &input, &output, &["--resume"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(!refused.status.success(), "resumed over a changed input");
+        assert!(stderr.contains("the input changed"), "{stderr}");
+    }
+    assert_eq!(
+        complete_lines(&output),
+        written,
+        "a refused resume writes nothing"
+    );
+    std::fs::write(&input, &original).unwrap();
+
     let resumed = score_command(dir.path(), &input, &output, &["--resume"])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&resumed.stderr);
     assert!(resumed.status.success(), "{stderr}");
     assert!(stderr.contains("answered by an earlier run"), "{stderr}");
+    assert!(
+        !dir.path().join("out.jsonl.input.json").exists(),
+        "the input record goes once the output is complete"
+    );
 
     let got = answers(&output);
     let ids: Vec<&str> = got.iter().map(|a| a["id"].as_str().unwrap()).collect();
@@ -261,4 +297,36 @@ fn parquet_in_and_out() {
         !dir.path().join("answers.parquet.part").exists(),
         "the spool is removed"
     );
+}
+
+/// A line that is not UTF-8 is that record's error answer; the records around it are scored
+/// and the run succeeds.
+#[test]
+fn an_undecodable_line_is_an_error_answer_and_the_run_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("records.jsonl");
+    common::anomaly_records(&input, 4);
+    let mut bytes = std::fs::read(&input).unwrap();
+    let second = bytes.iter().position(|b| *b == b'\n').unwrap() + 1;
+    bytes.splice(
+        second..second,
+        b"{\"id\": \"bad\xff\xfe\"}\n".iter().copied(),
+    );
+    std::fs::write(&input, &bytes).unwrap();
+    let output = dir.path().join("out.jsonl");
+    let run = score_command(dir.path(), &input, &output, &[])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let got = answers(&output);
+    assert_eq!(got.len(), 5, "{got:?}");
+    assert_eq!(got[0]["id"], "r000000");
+    let error = got[1]["error"].to_string();
+    assert!(error.contains("line 2 is not UTF-8"), "{error}");
+    let ids: Vec<&str> = got[2..].iter().map(|a| a["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["r000001", "r000002", "r000003"]);
 }

@@ -7,11 +7,13 @@
 //! into the models folder.
 
 mod checksum;
+mod durable;
 mod error;
 mod fetch;
 mod manifest;
 
 pub use checksum::{sha256_file, verify_file};
+pub use durable::{sync_folder_of, write_durably, write_durably_with};
 pub use error::ModelsError;
 pub use fetch::{pull, pull_dataset, verify_dir, verify_files, PullOutcome};
 pub use manifest::{

@@ -361,6 +361,9 @@ fn write_cache(
     ]);
     let tmp = path.with_extension(format!("part-{}", std::process::id()));
     candle_core::safetensors::save(&tensors, &tmp)?;
+    // On disk before it takes the name (a crash leaves the old cache or the new one).
+    std::fs::File::open(&tmp)?.sync_all()?;
     std::fs::rename(&tmp, path)?;
+    mesh_models::sync_folder_of(path)?;
     Ok(())
 }

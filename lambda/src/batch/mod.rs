@@ -7,7 +7,9 @@
 //! - Resumable: answers are written one line per record in input order, so after a kill the
 //!   complete lines of the output say how many records are done. `--resume` truncates a torn
 //!   last line, skips that many input records and appends: every record is answered exactly
-//!   once. (An `s3://` output is written to a local spool file first, kept across runs for
+//!   once. It refuses an input whose size or sha256 differs from the one the output was
+//!   started from (recorded beside it while it is written). A line that is not UTF-8 is that
+//!   record's error answer. (An `s3://` output is written to a local spool file first, kept across runs for
 //!   resuming, and uploaded at the end.)
 //! - CSV: the header names the request fields; a cell that parses as JSON (a number, `true`,
 //!   `[1,2]`, `{...}`) is that value, anything else a string; an `id` column is passed through.
@@ -208,6 +210,22 @@ pub async fn run(
     } else {
         options.output_format
     };
+    // What the output is scored from, kept beside it: `--resume` refuses a changed input.
+    let record_of_input = match (&append_path, &input_path) {
+        (Some(output), input) => {
+            progress.set_message("checking the input");
+            let fingerprint = match input.clone() {
+                Some(path) => Some(
+                    tokio::task::spawn_blocking(move || InputFingerprint::of(&path))
+                        .await
+                        .context("fingerprinting the input stopped")??,
+                ),
+                None => None,
+            };
+            Some(check_input(output, fingerprint, options.resume)?)
+        }
+        (None, _) => None,
+    };
     let (writer, resumed) = open_output(append_path.as_deref(), append_format, options.resume)?;
     let total_bytes = match &input_path {
         Some(p) => Some(
@@ -248,6 +266,9 @@ pub async fn run(
         busy: after.busy.saturating_sub(before.busy),
     };
     read?;
+    if let Some(record) = record_of_input {
+        std::fs::remove_file(record).ok(); // the output is complete
+    }
     let (Some(final_path), Some(append_path)) = (final_path, append_path) else {
         return Ok(summary);
     };
@@ -268,6 +289,76 @@ pub async fn run(
         std::fs::remove_file(&final_path).ok();
     }
     Ok(summary)
+}
+
+/// What an output is scored from: the input's size and sha256, kept beside the output while
+/// it is being written (`<output>.input.json`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct InputFingerprint {
+    bytes: u64,
+    sha256: String,
+}
+
+impl InputFingerprint {
+    fn of(path: &Path) -> anyhow::Result<Self> {
+        let bytes = std::fs::metadata(path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .len();
+        let sha256 = mesh_models::sha256_file(path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        Ok(Self { bytes, sha256 })
+    }
+}
+
+/// Checks, for `--resume` of an output that holds answers, that the input is the one it was
+/// scored from; for a new output, records the input. Returns the record's path.
+fn check_input(
+    output: &Path,
+    input: Option<InputFingerprint>,
+    resume: bool,
+) -> anyhow::Result<PathBuf> {
+    let record = output.with_file_name(format!(
+        "{}.input.json",
+        output.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    let holds_answers = output.metadata().map(|m| m.len() > 0).unwrap_or(false);
+    if holds_answers && !resume {
+        return Ok(record); // refused by `open_output`; the record stays that of its input
+    }
+    if holds_answers {
+        let input = input.context(
+            "--resume needs the input as a file or s3:// object: standard input cannot be checked for changes",
+        )?;
+        let text = std::fs::read_to_string(&record).with_context(|| {
+            format!(
+                "{} holds no record of the input it was scored from ({} is missing), so --resume cannot check the input is unchanged; remove the output to score afresh",
+                output.display(),
+                record.display()
+            )
+        })?;
+        let scored_from: InputFingerprint = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not an input record", record.display()))?;
+        anyhow::ensure!(
+            scored_from == input,
+            "the input changed since {} was started ({} bytes, sha256 {} then; {} bytes, sha256 {} now): --resume would mix answers of two inputs; remove the output to score afresh",
+            output.display(),
+            scored_from.bytes,
+            scored_from.sha256,
+            input.bytes,
+            input.sha256
+        );
+        return Ok(record);
+    }
+    if let Some(input) = input {
+        if let Some(parent) = record.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        let json = serde_json::to_vec(&input)?;
+        mesh_models::write_durably(&record, &json)
+            .with_context(|| format!("writing {}", record.display()))?;
+    }
+    Ok(record)
 }
 
 /// Opens the output: a new file (or stdout), or with `--resume` the existing one, truncated
@@ -373,18 +464,25 @@ fn read_records(
     match format {
         Format::Jsonl => {
             let mut reader = std::io::BufReader::with_capacity(1 << 20, source);
-            let mut line = String::new();
+            let mut bytes = Vec::new();
+            let mut number = 0u64;
             loop {
-                line.clear();
-                let n = reader.read_line(&mut line).context("reading the input")?;
+                bytes.clear();
+                let n = reader
+                    .read_until(b'\n', &mut bytes)
+                    .context("reading the input")?;
                 if n == 0 {
                     return Ok(());
                 }
+                number += 1;
                 progress.inc(n as u64);
-                if line.trim().is_empty() {
-                    continue;
-                }
-                if !send(parse_line(&line)) {
+                // An undecodable line is that record's error; the run goes on.
+                let record = match std::str::from_utf8(&bytes) {
+                    Ok(line) if line.trim().is_empty() => continue,
+                    Ok(line) => parse_line(line),
+                    Err(e) => Err(format!("line {number} is not UTF-8 text: {e}")),
+                };
+                if !send(record) {
                     return Ok(()); // the scorer stopped; its error is reported
                 }
             }
