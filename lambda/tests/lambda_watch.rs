@@ -1061,8 +1061,12 @@ async fn events_reach_100_connections_off_the_request_path() {
 async fn the_connect_authorizer_checks_the_api_key_query_parameter() {
     let answers = tokio::task::spawn_blocking(|| {
         let (port, _watch) = start_watch();
-        let _function = start_bootstrap(port, "authorizer", &[("MESH_API_KEYS", "k-1,a+b= c")]);
-        ["a+b= c", "k-1", "k-2", ""]
+        let _function = start_bootstrap(
+            port,
+            "authorizer",
+            &[("MESH_API_KEYS", "k-1-0123456789abcdef,a+b= c-0123456789")],
+        );
+        ["a+b= c-0123456789", "k-1-0123456789abcdef", "k-2-0123456789abcdef", ""]
             .iter()
             .map(|key| {
                 let event = json!({"type": "REQUEST",

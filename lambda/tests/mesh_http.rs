@@ -707,7 +707,7 @@ fn every_route_answers_bad_input_with_a_json_4xx_and_stays_healthy() {
 #[test]
 fn api_keys_rate_limit_inflight_bound_and_cors() {
     let keys = temp_path("keys");
-    std::fs::write(&keys, "# test keys\nfile-key\n").unwrap();
+    std::fs::write(&keys, "# test keys\nfile-key-0123456789\n").unwrap();
     let s = Server::start(
         &temp_path("protected-partners.json"),
         &[
@@ -716,7 +716,7 @@ fn api_keys_rate_limit_inflight_bound_and_cors() {
             "--state-db",
             ":memory:",
             "--api-keys",
-            "env-key-1,env-key-2",
+            "env-key-1-0123456789,env-key-2-0123456789",
             "--api-keys-file",
             keys.to_str().unwrap(),
             "--rate-limit-per-second",
@@ -727,6 +727,8 @@ fn api_keys_rate_limit_inflight_bound_and_cors() {
             "1",
             "--cors-origins",
             "http://dashboard.local",
+            "--failed-auth-per-minute",
+            "3",
         ],
     );
     let embed = |key: Option<&str>, texts: usize| {
@@ -751,14 +753,18 @@ fn api_keys_rate_limit_inflight_bound_and_cors() {
         (status, v["error_type"].as_str()),
         (401, Some("unauthorized"))
     );
-    assert_eq!(embed(Some("env-key-2"), 1).0, 200);
-    assert_eq!(embed(Some("file-key"), 1).0, 200);
+    assert_eq!(embed(Some("env-key-2-0123456789"), 1).0, 200);
+    assert_eq!(embed(Some("file-key-0123456789"), 1).0, 200);
 
-    // Burst of 6 for env-key-2 (one used above): five more pass, then 429 with retry-after.
+    // Burst of 6 for env-key-2-0123456789 (one used above): five more pass, then 429 with retry-after.
     let mut statuses = vec![];
     for _ in 0..7 {
-        let (status, head, v) =
-            s.request("GET", "/openapi.json", &[("x-api-key", "env-key-2")], b"");
+        let (status, head, v) = s.request(
+            "GET",
+            "/openapi.json",
+            &[("x-api-key", "env-key-2-0123456789")],
+            b"",
+        );
         if status == 429 {
             assert_eq!(v["error_type"], "rate_limited");
             assert!(head.to_ascii_lowercase().contains("retry-after:"));
@@ -774,7 +780,7 @@ fn api_keys_rate_limit_inflight_bound_and_cors() {
         let handles: Vec<_> = (0..4)
             .map(|_| {
                 scope.spawn(|| {
-                    let (status, _, v) = embed(Some("env-key-1"), 32);
+                    let (status, _, v) = embed(Some("env-key-1-0123456789"), 32);
                     (status, v)
                 })
             })
@@ -801,6 +807,25 @@ fn api_keys_rate_limit_inflight_bound_and_cors() {
     assert!(head
         .to_ascii_lowercase()
         .contains("access-control-allow-origin: http://dashboard.local"));
+
+    // Wrong keys from one address: 3 a minute (one was sent above), then 429 with retry-after
+    // before any key is checked, the right one included.
+    for _ in 0..2 {
+        assert_eq!(embed(Some("guess-0123456789abc"), 1).0, 401);
+    }
+    for key in ["guess-0123456789abd", "env-key-1-0123456789"] {
+        let (status, head, v) = embed(Some(key), 1);
+        assert_eq!(
+            (status, v["error_type"].as_str()),
+            (429, Some("rate_limited")),
+            "{v}"
+        );
+        assert!(
+            v["error"].as_str().unwrap().contains("wrong API keys"),
+            "{v}"
+        );
+        assert!(head.to_ascii_lowercase().contains("retry-after:"), "{head}");
+    }
 }
 
 #[test]

@@ -363,6 +363,10 @@ pub struct ProtectionArgs {
     /// Requests a client may send at once above the sustained rate.
     #[arg(long, env = "MESH_RATE_LIMIT_BURST", default_value_t = 2000)]
     pub rate_limit_burst: u32,
+    /// Wrong API keys a client address may present per minute; beyond them its requests are
+    /// refused with 429 before any key is checked. 0 turns this off.
+    #[arg(long, env = "MESH_FAILED_AUTH_PER_MINUTE", default_value_t = 10)]
+    pub failed_auth_per_minute: u32,
     /// Model requests (agents, /embed) running at once; more are refused with 429.
     #[arg(long, env = "MESH_MAX_INFLIGHT", default_value_t = 128)]
     pub max_inflight: usize,
@@ -382,6 +386,7 @@ impl Default for ProtectionArgs {
             max_data_body_bytes: 64 * 1024 * 1024,
             rate_limit_per_second: 1000,
             rate_limit_burst: 2000,
+            failed_auth_per_minute: 10,
             max_inflight: 128,
             request_timeout: Duration::from_secs(120),
         }

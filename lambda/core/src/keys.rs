@@ -9,12 +9,19 @@ use subtle::ConstantTimeEq;
 
 use crate::config::ProtectionArgs;
 
-/// The keys file could not be read.
+/// The shortest API key accepted at start-up, in characters: a short key can be guessed.
+pub const MIN_KEY_CHARS: usize = 16;
+
+/// The configured keys cannot be used.
 #[derive(Debug, thiserror::Error)]
-#[error("reading API keys from {path}: {source}")]
-pub struct KeysFileError {
-    pub path: PathBuf,
-    pub source: std::io::Error,
+pub enum KeysError {
+    #[error("reading API keys from {path}: {source}")]
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("an API key from {origin} has {chars} characters; keys need at least {MIN_KEY_CHARS} (for example `openssl rand -hex 20`)")]
+    TooShort { origin: String, chars: usize },
 }
 
 /// The accepted keys.
@@ -29,20 +36,33 @@ fn digest(key: &str) -> [u8; 32] {
 
 impl ApiKeys {
     /// The keys of `--api-keys` and of the lines of `--api-keys-file` (`#` starts a comment),
-    /// trimmed, blanks skipped.
-    pub fn load(args: &ProtectionArgs) -> Result<Self, KeysFileError> {
-        let mut keys: Vec<String> = args.api_keys.iter().map(|k| k.trim().to_string()).collect();
+    /// trimmed, blanks skipped; each at least [`MIN_KEY_CHARS`] long.
+    pub fn load(args: &ProtectionArgs) -> Result<Self, KeysError> {
+        let mut keys: Vec<(String, String)> = args
+            .api_keys
+            .iter()
+            .map(|k| ("MESH_API_KEYS".to_string(), k.trim().to_string()))
+            .collect();
         if let Some(path) = &args.api_keys_file {
-            let text = std::fs::read_to_string(path).map_err(|source| KeysFileError {
+            let text = std::fs::read_to_string(path).map_err(|source| KeysError::File {
                 path: path.clone(),
                 source,
             })?;
-            keys.extend(
-                text.lines()
-                    .map(|l| l.split('#').next().unwrap_or("").trim().to_string()),
-            );
+            keys.extend(text.lines().enumerate().map(|(i, l)| {
+                let key = l.split('#').next().unwrap_or("").trim().to_string();
+                (format!("{} line {}", path.display(), i + 1), key)
+            }));
         }
-        Ok(Self::from_keys(keys.iter().map(String::as_str)))
+        for (origin, key) in &keys {
+            let chars = key.chars().count();
+            if chars > 0 && chars < MIN_KEY_CHARS {
+                return Err(KeysError::TooShort {
+                    origin: origin.clone(),
+                    chars,
+                });
+            }
+        }
+        Ok(Self::from_keys(keys.iter().map(|(_, k)| k.as_str())))
     }
 
     /// The given keys (blank ones skipped).
@@ -77,6 +97,26 @@ impl ApiKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_keys_are_refused_at_start_naming_where_they_came_from() {
+        let args = |keys: &[&str]| ProtectionArgs {
+            api_keys: keys.iter().map(|k| k.to_string()).collect(),
+            ..ProtectionArgs::default()
+        };
+        let refused = ApiKeys::load(&args(&["0123456789abcdef0123", "short-key"])).unwrap_err();
+        let message = refused.to_string();
+        assert!(
+            message.contains("MESH_API_KEYS") && message.contains("9 characters"),
+            "{message}"
+        );
+        assert!(
+            !message.contains("short-key"),
+            "the key itself is never shown: {message}"
+        );
+        let keys = ApiKeys::load(&args(&["0123456789abcdef0123"])).unwrap();
+        assert!(keys.check("0123456789abcdef0123").is_some());
+    }
 
     #[test]
     fn keys_match_exactly_and_blanks_never() {

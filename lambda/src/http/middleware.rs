@@ -46,6 +46,25 @@ pub async fn authenticate(
 ) -> Response {
     let protection = &state.protection;
     let presented = presented_key(&request);
+    let address = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "anonymous".into(), |c| format!("addr:{}", c.0.ip()));
+    // An address that presented too many wrong keys has no key checked until its window ends.
+    if presented.is_some() {
+        if let Some(wait) = protection.auth_failures.blocked_for(&address) {
+            state
+                .metrics
+                .rate_limited
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+            return ApiError::RateLimited {
+                message: format!("too many wrong API keys from this address; retry in {seconds} s"),
+                retry_after_secs: seconds,
+            }
+            .into_response();
+        }
+    }
     let client = match presented.as_deref().and_then(|k| protection.check_key(k)) {
         Some(client) => client,
         None if protection.keys_required && !open_route(request.uri().path()) => {
@@ -54,18 +73,14 @@ pub async fn authenticate(
                 .unauthorized
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let message = if presented.is_some() {
+                protection.auth_failures.record(&address);
                 "the API key in `x-api-key` is not valid"
             } else {
                 "this server needs an API key in the `x-api-key` header"
             };
             return ApiError::Unauthorized(message.into()).into_response();
         }
-        None => ClientId(
-            request
-                .extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map_or_else(|| "anonymous".into(), |c| format!("addr:{}", c.0.ip())),
-        ),
+        None => ClientId(address),
     };
     request.extensions_mut().insert(client);
     next.run(request).await

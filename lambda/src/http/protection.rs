@@ -3,15 +3,16 @@
 //! (governor's GCRA), a bound on in-flight model work and a request timeout. [`Protection`] is
 //! the running state; [`crate::http::middleware`] applies it to every request.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::http::{header, HeaderValue, Method};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use mesh_core::config::{AuthMode, ProtectionArgs};
-use mesh_core::keys::{ApiKeys, KeysFileError};
+use mesh_core::keys::{ApiKeys, KeysError};
 use tokio::sync::Semaphore;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -19,7 +20,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 #[derive(Debug, thiserror::Error)]
 pub enum ProtectionError {
     #[error(transparent)]
-    KeysFile(#[from] KeysFileError),
+    Keys(#[from] KeysError),
     #[error("API keys are required (--auth required) but none is configured (MESH_API_KEYS or MESH_API_KEYS_FILE)")]
     RequiredWithoutKeys,
     #[error("listening on {0}, beyond loopback, without API keys: set MESH_API_KEYS or MESH_API_KEYS_FILE, or pass --auth off to serve without them")]
@@ -34,12 +35,61 @@ pub struct Protection {
     keys: ApiKeys,
     pub(crate) keys_required: bool,
     pub(crate) limiter: Option<DefaultKeyedRateLimiter<String>>,
+    pub(crate) auth_failures: AuthFailures,
     pub(crate) inflight: Arc<Semaphore>,
     pub(crate) max_inflight: usize,
     pub request_timeout: Duration,
     pub max_body_bytes: usize,
     pub max_data_body_bytes: usize,
     cors_origins: Vec<String>,
+}
+
+/// The window over which wrong keys are counted per client address.
+const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+
+/// Wrong keys per client address, in fixed one-minute windows
+/// ([`ProtectionArgs::failed_auth_per_minute`]): a guesser is stopped after a few tries.
+pub(crate) struct AuthFailures {
+    limit: u32,
+    windows: Mutex<HashMap<String, (Instant, u32)>>,
+}
+
+impl AuthFailures {
+    fn new(limit: u32) -> Self {
+        Self {
+            limit,
+            windows: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// How long `client` must wait, when it has used up its wrong keys for the window.
+    pub(crate) fn blocked_for(&self, client: &str) -> Option<Duration> {
+        if self.limit == 0 {
+            return None;
+        }
+        let windows = self.windows.lock().expect("lock");
+        let (start, count) = windows.get(client)?;
+        let elapsed = start.elapsed();
+        (elapsed < FAILURE_WINDOW && *count >= self.limit).then(|| FAILURE_WINDOW - elapsed)
+    }
+
+    /// Counts a wrong key from `client`.
+    pub(crate) fn record(&self, client: &str) {
+        if self.limit == 0 {
+            return;
+        }
+        let mut windows = self.windows.lock().expect("lock");
+        if windows.len() > 100_000 {
+            windows.retain(|_, (start, _)| start.elapsed() < FAILURE_WINDOW);
+        }
+        let entry = windows
+            .entry(client.to_string())
+            .or_insert((Instant::now(), 0));
+        if entry.0.elapsed() >= FAILURE_WINDOW {
+            *entry = (Instant::now(), 0);
+        }
+        entry.1 += 1;
+    }
 }
 
 /// Who sent a request: `key:<first 12 hex of the key's SHA-256>`, else `addr:<ip>`, else
@@ -80,6 +130,7 @@ impl Protection {
             keys,
             keys_required,
             limiter,
+            auth_failures: AuthFailures::new(args.failed_auth_per_minute),
             inflight: Arc::new(Semaphore::new(args.max_inflight)),
             max_inflight: args.max_inflight,
             request_timeout: args.request_timeout,
@@ -158,7 +209,7 @@ mod tests {
             .unwrap()
             .keys_required());
         let keyed = ProtectionArgs {
-            api_keys: vec!["k1".into()],
+            api_keys: vec!["k1-0123456789abcdef".into()],
             ..args()
         };
         assert!(Protection::from_args(&keyed, Some(loopback))
@@ -175,24 +226,42 @@ mod tests {
     }
 
     #[test]
+    fn wrong_keys_are_counted_per_address_in_a_window() {
+        let failures = AuthFailures::new(3);
+        for _ in 0..2 {
+            failures.record("addr:10.0.0.1");
+        }
+        assert!(failures.blocked_for("addr:10.0.0.1").is_none());
+        failures.record("addr:10.0.0.1");
+        let wait = failures.blocked_for("addr:10.0.0.1").unwrap();
+        assert!(wait > Duration::from_secs(59) && wait <= FAILURE_WINDOW);
+        assert!(failures.blocked_for("addr:10.0.0.2").is_none());
+        let off = AuthFailures::new(0);
+        for _ in 0..100 {
+            off.record("addr:10.0.0.1");
+        }
+        assert!(off.blocked_for("addr:10.0.0.1").is_none());
+    }
+
+    #[test]
     fn keys_from_env_list_and_file_are_checked_by_digest() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("keys");
-        std::fs::write(&file, "# team keys\nfile-key  # ops\n\n").unwrap();
+        std::fs::write(&file, "# team keys\nfile-key-0123456789  # ops\n\n").unwrap();
         let p = Protection::from_args(
             &ProtectionArgs {
-                api_keys: vec![" env-key ".into()],
+                api_keys: vec![" env-key-0123456789 ".into()],
                 api_keys_file: Some(file),
                 ..args()
             },
             None,
         )
         .unwrap();
-        assert!(p.check_key("env-key").is_some());
-        assert!(p.check_key("file-key").is_some());
-        assert!(p.check_key("file-key ").is_none());
+        assert!(p.check_key("env-key-0123456789").is_some());
+        assert!(p.check_key("file-key-0123456789").is_some());
+        assert!(p.check_key("file-key-0123456789 ").is_none());
         assert!(p.check_key("").is_none());
-        let id = p.check_key("env-key").unwrap().0;
+        let id = p.check_key("env-key-0123456789").unwrap().0;
         assert!(id.starts_with("key:") && !id.contains("env-key"), "{id}");
     }
 }
