@@ -35,6 +35,12 @@ pub const DEFAULT_MODEL_ID: &str = "mlc-churn";
 pub const MAX_RECORDS: usize = 200_000;
 /// Most columns of a training set.
 pub const MAX_COLUMNS: usize = 500;
+/// Most features a model may have (numeric columns, missing-value indicators and one-hot
+/// levels): each Newton step holds a (features + 1)² Hessian and factorises it.
+pub const MAX_FEATURES: usize = 1_024;
+/// Most records x features² of one training request: the work of forming one Newton step's
+/// Hessian, which each of the six fits (five folds and the final model) repeats per step.
+pub const MAX_TRAINING_WORK: f64 = 2e9;
 /// Cross-validation folds.
 pub const CV_FOLDS: usize = 5;
 /// Seed of the fold assignment.
@@ -133,6 +139,7 @@ pub fn train(
             "the records hold no feature column besides the target",
         ));
     }
+    check_training_cost(records.len(), Encoder::fit(&all, &[target]).width())?;
 
     let folds = stratified_folds(&labels, CV_FOLDS, CV_SEED);
     let mut fold_auc = Vec::with_capacity(CV_FOLDS);
@@ -161,6 +168,25 @@ pub fn train(
         features: model.coefficients.len(),
     };
     Ok(model)
+}
+
+/// Refuses, before any work, a training set whose model would be too wide or too costly to
+/// fit ([`MAX_FEATURES`], [`MAX_TRAINING_WORK`]).
+fn check_training_cost(records: usize, features: usize) -> Result<(), AgentError> {
+    if features > MAX_FEATURES {
+        return Err(AgentError::invalid(
+            "records",
+            format!("the records encode to {features} features (numeric columns, missing-value indicators and one-hot levels); at most {MAX_FEATURES}: drop columns or merge rare levels"),
+        ));
+    }
+    let work = records as f64 * (features as f64).powi(2);
+    if work > MAX_TRAINING_WORK {
+        return Err(AgentError::invalid(
+            "records",
+            format!("{records} records x {features}² features is {work:.1e}; a training may take at most {MAX_TRAINING_WORK:.0e}: send fewer records or fewer columns"),
+        ));
+    }
+    Ok(())
 }
 
 /// The binary target of every record; a 422 naming `records[i].<target>` otherwise.

@@ -494,6 +494,39 @@ fn validation_errors_are_422_naming_the_field() {
     }
 }
 
+/// Training is bounded by the features the records encode to, checked before any fit: 30
+/// columns of 50 levels seen 5 times each are 1,500 one-hot features (a 1,501² Hessian per
+/// Newton step), refused with a 422 naming the field and the limit.
+#[test]
+fn client_health_training_is_bounded_by_features_before_it_starts() {
+    let records: Vec<serde_json::Value> = (0..250)
+        .map(|i| {
+            let mut record = serde_json::Map::new();
+            for c in 0..30 {
+                record.insert(format!("col{c:02}"), json!(format!("level-{}", i % 50)));
+            }
+            record.insert("churn".into(), json!(if i % 2 == 0 { "yes" } else { "no" }));
+            serde_json::Value::Object(record)
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let (s, v) = post(
+        "/client-health/train",
+        json!({"model_id": "too-wide", "records": records, "target": "churn"}),
+    );
+    assert_eq!(s, 422, "{v}");
+    assert_eq!(v["field"], "records", "{v}");
+    let message = v["error"].as_str().unwrap();
+    assert!(
+        message.contains("1500 features") && message.contains("at most 1024"),
+        "{message}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "refused before fitting"
+    );
+}
+
 #[test]
 fn openapi_lists_the_agent_routes() {
     let (s, v) = http("GET", "/openapi.json", "application/json", "");

@@ -884,3 +884,67 @@ fn a_severity_hint_is_recorded_and_raises_no_alert() {
         "the hint raised an alert: {of_this:?}"
     );
 }
+
+/// Request bodies held by model requests have a budget: with 3 MiB, a request whose 2 MB body
+/// is still arriving leaves no room for a second one, refused at once with 429 and
+/// `retry-after`; once the first is answered the second gets in.
+#[test]
+fn inflight_request_bodies_have_a_byte_budget() {
+    use std::io::{Read, Write};
+    let s = Server::start(
+        &temp_path("budget-partners.json"),
+        &[
+            "--agents",
+            "false",
+            "--state-db",
+            ":memory:",
+            "--max-data-body-bytes",
+            "2097152",
+            "--max-inflight-body-bytes",
+            "3145728",
+        ],
+    );
+    let line = "The backup job on the file server failed again overnight.";
+    let inputs: Vec<&str> = (0..34_000).map(|_| line).collect();
+    let body = json!({ "inputs": inputs }).to_string();
+    assert!(
+        body.len() > 1_600_000 && body.len() < 2_097_152,
+        "{}",
+        body.len()
+    );
+    let mut slow = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    write!(
+        slow,
+        "POST /embed HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    let half = body.len() / 2;
+    slow.write_all(&body.as_bytes()[..half]).unwrap();
+    std::thread::sleep(Duration::from_millis(500)); // the server has admitted it
+    let json_body = [("Content-Type", "application/json")];
+    let (status, head, v) = s.request("POST", "/embed", &json_body, body.as_bytes());
+    assert_eq!(
+        (status, v["error_type"].as_str()),
+        (429, Some("overloaded")),
+        "{v}"
+    );
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("--max-inflight-body-bytes"),
+        "{v}"
+    );
+    assert!(head.to_ascii_lowercase().contains("retry-after:"), "{head}");
+    slow.write_all(&body.as_bytes()[half..]).unwrap();
+    let mut answer = String::new();
+    slow.read_to_string(&mut answer).unwrap();
+    assert!(
+        !answer.starts_with("HTTP/1.1 429"),
+        "{}",
+        &answer[..answer.len().min(300)]
+    );
+    let (status, _, v) = s.request("POST", "/embed", &json_body, body.as_bytes());
+    assert_ne!(status, 429, "{v}");
+}

@@ -367,6 +367,10 @@ pub struct ProtectionArgs {
     /// refused with 429 before any key is checked. 0 turns this off.
     #[arg(long, env = "MESH_FAILED_AUTH_PER_MINUTE", default_value_t = 10)]
     pub failed_auth_per_minute: u32,
+    /// Bytes of request bodies that model requests may hold at once (by `Content-Length`, else
+    /// the data body limit); a request beyond it is refused with 429.
+    #[arg(long, env = "MESH_MAX_INFLIGHT_BODY_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub max_inflight_body_bytes: usize,
     /// Model requests (agents, /embed) running at once; more are refused with 429.
     #[arg(long, env = "MESH_MAX_INFLIGHT", default_value_t = 128)]
     pub max_inflight: usize,
@@ -387,6 +391,7 @@ impl Default for ProtectionArgs {
             rate_limit_per_second: 1000,
             rate_limit_burst: 2000,
             failed_auth_per_minute: 10,
+            max_inflight_body_bytes: 256 * 1024 * 1024,
             max_inflight: 128,
             request_timeout: Duration::from_secs(120),
         }

@@ -119,9 +119,11 @@ pub async fn rate_limit(
     next.run(request).await
 }
 
-/// Whether a request is model work (an agent call or `/embed`).
+/// Whether a request is model work (an agent call, `/embed`, or a partner upload, which
+/// embeds every new profile).
 fn is_model_work(method: &Method, route: &str) -> bool {
     route == "/embed" && method == Method::POST
+        || route == "/collaboration/partners" && (method == Method::PUT || method == Method::POST)
         || crate::http::metrics::agent_for(method, route).is_some()
 }
 
@@ -141,16 +143,33 @@ pub async fn limit_inflight(
     {
         return next.run(request).await;
     }
-    let Ok(_permit) = Arc::clone(&state.protection.inflight).try_acquire_owned() else {
+    let protection = &state.protection;
+    let refuse = |message: String| {
         state
             .metrics
             .overloaded
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        return ApiError::Overloaded(format!(
+        ApiError::Overloaded(message).into_response()
+    };
+    let Ok(_permit) = Arc::clone(&protection.inflight).try_acquire_owned() else {
+        return refuse(format!(
             "{} model requests are running, the most this server takes at once; retry shortly",
-            state.protection.max_inflight
-        ))
-        .into_response();
+            protection.max_inflight
+        ));
+    };
+    // The body's bytes, held until the answer: by its length, else the most it may be.
+    let body_bytes = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+        .unwrap_or(protection.max_data_body_bytes)
+        .min(protection.max_data_body_bytes);
+    let kib = u32::try_from(body_bytes.div_ceil(1024)).unwrap_or(u32::MAX);
+    let Ok(_body_permit) = Arc::clone(&protection.body_budget).try_acquire_many_owned(kib) else {
+        return refuse(format!(
+            "request bodies in flight would pass {} MiB, the most this server holds at once (--max-inflight-body-bytes); retry shortly",
+            protection.max_inflight_body_bytes / (1024 * 1024)
+        ));
     };
     next.run(request).await
 }
@@ -262,6 +281,16 @@ mod tests {
             builder = builder.header("x-api-key", key);
         }
         builder.body(Body::empty()).unwrap()
+    }
+
+    #[test]
+    fn partner_uploads_count_as_model_work() {
+        assert!(is_model_work(&Method::PUT, "/collaboration/partners"));
+        assert!(is_model_work(&Method::POST, "/collaboration/partners"));
+        assert!(!is_model_work(&Method::GET, "/collaboration/partners"));
+        assert!(is_model_work(&Method::POST, "/embed"));
+        assert!(is_model_work(&Method::POST, "/client-health/train"));
+        assert!(!is_model_work(&Method::GET, "/results/{id}"));
     }
 
     #[test]

@@ -27,6 +27,10 @@ pub enum ProtectionError {
     ExposedWithoutKeys(SocketAddr),
     #[error("--max-inflight must be at least 1")]
     NoInflight,
+    #[error(
+        "--max-inflight-body-bytes ({budget}) must be at least --max-data-body-bytes ({body})"
+    )]
+    BodyBudgetBelowBody { budget: usize, body: usize },
 }
 
 /// The protection of a running server.
@@ -38,6 +42,9 @@ pub struct Protection {
     pub(crate) auth_failures: AuthFailures,
     pub(crate) inflight: Arc<Semaphore>,
     pub(crate) max_inflight: usize,
+    /// Request body bytes held by model requests, in KiB permits.
+    pub(crate) body_budget: Arc<Semaphore>,
+    pub(crate) max_inflight_body_bytes: usize,
     pub request_timeout: Duration,
     pub max_body_bytes: usize,
     pub max_data_body_bytes: usize,
@@ -122,6 +129,12 @@ impl Protection {
         if args.max_inflight == 0 {
             return Err(ProtectionError::NoInflight);
         }
+        if args.max_inflight_body_bytes < args.max_data_body_bytes {
+            return Err(ProtectionError::BodyBudgetBelowBody {
+                budget: args.max_inflight_body_bytes,
+                body: args.max_data_body_bytes,
+            });
+        }
         let limiter = NonZeroU32::new(args.rate_limit_per_second).map(|rate| {
             let burst = NonZeroU32::new(args.rate_limit_burst.max(1)).unwrap_or(rate);
             RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
@@ -133,6 +146,8 @@ impl Protection {
             auth_failures: AuthFailures::new(args.failed_auth_per_minute),
             inflight: Arc::new(Semaphore::new(args.max_inflight)),
             max_inflight: args.max_inflight,
+            body_budget: Arc::new(Semaphore::new(args.max_inflight_body_bytes.div_ceil(1024))),
+            max_inflight_body_bytes: args.max_inflight_body_bytes,
             request_timeout: args.request_timeout,
             max_body_bytes: args.max_body_bytes,
             max_data_body_bytes: args.max_data_body_bytes,
