@@ -948,3 +948,95 @@ fn inflight_request_bodies_have_a_byte_budget() {
     let (status, _, v) = s.request("POST", "/embed", &json_body, body.as_bytes());
     assert_ne!(status, 429, "{v}");
 }
+
+/// `Idempotency-Key`: a retry returns the stored answer (same `result_id`, same body, one
+/// event), a different key or none computes anew, and a malformed key is a 422 naming it.
+#[test]
+fn a_retry_with_an_idempotency_key_returns_the_stored_answer() {
+    let body = json!({"values": [50.0, 51.0, 49.5, 50.5, 95.0, 50.2, 49.8, 50.1, 50.3, 49.9]});
+    let send = |key: Option<&str>| {
+        let mut headers = vec![("Content-Type", "application/json")];
+        if let Some(key) = key {
+            headers.push(("Idempotency-Key", key));
+        }
+        let (status, _, v) = server().request(
+            "POST",
+            "/anomaly/detect",
+            &headers,
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(status, 200, "{v}");
+        v
+    };
+    let key = format!("retry-{}", std::process::id());
+    let first = send(Some(&key));
+    let retry = send(Some(&key));
+    assert_eq!(
+        retry, first,
+        "the retry gets the first answer, time stamps and all"
+    );
+    let other = send(Some(&format!("{key}-b")));
+    let plain = send(None);
+    let id = first["result_id"].as_str().unwrap();
+    assert_ne!(other["result_id"], id);
+    assert_ne!(plain["result_id"], id);
+    let (_, events) = server().get("/events?from=1&limit=1000");
+    let results = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["result_id"] == id && e["type"] == "agent_result")
+        .count();
+    assert_eq!(results, 1, "one stored answer, one event");
+    let (status, _, v) = server().request(
+        "POST",
+        "/anomaly/detect",
+        &[
+            ("Content-Type", "application/json"),
+            ("Idempotency-Key", ""),
+        ],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(
+        (status, v["field"].as_str()),
+        (422, Some("Idempotency-Key")),
+        "{v}"
+    );
+}
+
+/// Agent work that runs past the request's deadline is answered 504 and stores nothing: no
+/// result, no event, no federated run counted.
+#[test]
+fn an_agent_request_past_its_deadline_stores_nothing() {
+    let db = temp_path("deadline.db");
+    let _ = std::fs::remove_file(&db);
+    let s = Server::start(
+        &temp_path("deadline-partners.json"),
+        &[
+            "--state-db",
+            db.to_str().unwrap(),
+            "--request-timeout",
+            "300ms",
+            "--only-agents",
+            "federated-learning",
+        ],
+    );
+    let (_, before) = s.get("/events?from=1&limit=1000");
+    let (status, v) = s.post(
+        "/federated/train",
+        &json!({"participating_msps": 20, "rounds": 100, "local_steps": 20, "privacy_epsilon": 1.0}),
+    );
+    assert_eq!(
+        (status, v["error_type"].as_str()),
+        (504, Some("timeout")),
+        "{v}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let (_, after) = s.get("/events?from=1&limit=1000");
+    assert_eq!(
+        after["events"], before["events"],
+        "no event of the cut-off request"
+    );
+    let (_, status) = s.get("/federated/status");
+    assert_eq!(status["runs"], 0, "{status}");
+}

@@ -6,6 +6,7 @@ use axum::extract::rejection::{JsonRejection, StringRejection};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap};
 use axum::routing::{get, post};
+use axum::Extension;
 use axum::{Json, Router};
 use mesh_agents::anomaly::{AnomalyRequest, AnomalyResponse};
 use mesh_agents::client_health::{PredictRequest, PredictResponse, TrainRequest, TrainResponse};
@@ -25,18 +26,81 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::http::error::ApiError;
+use crate::http::idempotency::{Deadline, Replay};
 use crate::http::state::AppState;
 
 /// Runs one request through a loaded agent and records the answer (with its `result_id`,
-/// event and alerts) before returning it.
+/// event and alerts) before returning it. With an `Idempotency-Key` ([`Replay`]) a stored
+/// answer is returned as it is; work that runs past the request's [`Deadline`] is answered
+/// 504 and stores nothing.
 pub async fn run_agent<A: Agent>(
     state: &AppState,
     agent: &Loaded<A>,
+    calls: Call,
     body: Result<Json<A::Request>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(request) = body?;
-    let answer = state.mesh.run(agent, request).await?;
-    Ok(Json(state.mesh.record(answer).await?))
+    let Call(Replay(replay), deadline) = calls;
+    if let Some(id) = &replay {
+        if let Some(stored) = stored_answer(state, id).await? {
+            return Ok(Json(stored));
+        }
+    }
+    let work = state.mesh.run(agent, request);
+    let answer =
+        match deadline {
+            Some(Extension(Deadline(at))) => tokio::time::timeout_at(at.into(), work)
+                .await
+                .map_err(|_| {
+                    state
+                        .metrics
+                        .timeouts
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    ApiError::Timeout(
+                        "the agent ran past the request's deadline; nothing was stored".into(),
+                    )
+                })??,
+            None => work.await?,
+        };
+    match replay {
+        None => Ok(Json(state.mesh.record(answer).await?)),
+        Some(id) => match state.mesh.record_as(answer, id.clone()).await {
+            Ok(stored) => Ok(Json(stored)),
+            // A concurrent try stored it first: its answer is the one.
+            Err(e) => stored_answer(state, &id)
+                .await?
+                .map(Json)
+                .ok_or_else(|| e.into()),
+        },
+    }
+}
+
+/// What an agent handler takes besides its body: the replay id and the deadline.
+pub struct Call(Replay, Option<Extension<Deadline>>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Call {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        let replay =
+            <Replay as axum::extract::FromRequestParts<S>>::from_request_parts(parts, state)
+                .await?;
+        let deadline = parts.extensions.get::<Deadline>().copied().map(Extension);
+        Ok(Self(replay, deadline))
+    }
+}
+
+/// The answer stored under `result_id`, if any.
+async fn stored_answer(state: &AppState, result_id: &str) -> Result<Option<Value>, ApiError> {
+    let id = result_id.to_string();
+    let stored = state
+        .mesh
+        .blocking(move |store| store.get_result(&id))
+        .await?;
+    Ok(stored.map(|r| r.data))
 }
 
 type Body<T> = Result<Json<T>, JsonRejection>;
@@ -47,65 +111,85 @@ type Plain<T> = Result<Json<T>, ApiError>;
 /// Analyses text or a raw e-mail for threats: indicators, category, ATT&CK techniques, mitigations, severity.
 #[utoipa::path(post, path = "/threat-intelligence/analyze", request_body = ThreatRequest,
     responses((status = 200, body = ThreatResponse), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
-async fn threat(State(s): State<Arc<AppState>>, body: Body<ThreatRequest>) -> Answer {
-    run_agent(&s, &s.agents.threat, body).await
+async fn threat(State(s): State<Arc<AppState>>, call: Call, body: Body<ThreatRequest>) -> Answer {
+    run_agent(&s, &s.agents.threat, call, body).await
 }
 
 /// Sentiment, market impact and entities of market text.
 #[utoipa::path(post, path = "/market-intelligence/analyze", request_body = MarketRequest,
     responses((status = 200, body = MarketResponse), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
-async fn market(State(s): State<Arc<AppState>>, body: Body<MarketRequest>) -> Answer {
-    run_agent(&s, &s.agents.market, body).await
+async fn market(State(s): State<Arc<AppState>>, call: Call, body: Body<MarketRequest>) -> Answer {
+    run_agent(&s, &s.agents.market, call, body).await
 }
 
 /// Answers a question from the knowledge base (ATT&CK, CWE, the project's docs).
 #[utoipa::path(post, path = "/nlp-query/ask", request_body = AskRequest,
     responses((status = 200, body = AskResponse), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
-async fn ask(State(s): State<Arc<AppState>>, body: Body<AskRequest>) -> Answer {
-    run_agent(&s, &s.agents.nlp_query, body).await
+async fn ask(State(s): State<Arc<AppState>>, call: Call, body: Body<AskRequest>) -> Answer {
+    run_agent(&s, &s.agents.nlp_query, call, body).await
 }
 
 /// Ranks partner MSPs for a caller's requirements.
 #[utoipa::path(post, path = "/collaboration/match", request_body = MatchRequest,
     responses((status = 200, body = MatchResponse), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
-async fn match_partners(State(s): State<Arc<AppState>>, body: Body<MatchRequest>) -> Answer {
-    run_agent(&s, &s.agents.partners, body).await
+async fn match_partners(
+    State(s): State<Arc<AppState>>,
+    call: Call,
+    body: Body<MatchRequest>,
+) -> Answer {
+    run_agent(&s, &s.agents.partners, call, body).await
 }
 
 /// Scores a policy against a control catalogue.
 #[utoipa::path(post, path = "/compliance/check", request_body = ComplianceRequest,
     responses((status = 200, body = ComplianceResponse), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
-async fn compliance(State(s): State<Arc<AppState>>, body: Body<ComplianceRequest>) -> Answer {
-    run_agent(&s, &s.agents.compliance, body).await
+async fn compliance(
+    State(s): State<Arc<AppState>>,
+    call: Call,
+    body: Body<ComplianceRequest>,
+) -> Answer {
+    run_agent(&s, &s.agents.compliance, call, body).await
 }
 
 /// The partner directory.
 /// Anomalies in the caller's series or points (isolation forest).
 #[utoipa::path(post, path = "/anomaly/detect", request_body = AnomalyRequest,
     responses((status = 200, body = AnomalyResponse), (status = 422, body = ErrorBody)))]
-async fn anomaly(State(s): State<Arc<AppState>>, body: Body<AnomalyRequest>) -> Answer {
-    run_agent(&s, &s.numeric.anomaly, body).await
+async fn anomaly(State(s): State<Arc<AppState>>, call: Call, body: Body<AnomalyRequest>) -> Answer {
+    run_agent(&s, &s.numeric.anomaly, call, body).await
 }
 
 /// Revenue forecast from the caller's history (augurs AutoETS / MSTL, seasonal ETS).
 #[utoipa::path(post, path = "/revenue/forecast", request_body = ForecastRequest,
     responses((status = 200, body = ForecastResponse), (status = 422, body = ErrorBody)))]
-async fn revenue(State(s): State<Arc<AppState>>, body: Body<ForecastRequest>) -> Answer {
-    run_agent(&s, &s.numeric.revenue, body).await
+async fn revenue(
+    State(s): State<Arc<AppState>>,
+    call: Call,
+    body: Body<ForecastRequest>,
+) -> Answer {
+    run_agent(&s, &s.numeric.revenue, call, body).await
 }
 
 /// Optimal assignment of the caller's tasks to technicians (MILP, greedy past a limit).
 #[utoipa::path(post, path = "/resource/optimize", request_body = OptimizeRequest,
     responses((status = 200, body = OptimizeResponse), (status = 422, body = ErrorBody)))]
-async fn resource(State(s): State<Arc<AppState>>, body: Body<OptimizeRequest>) -> Answer {
-    run_agent(&s, &s.numeric.resource, body).await
+async fn resource(
+    State(s): State<Arc<AppState>>,
+    call: Call,
+    body: Body<OptimizeRequest>,
+) -> Answer {
+    run_agent(&s, &s.numeric.resource, call, body).await
 }
 
 /// Churn probability of one client from a trained model (default: `mlc-churn`).
 #[utoipa::path(post, path = "/client-health/predict", request_body = PredictRequest,
     responses((status = 200, body = PredictResponse), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
-async fn client_health(State(s): State<Arc<AppState>>, body: Body<PredictRequest>) -> Answer {
-    run_agent(&s, &s.numeric.client_health, body).await
+async fn client_health(
+    State(s): State<Arc<AppState>>,
+    call: Call,
+    body: Body<PredictRequest>,
+) -> Answer {
+    run_agent(&s, &s.numeric.client_health, call, body).await
 }
 
 /// Trains (and saves as a new version) a churn model on the caller's records.
@@ -151,8 +235,12 @@ async fn client_health_models(State(s): State<Arc<AppState>>) -> Plain<ModelList
 /// A federated training run with differential privacy over simulated MSPs.
 #[utoipa::path(post, path = "/federated/train", request_body = FederatedRequest,
     responses((status = 200, body = FederatedResponse), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
-async fn federated(State(s): State<Arc<AppState>>, body: Body<FederatedRequest>) -> Answer {
-    run_agent(&s, &s.numeric.federated, body).await
+async fn federated(
+    State(s): State<Arc<AppState>>,
+    call: Call,
+    body: Body<FederatedRequest>,
+) -> Answer {
+    run_agent(&s, &s.numeric.federated, call, body).await
 }
 
 /// The federated runs so far and the privacy budget they spent together.

@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 
 use crate::http::error::ApiError;
+use crate::http::idempotency::Deadline;
 use crate::http::protection::ClientId;
 use crate::http::state::AppState;
 
@@ -174,10 +175,24 @@ pub async fn limit_inflight(
     next.run(request).await
 }
 
-/// Middleware: answers 504 when the request runs past the timeout.
-pub async fn timeout(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+/// How long past its deadline a request may take to store an answer whose work finished in
+/// time: an answer being stored is not cut off (a stored answer the caller never got would
+/// come back as a duplicate on retry).
+const RECORD_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Middleware: answers 504 when the request runs past the timeout. Agent handlers get the
+/// [`Deadline`] and stop there themselves, storing nothing; the cut-off here comes
+/// [`RECORD_GRACE`] later, for the routes that do not.
+pub async fn timeout(
+    State(state): State<Arc<AppState>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let limit = state.protection.request_timeout;
-    match tokio::time::timeout(limit, next.run(request)).await {
+    request
+        .extensions_mut()
+        .insert(Deadline(Instant::now() + limit));
+    match tokio::time::timeout(limit + RECORD_GRACE, next.run(request)).await {
         Ok(response) => response,
         Err(_) => {
             state

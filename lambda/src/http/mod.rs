@@ -7,6 +7,7 @@
 
 pub mod agents;
 pub mod error;
+pub mod idempotency;
 pub mod jobs;
 pub mod metrics;
 pub mod middleware;
