@@ -36,6 +36,7 @@ fn fast() -> Resilience {
         initial_backoff: Duration::from_millis(5),
         breaker_threshold: 2,
         breaker_cooldown: Duration::from_millis(300),
+        budget: Duration::from_secs(5),
     }
 }
 
@@ -162,6 +163,17 @@ async fn bedrock_converse_and_invoke_model() {
 /// A server whose market, NLP-query and compliance agents use the stand-in under the given
 /// policies.
 fn server_with(url: &str, market: &str, nlp: &str, compliance: &str) -> Server {
+    server_with_timeouts(url, market, nlp, compliance, &["--cloud-timeout", "2s"])
+}
+
+/// [`server_with`] with its own cloud and request timeouts.
+fn server_with_timeouts(
+    url: &str,
+    market: &str,
+    nlp: &str,
+    compliance: &str,
+    timeouts: &[&str],
+) -> Server {
     let partners = std::env::temp_dir().join(format!(
         "mesh-cloud-partners-{}-{market}.json",
         std::process::id()
@@ -171,23 +183,66 @@ fn server_with(url: &str, market: &str, nlp: &str, compliance: &str) -> Server {
     std::env::set_var("AWS_ACCESS_KEY_ID", "AKIDSTANDIN");
     std::env::set_var("AWS_SECRET_ACCESS_KEY", "standin-secret");
     std::env::set_var("AWS_REGION", "us-east-1");
-    Server::start(
-        &partners,
+    let mut args = vec![
+        "--state-db",
+        ":memory:",
+        "--market-provider",
+        market,
+        "--nlp-query-provider",
+        nlp,
+        "--compliance-provider",
+        compliance,
+        "--cloud-backoff",
+        "10ms",
+    ];
+    args.extend_from_slice(timeouts);
+    Server::start(&partners, &args)
+}
+
+/// A cloud service that hangs: each call gives up when its budget ends, well inside the
+/// request's timeout (not after three 10 s attempts), and the local model answers with the
+/// fallback's reason.
+#[test]
+fn a_hung_cloud_service_falls_back_inside_the_request_deadline() {
+    let (url, standin) = start_standin();
+    *standin.script.lock().unwrap() = script();
+    let s = server_with_timeouts(
+        &url,
+        "cloud-first",
+        "local",
+        "local",
         &[
-            "--state-db",
-            ":memory:",
-            "--market-provider",
-            market,
-            "--nlp-query-provider",
-            nlp,
-            "--compliance-provider",
-            compliance,
             "--cloud-timeout",
-            "2s",
-            "--cloud-backoff",
-            "10ms",
+            "10s",
+            "--cloud-budget",
+            "1s",
+            "--request-timeout",
+            "4s",
         ],
-    )
+    );
+    standin.inject(&[Fault::SlowMs(30_000); 3]);
+    let started = std::time::Instant::now();
+    let (status, v) = s.post("/market-intelligence/analyze", &json!({"query": TEXT}));
+    assert_eq!(status, 200, "{v}");
+    assert!(
+        v["model_used"]
+            .as_str()
+            .unwrap()
+            .contains("sentiment-minilm"),
+        "{v}"
+    );
+    assert!(
+        v["fallback_reason"]
+            .as_str()
+            .unwrap()
+            .contains("did not answer within"),
+        "{v}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 /// The body of the stand-in's latest Converse call, as text.

@@ -1040,3 +1040,87 @@ fn an_agent_request_past_its_deadline_stores_nothing() {
     let (_, status) = s.get("/federated/status");
     assert_eq!(status["runs"], 0, "{status}");
 }
+
+/// WebSocket limits: past `--max-ws-connections` a new connection is refused with 429 (and
+/// admitted again once one closes); a connection sending faster than 20 messages a second
+/// (burst 40) gets errors for the excess, which is not handled.
+#[test]
+fn websocket_connections_and_their_messages_are_bounded() {
+    let s = Server::start(
+        &temp_path("ws-limits-partners.json"),
+        &[
+            "--agents",
+            "false",
+            "--state-db",
+            ":memory:",
+            "--max-ws-connections",
+            "2",
+        ],
+    );
+    let url = format!("ws://127.0.0.1:{}/ws", s.port);
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async move {
+            let (mut first, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+            let (second, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+            match tokio_tungstenite::connect_async(&url).await {
+                Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                    assert_eq!(response.status(), 429);
+                    assert!(response.headers().contains_key("retry-after"));
+                }
+                other => panic!("a third connection got in: {other:?}"),
+            }
+            drop(second);
+            let mut admitted = None;
+            for _ in 0..50 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                if let Ok((ws, _)) = tokio_tungstenite::connect_async(&url).await {
+                    admitted = Some(ws);
+                    break;
+                }
+            }
+            assert!(admitted.is_some(), "a slot frees when a connection closes");
+
+            // 100 pings at once: about the burst is answered, the rest refused.
+            for i in 0..100 {
+                first
+                    .send(Message::Text(
+                        json!({"type": "ping", "data": i}).to_string().into(),
+                    ))
+                    .await
+                    .unwrap();
+            }
+            let (mut pongs, mut refused) = (0, 0);
+            for _ in 0..100 {
+                let reply = next_json(&mut first).await;
+                match reply["type"].as_str() {
+                    Some("pong") => pongs += 1,
+                    Some("error") => {
+                        assert!(
+                            reply["data"]["error"]
+                                .as_str()
+                                .unwrap()
+                                .contains("messages a second"),
+                            "{reply}"
+                        );
+                        refused += 1;
+                    }
+                    other => panic!("{other:?}: {reply}"),
+                }
+            }
+            assert!(
+                (40..=60).contains(&pongs) && refused == 100 - pongs,
+                "{pongs} pongs, {refused} refused"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            first
+                .send(Message::Text(r#"{"type":"ping"}"#.into()))
+                .await
+                .unwrap();
+            assert_eq!(
+                next_json(&mut first).await["type"],
+                "pong",
+                "the rate refills"
+            );
+        });
+}

@@ -113,6 +113,10 @@ pub struct Resilience {
     pub breaker_threshold: u32,
     /// How long an open circuit fails fast before it lets one call through.
     pub breaker_cooldown: Duration,
+    /// Longest a whole call may take, attempts and backoff included: it ends before the
+    /// request's own timeout, so a hung service becomes a recorded failure and the local
+    /// fallback still answers in time.
+    pub budget: Duration,
 }
 
 impl Default for Resilience {
@@ -123,6 +127,7 @@ impl Default for Resilience {
             initial_backoff: Duration::from_millis(200),
             breaker_threshold: 5,
             breaker_cooldown: Duration::from_secs(30),
+            budget: Duration::from_secs(15),
         }
     }
 }
@@ -200,15 +205,20 @@ where
 {
     breaker.check(service)?;
     let started = Instant::now();
+    let deadline = started + resilience.budget;
     let mut backoff = resilience.initial_backoff;
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let outcome = match tokio::time::timeout(resilience.attempt_timeout, attempt()).await {
+        // Each attempt gets its timeout, cut to what is left of the call's budget.
+        let limit = resilience
+            .attempt_timeout
+            .min(deadline.saturating_duration_since(Instant::now()));
+        let outcome = match tokio::time::timeout(limit, attempt()).await {
             Ok(result) => result,
             Err(_) => Err(CloudError::Timeout {
                 service: service.to_string(),
-                timeout_ms: resilience.attempt_timeout.as_millis(),
+                timeout_ms: limit.as_millis(),
             }),
         };
         match outcome {
@@ -220,7 +230,11 @@ where
                     latency_ms: started.elapsed().as_secs_f64() * 1e3,
                 });
             }
-            Err(e) if e.retryable() && attempts < resilience.max_attempts => {
+            Err(e)
+                if e.retryable()
+                    && attempts < resilience.max_attempts
+                    && Instant::now() + backoff < deadline =>
+            {
                 tracing::debug!(service, attempts, error = %e, "retrying");
                 tokio::time::sleep(jittered(backoff)).await;
                 backoff *= 2;
@@ -310,6 +324,7 @@ mod tests {
             initial_backoff: Duration::from_millis(1),
             breaker_threshold: 2,
             breaker_cooldown: Duration::from_millis(100),
+            budget: Duration::from_secs(5),
         }
     }
 
@@ -339,6 +354,30 @@ mod tests {
         );
         assert!("local-first:2".parse::<FallbackPolicy>().is_err());
         assert!("cloud".parse::<FallbackPolicy>().is_err());
+    }
+
+    /// A service that never answers: the call gives up when its budget ends (not after every
+    /// attempt's full timeout), and each such call counts as a failure for the breaker.
+    #[tokio::test]
+    async fn a_hung_service_costs_one_budget_and_opens_the_breaker() {
+        let resilience = Resilience {
+            attempt_timeout: Duration::from_secs(10),
+            budget: Duration::from_millis(150),
+            ..fast()
+        };
+        let breaker = CircuitBreaker::default();
+        for _ in 0..2 {
+            let started = Instant::now();
+            let outcome: Result<CloudCall<()>, _> =
+                call_resilient("s", &resilience, &breaker, std::future::pending).await;
+            assert!(
+                matches!(outcome, Err(CloudError::Timeout { .. })),
+                "{outcome:?}"
+            );
+            let took = started.elapsed();
+            assert!(took < Duration::from_millis(1000), "{took:?}");
+        }
+        assert!(breaker.is_open(), "two hung calls open the breaker");
     }
 
     #[tokio::test]

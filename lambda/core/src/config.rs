@@ -123,6 +123,10 @@ pub struct CloudArgs {
     /// How long an open circuit fails fast.
     #[arg(long, env = "MESH_CLOUD_BREAKER_COOLDOWN", default_value = "30s", value_parser = humantime::parse_duration)]
     pub cloud_breaker_cooldown: std::time::Duration,
+    /// Longest one cloud call may take, attempts and backoff included; keep it below the
+    /// request timeout so the local fallback still answers (Lambda: 28 s).
+    #[arg(long, env = "MESH_CLOUD_BUDGET", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub cloud_budget: std::time::Duration,
 }
 
 impl CloudArgs {
@@ -134,6 +138,7 @@ impl CloudArgs {
             initial_backoff: self.cloud_backoff,
             breaker_threshold: self.cloud_breaker_threshold.max(1),
             breaker_cooldown: self.cloud_breaker_cooldown,
+            budget: self.cloud_budget,
         }
     }
 
@@ -374,6 +379,9 @@ pub struct ProtectionArgs {
     /// Model requests (agents, /embed) running at once; more are refused with 429.
     #[arg(long, env = "MESH_MAX_INFLIGHT", default_value_t = 128)]
     pub max_inflight: usize,
+    /// WebSocket connections (`/ws`) open at once; more are refused with 429.
+    #[arg(long, env = "MESH_MAX_WS_CONNECTIONS", default_value_t = 1024)]
+    pub max_ws_connections: usize,
     /// Longest a request may run before it is answered with 504 (e.g. `120s`, `2m`).
     #[arg(long, env = "MESH_REQUEST_TIMEOUT", default_value = "120s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
@@ -392,6 +400,7 @@ impl Default for ProtectionArgs {
             rate_limit_burst: 2000,
             failed_auth_per_minute: 10,
             max_inflight_body_bytes: 256 * 1024 * 1024,
+            max_ws_connections: 1024,
             max_inflight: 128,
             request_timeout: Duration::from_secs(120),
         }

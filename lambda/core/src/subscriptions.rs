@@ -31,6 +31,13 @@ pub struct Hub {
     /// Answers `request_agent_status` (absent in tests of the connection alone).
     pub mesh: Option<Arc<Mesh>>,
     pub send_timeout: Duration,
+    /// Most persisted events one `subscribe` replays ([`MAX_REPLAY`]); a longer replay says
+    /// `truncated` and where to continue.
+    pub max_replay: u32,
+    /// Where a long-lived connection's filter changes go: its writer task, which stores the
+    /// latest off the message path. `None`: stored before the reply (API Gateway's functions,
+    /// whose one invocation is the whole message).
+    pub background_writes: Option<tokio::sync::watch::Sender<Filters>>,
 }
 
 /// What the connection does after a client message.
@@ -39,14 +46,25 @@ pub enum Reply {
     Close,
 }
 
-/// Stores the connection with its filters.
+/// Stores the connection with its filters: through the connection's writer task when it has
+/// one (the reply does not wait), else before returning.
 pub async fn save_connection(hub: &Hub, connection_id: &str, filters: &Filters) {
+    match &hub.background_writes {
+        Some(writes) => {
+            writes.send_replace(filters.clone());
+        }
+        None => store_connection(&hub.store, connection_id, filters).await,
+    }
+}
+
+/// Writes the connection's record with `filters`.
+pub async fn store_connection(store: &Arc<dyn StateStore>, connection_id: &str, filters: &Filters) {
     let record = ConnectionRecord {
         connection_id: connection_id.to_string(),
         connected_at_ms: now_ms(),
         filters: filters.to_json(),
     };
-    if let Err(e) = off_thread(&hub.store, move |s| s.put_connection(&record)).await {
+    if let Err(e) = off_thread(store, move |s| s.put_connection(&record)).await {
         tracing::warn!(error = %e, "recording a WebSocket connection failed");
     }
 }
@@ -89,12 +107,16 @@ pub async fn handle_client_message(
             };
             save_connection(hub, connection_id, filters).await;
             let mut replayed = vec![];
+            let mut continue_from = None;
             if let Some(from) = source.get("from_offset") {
                 let Some(from) = from.as_i64().filter(|f| *f >= 0) else {
                     return error("`data.from_offset` must be a whole number >= 0".into(), "data.from_offset");
                 };
-                match hub.events.replay(from, MAX_REPLAY).await {
+                match hub.events.replay(from, hub.max_replay).await {
                     Ok(events) => {
+                        if events.len() >= hub.max_replay as usize {
+                            continue_from = events.last().map(|e| e.offset + 1);
+                        }
                         for event in events {
                             *last_sent = (*last_sent).max(event.offset);
                             if filters.matches(&event) {
@@ -105,10 +127,17 @@ pub async fn handle_client_message(
                     Err(e) => return error(format!("replay failed: {e}"), "data.from_offset"),
                 }
             }
-            let mut messages = vec![message(
-                "subscription_confirmed",
-                json!({"filters": filters.to_json(), "replayed": replayed.len(), "connection_id": connection_id}),
-            )];
+            let mut confirmed = json!({
+                "filters": filters.to_json(),
+                "replayed": replayed.len(),
+                "connection_id": connection_id,
+                "truncated": continue_from.is_some(),
+            });
+            if let Some(offset) = continue_from {
+                // The replay stopped at its bound: subscribe again from here for the rest.
+                confirmed["continue_from_offset"] = json!(offset);
+            }
+            let mut messages = vec![message("subscription_confirmed", confirmed)];
             messages.extend(replayed);
             Reply::Send(messages)
         }

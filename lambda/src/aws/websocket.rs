@@ -39,6 +39,8 @@ pub async fn handle_event(
         metrics: Arc::clone(&state.metrics),
         mesh: Some(Arc::clone(state)),
         send_timeout: mesh_core::subscriptions::SEND_TIMEOUT,
+        max_replay: mesh_core::subscriptions::MAX_REPLAY,
+        background_writes: None,
     };
     match context.route_key.as_deref() {
         Some("$connect") => {

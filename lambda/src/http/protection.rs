@@ -45,6 +45,9 @@ pub struct Protection {
     /// Request body bytes held by model requests, in KiB permits.
     pub(crate) body_budget: Arc<Semaphore>,
     pub(crate) max_inflight_body_bytes: usize,
+    /// Open WebSocket connections.
+    pub(crate) ws_slots: Arc<Semaphore>,
+    pub(crate) max_ws_connections: usize,
     pub request_timeout: Duration,
     pub max_body_bytes: usize,
     pub max_data_body_bytes: usize,
@@ -148,6 +151,8 @@ impl Protection {
             max_inflight: args.max_inflight,
             body_budget: Arc::new(Semaphore::new(args.max_inflight_body_bytes.div_ceil(1024))),
             max_inflight_body_bytes: args.max_inflight_body_bytes,
+            ws_slots: Arc::new(Semaphore::new(args.max_ws_connections)),
+            max_ws_connections: args.max_ws_connections,
             request_timeout: args.request_timeout,
             max_body_bytes: args.max_body_bytes,
             max_data_body_bytes: args.max_data_body_bytes,

@@ -12,44 +12,117 @@ use std::sync::Arc;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use mesh_core::filters::{event_message, message, Filters};
 use mesh_core::store::off_thread;
-use mesh_core::subscriptions::{handle_client_message, save_connection, Hub, Reply, SEND_TIMEOUT};
+use mesh_core::subscriptions::{
+    handle_client_message, store_connection, Hub, Reply, MAX_REPLAY, SEND_TIMEOUT,
+};
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
+use crate::http::error::ApiError;
 use crate::http::state::AppState;
 
 /// Largest message a client may send.
 pub const MAX_CLIENT_MESSAGE_BYTES: usize = 64 * 1024;
+/// Messages a client may send per second, sustained; more are answered with an error and
+/// not handled.
+pub const CLIENT_MESSAGES_PER_SECOND: f64 = 20.0;
+/// Messages a client may send at once above the sustained rate.
+pub const CLIENT_MESSAGE_BURST: f64 = 40.0;
 
-/// Upgrades to a WebSocket carrying the mesh's events.
-#[utoipa::path(get, path = "/ws", responses((status = 101, description = "WebSocket of events and alerts")))]
+/// Upgrades to a WebSocket carrying the mesh's events; past `--max-ws-connections` open ones,
+/// 429 with `retry-after`.
+#[utoipa::path(get, path = "/ws", responses((status = 101, description = "WebSocket of events and alerts"), (status = 429, description = "too many connections")))]
 pub async fn ws_route(State(state): State<Arc<AppState>>, upgrade: WebSocketUpgrade) -> Response {
+    let Ok(slot) = Arc::clone(&state.protection.ws_slots).try_acquire_owned() else {
+        state.metrics.overloaded.fetch_add(1, Ordering::Relaxed);
+        return ApiError::Overloaded(format!(
+            "{} WebSocket connections are open, the most this server keeps (--max-ws-connections); retry shortly",
+            state.protection.max_ws_connections
+        ))
+        .into_response();
+    };
     let hub = Hub {
         events: Arc::clone(&state.events),
         store: Arc::clone(&state.store),
         metrics: Arc::clone(&state.metrics),
         mesh: Some(Arc::clone(&state.mesh)),
         send_timeout: SEND_TIMEOUT,
+        max_replay: MAX_REPLAY,
+        background_writes: None,
     };
     upgrade
         .max_message_size(MAX_CLIENT_MESSAGE_BYTES)
-        .on_upgrade(move |socket| run_connection(socket, hub))
+        .on_upgrade(move |socket| async move {
+            run_connection(socket, hub).await;
+            drop(slot);
+        })
 }
 
-/// Serves one connection until the client leaves, errs or stops reading.
-pub async fn run_connection(mut socket: WebSocket, hub: Hub) {
+/// A token bucket of one connection's messages.
+struct MessageRate {
+    tokens: f64,
+    refilled: std::time::Instant,
+}
+
+impl MessageRate {
+    fn new() -> Self {
+        Self {
+            tokens: CLIENT_MESSAGE_BURST,
+            refilled: std::time::Instant::now(),
+        }
+    }
+
+    /// Whether one more message may be handled now.
+    fn allow(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        let refill = now.duration_since(self.refilled).as_secs_f64() * CLIENT_MESSAGES_PER_SECOND;
+        self.tokens = (self.tokens + refill).min(CLIENT_MESSAGE_BURST);
+        self.refilled = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Serves one connection until the client leaves, errs or stops reading. Its record (with
+/// the filters) is written by a task of its own, so no message waits for the store.
+pub async fn run_connection(mut socket: WebSocket, mut hub: Hub) {
     let connection_id = mesh_core::store::new_result_id();
     let mut live = hub.events.subscribe();
     let mut filters = Filters::default();
     let mut last_sent: i64 = 0;
+    let mut rate = MessageRate::new();
     hub.metrics.ws_connections.fetch_add(1, Ordering::Relaxed);
-    save_connection(&hub, &connection_id, &filters).await;
+    let (writes, mut latest) = tokio::sync::watch::channel(filters.clone());
+    let writer = {
+        let (store, id) = (Arc::clone(&hub.store), connection_id.clone());
+        tokio::spawn(async move {
+            loop {
+                let filters = latest.borrow_and_update().clone();
+                store_connection(&store, &id, &filters).await;
+                if latest.changed().await.is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    hub.background_writes = Some(writes);
     loop {
         let outgoing: Vec<String> = tokio::select! {
             incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Text(_))) if !rate.allow() => vec![message(
+                    "error",
+                    json!({
+                        "error": format!("more than {CLIENT_MESSAGES_PER_SECOND} messages a second; this one was not handled"),
+                        "field": "message",
+                    }),
+                )],
                 Some(Ok(Message::Text(text))) => {
                     match handle_client_message(&hub, &connection_id, text.as_str(), &mut filters, &mut last_sent).await {
                         Reply::Send(messages) => messages,
@@ -104,6 +177,9 @@ pub async fn run_connection(mut socket: WebSocket, hub: Hub) {
         }
     }
     hub.metrics.ws_connections.fetch_sub(1, Ordering::Relaxed);
+    // The last filter write lands before the record is removed.
+    hub.background_writes = None;
+    let _ = writer.await;
     let _ = off_thread(&hub.store, move |s| s.remove_connection(&connection_id)).await;
 }
 
@@ -140,6 +216,8 @@ mod tests {
             metrics: Arc::new(Metrics::default()),
             mesh: None,
             send_timeout,
+            max_replay: MAX_REPLAY,
+            background_writes: None,
         }
     }
 
@@ -153,6 +231,44 @@ mod tests {
                 _ => continue,
             }
         }
+    }
+
+    /// A replay longer than its bound says so, and where to continue; subscribing from there
+    /// gets the rest.
+    #[tokio::test]
+    async fn a_replay_past_its_bound_is_marked_truncated_with_where_to_continue() {
+        let hub = Hub {
+            max_replay: 2,
+            ..hub(SEND_TIMEOUT)
+        };
+        let url = serve_hub(hub.clone()).await;
+        for i in 0..5 {
+            hub.events
+                .publish_result("compliance", &format!("r{i}"), &json!({"i": i}), vec![])
+                .await
+                .unwrap();
+        }
+        let (mut client, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+        let subscribe = |from: i64| {
+            ClientMessage::Text(
+                json!({"type": "subscribe", "data": {"from_offset": from}})
+                    .to_string()
+                    .into(),
+            )
+        };
+        client.send(subscribe(1)).await.unwrap();
+        let confirmed = next_json(&mut client).await;
+        assert_eq!(confirmed["data"]["replayed"], 2, "{confirmed}");
+        assert_eq!(confirmed["data"]["truncated"], true, "{confirmed}");
+        assert_eq!(confirmed["data"]["continue_from_offset"], 3, "{confirmed}");
+        for offset in [1, 2] {
+            assert_eq!(next_json(&mut client).await["offset"], offset);
+        }
+        client.send(subscribe(5)).await.unwrap();
+        let rest = next_json(&mut client).await;
+        assert_eq!(rest["data"]["replayed"], 1, "{rest}");
+        assert_eq!(rest["data"]["truncated"], false, "{rest}");
+        assert!(rest["data"].get("continue_from_offset").is_none(), "{rest}");
     }
 
     #[tokio::test]
