@@ -138,6 +138,9 @@ impl ListFilter {
 
 /// The tables of the mesh. Every write is durable when the call returns.
 pub trait StateStore: Send + Sync + 'static {
+    /// How writes are made durable, for `/health`: the backend and, for SQLite, the journal
+    /// mode and synchronous level the live connection reports.
+    fn durability(&self) -> serde_json::Value;
     /// Stores one agent result.
     fn put_result(&self, result: &AgentResult) -> Result<(), StoreError>;
     fn get_result(&self, result_id: &str) -> Result<Option<AgentResult>, StoreError>;

@@ -82,6 +82,10 @@ pub struct Health {
     /// The S3 model bundle synced at start (files downloaded or reused), when serving from one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_bundle: Option<BundleSync>,
+    /// The state store and how its writes are made durable (SQLite: `journal_mode`,
+    /// `synchronous` as the live connection reports them).
+    #[schema(value_type = Object)]
+    pub state_store: serde_json::Value,
 }
 
 /// The model bundle's sync at start, as `/health` shows it: counts and time only, never where
@@ -123,6 +127,7 @@ async fn health(State(state): State<Arc<AppState>>) -> Json<Health> {
             .into(),
         uptime_seconds: state.started.elapsed().as_secs_f64(),
         model_bundle: state.mesh.model_bundle.as_ref().map(BundleSync::from),
+        state_store: state.store.durability(),
     })
 }
 

@@ -640,6 +640,10 @@ fn agent_names() -> Vec<String> {
 }
 
 impl StateStore for DynamoStore {
+    fn durability(&self) -> Value {
+        serde_json::json!({"backend": "dynamodb"})
+    }
+
     /// An answer over [`MAX_ITEM_RESULT_BYTES`] goes to S3 first (with a results location;
     /// without one it is refused before anything is written), its item keeps a pointer.
     fn put_result(&self, result: &AgentResult) -> Result<(), StoreError> {

@@ -201,6 +201,30 @@ fn time_bounds(filter: &ListFilter) -> (i64, i64) {
 }
 
 impl StateStore for SqliteStore {
+    fn durability(&self) -> serde_json::Value {
+        let connection = self.lock();
+        let pragma = |name: &str| {
+            connection
+                .query_row(&format!("PRAGMA {name}"), [], |row| {
+                    row.get::<_, PragmaText>(0)
+                })
+                .map(|v| v.0)
+                .unwrap_or_else(|e| format!("unknown ({e})"))
+        };
+        let synchronous = match pragma("synchronous").as_str() {
+            "0" => "off".to_string(),
+            "1" => "normal".to_string(),
+            "2" => "full".to_string(),
+            "3" => "extra".to_string(),
+            other => other.to_string(),
+        };
+        serde_json::json!({
+            "backend": "sqlite",
+            "journal_mode": pragma("journal_mode").to_ascii_lowercase(),
+            "synchronous": synchronous,
+        })
+    }
+
     fn put_result(&self, result: &AgentResult) -> Result<(), StoreError> {
         let data = serde_json::to_string(&result.data)?;
         self.lock().execute(
@@ -729,5 +753,18 @@ mod tests {
             SqliteStore::open(&path),
             Err(StoreError::SchemaTooNew { found: 99, .. })
         ));
+    }
+}
+
+/// A PRAGMA's value as text, whether SQLite gives it as text or a number.
+struct PragmaText(String);
+
+impl rusqlite::types::FromSql for PragmaText {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        Ok(Self(match value {
+            rusqlite::types::ValueRef::Integer(i) => i.to_string(),
+            rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+            other => format!("{other:?}"),
+        }))
     }
 }
