@@ -554,6 +554,19 @@ fn user_state_error(e: rusqlite::Error) -> UserStateError {
     UserStateError::Store(e.to_string())
 }
 
+/// A PRAGMA's value as text, whether SQLite gives it as text or a number.
+struct PragmaText(String);
+
+impl rusqlite::types::FromSql for PragmaText {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        Ok(Self(match value {
+            rusqlite::types::ValueRef::Integer(i) => i.to_string(),
+            rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+            other => format!("{other:?}"),
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -753,18 +766,5 @@ mod tests {
             SqliteStore::open(&path),
             Err(StoreError::SchemaTooNew { found: 99, .. })
         ));
-    }
-}
-
-/// A PRAGMA's value as text, whether SQLite gives it as text or a number.
-struct PragmaText(String);
-
-impl rusqlite::types::FromSql for PragmaText {
-    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
-        Ok(Self(match value {
-            rusqlite::types::ValueRef::Integer(i) => i.to_string(),
-            rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
-            other => format!("{other:?}"),
-        }))
     }
 }
