@@ -3,6 +3,9 @@
 //! connection, to a loopback address only. Reports throughput, p50/p95/p99 latency and
 //! errors per route and concurrency, as JSON lines (and `--jsonl FILE`).
 //!
+//! Each row also gives the p95 of the admitted (2xx) requests alone and how many 429s lacked
+//! `retry-after`, for the overload run (more clients than the server's in-flight bound).
+//!
 //! `scripts/load_test.sh` starts a release server and runs this against it:
 //! `cargo bench -p mesh-benches --bench load -- --port 8080 [--requests 1000]
 //! [--concurrency 10,100] [--routes classification,numeric] [--api-key KEY]`
@@ -12,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use mesh_benches::{arg_value, emit, http_request, loopback_port, quantile_ms};
+use mesh_benches::{arg_value, emit, http_exchange, http_request, loopback_port, quantile_ms};
 use serde_json::{json, Value};
 
 /// Most requests one scenario may send (the test is bounded).
@@ -77,7 +80,7 @@ fn run(
         http_request(port, "POST", scenario.path, &headers, body);
     }
     let next = AtomicUsize::new(0);
-    let samples: Mutex<Vec<(u16, Duration)>> = Mutex::new(Vec::with_capacity(requests));
+    let samples: Mutex<Vec<(u16, bool, Duration)>> = Mutex::new(Vec::with_capacity(requests));
     let started = Instant::now();
     std::thread::scope(|scope| {
         for _ in 0..concurrency {
@@ -87,7 +90,7 @@ fn run(
                     break;
                 }
                 let body = &scenario.bodies[i % scenario.bodies.len()];
-                let sample = http_request(port, "POST", scenario.path, &headers, body);
+                let sample = http_exchange(port, "POST", scenario.path, &headers, body);
                 samples.lock().unwrap().push(sample);
             });
         }
@@ -95,7 +98,7 @@ fn run(
     let seconds = started.elapsed().as_secs_f64();
     let samples = samples.into_inner().unwrap();
     let mut errors: BTreeMap<String, usize> = BTreeMap::new();
-    for (status, _) in &samples {
+    for (status, _, _) in &samples {
         if !(200..300).contains(status) {
             let key = if *status == 0 {
                 "connection".to_string()
@@ -107,10 +110,14 @@ fn run(
     }
     let ok: Vec<Duration> = samples
         .iter()
-        .filter(|(s, _)| (200..300).contains(s))
-        .map(|(_, d)| *d)
+        .filter(|(s, _, _)| (200..300).contains(s))
+        .map(|(_, _, d)| *d)
         .collect();
-    let all: Vec<Duration> = samples.iter().map(|(_, d)| *d).collect();
+    let all: Vec<Duration> = samples.iter().map(|(_, _, d)| *d).collect();
+    let refused_without_retry_after = samples
+        .iter()
+        .filter(|(s, retry_after, _)| *s == 429 && !retry_after)
+        .count();
     json!({
         "bench": "load",
         "route": scenario.name,
@@ -125,6 +132,8 @@ fn run(
         "p50_ms": quantile_ms(&all, 0.50),
         "p95_ms": quantile_ms(&all, 0.95),
         "p99_ms": quantile_ms(&all, 0.99),
+        "admitted_p95_ms": quantile_ms(&ok, 0.95),
+        "refused_without_retry_after": refused_without_retry_after,
     })
 }
 

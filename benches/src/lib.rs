@@ -53,6 +53,18 @@ pub fn http_request(
     headers: &[(&str, &str)],
     body: &str,
 ) -> (u16, Duration) {
+    let (status, _, took) = http_exchange(port, method, path, headers, body);
+    (status, took)
+}
+
+/// [`http_request`], also telling whether the answer carried a `retry-after` header.
+pub fn http_exchange(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, bool, Duration) {
     let started = Instant::now();
     let exchange = || -> std::io::Result<Vec<u8>> {
         let mut stream = TcpStream::connect(("127.0.0.1", port))?;
@@ -70,16 +82,22 @@ pub fn http_request(
         stream.read_to_end(&mut response)?;
         Ok(response)
     };
-    let status = exchange()
+    let response = exchange()
         .ok()
-        .and_then(|response| {
-            String::from_utf8_lossy(&response)
-                .split_whitespace()
-                .nth(1)
-                .and_then(|s| s.parse().ok())
-        })
+        .map(|r| String::from_utf8_lossy(&r).into_owned());
+    let took = started.elapsed();
+    let status = response
+        .as_deref()
+        .and_then(|r| r.split_whitespace().nth(1).and_then(|s| s.parse().ok()))
         .unwrap_or(0);
-    (status, started.elapsed())
+    let retry_after = response.as_deref().is_some_and(|r| {
+        r.split("\r\n\r\n")
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase()
+            .contains("\r\nretry-after:")
+    });
+    (status, retry_after, took)
 }
 
 /// The port of a loopback URL (`http://127.0.0.1:8080`, `http://localhost:8080`, `[::1]`).

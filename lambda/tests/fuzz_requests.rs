@@ -1,8 +1,9 @@
 //! Property-based fuzzing of request parsing and validation through the real router (in
-//! process): arbitrary bytes and arbitrary JSON on every POST route, and well-formed bodies
-//! with arbitrary numbers (huge, tiny, negative, repeated) on the numeric agents. Whatever
-//! comes in, the answer is a JSON object with an `error` for any 4xx, never a 5xx (except
-//! 503 for an agent not loaded here) and never a panic.
+//! process, all ten agents loaded): arbitrary bytes and arbitrary JSON on every POST route,
+//! well-formed bodies with arbitrary numbers (huge, tiny, negative, repeated) on the numeric
+//! agents, and arbitrary text (any Unicode, control characters, long runs, e-mail headers,
+//! IOC look-alikes) in the language agents' text fields. Whatever comes in, the answer is a
+//! JSON object with an `error` for any 4xx, never a 5xx and never a panic.
 
 mod common;
 
@@ -25,8 +26,7 @@ struct TestArgs {
     model: ModelArgs,
 }
 
-/// The router with the numeric agents loaded (they need no encoder) and the language agents
-/// not loaded (their routes still parse and validate before answering 503).
+/// The router with all ten agents loaded, the five language agents on the encoder.
 fn app() -> axum::Router {
     static STATE: OnceLock<(tokio::runtime::Runtime, Arc<AppState>)> = OnceLock::new();
     let (_, state) = STATE.get_or_init(|| {
@@ -51,10 +51,20 @@ fn app() -> axum::Router {
                 &args.model.only_agents,
                 &services.user_state,
             );
+            let language = LanguageAgents::load(
+                &backend,
+                &args.model.agent_paths(),
+                &args.model.cloud.providers().await,
+                &args.model.only_agents,
+                &services.user_state,
+                &mesh_agents::recipes::Quiet,
+            )
+            .await;
+            assert!(language.failures().is_empty(), "{:?}", language.failures());
             let mesh = Mesh::new(
                 backend,
                 args.model.max_client_batch,
-                LanguageAgents::none("not loaded in the fuzz test"),
+                language,
                 numeric,
                 services,
             );
@@ -96,21 +106,8 @@ fn send(path: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
     })
 }
 
-/// Routes whose agents are not loaded here (503 once the body parses).
-const NOT_LOADED: &[&str] = &[
-    "/threat-intelligence/analyze",
-    "/market-intelligence/analyze",
-    "/nlp-query/ask",
-    "/collaboration/match",
-    "/compliance/check",
-    "/collaboration/partners",
-];
-
 fn check(path: &str, status: u16, body: &Value) -> Result<(), TestCaseError> {
-    prop_assert!(
-        status < 500 || (status == 503 && NOT_LOADED.contains(&path)),
-        "{path}: status {status}, body {body}"
-    );
+    prop_assert!(status < 500, "{path}: status {status}, body {body}");
     if std::env::var_os("FUZZ_TRACE").is_some() {
         eprintln!("{path} {status}");
     }
@@ -158,6 +155,14 @@ fn any_json() -> impl Strategy<Value = Value> {
     })
 }
 
+/// Cases per property: `default` in the suite, `FUZZ_CASES` for a longer campaign.
+fn campaign_cases(default: u32) -> u32 {
+    std::env::var("FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Numbers a caller might send: ordinary, extreme, tiny, negative, zero.
 fn any_number() -> impl Strategy<Value = f64> {
     prop_oneof![
@@ -172,7 +177,7 @@ fn any_number() -> impl Strategy<Value = f64> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: campaign_cases(48), failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn arbitrary_bytes_never_crash(route in prop::sample::select(post_routes()), bytes in prop::collection::vec(any::<u8>(), 0..512)) {
@@ -239,5 +244,49 @@ proptest! {
         let request = json!({"history": history, "horizon": horizon});
         let (status, body) = send("/revenue/forecast", "application/json", request.to_string().into_bytes());
         check("/revenue/forecast", status, &body)?;
+    }
+}
+
+/// Text a caller might send: any Unicode, control characters, long runs of one character,
+/// e-mail headers, defanged indicators, numbers.
+fn any_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        ".{0,200}",
+        "\\PC{0,80}",
+        "[\\x00-\\x1f\\x7f]{0,40}",
+        (1usize..3000).prop_map(|n| "a".repeat(n)),
+        Just(
+            "From: a@b.c\r\nSubject: =?utf-8?B?w6k=?=\r\n\r\nhxxp://evil[.]com 10[.]0[.]0[.]1"
+                .to_string()
+        ),
+        "(CVE-[0-9]{4}-[0-9]{1,7} |[0-9a-f]{32,64} |[0-9]{1,3}(\\.[0-9]{1,3}){3} ){0,6}",
+    ]
+}
+
+proptest! {
+    // Each case runs the encoder in a debug build: fewer cases (`FUZZ_CASES` for a campaign).
+    #![proptest_config(ProptestConfig { cases: campaign_cases(16), failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn language_agents_take_any_text(text in any_text(), top_k in prop_oneof![Just(None), (0usize..40).prop_map(Some)]) {
+        let mut requests = vec![
+            ("/threat-intelligence/analyze", json!({"text": text})),
+            ("/market-intelligence/analyze", json!({"query": text})),
+            ("/nlp-query/ask", json!({"query": text})),
+            ("/collaboration/match", json!({"requirements": text})),
+            ("/compliance/check", json!({"framework": "nist-csf-2.0", "policy_text": text})),
+        ];
+        if let Some(k) = top_k {
+            for (_, request) in &mut requests {
+                request["top_k"] = json!(k);
+            }
+        }
+        for (route, request) in requests {
+            let (status, body) = send(route, "application/json", request.to_string().into_bytes());
+            check(route, status, &body)?;
+            if status == 200 {
+                prop_assert!(body["model_used"].is_string(), "{route}: {body}");
+            }
+        }
     }
 }
