@@ -371,12 +371,37 @@ pub fn change_directory(
 }
 
 /// The seed directory: `file` when it exists (a partner file of earlier releases, or one
-/// written by hand), else the shipped sample set.
+/// written by hand), else the shipped sample set. A file that cannot be read as partners is
+/// moved aside (`<file>.corrupt-<unix seconds>`, logged as an error) and the sample set seeds
+/// instead; a directory already in the state store is served either way.
 pub fn seed_directory(file: Option<&Path>) -> Result<StoredPartners, AgentError> {
+    let sample = || {
+        serde_json::from_str(SAMPLE_PARTNERS)
+            .map_err(|e| AgentError::Unavailable(format!("sample partners: {e}")))
+    };
     let parsed = match file {
-        Some(path) if path.exists() => read_partner_file(path)?,
-        _ => serde_json::from_str(SAMPLE_PARTNERS)
-            .map_err(|e| AgentError::Unavailable(format!("sample partners: {e}")))?,
+        Some(path) if path.exists() => match read_partner_file(path) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                let seconds = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let aside = path.with_file_name(format!(
+                    "{}.corrupt-{seconds}",
+                    path.file_name().unwrap_or_default().to_string_lossy()
+                ));
+                let moved = std::fs::rename(path, &aside);
+                tracing::error!(
+                    file = %path.display(),
+                    moved_to = %aside.display(),
+                    moved = moved.is_ok(),
+                    error = %e,
+                    "the partner file is not readable; moved aside, the stored directory (or the sample set) is served"
+                );
+                sample()?
+            }
+        },
+        _ => sample()?,
     };
     let partners = parsed
         .partners
@@ -789,6 +814,28 @@ pub fn read_partner_file(path: &Path) -> Result<PartnerFile, AgentError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_corrupt_seed_file_is_moved_aside_and_the_sample_set_seeds() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("partners.json");
+        std::fs::write(&file, b"{\"partners\": [{\"msp_id\": tru").unwrap();
+        let seed = seed_directory(Some(&file)).unwrap();
+        assert!(seed.sample_data && !seed.partners.is_empty());
+        assert!(!file.exists(), "the corrupt file is moved aside");
+        let aside: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            aside.len() == 1 && aside[0].starts_with("partners.json.corrupt-"),
+            "{aside:?}"
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join(&aside[0])).unwrap(),
+            b"{\"partners\": [{\"msp_id\": tru"
+        );
+    }
 
     #[test]
     fn sample_set_parses_and_is_marked() {

@@ -1209,3 +1209,39 @@ fn websocket_connections_and_their_messages_are_bounded() {
             );
         });
 }
+
+/// A corrupt partner file no longer takes partner matching down: it is moved aside at start
+/// and the directory is served (here the sample set, as nothing is stored yet).
+#[test]
+fn a_corrupt_partner_file_is_moved_aside_and_matching_still_answers() {
+    let partners = temp_path("corrupt-partners.json");
+    std::fs::write(&partners, "[{\"msp_id\": \"half-writ").unwrap();
+    let s = Server::start(
+        &partners,
+        &[
+            "--state-db",
+            ":memory:",
+            "--only-agents",
+            "partner-matching",
+        ],
+    );
+    let (status, v) = s.post(
+        "/collaboration/match",
+        &json!({"requirements": "a partner for HIPAA compliance audits in Texas"}),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert!(!v["matches"].as_array().unwrap().is_empty(), "{v}");
+    assert!(!partners.exists(), "the corrupt file was moved aside");
+    let folder = partners.parent().unwrap();
+    let name = partners.file_name().unwrap().to_string_lossy().into_owned();
+    let aside = std::fs::read_dir(folder)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .find(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("{name}.corrupt-"))
+        })
+        .expect("the file kept beside it");
+    let _ = std::fs::remove_file(aside.path());
+}
