@@ -24,6 +24,9 @@ pub struct BatchLimits {
     pub max_batch_tokens: usize,
     /// Most texts in one forward pass.
     pub max_batch_requests: usize,
+    /// Most texts waiting for the worker; a caller past it gets
+    /// [`InferenceError::QueueFull`] at once.
+    pub max_queued_texts: usize,
 }
 
 impl Default for BatchLimits {
@@ -31,6 +34,7 @@ impl Default for BatchLimits {
         Self {
             max_batch_tokens: 16_384,
             max_batch_requests: 64,
+            max_queued_texts: 65_536,
         }
     }
 }
@@ -60,10 +64,13 @@ pub struct BackendStats {
     pub batches: u64,
     /// Time spent in forward passes.
     pub busy: Duration,
+    /// Queued texts skipped because their caller had gone (timed out, disconnected).
+    pub abandoned: u64,
 }
 
 #[derive(Default)]
 struct Counters {
+    abandoned: AtomicU64,
     texts: AtomicU64,
     tokens: AtomicU64,
     batches: AtomicU64,
@@ -74,6 +81,7 @@ struct Counters {
 #[derive(Clone)]
 pub struct EmbeddingBackend {
     tx: Sender<Job>,
+    capacity: usize,
     counters: Arc<Counters>,
     tokenizer: TextTokenizer,
     model_id: String,
@@ -84,10 +92,12 @@ pub struct EmbeddingBackend {
 impl EmbeddingBackend {
     /// Moves the model onto its own thread and returns the handle plus the thread.
     pub fn spawn(embedder: SentenceEmbedder, limits: BatchLimits) -> (Self, JoinHandle<()>) {
-        let (tx, rx) = crossbeam_channel::unbounded();
+        let capacity = limits.max_queued_texts.max(1);
+        let (tx, rx) = crossbeam_channel::bounded(capacity);
         let counters = Arc::new(Counters::default());
         let handle = Self {
             tx,
+            capacity,
             counters: Arc::clone(&counters),
             tokenizer: embedder.tokenizer().clone(),
             model_id: embedder.model_id().to_string(),
@@ -114,6 +124,7 @@ impl EmbeddingBackend {
             tokens: c.tokens.load(Ordering::Relaxed),
             batches: c.batches.load(Ordering::Relaxed),
             busy: Duration::from_nanos(c.busy_ns.load(Ordering::Relaxed)),
+            abandoned: c.abandoned.load(Ordering::Relaxed),
         }
     }
 
@@ -139,13 +150,19 @@ impl EmbeddingBackend {
             let tokenized = self.tokenizer.encode(text)?;
             let (respond, answer) = oneshot::channel();
             let meta = (tokenized.ids.len(), tokenized.truncated);
-            self.tx
-                .send(Job {
-                    ids: tokenized.ids,
-                    normalize,
-                    respond,
-                })
-                .map_err(|_| InferenceError::BackendStopped)?;
+            let job = Job {
+                ids: tokenized.ids,
+                normalize,
+                respond,
+            };
+            // Never waits: a full queue is an answer now (the texts queued so far are
+            // skipped by the worker once this call has returned).
+            self.tx.try_send(job).map_err(|e| match e {
+                crossbeam_channel::TrySendError::Full(_) => InferenceError::QueueFull {
+                    capacity: self.capacity,
+                },
+                crossbeam_channel::TrySendError::Disconnected(_) => InferenceError::BackendStopped,
+            })?;
             pending.push((meta, answer));
         }
         let mut out = Vec::with_capacity(pending.len());
@@ -171,10 +188,18 @@ fn worker(embedder: SentenceEmbedder, rx: Receiver<Job>, limits: BatchLimits, co
                 Err(_) => return, // every handle dropped
             },
         };
+        // A caller that is gone (timed out, disconnected) gets no forward pass.
+        if first.respond.is_closed() {
+            counters.abandoned.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
         let mut tokens = first.ids.len();
         let mut batch = vec![first];
         while batch.len() < limits.max_batch_requests.max(1) {
             match rx.try_recv() {
+                Ok(job) if job.respond.is_closed() => {
+                    counters.abandoned.fetch_add(1, Ordering::Relaxed);
+                }
                 Ok(job) if tokens + job.ids.len() > limits.max_batch_tokens => {
                     carry = Some(job);
                     break;

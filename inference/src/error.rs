@@ -17,6 +17,9 @@ pub enum InferenceError {
     Store(String),
     #[error("the inference backend has stopped")]
     BackendStopped,
+    /// The encoder's queue is full: the caller should retry shortly.
+    #[error("the encoder's queue holds {capacity} texts, the most it takes; retry shortly")]
+    QueueFull { capacity: usize },
     /// A batch failed inside the model (not the caller's input).
     #[error("batch failed: {0}")]
     Batch(String),

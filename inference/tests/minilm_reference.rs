@@ -163,6 +163,7 @@ fn batched_results_equal_single_results() {
     let limits = BatchLimits {
         max_batch_tokens: 4096,
         max_batch_requests: 8,
+        ..BatchLimits::default()
     };
     let (backend, _thread) = EmbeddingBackend::spawn(model, limits);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -195,6 +196,7 @@ fn batched_results_equal_single_results() {
     let tiny = BatchLimits {
         max_batch_tokens: 10,
         max_batch_requests: 2,
+        ..BatchLimits::default()
     };
     let (backend, _t) = EmbeddingBackend::spawn(embedder(), tiny);
     let out = runtime
@@ -210,4 +212,67 @@ fn batched_results_equal_single_results() {
             .unwrap()],
     );
     assert!(c >= 0.99999);
+}
+
+/// The queue is bounded and answers at once when full; texts whose caller has gone are
+/// skipped, not embedded.
+#[test]
+fn the_queue_is_bounded_and_skips_texts_nobody_waits_for() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let limits = BatchLimits {
+        max_batch_requests: 1,
+        max_queued_texts: 8,
+        ..BatchLimits::default()
+    };
+    let (backend, _thread) = EmbeddingBackend::spawn(embedder(), limits);
+    let long = "The backup job on the file server failed again overnight. ".repeat(20);
+    // 64 texts in one call, queue of 8: refused at once, nothing left waiting.
+    let many: Vec<String> = (0..64).map(|i| format!("{long} {i}")).collect();
+    let refused = runtime.block_on(backend.embed(&many, true));
+    assert!(
+        matches!(
+            refused,
+            Err(mesh_inference::InferenceError::QueueFull { capacity: 8 })
+        ),
+        "{refused:?}"
+    );
+    // Callers that give up: their texts are skipped by the worker.
+    runtime.block_on(async {
+        let calls: Vec<_> = (0..8)
+            .map(|i| {
+                let (backend, text) = (backend.clone(), format!("{long} gone {i}"));
+                tokio::spawn(async move { backend.embed(&[text], true).await })
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        for call in calls {
+            call.abort();
+        }
+        // The worker drains the queue (skipping the abandoned texts); a caller retrying
+        // meanwhile is served once there is room.
+        let mut after = None;
+        for _ in 0..500 {
+            match backend.embed(&["still served".to_string()], true).await {
+                Ok(v) => {
+                    after = Some(v);
+                    break;
+                }
+                Err(mesh_inference::InferenceError::QueueFull { .. }) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(after.expect("served after the drain")[0].vector.len(), 384);
+    });
+    let stats = backend.stats();
+    assert!(
+        stats.abandoned >= 4,
+        "texts of gone callers were skipped: {stats:?}"
+    );
+    assert!(stats.texts < 8 + 8 + 1, "{stats:?}");
 }

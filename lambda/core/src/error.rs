@@ -100,6 +100,7 @@ impl MeshError {
             Self::NotFound { field, .. } => (ErrorKind::NotFound, Some(field)),
             Self::Unavailable(_) => (ErrorKind::Unavailable, None),
             Self::Inference(InferenceError::Input(_)) => (ErrorKind::Validation, None),
+            Self::Inference(InferenceError::QueueFull { .. }) => (ErrorKind::Unavailable, None),
             Self::Inference(_) => (ErrorKind::Inference, None),
             Self::Storage(StoreError::TooLarge(_)) => (ErrorKind::Unavailable, None),
             Self::Storage(_) => (ErrorKind::Storage, None),

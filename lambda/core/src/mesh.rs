@@ -457,6 +457,7 @@ pub async fn load_backend(args: &ModelArgs) -> anyhow::Result<EmbeddingBackend> 
     let limits = BatchLimits {
         max_batch_tokens: args.max_batch_tokens,
         max_batch_requests: args.max_batch_requests,
+        ..BatchLimits::default()
     };
     let (backend, _thread) = EmbeddingBackend::spawn(embedder, limits);
     Ok(backend)

@@ -264,6 +264,7 @@ pub async fn run(
         tokens: after.tokens - before.tokens,
         batches: after.batches - before.batches,
         busy: after.busy.saturating_sub(before.busy),
+        abandoned: after.abandoned - before.abandoned,
     };
     read?;
     if let Some(record) = record_of_input {
