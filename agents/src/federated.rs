@@ -354,8 +354,12 @@ impl Agent for FederatedAgent {
         let (config, epsilon) = config(&request)?;
         let seeded = request.seed.is_some();
         let (train, test) = (self.train.clone(), self.test.clone());
+        // Past the request's deadline this future is dropped, and the rounds stop.
+        let cancel = crate::cancel::Cancel::new();
+        let gone = cancel.flag();
         let report = tokio::task::spawn_blocking(move || {
-            fedavg::run(&train, &test, &config).map(|r| (r, config))
+            fedavg::run_until(&train, &test, &config, &|| crate::cancel::cancelled(&gone))
+                .map(|r| (r, config))
         })
         .await
         .map_err(|e| AgentError::Unavailable(format!("training stopped: {e}")))?

@@ -10,6 +10,7 @@
 
 pub mod anomaly;
 pub mod answer_quality;
+pub mod cancel;
 pub mod catalogues;
 pub mod client_health;
 pub mod cloud;

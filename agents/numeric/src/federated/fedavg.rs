@@ -164,6 +164,9 @@ pub enum FederatedError {
     Dp(#[from] DpError),
     #[error(transparent)]
     SecAgg(#[from] SecAggError),
+    /// The caller stopped the run (its request is gone) after `rounds` rounds.
+    #[error("stopped by the caller after {rounds} rounds")]
+    Stopped { rounds: usize },
 }
 
 // ---- randomness ----------------------------------------------------------
@@ -437,6 +440,17 @@ pub fn run(
     test: &Dataset,
     config: &FederatedConfig,
 ) -> Result<FederatedReport, FederatedError> {
+    run_until(train, test, config, &|| false)
+}
+
+/// [`run`], checking `stop` before each round and each baseline: when it says yes the run
+/// ends with [`FederatedError::Stopped`] (a request whose caller is gone stops computing).
+pub fn run_until(
+    train: &Dataset,
+    test: &Dataset,
+    config: &FederatedConfig,
+    stop: &dyn Fn() -> bool,
+) -> Result<FederatedReport, FederatedError> {
     let d = validate_data("train", train, None)?;
     validate_data("test", test, Some(d))?;
     validate_config(config, train.x.len())?;
@@ -473,6 +487,9 @@ pub fn run(
         steps: c.local_steps,
     };
     for r in 1..=c.rounds {
+        if stop() {
+            return Err(FederatedError::Stopped { rounds: r - 1 });
+        }
         let locals: Vec<Vec<f64>> = parts
             .iter()
             .enumerate()
@@ -531,6 +548,9 @@ pub fn run(
     let final_eps = eps_after(sigma, c.sampling_rate, total_steps, c.delta)?;
 
     let (mut base_plain, mut base_dp) = (None, None);
+    if c.baselines && stop() {
+        return Err(FederatedError::Stopped { rounds: c.rounds });
+    }
     if c.baselines {
         let all: Vec<usize> = (0..train.x.len()).collect();
         let plain = SgdParams {
@@ -798,6 +818,22 @@ mod tests {
         assert_eq!(a, b);
         let c = run(&train, &test, &FederatedConfig { seed: 8, ..cfg() }).unwrap();
         assert_ne!(a.weights, c.weights);
+    }
+
+    #[test]
+    fn a_run_stops_between_rounds_when_told() {
+        let train = separable(300, 3, 12);
+        let test = separable(100, 3, 13);
+        let checks = std::cell::Cell::new(0);
+        let stop = || {
+            checks.set(checks.get() + 1);
+            checks.get() > 2
+        };
+        let outcome = run_until(&train, &test, &cfg(), &stop);
+        assert!(
+            matches!(outcome, Err(FederatedError::Stopped { rounds: 2 })),
+            "{outcome:?}"
+        );
     }
 
     #[test]
