@@ -17,6 +17,11 @@ use tokio::io::AsyncWriteExt;
 use crate::{InferenceError, Result};
 
 /// A checksum mismatch of the object at `location`, or nothing.
+/// The error of an object that is not there.
+fn no_such_key(location: &str) -> InferenceError {
+    InferenceError::Store(format!("{location}: NoSuchKey: the object does not exist"))
+}
+
 fn same_checksum(location: &str, expected: &str, actual: String) -> Result<()> {
     if actual.eq_ignore_ascii_case(expected) {
         return Ok(());
@@ -197,9 +202,10 @@ impl S3Store {
             return Ok(Fetched::Reused);
         }
         let location = self.location(key);
-        let response = self.get_object(key).await?.ok_or_else(|| {
-            InferenceError::Store(format!("{location}: NoSuchKey: the object does not exist"))
-        })?;
+        let response = self
+            .get_object(key)
+            .await?
+            .ok_or_else(|| no_such_key(&location))?;
         let part = unique_part_path(target);
         let result = async {
             let mut file = tokio::fs::File::create(&part)
@@ -319,9 +325,10 @@ impl S3Store {
             return Ok(Fetched::Reused);
         }
         let location = self.location(key);
-        let compressed = self.get_bytes(key).await?.ok_or_else(|| {
-            InferenceError::Store(format!("{location}: NoSuchKey: the object does not exist"))
-        })?;
+        let compressed = self
+            .get_bytes(key)
+            .await?
+            .ok_or_else(|| no_such_key(&location))?;
         let stored = compressed.len() as u64;
         let part = unique_part_path(target);
         let written = part.clone();

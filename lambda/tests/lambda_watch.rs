@@ -907,6 +907,19 @@ fn streams_call(moto_port: u16, action: &str, body: &Value) -> Value {
 
 /// Every record of the event log table's stream so far, as `GetRecords` gives them (the
 /// shape of the Lambda event a DynamoDB event source mapping delivers).
+/// The ARN of `table`'s DynamoDB stream.
+async fn stream_arn_of(config: &aws_config::SdkConfig, table: &str) -> String {
+    aws_sdk_dynamodb::Client::new(config)
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .unwrap()
+        .table
+        .and_then(|t| t.latest_stream_arn)
+        .unwrap_or_else(|| panic!("{table} has a stream"))
+}
+
 fn event_log_stream(moto_port: u16, stream_arn: &str) -> Value {
     let described = streams_call(
         moto_port,
@@ -947,15 +960,7 @@ async fn events_reach_100_connections_off_the_request_path() {
     })
     .await
     .unwrap();
-    let stream_arn = aws_sdk_dynamodb::Client::new(&config)
-        .describe_table()
-        .table_name(mesh_core::store::dynamo::EVENT_LOG_TABLE)
-        .send()
-        .await
-        .unwrap()
-        .table
-        .and_then(|t| t.latest_stream_arn)
-        .expect("the event log table has a stream");
+    let stream_arn = stream_arn_of(&config, mesh_core::store::dynamo::EVENT_LOG_TABLE).await;
     let standin = Arc::new(mesh_standin::StandIn::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let management = format!("http://{}", listener.local_addr().unwrap());
@@ -1279,15 +1284,7 @@ async fn the_stack_stands_up_on_moto_and_its_functions_work_together() {
 
     // The broadcaster, given the stack's event log stream as its event source mapping would
     // give it, pushes the subscribed connection the agents' results.
-    let stream_arn = aws_sdk_dynamodb::Client::new(&config)
-        .describe_table()
-        .table_name("MeshEventLog")
-        .send()
-        .await
-        .unwrap()
-        .table
-        .and_then(|t| t.latest_stream_arn)
-        .expect("the stack's event log table has a stream");
+    let stream_arn = stream_arn_of(&config, "MeshEventLog").await;
     let moto_port: u16 = moto.endpoint.rsplit(':').next().unwrap().parse().unwrap();
     let answer = tokio::task::spawn_blocking(move || {
         let (port, _watch, _function) = broadcast_start("BroadcastFunction");

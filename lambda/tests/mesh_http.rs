@@ -95,6 +95,16 @@ fn results_are_stored_and_listed_by_agent_and_time() {
     }
 }
 
+/// Every acknowledged answer is stored on `server`, unchanged.
+fn assert_all_stored(server: &Server, acknowledged: &[Value]) {
+    for answer in acknowledged {
+        let id = answer["result_id"].as_str().unwrap();
+        let (status, stored) = server.get(&format!("/results/{id}"));
+        assert_eq!(status, 200, "acknowledged result {id} lost: {stored}");
+        assert_eq!(&stored["data"], answer);
+    }
+}
+
 #[test]
 fn a_killed_server_keeps_every_acknowledged_result() {
     let db = temp_path("restart.db");
@@ -114,12 +124,7 @@ fn a_killed_server_keeps_every_acknowledged_result() {
     first.kill();
 
     let second = Server::start_on(port, &partners, &args);
-    for answer in &acknowledged {
-        let id = answer["result_id"].as_str().unwrap();
-        let (status, stored) = second.get(&format!("/results/{id}"));
-        assert_eq!(status, 200, "result {id} lost: {stored}");
-        assert_eq!(&stored["data"], answer);
-    }
+    assert_all_stored(&second, &acknowledged);
     let (_, events_after) = second.get("/events?from=1&limit=1000");
     assert_eq!(events_after["events"], events_before["events"]);
     let (_, status) = second.get("/agents/status");
@@ -159,8 +164,15 @@ fn a_server_killed_under_load_keeps_every_acknowledged_result() {
             let (acknowledged, stop, body) = (acknowledged.clone(), stop.clone(), body.clone());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    match post_if_up(port, "/anomaly/detect", &body) {
-                        Some((200, answer)) => acknowledged.lock().unwrap().push(answer),
+                    let json = [("Content-Type", "application/json")];
+                    match common::try_request_at(
+                        port,
+                        "POST",
+                        "/anomaly/detect",
+                        &json,
+                        body.as_bytes(),
+                    ) {
+                        Some((200, _, answer)) => acknowledged.lock().unwrap().push(answer),
                         Some(_) => {}
                         None => break, // the server is gone
                     }
@@ -180,38 +192,8 @@ fn a_server_killed_under_load_keeps_every_acknowledged_result() {
     }
     let acknowledged = acknowledged.lock().unwrap().clone();
     let second = Server::start_on(port, &partners, &args);
-    for answer in &acknowledged {
-        let id = answer["result_id"].as_str().unwrap();
-        let (status, stored) = second.get(&format!("/results/{id}"));
-        assert_eq!(status, 200, "acknowledged result {id} lost: {stored}");
-        assert_eq!(&stored["data"], answer);
-    }
+    assert_all_stored(&second, &acknowledged);
     eprintln!("{} acknowledged results, all kept", acknowledged.len());
-}
-
-/// One JSON POST; `None` when the server is gone (refused, reset, cut short).
-fn post_if_up(port: u16, path: &str, body: &str) -> Option<(u16, Value)> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let (head, body) = response.split_once("\r\n\r\n")?;
-    let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        return Some((status, Value::Null)); // not what these routes send
-    } else {
-        serde_json::from_str(body).ok()?
-    };
-    Some((status, body))
 }
 
 /// Two servers on one state file behave as one service: a model trained through one is

@@ -6,7 +6,6 @@ use axum::extract::rejection::{JsonRejection, StringRejection};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap};
 use axum::routing::{get, post};
-use axum::Extension;
 use axum::{Json, Router};
 use mesh_agents::anomaly::{AnomalyRequest, AnomalyResponse};
 use mesh_agents::client_health::{PredictRequest, PredictResponse, TrainRequest, TrainResponse};
@@ -47,21 +46,20 @@ pub async fn run_agent<A: Agent>(
         }
     }
     let work = state.mesh.run(agent, request);
-    let answer =
-        match deadline {
-            Some(Extension(Deadline(at))) => tokio::time::timeout_at(at.into(), work)
-                .await
-                .map_err(|_| {
-                    state
-                        .metrics
-                        .timeouts
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    ApiError::Timeout(
-                        "the agent ran past the request's deadline; nothing was stored".into(),
-                    )
-                })??,
-            None => work.await?,
-        };
+    let answer = match deadline {
+        Some(Deadline(at)) => tokio::time::timeout_at(at.into(), work)
+            .await
+            .map_err(|_| {
+                state
+                    .metrics
+                    .timeouts
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                ApiError::Timeout(
+                    "the agent ran past the request's deadline; nothing was stored".into(),
+                )
+            })??,
+        None => work.await?,
+    };
     match replay {
         None => Ok(Json(state.mesh.record(answer).await?)),
         Some(id) => match state.mesh.record_as(answer, id.clone()).await {
@@ -76,7 +74,7 @@ pub async fn run_agent<A: Agent>(
 }
 
 /// What an agent handler takes besides its body: the replay id and the deadline.
-pub struct Call(Replay, Option<Extension<Deadline>>);
+pub struct Call(Replay, Option<Deadline>);
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Call {
     type Rejection = ApiError;
@@ -88,7 +86,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Call {
         let replay =
             <Replay as axum::extract::FromRequestParts<S>>::from_request_parts(parts, state)
                 .await?;
-        let deadline = parts.extensions.get::<Deadline>().copied().map(Extension);
+        let deadline = parts.extensions.get::<Deadline>().copied();
         Ok(Self(replay, deadline))
     }
 }

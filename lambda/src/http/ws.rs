@@ -28,9 +28,9 @@ use crate::http::state::AppState;
 pub const MAX_CLIENT_MESSAGE_BYTES: usize = 64 * 1024;
 /// Messages a client may send per second, sustained; more are answered with an error and
 /// not handled.
-pub const CLIENT_MESSAGES_PER_SECOND: f64 = 20.0;
+pub const CLIENT_MESSAGES_PER_SECOND: u32 = 20;
 /// Messages a client may send at once above the sustained rate.
-pub const CLIENT_MESSAGE_BURST: f64 = 40.0;
+pub const CLIENT_MESSAGE_BURST: u32 = 40;
 
 /// Upgrades to a WebSocket carrying the mesh's events; past `--max-ws-connections` open ones,
 /// 429 with `retry-after`.
@@ -61,33 +61,12 @@ pub async fn ws_route(State(state): State<Arc<AppState>>, upgrade: WebSocketUpgr
         })
 }
 
-/// A token bucket of one connection's messages.
-struct MessageRate {
-    tokens: f64,
-    refilled: std::time::Instant,
-}
-
-impl MessageRate {
-    fn new() -> Self {
-        Self {
-            tokens: CLIENT_MESSAGE_BURST,
-            refilled: std::time::Instant::now(),
-        }
-    }
-
-    /// Whether one more message may be handled now.
-    fn allow(&mut self) -> bool {
-        let now = std::time::Instant::now();
-        let refill = now.duration_since(self.refilled).as_secs_f64() * CLIENT_MESSAGES_PER_SECOND;
-        self.tokens = (self.tokens + refill).min(CLIENT_MESSAGE_BURST);
-        self.refilled = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
+/// One connection's message limiter: [`CLIENT_MESSAGES_PER_SECOND`], burst
+/// [`CLIENT_MESSAGE_BURST`] (governor's GCRA, as the HTTP rate limit).
+fn message_rate() -> governor::DefaultDirectRateLimiter {
+    let rate = std::num::NonZeroU32::new(CLIENT_MESSAGES_PER_SECOND).expect("non-zero rate");
+    let burst = std::num::NonZeroU32::new(CLIENT_MESSAGE_BURST).expect("non-zero burst");
+    governor::RateLimiter::direct(governor::Quota::per_second(rate).allow_burst(burst))
 }
 
 /// Serves one connection until the client leaves, errs or stops reading. Its record (with
@@ -97,7 +76,7 @@ pub async fn run_connection(mut socket: WebSocket, mut hub: Hub) {
     let mut live = hub.events.subscribe();
     let mut filters = Filters::default();
     let mut last_sent: i64 = 0;
-    let mut rate = MessageRate::new();
+    let rate = message_rate();
     hub.metrics.ws_connections.fetch_add(1, Ordering::Relaxed);
     let (writes, mut latest) = tokio::sync::watch::channel(filters.clone());
     let writer = {
@@ -116,7 +95,7 @@ pub async fn run_connection(mut socket: WebSocket, mut hub: Hub) {
     loop {
         let outgoing: Vec<String> = tokio::select! {
             incoming = socket.recv() => match incoming {
-                Some(Ok(Message::Text(_))) if !rate.allow() => vec![message(
+                Some(Ok(Message::Text(_))) if rate.check().is_err() => vec![message(
                     "error",
                     json!({
                         "error": format!("more than {CLIENT_MESSAGES_PER_SECOND} messages a second; this one was not handled"),
