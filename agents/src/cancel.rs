@@ -34,6 +34,21 @@ pub fn cancelled(flag: &AtomicBool) -> bool {
     flag.load(Ordering::Relaxed)
 }
 
+/// Runs blocking `work` on tokio's blocking pool, giving it a check to call between steps: the
+/// check turns true once the returned future is dropped (the request's deadline passed or its
+/// client left), and the work should then end early. `what` names the work in the error of a
+/// worker that panicked.
+pub async fn run_blocking<T: Send + 'static>(
+    what: &str,
+    work: impl FnOnce(&dyn Fn() -> bool) -> T + Send + 'static,
+) -> Result<T, crate::AgentError> {
+    let cancel = Cancel::new();
+    let gone = cancel.flag();
+    let outcome = tokio::task::spawn_blocking(move || work(&|| cancelled(&gone))).await;
+    drop(cancel);
+    outcome.map_err(|e| crate::AgentError::Unavailable(format!("{what} stopped: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

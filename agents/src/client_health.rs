@@ -15,9 +15,10 @@
 //! probability of the predicted class.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use mesh_numeric::logistic::Logistic;
+use mesh_numeric::logistic::{Logistic, LogisticError};
 use mesh_numeric::stats::sigmoid;
 use mesh_numeric::tabular::{
     binary_target, roc_auc, stratified_folds, ColumnEncoding, Encoder, Record,
@@ -103,6 +104,18 @@ pub fn train(
     target: &str,
     data_source: &str,
 ) -> Result<ChurnModel, AgentError> {
+    train_until(model_id, records, target, data_source, &|| false)
+}
+
+/// [`train`] that ends early, with [`training_stopped`]'s error, once `stop` returns true; it
+/// is checked between folds and inside every fit ([`Logistic::fit_until`]).
+pub fn train_until(
+    model_id: &str,
+    records: &[Record],
+    target: &str,
+    data_source: &str,
+    stop: &dyn Fn() -> bool,
+) -> Result<ChurnModel, AgentError> {
     validate_model_id("model_id", model_id)?;
     if records.len() > MAX_RECORDS {
         return Err(AgentError::invalid(
@@ -146,7 +159,7 @@ pub fn train(
     for f in 0..CV_FOLDS {
         let (train_idx, test_idx): (Vec<usize>, Vec<usize>) =
             (0..records.len()).partition(|&i| folds[i] != f);
-        let fitted = fit(&all, &labels, &train_idx, target)?;
+        let fitted = fit(&all, &labels, &train_idx, target, stop)?;
         let scores: Vec<f64> = test_idx
             .iter()
             .map(|&i| fitted.log_odds(&fitted.encoder.encode(all[i]).features))
@@ -155,7 +168,7 @@ pub fn train(
         fold_auc.push(roc_auc(&scores, &truth));
     }
     let every: Vec<usize> = (0..records.len()).collect();
-    let mut model = fit(&all, &labels, &every, target)?;
+    let mut model = fit(&all, &labels, &every, target, stop)?;
     model.model_id = model_id.to_string();
     model.data_source = data_source.to_string();
     model.metrics = TrainingMetrics {
@@ -168,6 +181,13 @@ pub fn train(
         features: model.coefficients.len(),
     };
     Ok(model)
+}
+
+/// The error of a training stopped because its request is gone.
+pub fn training_stopped() -> AgentError {
+    AgentError::Unavailable(
+        "training stopped: its request is gone (the deadline passed or the client left)".into(),
+    )
 }
 
 /// Refuses, before any work, a training set whose model would be too wide or too costly to
@@ -214,7 +234,7 @@ pub fn fit_once(records: &[Record], target: &str) -> Result<ChurnModel, AgentErr
     let labels = parse_labels(records, target)?;
     let all: Vec<&Record> = records.iter().collect();
     let every: Vec<usize> = (0..records.len()).collect();
-    fit(&all, &labels, &every, target)
+    fit(&all, &labels, &every, target, &|| false)
 }
 
 /// The model's columns, comma-separated (for error messages).
@@ -239,6 +259,7 @@ fn fit(
     labels: &[bool],
     idx: &[usize],
     target: &str,
+    stop: &dyn Fn() -> bool,
 ) -> Result<ChurnModel, AgentError> {
     let rows: Vec<&Record> = idx.iter().map(|&i| records[i]).collect();
     let encoder = Encoder::fit(&rows, &[target]);
@@ -251,8 +272,10 @@ fn fit(
             *m += v / x.len() as f64;
         }
     }
-    let fitted = Logistic::fit(&x, &y, 1.0)
-        .map_err(|e| AgentError::Unavailable(format!("logistic regression failed: {e}")))?;
+    let fitted = Logistic::fit_until(&x, &y, 1.0, stop).map_err(|e| match e {
+        LogisticError::Stopped(_) => training_stopped(),
+        e => AgentError::Unavailable(format!("logistic regression failed: {e}")),
+    })?;
     Ok(ChurnModel {
         model_id: String::new(),
         version: 0,
@@ -606,16 +629,25 @@ pub struct PredictResponse {
 /// The client-health agent: trains and serves churn models from a [`ModelStore`].
 pub struct ClientHealthAgent {
     store: ModelStore,
-    /// Serialises training so two requests never write the same version.
-    training: tokio::sync::Mutex<()>,
+    /// Serialises training, held until the computation ends (not only its request): two
+    /// requests never write the same version, and at most one training computes at a time.
+    training: Arc<tokio::sync::Mutex<()>>,
+    /// Trainings that stopped because their request was gone.
+    stopped: Arc<AtomicU64>,
 }
 
 impl ClientHealthAgent {
     pub fn new(store: ModelStore) -> Self {
         Self {
             store,
-            training: tokio::sync::Mutex::new(()),
+            training: Arc::default(),
+            stopped: Arc::default(),
         }
+    }
+
+    /// How many trainings stopped early because their request was gone.
+    pub fn trainings_stopped(&self) -> u64 {
+        self.stopped.load(Ordering::Relaxed)
     }
 
     pub fn store(&self) -> &ModelStore {
@@ -637,20 +669,32 @@ impl ClientHealthAgent {
         if request.target.trim().is_empty() {
             return Err(AgentError::invalid("target", "name the target column"));
         }
-        let _guard = self.training.lock().await;
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut model = train(
+        let guard = Arc::clone(&self.training).lock_owned().await;
+        let (store, stopped) = (self.store.clone(), Arc::clone(&self.stopped));
+        // Past the request's deadline this future is dropped: the fit stops at its next check,
+        // and nothing is saved.
+        crate::cancel::run_blocking("training", move |gone| {
+            let _guard = guard;
+            let trained = train_until(
                 &model_id,
                 &request.records,
                 &request.target,
                 "caller's records",
-            )?;
+                gone,
+            )
+            .and_then(|model| match gone() {
+                true => Err(training_stopped()),
+                false => Ok(model),
+            });
+            let mut model = trained.inspect_err(|_| {
+                if gone() {
+                    stopped.fetch_add(1, Ordering::Relaxed);
+                }
+            })?;
             store.save(&mut model)?;
             Ok(train_summary(&model))
         })
-        .await
-        .map_err(|e| AgentError::Unavailable(format!("training stopped: {e}")))?
+        .await?
     }
 }
 
@@ -894,6 +938,61 @@ mod tests {
                     .clone()
             })
             .collect()
+    }
+
+    /// A training whose request future is dropped (its deadline passed) stops computing and
+    /// saves nothing, and the next training does not wait for the abandoned one to finish.
+    #[tokio::test]
+    async fn a_training_whose_request_is_gone_stops_and_saves_nothing() {
+        // 3,000 records of 40 columns x 8 levels: 321 features, minutes of Newton steps in a
+        // debug build.
+        let wide: Vec<Record> = (0..3_000)
+            .map(|i: usize| {
+                let mut r: Record = (0..40)
+                    .map(|c| {
+                        (
+                            format!("c{c}"),
+                            json!(format!("l{}", (i * (c + 7) / 3) % 8)),
+                        )
+                    })
+                    .collect();
+                r.insert(
+                    "churn".into(),
+                    json!(if (i * 7919) % 5 < 2 { "yes" } else { "no" }),
+                );
+                r
+            })
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let agent = Arc::new(ClientHealthAgent::new(ModelStore::new(dir.path())));
+        let request = |records: Vec<Record>, id: &str| TrainRequest {
+            records,
+            target: "churn".into(),
+            model_id: Some(id.into()),
+        };
+        let cut_off = tokio::time::timeout(
+            std::time::Duration::from_millis(300),
+            agent.train(request(wide, "wide")),
+        )
+        .await;
+        assert!(cut_off.is_err(), "the training outlived its deadline");
+        let started = std::time::Instant::now();
+        let next = agent.train(request(records(), "small")).await.unwrap();
+        assert_eq!(next.model_id, "small");
+        assert_eq!(agent.trainings_stopped(), 1);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the abandoned training held the lock for {:?}",
+            started.elapsed()
+        );
+        let saved: Vec<String> = agent
+            .models()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.0)
+            .collect();
+        assert!(!saved.contains(&"wide".to_string()), "{saved:?}");
     }
 
     /// Two instances (each with its own shipped folder) on one user state: versions follow

@@ -355,14 +355,10 @@ impl Agent for FederatedAgent {
         let seeded = request.seed.is_some();
         let (train, test) = (self.train.clone(), self.test.clone());
         // Past the request's deadline this future is dropped, and the rounds stop.
-        let cancel = crate::cancel::Cancel::new();
-        let gone = cancel.flag();
-        let report = tokio::task::spawn_blocking(move || {
-            fedavg::run_until(&train, &test, &config, &|| crate::cancel::cancelled(&gone))
-                .map(|r| (r, config))
+        let report = crate::cancel::run_blocking("training", move |stopped| {
+            fedavg::run_until(&train, &test, &config, stopped).map(|r| (r, config))
         })
-        .await
-        .map_err(|e| AgentError::Unavailable(format!("training stopped: {e}")))?
+        .await?
         .map_err(|e| match e {
             fedavg::FederatedError::Dp(e) => AgentError::invalid("privacy_epsilon", e.to_string()),
             fedavg::FederatedError::InvalidData(e) => AgentError::invalid(

@@ -147,6 +147,7 @@ impl ChatAnswerer {
         &self,
         question: &str,
         passages: &[String],
+        stop: &dyn Fn() -> bool,
     ) -> Result<(String, Vec<usize>), AgentError> {
         let context: String = passages
             .iter()
@@ -159,9 +160,9 @@ impl ChatAnswerer {
             .join("\n");
         let user = format!("Passages:\n{context}\n\nQuestion: {question}");
         let ids = self.model.chat_ids(Some(CHAT_SYSTEM_PROMPT), &user)?;
-        let out = self
-            .model
-            .generate(&ids, &mesh_inference::chat::ChatOptions::default())?;
+        let out =
+            self.model
+                .generate_until(&ids, &mesh_inference::chat::ChatOptions::default(), stop)?;
         let cited: Vec<usize> = (0..passages.len())
             .filter(|i| out.text.contains(&format!("[{}]", i + 1)))
             .collect();
@@ -197,12 +198,17 @@ impl AnswerWriter {
         }
     }
 
-    /// The answer from the passages (id, text) and the ids it cites.
+    /// The answer from the passages (id, text) and the ids it cites. The chat model checks
+    /// `stop` before each token; T5 only before it starts.
     fn write(
         &self,
         question: &str,
         passages: &[(String, String)],
+        stop: &dyn Fn() -> bool,
     ) -> Result<(String, Vec<String>), AgentError> {
+        if stop() {
+            return Err(mesh_inference::InferenceError::Stopped { tokens: 0 }.into());
+        }
         match self {
             Self::T5(t) => {
                 let context: Vec<&str> = passages.iter().map(|p| p.1.as_str()).collect();
@@ -211,7 +217,7 @@ impl AnswerWriter {
             }
             Self::Chat(c) => {
                 let texts: Vec<String> = passages.iter().map(|p| p.1.clone()).collect();
-                let (answer, cited) = c.answer(question, &texts)?;
+                let (answer, cited) = c.answer(question, &texts, stop)?;
                 Ok((
                     answer,
                     cited.into_iter().map(|i| passages[i].0.clone()).collect(),
@@ -423,9 +429,7 @@ impl NlpQueryAgent {
             .map(|h| (h.passage.id.clone(), h.passage.embedding_text()))
             .collect();
         let (g, q) = (generator.clone(), question.to_string());
-        tokio::task::spawn_blocking(move || g.write(&q, &passages))
-            .await
-            .map_err(|e| AgentError::Unavailable(format!("generation stopped: {e}")))?
+        crate::cancel::run_blocking("generation", move |gone| g.write(&q, &passages, gone)).await?
     }
 
     /// The (up to two) sentences of the passages closest to the question, in passage order.

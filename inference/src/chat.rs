@@ -284,6 +284,18 @@ impl ChatModel {
 
     /// Generates the assistant's turn after `prompt` (token ids, e.g. of [`chat_prompt`]).
     pub fn generate(&self, prompt: &[u32], options: &ChatOptions) -> Result<Generation> {
+        self.generate_until(prompt, options, &|| false)
+    }
+
+    /// [`ChatModel::generate`] that calls `stop` before each token and ends with
+    /// [`InferenceError::Stopped`] once it returns true (a request that is gone stops
+    /// generating).
+    pub fn generate_until(
+        &self,
+        prompt: &[u32],
+        options: &ChatOptions,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Generation> {
         self.check(prompt, options.max_new_tokens)?;
         let mut model = self.weights.clone();
         model.clear_kv_cache();
@@ -299,6 +311,9 @@ impl ChatModel {
             Vec::new()
         };
         for i in 0..options.max_new_tokens {
+            if stop() {
+                return Err(InferenceError::Stopped { tokens: i });
+            }
             let next = pick(&logits, options.sampling, &mut rng);
             tokens.push(next);
             if self.stop.contains(&next) {

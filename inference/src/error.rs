@@ -20,6 +20,9 @@ pub enum InferenceError {
     /// The encoder's queue is full: the caller should retry shortly.
     #[error("the encoder's queue holds {capacity} texts, the most it takes; retry shortly")]
     QueueFull { capacity: usize },
+    /// Generation stopped because its caller's stop check turned true (the request is gone).
+    #[error("generation stopped after {tokens} tokens: its request is gone")]
+    Stopped { tokens: usize },
     /// A batch failed inside the model (not the caller's input).
     #[error("batch failed: {0}")]
     Batch(String),

@@ -190,3 +190,31 @@ fn sampling_is_seeded_and_text_cannot_end_the_turn() {
         "{injected:?}"
     );
 }
+
+/// Generation checks its stop before every token: stopped after 3 tokens it ends with
+/// `Stopped { tokens: 3 }`, and a stop that never fires gives `generate`'s tokens.
+#[test]
+fn generation_stops_when_its_request_is_gone() {
+    let model = model();
+    let prompt = model.chat_ids(None, "Name three colours.").unwrap();
+    let options = ChatOptions {
+        max_new_tokens: 12,
+        sampling: Sampling::Greedy,
+    };
+    let checks = std::cell::Cell::new(0);
+    let stopped = model.generate_until(&prompt, &options, &|| {
+        checks.set(checks.get() + 1);
+        checks.get() > 3
+    });
+    assert!(
+        matches!(
+            stopped,
+            Err(mesh_inference::InferenceError::Stopped { tokens: 3 })
+        ),
+        "{stopped:?}"
+    );
+    assert_eq!(
+        model.generate_until(&prompt, &options, &|| false).unwrap(),
+        model.generate(&prompt, &options).unwrap()
+    );
+}

@@ -213,6 +213,66 @@ async fn results_over_the_item_limit_go_to_s3() {
     );
 }
 
+/// One `TransactWriteItems` per answer: the result, its threat, its network metric and its
+/// events are stored together, and a second answer under the same `result_id` (a concurrent
+/// retry) stores nothing of its own: no second event, the threat unchanged.
+#[tokio::test]
+async fn an_answer_is_one_transaction_on_dynamodb() {
+    use mesh_core::store::{EventLog, NewEvent, ResultRows, StoreError};
+    let moto = start_moto();
+    let config = sdk_config(&moto.endpoint);
+    let answer = |severity: &str| {
+        let mut rows = ResultRows::new("threat-intelligence", "r1", "m@1", json!({"s": severity}));
+        rows.threat = Some(threat("r1", rows.result.timestamp_ms, severity));
+        rows.network = vec![NetworkMetric {
+            msp_id: "mesh".into(),
+            metric_type: "threats".into(),
+            value: 1.0,
+            timestamp_ms: rows.result.timestamp_ms,
+            source: "r1".into(),
+        }];
+        let event = |event_type: &str| NewEvent {
+            event_type: event_type.into(),
+            agent: "threat-intelligence".into(),
+            result_id: "r1".into(),
+            data: json!({"severity": severity}),
+            timestamp_ms: 1_000,
+        };
+        (rows, vec![event("agent_result"), event("alert")])
+    };
+    tokio::task::spawn_blocking(move || {
+        let store = DynamoStore::new(&config, Tables::default()).unwrap();
+        store.create_tables().unwrap();
+        let (rows, events) = answer("HIGH");
+        let appended = store.record(&rows, &events).unwrap();
+        assert_eq!(
+            appended.iter().map(|e| e.offset).collect::<Vec<_>>(),
+            [1, 2]
+        );
+        assert_eq!(store.get_result("r1").unwrap(), Some(rows.result.clone()));
+        assert_eq!(
+            store.list_threats(&ListFilter::default()).unwrap(),
+            vec![rows.threat.clone().unwrap()]
+        );
+        assert_eq!(store.list_network_metrics(None).unwrap(), rows.network);
+        assert_eq!(store.read_from(1, 100).unwrap(), appended);
+
+        let (again, more) = answer("CRITICAL");
+        let duplicate = store.record(&again, &more);
+        assert!(
+            matches!(duplicate, Err(StoreError::AlreadyStored(ref id)) if id == "r1"),
+            "{duplicate:?}"
+        );
+        assert_eq!(store.read_from(1, 100).unwrap(), appended);
+        assert_eq!(
+            store.list_threats(&ListFilter::default()).unwrap()[0].severity,
+            "HIGH"
+        );
+    })
+    .await
+    .unwrap();
+}
+
 #[tokio::test]
 async fn numbers_are_dynamodb_numbers_with_their_exact_text() {
     let moto = start_moto();

@@ -134,6 +134,52 @@ fn a_killed_server_keeps_every_acknowledged_result() {
     );
 }
 
+/// A result, its threat row and its events are one transaction: when the event log refuses
+/// the write (a trigger here, a full disk in life), the caller gets an error and neither the
+/// result nor the threat is stored; once the log takes writes again, all three are.
+#[test]
+fn an_answer_whose_event_cannot_be_stored_stores_nothing() {
+    let db = temp_path("one-transaction.db");
+    let _ = std::fs::remove_file(&db);
+    let server = Server::start(
+        &temp_path("one-transaction-partners.json"),
+        &["--state-db", db.to_str().unwrap()],
+    );
+    let beside = rusqlite::Connection::open(&db).unwrap();
+    beside
+        .execute_batch(
+            "CREATE TRIGGER refuse_events BEFORE INSERT ON events
+             BEGIN SELECT RAISE(ABORT, 'the event log is full'); END;",
+        )
+        .unwrap();
+    let threat = json!({"text": CRITICAL_THREAT});
+    let (status, refused) = server.post("/threat-intelligence/analyze", &threat);
+    assert_eq!(status, 500, "{refused}");
+    assert_eq!(refused["error_type"], "storage", "{refused}");
+    let (_, results) = server.get("/results?agent=threat-intelligence");
+    assert_eq!(results["count"], 0, "{results}");
+    let (_, threats) = server.get("/threats");
+    assert_eq!(threats["count"], 0, "{threats}");
+
+    beside.execute_batch("DROP TRIGGER refuse_events").unwrap();
+    let (status, answer) = server.post("/threat-intelligence/analyze", &threat);
+    assert_eq!(status, 200, "{answer}");
+    let id = answer["result_id"].as_str().unwrap();
+    let (_, results) = server.get("/results?agent=threat-intelligence");
+    assert_eq!(results["count"], 1, "{results}");
+    let (_, threats) = server.get("/threats");
+    assert_eq!(threats["threats"][0]["threat_id"], id, "{threats}");
+    let (_, events) = server.get("/events?from=1&limit=100");
+    assert!(
+        events["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["result_id"] == id),
+        "{events}"
+    );
+}
+
 /// kill -9 under load: 32 clients post as fast as they can, the server is SIGKILLed while
 /// their requests are in flight, and after a restart every answer given with a 200 is stored,
 /// unchanged. The store reports WAL and synchronous=FULL, which this depends on for power cuts

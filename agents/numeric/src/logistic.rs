@@ -30,7 +30,13 @@ pub enum LogisticError {
     Ragged(usize),
     #[error("the Hessian is not positive definite (lambda must be > 0)")]
     NotPositiveDefinite,
+    /// The caller's stop check turned true ([`Logistic::fit_until`]).
+    #[error("stopped after {0} Newton steps")]
+    Stopped(usize),
 }
+
+/// Rows of the Hessian between two calls of [`Logistic::fit_until`]'s stop check.
+pub const STOP_CHECK_ROWS: usize = 256;
 
 /// Log(1 + exp(z)) without overflow.
 fn softplus(z: f64) -> f64 {
@@ -44,6 +50,18 @@ fn softplus(z: f64) -> f64 {
 impl Logistic {
     /// Fits on rows `x` (equal length) and labels `y`, with L2 strength `lambda` (> 0).
     pub fn fit(x: &[Vec<f64>], y: &[bool], lambda: f64) -> Result<Self, LogisticError> {
+        Self::fit_until(x, y, lambda, &|| false)
+    }
+
+    /// [`Logistic::fit`] that calls `stop` before each Newton step and every
+    /// [`STOP_CHECK_ROWS`] rows of the Hessian, and ends with [`LogisticError::Stopped`] once
+    /// it returns true (a training whose request is gone stops computing).
+    pub fn fit_until(
+        x: &[Vec<f64>],
+        y: &[bool],
+        lambda: f64,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Self, LogisticError> {
         let n = x.len();
         if n == 0 || y.len() != n {
             return Err(LogisticError::Empty);
@@ -68,7 +86,10 @@ impl Logistic {
             iterations += 1;
             let mut grad = vec![0.0; d + 1];
             let mut hess = vec![0.0; (d + 1) * (d + 1)];
-            for (row, &label) in x.iter().zip(y) {
+            for (i, (row, &label)) in x.iter().zip(y).enumerate() {
+                if i % STOP_CHECK_ROWS == 0 && stop() {
+                    return Err(LogisticError::Stopped(iterations - 1));
+                }
                 let p = sigmoid(dot(row, &beta[..d]) + beta[d]);
                 let r = p - f64::from(u8::from(label));
                 let s = p * (1.0 - p);
@@ -170,6 +191,33 @@ mod tests {
         grad[1] += m.weights[1];
         assert!(grad.iter().all(|g| g.abs() < 1e-8), "{grad:?}");
         assert!(m.weights[0] > 0.0 && m.iterations < 20);
+    }
+
+    /// The stop check is called between steps; once it is true the fit ends, and a check that
+    /// never fires changes nothing.
+    #[test]
+    fn a_fit_stops_when_its_check_says_so() {
+        let x: Vec<Vec<f64>> = (0..1_000)
+            .map(|i| vec![(i % 17) as f64 / 17.0, (i % 5) as f64])
+            .collect();
+        let y: Vec<bool> = (0..1_000).map(|i| (i * 7919) % 3 == 0).collect();
+        let calls = std::cell::Cell::new(0);
+        let stopped = Logistic::fit_until(&x, &y, 1.0, &|| {
+            calls.set(calls.get() + 1);
+            calls.get() > 5
+        });
+        assert_eq!(stopped.unwrap_err(), LogisticError::Stopped(1));
+        assert_eq!(
+            calls.get(),
+            6,
+            "4 checks per step of 1,000 rows: stopped in the second step"
+        );
+        let never = Logistic::fit_until(&x, &y, 1.0, &|| false).unwrap();
+        let plain = Logistic::fit(&x, &y, 1.0).unwrap();
+        assert_eq!(
+            (never.weights, never.intercept),
+            (plain.weights, plain.intercept)
+        );
     }
 
     /// One binary feature: the optimum has a closed form for the intercept-only model.

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio::sync::{broadcast, Mutex};
 
-use crate::store::{now_ms, off_thread, Event, EventLog, NewEvent, StoreError};
+use crate::store::{
+    now_ms, off_thread, AgentResult, Event, EventLog, NewEvent, ResultRows, StoreError,
+};
 
 /// Type of the event every agent result becomes.
 pub const AGENT_RESULT: &str = "agent_result";
@@ -54,13 +56,12 @@ pub const SUBSCRIBER_BUFFER: usize = 1024;
 /// Publishes events durably and in order, replays them, and feeds live subscribers.
 #[async_trait::async_trait]
 pub trait EventStream: Send + Sync + 'static {
-    /// Persists the `agent_result` event of one result and the `alerts` it raised (in that
-    /// order, in one write), then broadcasts them; returns them with their offsets.
+    /// Stores one answer's rows with its `agent_result` event and the `alerts` it raised (in
+    /// that order), all in one transaction ([`EventLog::record`]), then broadcasts the events;
+    /// returns them with their offsets.
     async fn publish_result(
         &self,
-        agent: &str,
-        result_id: &str,
-        data: &Value,
+        rows: ResultRows,
         alerts: Vec<Value>,
     ) -> Result<Vec<Event>, StoreError>;
     /// A live feed of every event published from now on.
@@ -127,28 +128,32 @@ impl LocalEventStream {
 impl EventStream for LocalEventStream {
     async fn publish_result(
         &self,
-        agent: &str,
-        result_id: &str,
-        data: &Value,
+        rows: ResultRows,
         alerts: Vec<Value>,
     ) -> Result<Vec<Event>, StoreError> {
         let timestamp_ms = now_ms();
+        let AgentResult {
+            agent,
+            result_id,
+            data,
+            ..
+        } = &rows.result;
         let mut events = vec![NewEvent {
             event_type: AGENT_RESULT.into(),
-            agent: agent.into(),
-            result_id: result_id.into(),
+            agent: agent.clone(),
+            result_id: result_id.clone(),
             data: event_data(result_id, data),
             timestamp_ms,
         }];
         events.extend(alerts.into_iter().map(|alert| NewEvent {
             event_type: ALERT.into(),
-            agent: agent.into(),
-            result_id: result_id.into(),
+            agent: agent.clone(),
+            result_id: result_id.clone(),
             data: alert,
             timestamp_ms,
         }));
         let _order = self.publishing.lock().await;
-        let appended = off_thread(&self.log, move |log| log.append(&events)).await?;
+        let appended = off_thread(&self.log, move |log| log.record(&rows, &events)).await?;
         for event in &appended {
             // No subscriber is not an error.
             let _ = self.sender.send(event.clone());
@@ -176,14 +181,20 @@ mod tests {
         let stream = LocalEventStream::new(Arc::new(SqliteStore::in_memory().unwrap()));
         let mut live = stream.subscribe();
         stream
-            .publish_result("anomaly-detection", "r1", &json!({"anomalies": []}), vec![])
+            .publish_result(
+                ResultRows::new("anomaly-detection", "r1", "m", json!({"anomalies": []})),
+                vec![],
+            )
             .await
             .unwrap();
         stream
             .publish_result(
-                "threat-intelligence",
-                "r2",
-                &json!({"severity": "CRITICAL", "threat_type": "ransomware"}),
+                ResultRows::new(
+                    "threat-intelligence",
+                    "r2",
+                    "m",
+                    json!({"severity": "CRITICAL", "threat_type": "ransomware"}),
+                ),
                 vec![json!({"severity": "CRITICAL", "rule": "threat_severity_high_or_critical"})],
             )
             .await

@@ -1,5 +1,5 @@
-//! Recording a result: the answer stored under its `result_id`, the threat and network
-//! metrics it reports stored beside it, then its event and alerts published to the log, the
+//! Recording a result: the answer stored under its `result_id` with the threat and network
+//! metrics it reports and its event and alerts, in one transaction; then the events go to the
 //! live subscribers and the sinks. One operation, one error type.
 
 use std::sync::atomic::Ordering::Relaxed;
@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::agents::AgentAnswer;
 use crate::error::MeshError;
 use crate::mesh::Mesh;
-use crate::store::{iso8601_ms, new_result_id, now_ms, AgentResult, NetworkMetric, ThreatEvent};
+use crate::store::{iso8601_ms, new_result_id, NetworkMetric, ResultRows, ThreatEvent};
 
 impl Mesh {
     /// Stores one answer under a new `result_id` (added to the answer) with what it says about
@@ -33,35 +33,23 @@ impl Mesh {
             facts,
             body: mut data,
         } = answer;
-        let timestamp_ms = now_ms();
         let agent = kind.cli_name();
         if let Value::Object(fields) = &mut data {
             fields.insert("result_id".into(), Value::String(result_id.clone()));
         }
-        let result = AgentResult {
-            result_id: result_id.clone(),
-            agent: agent.to_string(),
-            timestamp_ms,
-            timestamp: iso8601_ms(timestamp_ms),
-            model_used: model_used.clone(),
-            data: data.clone(),
-        };
-        let threat = (kind == AgentKind::ThreatIntelligence)
+        let mut rows = ResultRows::new(agent, &result_id, &model_used, data);
+        let timestamp_ms = rows.result.timestamp_ms;
+        rows.threat = (kind == AgentKind::ThreatIntelligence)
             .then(|| threat_event(&result_id, timestamp_ms, &model_used, &facts))
             .flatten();
-        let network = network_metrics(&result_id, timestamp_ms, &facts);
-        let stored_threat = threat.clone();
-        self.blocking(move |store| {
-            store.put_result(&result)?;
-            if let Some(threat) = stored_threat {
-                store.put_threat(&threat)?;
-            }
-            if !network.is_empty() {
-                store.put_network_metrics(&network)?;
-            }
-            Ok(())
-        })
-        .await?;
+        rows.network = network_metrics(&result_id, timestamp_ms, &facts);
+        let (threat, data) = (rows.threat.clone(), rows.result.data.clone());
+        // The result, its threat and network rows and its events: one transaction.
+        let alerts = crate::alerts::alerts_for(&facts, &model_used);
+        let published = self.events.publish_result(rows, alerts).await?;
+        self.metrics
+            .events_published
+            .fetch_add(published.len() as u64, Relaxed);
         if let (Some(notifier), Some(threat), Some(threat_facts)) =
             (&self.threat_notifier, &threat, &facts.threat)
         {
@@ -78,14 +66,6 @@ impl Mesh {
                 counter.fetch_add(1, Relaxed);
             }
         }
-        let alerts = crate::alerts::alerts_for(&facts, &model_used);
-        let published = self
-            .events
-            .publish_result(agent, &result_id, &data, alerts)
-            .await?;
-        self.metrics
-            .events_published
-            .fetch_add(published.len() as u64, Relaxed);
         crate::events::deliver_to_sinks(&self.event_sinks, &published, &self.metrics).await;
         self.heartbeat();
         Ok(data)

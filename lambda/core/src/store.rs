@@ -30,6 +30,10 @@ pub enum StoreError {
     /// A result too large for the store as configured (DynamoDB without a results location).
     #[error("state store: {0}")]
     TooLarge(String),
+    /// A result is stored under this `result_id` already (a concurrent retry stored it first);
+    /// nothing of the second one was written.
+    #[error("state store: a result is stored under `{0}` already")]
+    AlreadyStored(String),
 }
 
 /// One agent call's answer, stored under its `result_id`.
@@ -79,6 +83,34 @@ pub struct NetworkMetric {
     pub timestamp_ms: i64,
     /// Where the value comes from (e.g. the federated run's `result_id`).
     pub source: String,
+}
+
+/// Everything one answer stores: the result, the threat it reports and its network metrics.
+/// [`EventLog::record`] writes them with the answer's events in one transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultRows {
+    pub result: AgentResult,
+    pub threat: Option<ThreatEvent>,
+    pub network: Vec<NetworkMetric>,
+}
+
+impl ResultRows {
+    /// A result stored now under `result_id`, with no threat or network rows.
+    pub fn new(agent: &str, result_id: &str, model_used: &str, data: Value) -> Self {
+        let timestamp_ms = now_ms();
+        Self {
+            result: AgentResult {
+                result_id: result_id.to_string(),
+                agent: agent.to_string(),
+                timestamp_ms,
+                timestamp: iso8601_ms(timestamp_ms),
+                model_used: model_used.to_string(),
+                data,
+            },
+            threat: None,
+            network: vec![],
+        }
+    }
 }
 
 /// A live WebSocket connection.
@@ -174,6 +206,10 @@ pub trait StateStore: Send + Sync + 'static {
 pub trait EventLog: Send + Sync + 'static {
     /// Appends the events in one durable write; returns them with their offsets.
     fn append(&self, events: &[NewEvent]) -> Result<Vec<Event>, StoreError>;
+    /// Stores an answer's rows and appends its events in one transaction: all of them are
+    /// stored or none is ([`StoreError::AlreadyStored`] when its `result_id` is taken).
+    /// Returns the events with their offsets.
+    fn record(&self, rows: &ResultRows, events: &[NewEvent]) -> Result<Vec<Event>, StoreError>;
     /// Events with `offset >= from`, oldest first, at most `limit`.
     fn read_from(&self, from: i64, limit: u32) -> Result<Vec<Event>, StoreError>;
 }

@@ -168,10 +168,15 @@ mod tests {
     use futures_util::{SinkExt, StreamExt};
     use mesh_core::events::{LocalEventStream, SUBSCRIBER_BUFFER};
     use mesh_core::metrics::Metrics;
-    use mesh_core::store::SqliteStore;
+    use mesh_core::store::{ResultRows, SqliteStore};
     use serde_json::Value;
     use std::time::Duration;
     use tokio_tungstenite::tungstenite::Message as ClientMessage;
+
+    /// The rows of an answer `data` of `agent` stored under `result_id`.
+    fn rows(agent: &str, result_id: &str, data: Value) -> ResultRows {
+        ResultRows::new(agent, result_id, "test-model@1", data)
+    }
 
     async fn serve_hub(hub: Hub) -> String {
         let app = axum::Router::new().route(
@@ -223,7 +228,10 @@ mod tests {
         let url = serve_hub(hub.clone()).await;
         for i in 0..5 {
             hub.events
-                .publish_result("compliance", &format!("r{i}"), &json!({"i": i}), vec![])
+                .publish_result(
+                    rows("compliance", &format!("r{i}"), json!({"i": i})),
+                    vec![],
+                )
                 .await
                 .unwrap();
         }
@@ -256,14 +264,12 @@ mod tests {
         let url = serve_hub(hub.clone()).await;
         // Two results before the client connects: replayable.
         hub.events
-            .publish_result("compliance", "r1", &json!({"x": 1}), vec![])
+            .publish_result(rows("compliance", "r1", json!({"x": 1})), vec![])
             .await
             .unwrap();
         hub.events
             .publish_result(
-                "threat-intelligence",
-                "r2",
-                &json!({"severity": "HIGH"}),
+                rows("threat-intelligence", "r2", json!({"severity": "HIGH"})),
                 vec![json!({"rule": "threat_severity_high_or_critical", "severity": "HIGH"})],
             )
             .await
@@ -299,9 +305,11 @@ mod tests {
         // Live: the agent_result is filtered out, the alert comes through.
         hub.events
             .publish_result(
-                "client-health",
-                "r3",
-                &json!({"risk_level": "Critical", "client_id": "c1"}),
+                rows(
+                    "client-health",
+                    "r3",
+                    json!({"risk_level": "Critical", "client_id": "c1"}),
+                ),
                 vec![json!({"rule": "client_risk_high_or_critical", "severity": "CRITICAL"})],
             )
             .await
@@ -345,7 +353,10 @@ mod tests {
         let publisher = tokio::spawn(async move {
             for i in 0..total {
                 events
-                    .publish_result("compliance", &format!("r{i}"), &payload, vec![])
+                    .publish_result(
+                        rows("compliance", &format!("r{i}"), payload.clone()),
+                        vec![],
+                    )
                     .await
                     .unwrap();
             }

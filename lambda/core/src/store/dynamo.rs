@@ -16,7 +16,7 @@ use std::future::Future;
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, ScalarAttributeType,
+    KeyType, Projection, ProjectionType, Put, ScalarAttributeType, TransactWriteItem,
 };
 use aws_sdk_dynamodb::Client;
 use futures_util::future::try_join_all;
@@ -27,7 +27,7 @@ use mesh_agents::user_state::{Document, UserState, UserStateError};
 
 use super::{
     iso8601_ms, AgentResult, AgentStateRecord, ConnectionRecord, Event, EventLog, ListFilter,
-    NetworkMetric, NewEvent, StateStore, StoreError, ThreatEvent,
+    NetworkMetric, NewEvent, ResultRows, StateStore, StoreError, ThreatEvent,
 };
 
 /// GSI of `AgentResults` by agent and time.
@@ -639,21 +639,35 @@ fn agent_names() -> Vec<String> {
         .collect()
 }
 
-impl StateStore for DynamoStore {
-    fn durability(&self) -> Value {
-        serde_json::json!({"backend": "dynamodb"})
-    }
+/// A result's item, and its body when that goes to S3 first ([`MAX_ITEM_RESULT_BYTES`]).
+struct StoredResult {
+    item: Item,
+    offload: Option<(LargeResults, String, Vec<u8>)>,
+}
 
-    /// An answer over [`MAX_ITEM_RESULT_BYTES`] goes to S3 first (with a results location;
-    /// without one it is refused before anything is written), its item keeps a pointer.
-    fn put_result(&self, result: &AgentResult) -> Result<(), StoreError> {
+impl StoredResult {
+    /// The item to write: with the body's S3 pointer, once the body is in S3.
+    async fn into_item(self) -> Result<Item, StoreError> {
+        let Self { mut item, offload } = self;
+        if let Some((large, result_id, bytes)) = offload {
+            let uri = large.put(&result_id, bytes).await?;
+            item.insert(DATA_S3.into(), s(&uri));
+        }
+        Ok(item)
+    }
+}
+
+impl DynamoStore {
+    /// The item of `result`; an answer over [`MAX_ITEM_RESULT_BYTES`] goes to S3 (with a
+    /// results location; without one it is refused before anything is written).
+    fn stored_result(&self, result: &AgentResult) -> Result<StoredResult, StoreError> {
         let mut item = result_item(result);
         let bytes = serde_json::to_vec(&result.data)?;
         let offload = match (bytes.len() > MAX_ITEM_RESULT_BYTES, &self.large_results) {
             (false, _) => None,
             (true, Some(large)) => {
                 item.remove("data");
-                Some((large.clone(), bytes))
+                Some((large.clone(), result.result_id.clone(), bytes))
             }
             (true, None) => {
                 return Err(StoreError::TooLarge(format!(
@@ -662,13 +676,21 @@ impl StateStore for DynamoStore {
                 )))
             }
         };
-        let result_id = result.result_id.clone();
+        Ok(StoredResult { item, offload })
+    }
+}
+
+impl StateStore for DynamoStore {
+    fn durability(&self) -> Value {
+        serde_json::json!({"backend": "dynamodb"})
+    }
+
+    /// An answer over [`MAX_ITEM_RESULT_BYTES`] goes to S3 first (with a results location;
+    /// without one it is refused before anything is written), its item keeps a pointer.
+    fn put_result(&self, result: &AgentResult) -> Result<(), StoreError> {
+        let item = self.stored_result(result)?;
         self.run(|client, tables| async move {
-            if let Some((large, bytes)) = offload {
-                let uri = large.put(&result_id, bytes).await?;
-                item.insert(DATA_S3.into(), s(&uri));
-            }
-            put(&client, &tables.agent_results, item).await
+            put(&client, &tables.agent_results, item.into_item().await?).await
         })
     }
 
@@ -785,18 +807,7 @@ impl StateStore for DynamoStore {
     }
 
     fn put_network_metrics(&self, metrics: &[NetworkMetric]) -> Result<(), StoreError> {
-        let items: Vec<Item> = metrics
-            .iter()
-            .map(|m| {
-                HashMap::from([
-                    ("msp_id".into(), s(&m.msp_id)),
-                    ("metric_type".into(), s(&m.metric_type)),
-                    ("value".into(), json_to_attribute(&Value::from(m.value))),
-                    ("timestamp_ms".into(), n(m.timestamp_ms)),
-                    ("source".into(), s(&m.source)),
-                ])
-            })
-            .collect();
+        let items: Vec<Item> = metrics.iter().map(network_item).collect();
         self.run(|client, tables| async move {
             for item in items {
                 put(&client, &tables.network_intelligence, item).await?;
@@ -919,32 +930,7 @@ impl EventLog for DynamoStore {
         }
         let events = events.to_vec();
         self.run(|client, tables| async move {
-            let counter = client
-                .update_item()
-                .table_name(&tables.event_log)
-                .key("log", s(COUNTER_PARTITION))
-                .key("offset", n(0))
-                .update_expression("ADD #last :count")
-                .expression_attribute_names("#last", "last")
-                .expression_attribute_values(":count", n(events.len()))
-                .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
-                .send()
-                .await
-                .map_err(sdk_error)?;
-            let last: i64 = get_n(counter.attributes().unwrap_or(&Item::new()), "last")?;
-            let first = last - events.len() as i64 + 1;
-            let appended: Vec<Event> = events
-                .into_iter()
-                .enumerate()
-                .map(|(i, e)| Event {
-                    offset: first + i as i64,
-                    event_type: e.event_type,
-                    agent: e.agent,
-                    result_id: e.result_id,
-                    data: e.data,
-                    timestamp: iso8601_ms(e.timestamp_ms),
-                })
-                .collect();
+            let appended = with_offsets(&client, &tables, events).await?;
             try_join_all(
                 appended
                     .iter()
@@ -952,6 +938,65 @@ impl EventLog for DynamoStore {
             )
             .await?;
             Ok(appended)
+        })
+    }
+
+    /// One `TransactWriteItems`: the result (on condition that its `result_id` is new), its
+    /// threat, its network metrics and its events. Offsets are taken from the counter first, so
+    /// a transaction that fails leaves a gap in the offsets, never a part of an answer.
+    fn record(&self, rows: &ResultRows, events: &[NewEvent]) -> Result<Vec<Event>, StoreError> {
+        let result = self.stored_result(&rows.result)?;
+        let threat = rows.threat.as_ref().map(threat_item);
+        // One write per metric key, the last value winning (as SQLite's upsert): a
+        // transaction may not write one item twice.
+        let mut latest: Vec<&NetworkMetric> = Vec::with_capacity(rows.network.len());
+        for m in &rows.network {
+            latest.retain(|k| (&k.msp_id, &k.metric_type) != (&m.msp_id, &m.metric_type));
+            latest.push(m);
+        }
+        let network: Vec<Item> = latest.into_iter().map(network_item).collect();
+        let (events, result_id) = (events.to_vec(), rows.result.result_id.clone());
+        self.run(|client, tables| async move {
+            let put = |table: &str, item: Item| {
+                Put::builder()
+                    .table_name(table)
+                    .set_item(Some(item))
+                    .build()
+                    .map_err(aws_error)
+            };
+            let new_result = Put::builder()
+                .table_name(&tables.agent_results)
+                .set_item(Some(result.into_item().await?))
+                .condition_expression("attribute_not_exists(result_id)")
+                .build()
+                .map_err(aws_error)?;
+            let mut writes = vec![new_result];
+            writes.extend(threat.map(|t| put(&tables.threat_events, t)).transpose()?);
+            for item in network {
+                writes.push(put(&tables.network_intelligence, item)?);
+            }
+            let appended = match events.is_empty() {
+                true => vec![],
+                false => with_offsets(&client, &tables, events).await?,
+            };
+            for e in &appended {
+                writes.push(put(&tables.event_log, event_item(e))?);
+            }
+            let outcome = client
+                .transact_write_items()
+                .set_transact_items(Some(
+                    writes
+                        .into_iter()
+                        .map(|p| TransactWriteItem::builder().put(p).build())
+                        .collect(),
+                ))
+                .send()
+                .await;
+            match outcome {
+                Ok(_) => Ok(appended),
+                Err(e) if result_taken(&e) => Err(StoreError::AlreadyStored(result_id)),
+                Err(e) => Err(sdk_error(e)),
+            }
         })
     }
 
@@ -1155,6 +1200,71 @@ impl UserState for DynamoStore {
         })
         .map_err(user_error)
     }
+}
+
+/// `events` with the next offsets of the log (taken atomically from its counter item).
+async fn with_offsets(
+    client: &Client,
+    tables: &Tables,
+    events: Vec<NewEvent>,
+) -> Result<Vec<Event>, StoreError> {
+    let counter = client
+        .update_item()
+        .table_name(&tables.event_log)
+        .key("log", s(COUNTER_PARTITION))
+        .key("offset", n(0))
+        .update_expression("ADD #last :count")
+        .expression_attribute_names("#last", "last")
+        .expression_attribute_values(":count", n(events.len()))
+        .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+        .send()
+        .await
+        .map_err(sdk_error)?;
+    let last: i64 = get_n(counter.attributes().unwrap_or(&Item::new()), "last")?;
+    let first = last - events.len() as i64 + 1;
+    Ok(events
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| Event {
+            offset: first + i as i64,
+            event_type: e.event_type,
+            agent: e.agent,
+            result_id: e.result_id,
+            data: e.data,
+            timestamp: iso8601_ms(e.timestamp_ms),
+        })
+        .collect())
+}
+
+/// Whether a transaction was cancelled because its result's `result_id` is stored already
+/// (the result is its first write).
+fn result_taken<R>(
+    e: &aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+        R,
+    >,
+) -> bool {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError as E;
+    match e.as_service_error() {
+        Some(E::TransactionCanceledException(cancelled)) => {
+            cancelled
+                .cancellation_reasons()
+                .first()
+                .and_then(|r| r.code())
+                == Some("ConditionalCheckFailed")
+        }
+        _ => false,
+    }
+}
+
+fn network_item(m: &NetworkMetric) -> Item {
+    HashMap::from([
+        ("msp_id".into(), s(&m.msp_id)),
+        ("metric_type".into(), s(&m.metric_type)),
+        ("value".into(), json_to_attribute(&Value::from(m.value))),
+        ("timestamp_ms".into(), n(m.timestamp_ms)),
+        ("source".into(), s(&m.source)),
+    ])
 }
 
 fn event_item(e: &Event) -> Item {

@@ -10,7 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{
     iso8601_ms, AgentResult, AgentStateRecord, ConnectionRecord, Event, EventLog, ListFilter,
-    NetworkMetric, NewEvent, StateStore, StoreError, ThreatEvent,
+    NetworkMetric, NewEvent, ResultRows, StateStore, StoreError, ThreatEvent,
 };
 
 /// Schema migrations, in order: migration `i` brings the schema to version `i + 1`.
@@ -200,6 +200,83 @@ fn time_bounds(filter: &ListFilter) -> (i64, i64) {
     )
 }
 
+/// Inserts a new result; [`StoreError::AlreadyStored`] when its `result_id` is taken.
+fn insert_result(connection: &Connection, result: &AgentResult) -> Result<(), StoreError> {
+    let data = serde_json::to_string(&result.data)?;
+    connection
+        .execute(
+            "INSERT INTO agent_results (result_id, agent, timestamp_ms, model_used, data)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                result.result_id,
+                result.agent,
+                result.timestamp_ms,
+                result.model_used,
+                data
+            ],
+        )
+        .map_err(|e| match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::ConstraintViolation) => {
+                StoreError::AlreadyStored(result.result_id.clone())
+            }
+            _ => e.into(),
+        })?;
+    Ok(())
+}
+
+fn upsert_threat(connection: &Connection, threat: &ThreatEvent) -> Result<(), StoreError> {
+    connection.execute(
+        "INSERT OR REPLACE INTO threat_events
+         (threat_id, timestamp_ms, severity, threat_type, confidence, model_used)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            threat.threat_id,
+            threat.timestamp_ms,
+            threat.severity,
+            threat.threat_type,
+            threat.confidence,
+            threat.model_used
+        ],
+    )?;
+    Ok(())
+}
+
+fn upsert_network_metrics(
+    connection: &Connection,
+    metrics: &[NetworkMetric],
+) -> Result<(), StoreError> {
+    for m in metrics {
+        connection.execute(
+            "INSERT OR REPLACE INTO network_intelligence
+             (msp_id, metric_type, value, timestamp_ms, source) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![m.msp_id, m.metric_type, m.value, m.timestamp_ms, m.source],
+        )?;
+    }
+    Ok(())
+}
+
+/// Appends events (inside the caller's transaction); returns them with their offsets.
+fn insert_events(connection: &Connection, events: &[NewEvent]) -> Result<Vec<Event>, StoreError> {
+    let mut appended = Vec::with_capacity(events.len());
+    for e in events {
+        let data = serde_json::to_string(&e.data)?;
+        connection.execute(
+            "INSERT INTO events (type, agent, result_id, data, timestamp_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![e.event_type, e.agent, e.result_id, data, e.timestamp_ms],
+        )?;
+        appended.push(Event {
+            offset: connection.last_insert_rowid(),
+            event_type: e.event_type.clone(),
+            agent: e.agent.clone(),
+            result_id: e.result_id.clone(),
+            data: e.data.clone(),
+            timestamp: iso8601_ms(e.timestamp_ms),
+        });
+    }
+    Ok(appended)
+}
+
 impl StateStore for SqliteStore {
     fn durability(&self) -> serde_json::Value {
         let connection = self.lock();
@@ -226,19 +303,7 @@ impl StateStore for SqliteStore {
     }
 
     fn put_result(&self, result: &AgentResult) -> Result<(), StoreError> {
-        let data = serde_json::to_string(&result.data)?;
-        self.lock().execute(
-            "INSERT INTO agent_results (result_id, agent, timestamp_ms, model_used, data)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![
-                result.result_id,
-                result.agent,
-                result.timestamp_ms,
-                result.model_used,
-                data
-            ],
-        )?;
-        Ok(())
+        insert_result(&self.lock(), result)
     }
 
     fn get_result(&self, result_id: &str) -> Result<Option<AgentResult>, StoreError> {
@@ -304,20 +369,7 @@ impl StateStore for SqliteStore {
     }
 
     fn put_threat(&self, threat: &ThreatEvent) -> Result<(), StoreError> {
-        self.lock().execute(
-            "INSERT OR REPLACE INTO threat_events
-             (threat_id, timestamp_ms, severity, threat_type, confidence, model_used)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                threat.threat_id,
-                threat.timestamp_ms,
-                threat.severity,
-                threat.threat_type,
-                threat.confidence,
-                threat.model_used
-            ],
-        )?;
-        Ok(())
+        upsert_threat(&self.lock(), threat)
     }
 
     fn list_threats(&self, filter: &ListFilter) -> Result<Vec<ThreatEvent>, StoreError> {
@@ -340,13 +392,7 @@ impl StateStore for SqliteStore {
     fn put_network_metrics(&self, metrics: &[NetworkMetric]) -> Result<(), StoreError> {
         let mut connection = self.lock();
         let tx = connection.transaction()?;
-        for m in metrics {
-            tx.execute(
-                "INSERT OR REPLACE INTO network_intelligence
-                 (msp_id, metric_type, value, timestamp_ms, source) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![m.msp_id, m.metric_type, m.value, m.timestamp_ms, m.source],
-            )?;
-        }
+        upsert_network_metrics(&tx, metrics)?;
         tx.commit()?;
         Ok(())
     }
@@ -436,23 +482,21 @@ impl EventLog for SqliteStore {
     fn append(&self, events: &[NewEvent]) -> Result<Vec<Event>, StoreError> {
         let mut connection = self.lock();
         let tx = connection.transaction()?;
-        let mut appended = Vec::with_capacity(events.len());
-        for e in events {
-            let data = serde_json::to_string(&e.data)?;
-            tx.execute(
-                "INSERT INTO events (type, agent, result_id, data, timestamp_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![e.event_type, e.agent, e.result_id, data, e.timestamp_ms],
-            )?;
-            appended.push(Event {
-                offset: tx.last_insert_rowid(),
-                event_type: e.event_type.clone(),
-                agent: e.agent.clone(),
-                result_id: e.result_id.clone(),
-                data: e.data.clone(),
-                timestamp: iso8601_ms(e.timestamp_ms),
-            });
+        let appended = insert_events(&tx, events)?;
+        tx.commit()?;
+        Ok(appended)
+    }
+
+    fn record(&self, rows: &ResultRows, events: &[NewEvent]) -> Result<Vec<Event>, StoreError> {
+        let mut connection = self.lock();
+        // Dropped without commit on any error: the transaction rolls back.
+        let tx = connection.transaction()?;
+        insert_result(&tx, &rows.result)?;
+        if let Some(threat) = &rows.threat {
+            upsert_threat(&tx, threat)?;
         }
+        upsert_network_metrics(&tx, &rows.network)?;
+        let appended = insert_events(&tx, events)?;
         tx.commit()?;
         Ok(appended)
     }
@@ -673,6 +717,87 @@ mod tests {
             .map(|t| t.threat_id)
             .collect();
         assert_eq!(found, ["t3"]);
+    }
+
+    /// A threat answer's rows (result, threat, one network metric) and its two events.
+    fn threat_answer(id: &str, severity: &str) -> (ResultRows, Vec<NewEvent>) {
+        let mut rows = ResultRows::new("threat-intelligence", id, "m@1", json!({"s": severity}));
+        let ms = rows.result.timestamp_ms;
+        rows.threat = Some(ThreatEvent {
+            threat_id: id.into(),
+            timestamp_ms: ms,
+            timestamp: iso8601_ms(ms),
+            severity: severity.into(),
+            threat_type: "ransomware".into(),
+            confidence: 0.9,
+            model_used: "m@1".into(),
+        });
+        rows.network = vec![NetworkMetric {
+            msp_id: "mesh".into(),
+            metric_type: "threats".into(),
+            value: 1.0,
+            timestamp_ms: ms,
+            source: id.into(),
+        }];
+        let event = |event_type: &str| NewEvent {
+            event_type: event_type.into(),
+            agent: "threat-intelligence".into(),
+            result_id: id.into(),
+            data: json!({"severity": severity}),
+            timestamp_ms: ms,
+        };
+        (rows, vec![event("agent_result"), event("alert")])
+    }
+
+    /// A failed event write stores none of the answer; a second answer under a stored
+    /// `result_id` stores nothing of its own (no second event, the threat unchanged).
+    #[test]
+    fn a_result_its_threat_and_its_events_are_stored_together_or_not_at_all() {
+        let store = SqliteStore::in_memory().unwrap();
+        store
+            .lock()
+            .execute_batch(
+                "CREATE TRIGGER refuse_events BEFORE INSERT ON events
+                 BEGIN SELECT RAISE(ABORT, 'the event log is full'); END;",
+            )
+            .unwrap();
+        let (rows, events) = threat_answer("r1", "HIGH");
+        let refused = store.record(&rows, &events);
+        assert!(refused.is_err(), "{refused:?}");
+        assert_eq!(store.get_result("r1").unwrap(), None);
+        assert!(store
+            .list_threats(&ListFilter::default())
+            .unwrap()
+            .is_empty());
+        assert!(store.list_network_metrics(None).unwrap().is_empty());
+
+        store
+            .lock()
+            .execute_batch("DROP TRIGGER refuse_events")
+            .unwrap();
+        let appended = store.record(&rows, &events).unwrap();
+        assert_eq!(
+            appended.iter().map(|e| e.offset).collect::<Vec<_>>(),
+            [1, 2]
+        );
+        assert_eq!(store.get_result("r1").unwrap(), Some(rows.result.clone()));
+        assert_eq!(
+            store.list_threats(&ListFilter::default()).unwrap(),
+            vec![rows.threat.clone().unwrap()]
+        );
+        assert_eq!(store.list_network_metrics(None).unwrap(), rows.network);
+
+        let (again, more) = threat_answer("r1", "CRITICAL");
+        let duplicate = store.record(&again, &more);
+        assert!(
+            matches!(duplicate, Err(StoreError::AlreadyStored(ref id)) if id == "r1"),
+            "{duplicate:?}"
+        );
+        assert_eq!(store.read_from(1, 100).unwrap(), appended);
+        assert_eq!(
+            store.list_threats(&ListFilter::default()).unwrap()[0].severity,
+            "HIGH"
+        );
     }
 
     #[test]
