@@ -1154,6 +1154,65 @@ fn an_agent_request_past_its_deadline_stores_nothing() {
     assert_eq!(status["runs"], 0, "{status}");
 }
 
+/// A client-health training past its deadline answers 504, stops computing and saves no
+/// model: the next training gets the lock, and after the time the whole training takes
+/// (about 1.3 s in a debug build) no model of the cut-off request has appeared.
+#[test]
+fn a_training_past_its_deadline_stops_and_saves_no_model() {
+    let s = Server::start(
+        &temp_path("train-deadline-partners.json"),
+        &[
+            "--state-db",
+            ":memory:",
+            "--request-timeout",
+            "400ms",
+            "--only-agents",
+            "client-health",
+        ],
+    );
+    // 3,000 records of 40 columns x 8 levels: 321 features.
+    let wide: Vec<Value> = (0..3_000)
+        .map(|i: usize| {
+            let mut record: serde_json::Map<String, Value> = (0..40)
+                .map(|c| {
+                    (
+                        format!("c{c}"),
+                        json!(format!("l{}", (i * (c + 7) / 3) % 8)),
+                    )
+                })
+                .collect();
+            record.insert("churn".into(), json!((i * 7919) % 5 < 2));
+            Value::Object(record)
+        })
+        .collect();
+    let (status, v) = s.post(
+        "/client-health/train",
+        &json!({"records": wide, "target": "churn", "model_id": "wide"}),
+    );
+    assert_eq!(
+        (status, v["error_type"].as_str()),
+        (504, Some("timeout")),
+        "{v}"
+    );
+    let small: Vec<Value> = (0..200)
+        .map(|i| json!({"calls": i % 10, "plan": if i % 3 == 0 {"pro"} else {"basic"}, "churn": i % 10 >= 7}))
+        .collect();
+    let (status, v) = s.post(
+        "/client-health/train",
+        &json!({"records": small, "target": "churn", "model_id": "small"}),
+    );
+    assert_eq!(status, 200, "{v}");
+    std::thread::sleep(Duration::from_secs(5));
+    let (_, models) = s.get("/client-health/models");
+    let ids: Vec<&str> = models["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["model_id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"small") && !ids.contains(&"wide"), "{models}");
+}
+
 /// WebSocket limits: past `--max-ws-connections` a new connection is refused with 429 (and
 /// admitted again once one closes); a connection sending faster than 20 messages a second
 /// (burst 40) gets errors for the excess, which is not handled.

@@ -45,21 +45,7 @@ pub async fn run_agent<A: Agent>(
             return Ok(Json(stored));
         }
     }
-    let work = state.mesh.run(agent, request);
-    let answer = match deadline {
-        Some(Deadline(at)) => tokio::time::timeout_at(at.into(), work)
-            .await
-            .map_err(|_| {
-                state
-                    .metrics
-                    .timeouts
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                ApiError::Timeout(
-                    "the agent ran past the request's deadline; nothing was stored".into(),
-                )
-            })??,
-        None => work.await?,
-    };
+    let answer = within(state, deadline, state.mesh.run(agent, request)).await??;
     match replay {
         None => Ok(Json(state.mesh.record(answer).await?)),
         Some(id) => match state.mesh.record_as(answer, id.clone()).await {
@@ -71,6 +57,26 @@ pub async fn run_agent<A: Agent>(
                 .ok_or_else(|| e.into()),
         },
     }
+}
+
+/// Runs `work` until the request's deadline, if it has one. Past it, `work` is dropped (its
+/// blocking part stops at its next check, [`mesh_agents::cancel`]) and the answer is a 504
+/// that says nothing was stored.
+async fn within<T>(
+    state: &AppState,
+    deadline: Option<Deadline>,
+    work: impl std::future::Future<Output = T>,
+) -> Result<T, ApiError> {
+    let Some(Deadline(at)) = deadline else {
+        return Ok(work.await);
+    };
+    tokio::time::timeout_at(at.into(), work).await.map_err(|_| {
+        state
+            .metrics
+            .timeouts
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ApiError::Timeout("the agent ran past the request's deadline; nothing was stored".into())
+    })
 }
 
 /// What an agent handler takes besides its body: the replay id and the deadline.
@@ -193,10 +199,14 @@ async fn client_health(
 /// Trains (and saves as a new version) a churn model on the caller's records.
 #[utoipa::path(post, path = "/client-health/train", request_body = TrainRequest,
     responses((status = 200, body = TrainResponse), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
-async fn client_health_train(State(s): State<Arc<AppState>>, body: Body<TrainRequest>) -> Answer {
-    let Json(request) = body?;
+async fn client_health_train(
+    State(s): State<Arc<AppState>>,
+    call: Call,
+    body: Body<TrainRequest>,
+) -> Answer {
+    let (Json(request), Call(_, deadline)) = (body?, call);
     let agent = loaded(&s.numeric.client_health)?;
-    let trained = agent.train(request).await?;
+    let trained = within(&s, deadline, agent.train(request)).await??;
     let answer = AgentAnswer::new(AgentKind::ClientHealth, &trained)?;
     let stored = s.mesh.record(answer).await?;
     let state = Arc::clone(&s.mesh);
