@@ -29,6 +29,8 @@
 //! deviation. A multivariate anomaly is an `outlier`, with the features that deviate most
 //! (robust z per feature).
 
+use std::borrow::Cow;
+
 use mesh_numeric::iforest::{ForestOptions, IsolationForest};
 use mesh_numeric::stats::{mad, mean, median, std_dev};
 use serde::{Deserialize, Serialize};
@@ -197,12 +199,13 @@ pub fn detect(request: &AnomalyRequest, model: &str) -> Result<AnomalyResponse, 
         seed: request.seed.unwrap_or(42),
         ..ForestOptions::default()
     };
-    let (rows, features_used) = match &input {
+    // The forest reads the caller's points where they are: the request is the only copy.
+    let (rows, features_used): (Cow<[Vec<f64>]>, Vec<String>) = match &input {
         Input::Series(values) => (
-            series_features(values),
+            Cow::Owned(series_features(values)),
             SERIES_FEATURES.map(String::from).to_vec(),
         ),
-        Input::Points { points, names } => (points.clone(), names.clone()),
+        Input::Points { points, names } => (Cow::Borrowed(*points), names.clone()),
     };
     let forest = IsolationForest::fit(&rows, &options);
     let scores: Vec<f64> = rows.iter().map(|r| forest.score(r)).collect();
@@ -311,17 +314,17 @@ fn severity(robust_z: f64) -> &'static str {
     }
 }
 
-/// The validated input.
-enum Input {
-    Series(Vec<f64>),
+/// The validated input, borrowed from the request.
+enum Input<'a> {
+    Series(&'a [f64]),
     Points {
-        points: Vec<Vec<f64>>,
+        points: &'a [Vec<f64>],
         names: Vec<String>,
     },
 }
 
-impl Input {
-    fn validate(r: &AnomalyRequest) -> Result<Self, AgentError> {
+impl<'a> Input<'a> {
+    fn validate(r: &'a AnomalyRequest) -> Result<Self, AgentError> {
         if let Some(c) = r.contamination {
             if !(c > 0.0 && c <= 0.5) {
                 return Err(AgentError::invalid("contamination", "must be in (0, 0.5]"));
@@ -355,7 +358,7 @@ impl Input {
                 if let Some(i) = values.iter().position(|v| !v.is_finite()) {
                     return Err(AgentError::invalid(&format!("values[{i}]"), "must be a finite number"));
                 }
-                Input::Series(values.clone())
+                Input::Series(values)
             }
             (None, Some(points)) => {
                 check_count("points", points.len())?;
@@ -384,7 +387,7 @@ impl Input {
                     Some(names) => names.clone(),
                     None => (0..dim).map(|f| format!("feature_{f}")).collect(),
                 };
-                Input::Points { points: points.clone(), names }
+                Input::Points { points, names }
             }
         };
         if r.feature_names.is_some() && r.points.is_none() {
