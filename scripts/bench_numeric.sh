@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Numeric benchmarks, ours and the Python references on the same data and machine, one after
 # the other; prints one merged Markdown table per bench (also saved to target/bench/numeric.md).
-#   scripts/bench_numeric.sh
+#   scripts/bench_numeric.sh [forecast] [iforest] [churn] [federated]   (default: all four)
 # - forecast: statsforecast AutoETS, statsmodels ETSModel (scripts/bench_forecast.py) vs ours,
 #             on each series' test window, on its last 5 windows (rolling origin), and on the
 #             validation set of scripts/forecast_validation_data.py;
-# - iforest:  scikit-learn IsolationForest on ODDS Shuttle (scripts/bench_iforest.py) vs ours;
+# - iforest:  scikit-learn IsolationForest (scripts/bench_iforest.py) vs ours on one thread and
+#             on every core, on ODDS Shuttle and two aeon sensor series
+#             (scripts/extract_sensor_sets.py);
 # - churn:    scikit-learn LogisticRegression / HistGradientBoosting (scripts/bench_churn.py) vs
 #             ours, on the train/test split our churn bench writes;
 # - federated: ours only (it includes the centralised baselines).
@@ -35,18 +37,27 @@ py="$venv/bin/python"
 if [ ! -f "$data/shuttle.csv" ] || [ ! -f "$data/airline-passengers.csv" ]; then
   "$py" scripts/extract_shuttle.py --out "$data"
 fi
+if [ ! -f "$data/internal-bleeding.csv" ] || [ ! -f "$data/ecg.csv" ]; then
+  "$py" scripts/extract_sensor_sets.py --out "$data"
+fi
+
+sections="${*:-forecast iforest churn federated}"
+wants() { [[ " $sections " == *" $1 "* ]]; }
 
 rm -f "$out"/ours.jsonl "$out"/ours-*.jsonl "$out"/ref-*.jsonl
+touch "$out/ours.jsonl"
+
+if wants forecast; then
 
 # forecast: the Python side writes the series and index.json that ours reads.
 "$py" scripts/bench_forecast.py --data-dir "$data/forecast" --json-out "$out/ref-forecast.jsonl"
-cargo bench --locked -p mesh-benches --bench forecast -- \
+cargo bench --locked --workspace --bench forecast -- \
   --index "$data/forecast/index.json" --jsonl "$out/ours-forecast.jsonl"
 
 # forecast, rolling origin: each series' last 5 windows (the test window and 4 before it).
 "$py" scripts/bench_forecast.py --series-dir "$data/forecast" --origins 5 --skip-auto \
   --json-out "$out/ref-forecast-rolling.jsonl"
-cargo bench --locked -p mesh-benches --bench forecast -- \
+cargo bench --locked --workspace --bench forecast -- \
   --index "$data/forecast/index.json" --origins 5 --jsonl "$out/ours-forecast-rolling.jsonl"
 
 # forecast, validation set (never the test windows): where selection changes are judged.
@@ -54,26 +65,38 @@ cargo bench --locked -p mesh-benches --bench forecast -- \
   --airline "$data/airline-passengers.csv"
 "$py" scripts/bench_forecast.py --series-dir "$data/forecast-validation" --runs 1 --skip-auto \
   --bench-name forecast_validation --json-out "$out/ref-forecast-validation.jsonl"
-cargo bench --locked -p mesh-benches --bench forecast -- \
+cargo bench --locked --workspace --bench forecast -- \
   --index "$data/forecast-validation/index.json" --bench-name forecast_validation \
   --jsonl "$out/ours-forecast-validation.jsonl"
 
-# iforest
-"$py" scripts/bench_iforest.py --csv "$data/shuttle.csv" --seeds 5 --json-out "$out/ref-iforest.jsonl"
-cargo bench --locked -p mesh-benches --bench iforest -- \
-  --csv "$data/shuttle.csv" --jsonl "$out/ours.jsonl"
+fi
+
+# iforest: each data set, scikit-learn then ours, in this one run.
+if wants iforest; then
+  for set in shuttle internal-bleeding ecg; do
+    "$py" scripts/bench_iforest.py --csv "$data/$set.csv" --name "$set" --seeds 20 \
+      --json-out "$out/ref-iforest.jsonl"
+    cargo bench --locked --workspace --bench iforest -- \
+      --csv "$data/$set.csv" --name "$set" --seeds 20 --jsonl "$out/ours.jsonl"
+  done
+fi
 
 # churn: ours first, it writes train.csv / test.csv.
-cargo bench --locked -p mesh-benches --bench churn -- \
-  --out-dir "$out/churn" --jsonl "$out/ours-churn.jsonl"
-"$py" scripts/bench_churn.py --train "$out/churn/train.csv" --test "$out/churn/test.csv" \
-  --target churn --json-out "$out/ref-churn.jsonl"
+if wants churn; then
+  cargo bench --locked --workspace --bench churn -- \
+    --out-dir "$out/churn" --jsonl "$out/ours-churn.jsonl"
+  "$py" scripts/bench_churn.py --train "$out/churn/train.csv" --test "$out/churn/test.csv" \
+    --target churn --json-out "$out/ref-churn.jsonl"
+fi
 
 # federated: ours only.
-cargo bench --locked -p mesh-benches --bench federated -- --jsonl "$out/ours-federated.jsonl"
+if wants federated; then
+  cargo bench --locked --workspace --bench federated -- --jsonl "$out/ours-federated.jsonl"
+fi
 
-"$py" scripts/bench_table.py "$out/ours.jsonl" "$out/ours-forecast.jsonl" \
-  "$out/ours-forecast-rolling.jsonl" "$out/ours-forecast-validation.jsonl" "$out/ours-churn.jsonl" \
-  "$out/ours-federated.jsonl" "$out/ref-forecast.jsonl" "$out/ref-forecast-rolling.jsonl" \
-  "$out/ref-forecast-validation.jsonl" "$out/ref-iforest.jsonl" "$out/ref-churn.jsonl" \
-  | tee "$out/numeric.md"
+results=()
+for f in ours ours-forecast ours-forecast-rolling ours-forecast-validation ours-churn \
+  ours-federated ref-forecast ref-forecast-rolling ref-forecast-validation ref-iforest ref-churn; do
+  [ -f "$out/$f.jsonl" ] && results+=("$out/$f.jsonl")
+done
+"$py" scripts/bench_table.py "${results[@]}" | tee "$out/numeric.md"

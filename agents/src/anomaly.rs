@@ -208,7 +208,8 @@ pub fn detect(request: &AnomalyRequest, model: &str) -> Result<AnomalyResponse, 
         Input::Points { points, names } => (Cow::Borrowed(*points), names.clone()),
     };
     let forest = IsolationForest::fit(&rows, &options);
-    let scores: Vec<f64> = rows.iter().map(|r| forest.score(r)).collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let scores = forest.score_all(&rows, threads);
     let (threshold, threshold_rule) = threshold(&scores, request.contamination);
     let score_median = median(&scores);
     let score_spread = 1.4826 * mad(&scores, score_median);
