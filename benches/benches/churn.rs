@@ -1,4 +1,5 @@
-//! Churn model on modeldata's `mlc_churn`: our logistic regression's held-out ROC-AUC and
+//! Churn model on modeldata's `mlc_churn`: our logistic regression's and gradient-boosted
+//! trees' held-out ROC-AUC and
 //! fit + score time, on a stratified 80/20 split written to `--out-dir` (train.csv, test.csv)
 //! so `scripts/bench_churn.py` scores scikit-learn's `LogisticRegression` and
 //! `HistGradientBoostingClassifier` on exactly the same rows.
@@ -10,7 +11,8 @@ use std::time::Instant;
 use mesh_agents::client_health;
 use mesh_agents::datasets::{churn_records, CHURN_TARGET};
 use mesh_benches::{arg_value, emit};
-use mesh_numeric::tabular::{binary_target, roc_auc, stratified_folds, Record};
+use mesh_numeric::gbm::Gbm;
+use mesh_numeric::tabular::{binary_target, roc_auc, stratified_folds, Encoder, Record};
 use serde_json::Value;
 
 fn write_csv(path: &std::path::Path, records: &[&Record]) {
@@ -58,5 +60,26 @@ fn main() {
         "bench": "churn", "impl": "ours", "model": "logistic regression (Newton, L2, C=1)",
         "auc": roc_auc(&scores, &truth), "seconds": seconds,
         "train_rows": train.len(), "test_rows": test.len(), "features": model.coefficients.len(),
+    }));
+
+    // Gradient-boosted trees on the same encoded features.
+    let train_refs: Vec<&Record> = train_records.iter().collect();
+    let encoder = Encoder::fit(&train_refs, &[CHURN_TARGET]);
+    let encode = |idx: &[usize]| -> Vec<Vec<f64>> {
+        idx.iter()
+            .map(|&i| encoder.encode(&records[i]).features)
+            .collect()
+    };
+    let (train_x, test_x) = (encode(&train), encode(&test));
+    let train_y: Vec<bool> = train.iter().map(|&i| labels[i]).collect();
+    let started = Instant::now();
+    let gbm = Gbm::fit(&train_x, &train_y).expect("fit");
+    let scores = gbm.log_odds(&test_x);
+    let seconds = started.elapsed().as_secs_f64();
+    emit(&serde_json::json!({
+        "bench": "churn", "impl": "ours",
+        "model": "gradient-boosted trees (forust-ml, 100 rounds, rate 0.1, depth 5)",
+        "auc": roc_auc(&scores, &truth), "seconds": seconds,
+        "train_rows": train.len(), "test_rows": test.len(), "features": gbm.dim(),
     }));
 }

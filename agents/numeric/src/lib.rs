@@ -6,6 +6,7 @@
 //! - [`allocation`]: task-to-technician assignment as an integer program (good_lp + microlp);
 //! - [`iforest`]: isolation forest;
 //! - [`logistic`]: L2-regularised logistic regression fitted by Newton's method;
+//! - [`gbm`]: gradient-boosted trees (the `forust-ml` booster) with exact TreeSHAP;
 //! - [`tabular`]: records of any schema encoded as a standardised feature matrix, ROC-AUC;
 //! - [`federated`]: federated averaging with DP-SGD, its Rényi-DP accountant and secure
 //!   aggregation;
@@ -15,6 +16,7 @@
 pub mod allocation;
 pub mod federated;
 pub mod forecast;
+pub mod gbm;
 pub mod iforest;
 pub mod logistic;
 pub mod rng;
