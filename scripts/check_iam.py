@@ -31,7 +31,10 @@ OPERATIONS = {
         "put_item": "PutItem", "get_item": "GetItem", "query": "Query", "scan": "Scan",
         "update_item": "UpdateItem", "delete_item": "DeleteItem", "create_table": "CreateTable",
         "batch_write_item": "BatchWriteItem", "batch_get_item": "BatchGetItem",
-        "describe_table": "DescribeTable", "transact_write_items": "TransactWriteItems",
+        "describe_table": "DescribeTable",
+        # IAM has no action of that name: a transaction's writes are authorised as the
+        # underlying operations, and the code's transactions hold only `Put`s.
+        "transact_write_items": "PutItem",
     },
     "s3": {
         "get_object": "GetObject", "head_object": "GetObject", "put_object": "PutObject",

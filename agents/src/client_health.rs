@@ -2,14 +2,18 @@
 //! caller's own tabular data (any schema), versioned and persisted, plus a default model
 //! trained on a real churn data set (modeldata's `mlc_churn`, see `models/manifest.toml`).
 //!
-//! A model is an L2-regularised logistic regression ([`mesh_numeric::logistic`], fitted
-//! exactly by Newton's method; the same objective as scikit-learn's `C = 1`) on the
-//! [`mesh_numeric::tabular`] encoding. Training reports
-//! `cv_auc`, the mean ROC-AUC of stratified 5-fold cross-validation (the encoder refitted on
-//! each training fold), then fits on every record. `churn_risk` is the model's probability
-//! of churn. Per-feature contributions are exact in log-odds: each column's
-//! sum of coefficient x (encoded value - training mean of that feature), so the baseline
-//! (the average training customer's log-odds) plus the contributions is the prediction's
+//! Two learners compete on the [`mesh_numeric::tabular`] encoding: an L2-regularised
+//! logistic regression ([`mesh_numeric::logistic`], fitted exactly by Newton's method; the same
+//! objective as scikit-learn's `C = 1`) and gradient-boosted trees ([`mesh_numeric::gbm`], at
+//! scikit-learn HistGradientBoosting's default settings), which find interactions and
+//! thresholds a linear model cannot. Training scores both by stratified 5-fold
+//! cross-validation (the encoder refitted on each training fold), keeps the one with the higher
+//! mean ROC-AUC (`learner`, `cv_auc_by_learner`; the logistic regression on a tie), reports its
+//! `cv_auc`, then fits it on every record. `churn_risk` is the model's probability of churn.
+//! Per-column contributions are exact in log-odds, and the baseline plus the contributions is
+//! the prediction's log-odds: for the regression, each column's sum of coefficient x (encoded
+//! value - training mean of that feature), against the average training customer; for the
+//! trees, TreeSHAP values summed over each column's features, against the trees' expected
 //! log-odds. `risk_level`: Low < 0.25 <= Medium < 0.5 <= High < 0.75 <= Critical; `priority`
 //! 1 (Critical) to 4 (Low); `health_score` = 100 (1 - churn_risk); `confidence` = the
 //! probability of the predicted class.
@@ -18,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use mesh_numeric::gbm::Gbm;
 use mesh_numeric::logistic::{Logistic, LogisticError};
 use mesh_numeric::stats::sigmoid;
 use mesh_numeric::tabular::{
@@ -47,6 +52,38 @@ pub const CV_FOLDS: usize = 5;
 /// Seed of the fold assignment.
 const CV_SEED: u64 = 7;
 
+/// Which learner a model is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Learner {
+    /// L2 logistic regression ([`ChurnModel::coefficients`]).
+    #[default]
+    LogisticRegression,
+    /// Gradient-boosted trees ([`ChurnModel::trees`]).
+    GradientBoostedTrees,
+}
+
+impl Learner {
+    /// Both, in the order training tries them.
+    pub const ALL: [Learner; 2] = [Learner::LogisticRegression, Learner::GradientBoostedTrees];
+
+    /// How `model_used` names it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::LogisticRegression => "L2 logistic regression",
+            Self::GradientBoostedTrees => "gradient-boosted trees",
+        }
+    }
+
+    /// Its key in [`TrainingMetrics::cv_auc_by_learner`].
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::LogisticRegression => "logistic_regression",
+            Self::GradientBoostedTrees => "gradient_boosted_trees",
+        }
+    }
+}
+
 /// A persisted churn model.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChurnModel {
@@ -54,7 +91,7 @@ pub struct ChurnModel {
     pub version: u32,
     pub target: String,
     pub encoder: Encoder,
-    /// Coefficients of the encoded features (log-odds of churn per unit).
+    /// Coefficients of the encoded features (log-odds of churn per unit); empty for trees.
     pub coefficients: Vec<f64>,
     pub intercept: f64,
     /// Training mean of each encoded feature (the contribution baseline).
@@ -63,6 +100,9 @@ pub struct ChurnModel {
     pub trained_at: String,
     /// Where the training data came from.
     pub data_source: String,
+    /// The trees, when gradient-boosted trees won the cross-validation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trees: Option<Gbm>,
 }
 
 /// What training measured.
@@ -78,6 +118,13 @@ pub struct TrainingMetrics {
     /// Share of churned records.
     pub churn_rate: f64,
     pub features: usize,
+    /// The learner the cross-validation chose.
+    #[serde(default)]
+    pub learner: Learner,
+    /// Each learner's mean cross-validated ROC-AUC (empty for models trained before the
+    /// learners competed).
+    #[serde(default)]
+    pub cv_auc_by_learner: std::collections::BTreeMap<String, f64>,
 }
 
 impl ChurnModel {
@@ -86,14 +133,30 @@ impl ChurnModel {
         format!("client-health/{}@v{}", self.model_id, self.version)
     }
 
-    /// Log-odds of churn for encoded features.
-    fn log_odds(&self, features: &[f64]) -> f64 {
-        self.intercept
-            + features
+    /// Which learner it is.
+    pub fn learner(&self) -> Learner {
+        match self.trees {
+            Some(_) => Learner::GradientBoostedTrees,
+            None => Learner::LogisticRegression,
+        }
+    }
+
+    /// Log-odds of churn for rows of encoded features.
+    fn log_odds(&self, rows: &[Vec<f64>]) -> Vec<f64> {
+        match &self.trees {
+            Some(trees) => trees.log_odds(rows),
+            None => rows
                 .iter()
-                .zip(&self.coefficients)
-                .map(|(x, w)| x * w)
-                .sum::<f64>()
+                .map(|features| {
+                    self.intercept
+                        + features
+                            .iter()
+                            .zip(&self.coefficients)
+                            .map(|(x, w)| x * w)
+                            .sum::<f64>()
+                })
+                .collect(),
+        }
     }
 }
 
@@ -155,30 +218,44 @@ pub fn train_until(
     check_training_cost(records.len(), Encoder::fit(&all, &[target]).width())?;
 
     let folds = stratified_folds(&labels, CV_FOLDS, CV_SEED);
-    let mut fold_auc = Vec::with_capacity(CV_FOLDS);
+    let mut fold_auc = [Vec::with_capacity(CV_FOLDS), Vec::with_capacity(CV_FOLDS)];
     for f in 0..CV_FOLDS {
         let (train_idx, test_idx): (Vec<usize>, Vec<usize>) =
             (0..records.len()).partition(|&i| folds[i] != f);
-        let fitted = fit(&all, &labels, &train_idx, target, stop)?;
-        let scores: Vec<f64> = test_idx
-            .iter()
-            .map(|&i| fitted.log_odds(&fitted.encoder.encode(all[i]).features))
-            .collect();
         let truth: Vec<bool> = test_idx.iter().map(|&i| labels[i]).collect();
-        fold_auc.push(roc_auc(&scores, &truth));
+        for (learner, aucs) in Learner::ALL.into_iter().zip(&mut fold_auc) {
+            let fitted = fit(&all, &labels, &train_idx, target, learner, stop)?;
+            let rows: Vec<Vec<f64>> = test_idx
+                .iter()
+                .map(|&i| fitted.encoder.encode(all[i]).features)
+                .collect();
+            aucs.push(roc_auc(&fitted.log_odds(&rows), &truth));
+        }
     }
+    let mean = |aucs: &[f64]| aucs.iter().sum::<f64>() / aucs.len() as f64;
+    let [logistic_auc, trees_auc] = fold_auc.each_ref().map(|a| mean(a));
+    let (learner, fold_auc) = match trees_auc > logistic_auc {
+        true => (Learner::GradientBoostedTrees, fold_auc[1].clone()),
+        false => (Learner::LogisticRegression, fold_auc[0].clone()),
+    };
     let every: Vec<usize> = (0..records.len()).collect();
-    let mut model = fit(&all, &labels, &every, target, stop)?;
+    let mut model = fit(&all, &labels, &every, target, learner, stop)?;
     model.model_id = model_id.to_string();
     model.data_source = data_source.to_string();
     model.metrics = TrainingMetrics {
-        cv_auc: fold_auc.iter().sum::<f64>() / fold_auc.len() as f64,
+        cv_auc: mean(&fold_auc),
         cv_fold_auc: fold_auc,
         cv_folds: CV_FOLDS,
         records: records.len(),
         churned,
         churn_rate: churned as f64 / records.len() as f64,
-        features: model.coefficients.len(),
+        features: model.encoder.width(),
+        learner,
+        cv_auc_by_learner: [
+            (Learner::LogisticRegression.key().to_string(), logistic_auc),
+            (Learner::GradientBoostedTrees.key().to_string(), trees_auc),
+        ]
+        .into(),
     };
     Ok(model)
 }
@@ -229,12 +306,16 @@ fn parse_labels(records: &[Record], target: &str) -> Result<Vec<bool>, AgentErro
         .collect()
 }
 
-/// Fits one model on every record (no cross-validation), for benchmarks.
-pub fn fit_once(records: &[Record], target: &str) -> Result<ChurnModel, AgentError> {
+/// Fits one model of `learner` on every record (no cross-validation), for benchmarks.
+pub fn fit_once(
+    records: &[Record],
+    target: &str,
+    learner: Learner,
+) -> Result<ChurnModel, AgentError> {
     let labels = parse_labels(records, target)?;
     let all: Vec<&Record> = records.iter().collect();
     let every: Vec<usize> = (0..records.len()).collect();
-    fit(&all, &labels, &every, target, &|| false)
+    fit(&all, &labels, &every, target, learner, &|| false)
 }
 
 /// The model's columns, comma-separated (for error messages).
@@ -250,15 +331,16 @@ fn column_list(model: &ChurnModel) -> String {
 
 /// Log-odds of churn `model` gives `record`.
 pub fn churn_log_odds(model: &ChurnModel, record: &Record) -> f64 {
-    model.log_odds(&model.encoder.encode(record).features)
+    model.log_odds(&[model.encoder.encode(record).features])[0]
 }
 
-/// Fits the encoder and the regression on the rows `idx`.
+/// Fits the encoder and a model of `learner` on the rows `idx`.
 fn fit(
     records: &[&Record],
     labels: &[bool],
     idx: &[usize],
     target: &str,
+    learner: Learner,
     stop: &dyn Fn() -> bool,
 ) -> Result<ChurnModel, AgentError> {
     let rows: Vec<&Record> = idx.iter().map(|&i| records[i]).collect();
@@ -272,17 +354,31 @@ fn fit(
             *m += v / x.len() as f64;
         }
     }
-    let fitted = Logistic::fit_until(&x, &y, 1.0, stop).map_err(|e| match e {
-        LogisticError::Stopped(_) => training_stopped(),
-        e => AgentError::Unavailable(format!("logistic regression failed: {e}")),
-    })?;
+    let (coefficients, intercept, trees) = match learner {
+        Learner::LogisticRegression => {
+            let fitted = Logistic::fit_until(&x, &y, 1.0, stop).map_err(|e| match e {
+                LogisticError::Stopped(_) => training_stopped(),
+                e => AgentError::Unavailable(format!("logistic regression failed: {e}")),
+            })?;
+            (fitted.weights, fitted.intercept, None)
+        }
+        Learner::GradientBoostedTrees => {
+            // The booster has no stop check of its own: checked before it starts.
+            if stop() {
+                return Err(training_stopped());
+            }
+            let trees = Gbm::fit(&x, &y)
+                .map_err(|e| AgentError::Unavailable(format!("gradient boosting failed: {e}")))?;
+            (vec![], 0.0, Some(trees))
+        }
+    };
     Ok(ChurnModel {
         model_id: String::new(),
         version: 0,
         target: target.to_string(),
         encoder,
-        coefficients: fitted.weights,
-        intercept: fitted.intercept,
+        coefficients,
+        intercept,
         feature_means,
         metrics: TrainingMetrics {
             cv_auc: f64::NAN,
@@ -292,9 +388,12 @@ fn fit(
             churned: 0,
             churn_rate: 0.0,
             features: width,
+            learner,
+            cv_auc_by_learner: Default::default(),
         },
         trained_at: now_iso8601(),
         data_source: String::new(),
+        trees,
     })
 }
 
@@ -530,7 +629,8 @@ pub struct TrainResponse {
     pub metrics: TrainingMetrics,
     /// Input columns and how each is encoded.
     pub columns: Vec<ColumnSummary>,
-    /// The largest coefficients (log-odds of churn per standardised unit or per level).
+    /// The largest coefficients (log-odds of churn per standardised unit or per level) of a
+    /// logistic regression; empty for trees, whose contributions come per prediction.
     pub top_coefficients: Vec<Coefficient>,
     pub model_used: String,
     pub trained_at: String,
@@ -588,7 +688,8 @@ pub struct Contribution {
     /// The value used (null when imputed).
     #[schema(value_type = Object)]
     pub value: Value,
-    /// Log-odds of churn this column adds against the average training client.
+    /// Log-odds of churn this column adds against the baseline (the average training client
+    /// for the regression, the trees' expected log-odds for the trees: TreeSHAP).
     pub contribution: f64,
 }
 
@@ -611,7 +712,8 @@ pub struct PredictResponse {
     pub risk_level: String,
     pub priority: u8,
     pub confidence: f64,
-    /// The average training client's log-odds; plus the contributions gives the prediction's.
+    /// The baseline log-odds (the average training client's for the regression, the trees'
+    /// expected log-odds for the trees); plus the contributions gives the prediction's.
     pub baseline_log_odds: f64,
     pub contributions: Vec<Contribution>,
     /// Model columns the request left out (imputed with the training median or left unset).
@@ -729,7 +831,7 @@ pub fn train_summary(model: &ChurnModel) -> TrainResponse {
             })
             .collect(),
         top_coefficients: top,
-        model_used: format!("{} (L2 logistic regression)", model.versioned_id()),
+        model_used: format!("{} ({})", model.versioned_id(), model.learner().describe()),
         trained_at: model.trained_at.clone(),
     }
 }
@@ -846,24 +948,35 @@ pub fn predict(
             ),
         ));
     }
-    let log_odds = model.log_odds(&encoded.features);
+    let (log_odds, baseline_log_odds, per_feature) = match &model.trees {
+        Some(trees) => {
+            // TreeSHAP: one value per feature, then the trees' expected log-odds.
+            let mut values = trees.contributions(&encoded.features);
+            let baseline = values.pop().unwrap_or(0.0);
+            (baseline + values.iter().sum::<f64>(), baseline, values)
+        }
+        None => {
+            let baseline = model.intercept
+                + model
+                    .feature_means
+                    .iter()
+                    .zip(&model.coefficients)
+                    .map(|(m, w)| m * w)
+                    .sum::<f64>();
+            let per_feature: Vec<f64> = encoded
+                .features
+                .iter()
+                .zip(model.coefficients.iter().zip(&model.feature_means))
+                .map(|(x, (w, m))| w * (x - m))
+                .collect();
+            let log_odds = model.log_odds(std::slice::from_ref(&encoded.features))[0];
+            (log_odds, baseline, per_feature)
+        }
+    };
     let churn_risk = sigmoid(log_odds);
-    let baseline_log_odds = model.intercept
-        + model
-            .feature_means
-            .iter()
-            .zip(&model.coefficients)
-            .map(|(m, w)| m * w)
-            .sum::<f64>();
     let mut per_column = vec![0.0; model.encoder.columns.len()];
-    for ((&col, x), (w, m)) in model
-        .encoder
-        .feature_columns()
-        .iter()
-        .zip(&encoded.features)
-        .zip(model.coefficients.iter().zip(&model.feature_means))
-    {
-        per_column[col] += w * (x - m);
+    for (&col, value) in model.encoder.feature_columns().iter().zip(per_feature) {
+        per_column[col] += value;
     }
     let mut contributions: Vec<Contribution> = model
         .encoder
@@ -915,7 +1028,7 @@ pub fn predict(
             revenue_at_risk: request.monthly_revenue.map(|r| r * churn_risk),
         },
         model_cv_auc: model.metrics.cv_auc,
-        model_used: format!("{} (L2 logistic regression)", model.versioned_id()),
+        model_used: format!("{} ({})", model.versioned_id(), model.learner().describe()),
         timestamp: now_iso8601(),
     })
 }
@@ -993,6 +1106,100 @@ mod tests {
             .map(|m| m.0)
             .collect();
         assert!(!saved.contains(&"wide".to_string()), "{saved:?}");
+    }
+
+    /// Churn when logins are in a middle band (neither the new nor the settled clients: a
+    /// rule no linear model can draw): cross-validation picks the trees, which separate it;
+    /// the choice and both scores are reported; the saved model predicts the same after
+    /// loading; and each prediction's baseline plus its per-column TreeSHAP contributions is
+    /// its log-odds.
+    #[test]
+    fn the_learner_that_cross_validates_better_is_kept_with_exact_contributions() {
+        let records: Vec<Record> = (0..400)
+            .map(|i: usize| {
+                let (a, b) = (i % 10, (i * 7 + i / 10) % 10);
+                let churned = (3..=6).contains(&a);
+                json!({"logins": a, "tickets": b, "plan": if i.is_multiple_of(3) {"pro"} else {"basic"},
+                    "churn": churned})
+                .as_object()
+                .unwrap()
+                .clone()
+            })
+            .collect();
+        let mut model = train("xor", &records, "churn", "test").unwrap();
+        let m = &model.metrics;
+        assert_eq!(m.learner, Learner::GradientBoostedTrees, "{m:?}");
+        let (logistic, trees) = (
+            m.cv_auc_by_learner["logistic_regression"],
+            m.cv_auc_by_learner["gradient_boosted_trees"],
+        );
+        assert!(trees > 0.95 && logistic < 0.7, "{logistic} {trees}");
+        assert_eq!(m.cv_auc, trees);
+        let summary = train_summary(&model);
+        assert!(
+            summary.model_used.ends_with("(gradient-boosted trees)"),
+            "{}",
+            summary.model_used
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = ModelStore::new(dir.path());
+        store.save(&mut model).unwrap();
+        let loaded = store.load("xor", None).unwrap();
+        for (features, churns) in [
+            (json!({"logins": 5, "tickets": 1, "plan": "basic"}), true),
+            (json!({"logins": 9, "tickets": 9, "plan": "pro"}), false),
+            (json!({"logins": 1, "tickets": 4, "plan": "basic"}), false),
+        ] {
+            let request = PredictRequest {
+                features: features.as_object().cloned(),
+                ..Default::default()
+            };
+            let answer = predict(&loaded, &request).unwrap();
+            assert_eq!(
+                answer.churn_risk,
+                predict(&model, &request).unwrap().churn_risk
+            );
+            assert_eq!(
+                answer.churn_risk > 0.5,
+                churns,
+                "{features}: {}",
+                answer.churn_risk
+            );
+            let total = answer.baseline_log_odds
+                + answer
+                    .contributions
+                    .iter()
+                    .map(|c| c.contribution)
+                    .sum::<f64>();
+            let logit = (answer.churn_risk / (1.0 - answer.churn_risk)).ln();
+            assert!((total - logit).abs() < 1e-6, "{total} vs {logit}");
+            let plan = answer
+                .contributions
+                .iter()
+                .find(|c| c.feature == "plan")
+                .unwrap();
+            assert!(
+                plan.contribution.abs() < 0.5,
+                "the plan plays no part: {plan:?}"
+            );
+        }
+    }
+
+    /// A rule a linear model draws as well as trees keeps the regression (ties and near-ties
+    /// go to the simpler model only when it scores at least as well).
+    #[test]
+    fn a_linear_rule_is_scored_for_both_learners() {
+        let model = train("toy", &records(), "churn", "test").unwrap();
+        let m = &model.metrics;
+        assert_eq!(m.cv_auc_by_learner.len(), 2, "{m:?}");
+        let best = m
+            .cv_auc_by_learner
+            .values()
+            .copied()
+            .fold(f64::MIN, f64::max);
+        assert_eq!(m.cv_auc, best);
+        assert_eq!(model.learner(), m.learner);
     }
 
     /// Two instances (each with its own shipped folder) on one user state: versions follow

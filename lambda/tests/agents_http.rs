@@ -702,7 +702,8 @@ fn resource_allocation_matches_a_hand_solution() {
 }
 
 /// The default model (trained on mlc_churn by `prepare`) ranks a customer with many service
-/// calls and an international plan above one with neither; a caller-trained model learns a
+/// calls and an international plan used for few calls above one with neither, and explains
+/// it by those traits; a caller-trained model learns a
 /// known rule and is saved as a version.
 #[test]
 fn client_health_default_and_trained_models() {
@@ -714,8 +715,11 @@ fn client_health_default_and_trained_models() {
         "total_night_minutes": 200.0, "total_night_calls": 100, "total_night_charge": 9.0,
         "total_intl_minutes": 10.0, "total_intl_calls": 4, "total_intl_charge": 2.7
     });
+    // The traits that go with churn in `mlc_churn`: an international plan used for few
+    // calls, and many calls to customer service.
     let mut risky = base.clone();
     risky["international_plan"] = json!("yes");
+    risky["total_intl_calls"] = json!(2);
     risky["number_customer_service_calls"] = json!(5);
     let mut steady = base.clone();
     steady["international_plan"] = json!("no");
@@ -737,13 +741,23 @@ fn client_health_default_and_trained_models() {
         .unwrap()
         .starts_with("client-health/mlc-churn@v"));
     assert!((r["predictions"]["revenue_at_risk"].as_f64().unwrap() - 100.0 * pr).abs() < 1e-9);
-    let top: Vec<&str> = r["contributions"].as_array().unwrap()[..3]
+    // The explanation names the risky traits: every column that raises the log-odds by more
+    // than 0.5 is one of them, and the international plan is among those.
+    let raising: Vec<&str> = r["contributions"]
+        .as_array()
+        .unwrap()
         .iter()
+        .filter(|c| c["contribution"].as_f64().unwrap() > 0.5)
         .map(|c| c["feature"].as_str().unwrap())
         .collect();
+    let traits = [
+        "international_plan",
+        "total_intl_calls",
+        "number_customer_service_calls",
+    ];
     assert!(
-        top.contains(&"number_customer_service_calls") && top.contains(&"international_plan"),
-        "{top:?}"
+        raising.contains(&"international_plan") && raising.iter().all(|f| traits.contains(f)),
+        "{raising:?}"
     );
 
     let records: Vec<Value> = (0..120)

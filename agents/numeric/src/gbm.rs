@@ -22,10 +22,29 @@ pub enum GbmError {
     Booster(String),
 }
 
-/// A fitted booster over rows of `dim` features.
+/// A fitted booster over rows of `dim` features (serialised with its trees).
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct Gbm {
     booster: GradientBooster,
     dim: usize,
+}
+
+/// The booster has no `Clone`: a copy goes through its serialised form (a model is copied
+/// rarely, and never on the request path).
+impl Clone for Gbm {
+    fn clone(&self) -> Self {
+        let text = serde_json::to_string(self).expect("a booster serialises");
+        serde_json::from_str(&text).expect("a serialised booster reads back")
+    }
+}
+
+impl std::fmt::Debug for Gbm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gbm")
+            .field("dim", &self.dim)
+            .field("trees", &self.booster.trees.len())
+            .finish()
+    }
 }
 
 /// Boosting rounds.

@@ -815,7 +815,9 @@ fn compare_churn(
     options: &CompareOptions,
     progress: &indicatif::ProgressBar,
 ) -> anyhow::Result<Compared> {
-    use mesh_agents::client_health::{churn_log_odds, fit_once, ModelStore, DEFAULT_MODEL_ID};
+    use mesh_agents::client_health::{
+        churn_log_odds, fit_once, Learner, ModelStore, DEFAULT_MODEL_ID,
+    };
     let records =
         mesh_numeric::tabular::read_csv_records(&options.data).map_err(|e| anyhow::anyhow!(e))?;
     anyhow::ensure!(
@@ -900,7 +902,8 @@ fn compare_churn(
             .filter(|&i| folds[i] != fold)
             .map(|i| records[i].clone())
             .collect();
-        let model = fit_once(&train, target).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let model = fit_once(&train, target, Learner::LogisticRegression)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         for i in (0..records.len()).filter(|&i| folds[i] == fold) {
             scores[i] = sigmoid(churn_log_odds(&model, &records[i]));
         }

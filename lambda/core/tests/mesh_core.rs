@@ -191,7 +191,7 @@ fn a_risky_client_raises_an_alert_with_the_answers_figures() {
         "total_day_minutes": 180.0, "total_day_calls": 100, "total_day_charge": 30.6,
         "total_eve_minutes": 200.0, "total_eve_calls": 100, "total_eve_charge": 17.0,
         "total_night_minutes": 200.0, "total_night_calls": 100, "total_night_charge": 9.0,
-        "total_intl_minutes": 10.0, "total_intl_calls": 4, "total_intl_charge": 2.7,
+        "total_intl_minutes": 10.0, "total_intl_calls": 2, "total_intl_charge": 2.7,
         "international_plan": "yes", "number_customer_service_calls": 5
     });
     let answer = block_on(mesh().dispatch(
