@@ -32,8 +32,10 @@
    from everything before it; one "forecast_rolling" line per series and method with the
    mean MAPE / sMAPE, "smape_by_origin" (newest first), "methods" and the mean seconds of one
    fit + forecast (no warm-up, one run each).
+   With --theta, statsforecast AutoTheta(season_length=max(m, 1)) too.
    MAPE = 100 mean |a - f| / |a|; sMAPE = 100 mean 2 |a - f| / (|a| + |f|) (a term is 0 when
-   both are 0). `seconds` is fit + forecast wall time, the median of --runs runs after one
+   both are 0); MASE = mean |a - f| over the training part's mean absolute naive error at lag
+   max(m, 1). `seconds` is fit + forecast wall time, the median of --runs runs after one
    warm-up (the auto search: a single run, no warm-up).
 """
 import argparse
@@ -47,7 +49,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
-from statsforecast.models import AutoETS
+from statsforecast.models import AutoETS, AutoTheta
 from statsmodels.tsa.exponential_smoothing.ets import ETSModel
 
 # name, season length (0 = none), holdout, source, description
@@ -139,6 +141,14 @@ def smape(a, f):
     return float(100 * np.mean(t))
 
 
+def mase(train, a, f, m):
+    """Mean absolute error over the in-sample mean absolute seasonal (m >= 2) or one-step
+    naive error of the training part (Hyndman and Koehler, 2006)."""
+    lag = max(m, 1)
+    scale = float(np.mean(np.abs(train[lag:] - train[:-lag])))
+    return float(np.mean(np.abs(a - f)) / scale) if scale > 0 else float("nan")
+
+
 def timed(fn, runs):
     if runs > 1:
         fn()  # warm-up (numba compiles statsforecast's ETS on first use)
@@ -153,6 +163,11 @@ def timed(fn, runs):
 def sf_autoets(y, m, h):
     model = AutoETS(season_length=max(m, 1)).fit(y)
     return np.asarray(model.predict(h)["mean"]), f"AutoETS: {model.model_['method']}"
+
+
+def sf_autotheta(y, m, h):
+    model = AutoTheta(season_length=max(m, 1)).fit(y)
+    return np.asarray(model.predict(h)["mean"]), "AutoTheta"
 
 
 def sm_ets(y, m, h, error, trend, damped, seasonal):
@@ -221,6 +236,7 @@ def main():
     ap.add_argument("--airline", help="airline-passengers.csv from the river wheel")
     ap.add_argument("--runs", type=int, default=5, help="timed runs per method (median)")
     ap.add_argument("--skip-auto", action="store_true", help="skip the statsmodels AIC search")
+    ap.add_argument("--theta", action="store_true", help="also run statsforecast AutoTheta")
     ap.add_argument("--write-only", action="store_true", help="write the data, run nothing")
     ap.add_argument("--json-out", help="also write the JSON lines to this file")
     ap.add_argument("--bench-name", help="the lines' \"bench\" field (default forecast, or "
@@ -241,6 +257,8 @@ def main():
     if args.write_only:
         return
     methods = [("statsforecast", sf_autoets, args.runs), ("statsmodels", sm_fixed, args.runs)]
+    if args.theta:
+        methods.insert(1, ("statsforecast", sf_autotheta, args.runs))
     if not args.skip_auto:
         methods.append(("statsmodels", sm_auto, 1))
     lines = []
@@ -255,7 +273,8 @@ def main():
             (f, method), secs = timed(lambda: fn(train, m, h), max(runs, 1))
             line = {"bench": args.bench_name or "forecast", "series": name, "impl": impl,
                     "method": method,
-                    "mape": mape(test, f), "smape": smape(test, f), "seconds": secs}
+                    "mape": mape(test, f), "smape": smape(test, f),
+                    "mase": mase(train, test, f, m), "seconds": secs}
             print(json.dumps(line), flush=True)
             lines.append(line)
     if args.json_out:

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Numeric benchmarks, ours and the Python references on the same data and machine, one after
 # the other; prints one merged Markdown table per bench (also saved to target/bench/numeric.md).
-#   scripts/bench_numeric.sh [forecast] [iforest] [churn] [federated]   (default: all four)
+#   scripts/bench_numeric.sh [forecast] [m1] [iforest] [churn] [federated]   (default: all)
 # - forecast: statsforecast AutoETS, statsmodels ETSModel (scripts/bench_forecast.py) vs ours,
 #             on each series' test window, on its last 5 windows (rolling origin), and on the
 #             validation set of scripts/forecast_validation_data.py;
+# - m1:       the 181 yearly M1 series (aeon wheel, scripts/m1_data.py), never used to choose
+#             anything, against statsforecast AutoETS and AutoTheta: sMAPE, MASE, seconds;
 # - iforest:  scikit-learn IsolationForest (scripts/bench_iforest.py) vs ours on one thread and
 #             on every core, on ODDS Shuttle and two aeon sensor series
 #             (scripts/extract_sensor_sets.py);
@@ -41,7 +43,7 @@ if [ ! -f "$data/internal-bleeding.csv" ] || [ ! -f "$data/ecg.csv" ]; then
   "$py" scripts/extract_sensor_sets.py --out "$data"
 fi
 
-sections="${*:-forecast iforest churn federated}"
+sections="${*:-forecast m1 iforest churn federated}"
 wants() { [[ " $sections " == *" $1 "* ]]; }
 
 rm -f "$out"/ours.jsonl "$out"/ours-*.jsonl "$out"/ref-*.jsonl
@@ -69,6 +71,15 @@ cargo bench --locked --workspace --bench forecast -- \
   --index "$data/forecast-validation/index.json" --bench-name forecast_validation \
   --jsonl "$out/ours-forecast-validation.jsonl"
 
+fi
+
+# m1: held-out yearly series; the means over all of them are printed after the table.
+if wants m1; then
+  [ -f "$data/m1/index.json" ] || "$py" scripts/m1_data.py --out "$data/m1"
+  "$py" scripts/bench_forecast.py --series-dir "$data/m1" --runs 2 --skip-auto --theta \
+    --bench-name forecast_m1 --json-out "$out/ref-forecast-m1.jsonl" > /dev/null
+  cargo bench --locked --workspace --bench forecast -- --index "$data/m1/index.json" \
+    --bench-name forecast_m1 --jsonl "$out/ours-forecast-m1.jsonl" > /dev/null
 fi
 
 # iforest: each data set, scikit-learn then ours, in this one run.
@@ -100,3 +111,7 @@ for f in ours ours-forecast ours-forecast-rolling ours-forecast-validation ours-
   [ -f "$out/$f.jsonl" ] && results+=("$out/$f.jsonl")
 done
 "$py" scripts/bench_table.py "${results[@]}" | tee "$out/numeric.md"
+if wants m1; then
+  "$py" scripts/bench_summary.py "$out/ours-forecast-m1.jsonl" "$out/ref-forecast-m1.jsonl" \
+    | tee -a "$out/numeric.md"
+fi

@@ -18,6 +18,24 @@ use mesh_benches::{arg_value, emit};
 use mesh_numeric::forecast::{forecast, mape, smape, ForecastOptions};
 use serde_json::Value;
 
+/// Mean absolute error over the training part's mean absolute naive error at lag `m` (1 for
+/// a series without a season): MASE (Hyndman and Koehler, 2006), as the reference script.
+fn mase(train: &[f64], test: &[f64], point: &[f64], m: usize) -> f64 {
+    let lag = m.max(1);
+    let naive: Vec<f64> = train
+        .windows(lag + 1)
+        .map(|w| (w[lag] - w[0]).abs())
+        .collect();
+    let scale = naive.iter().sum::<f64>() / naive.len() as f64;
+    let error = test
+        .iter()
+        .zip(point)
+        .map(|(a, f)| (a - f).abs())
+        .sum::<f64>()
+        / test.len() as f64;
+    error / scale
+}
+
 fn options(horizon: usize, season: &[usize]) -> ForecastOptions {
     ForecastOptions {
         horizon,
@@ -102,7 +120,9 @@ fn main() {
         let seconds = started.elapsed().as_secs_f64();
         let mut line = serde_json::json!({
             "bench": bench, "series": name, "impl": "ours", "method": result.method,
-            "mape": mape(test, &result.point), "smape": smape(test, &result.point), "seconds": seconds,
+            "mape": mape(test, &result.point), "smape": smape(test, &result.point),
+            "mase": mase(train, test, &result.point, season.first().copied().unwrap_or(1)),
+            "seconds": seconds,
         });
         if arg_value("candidates").is_some_and(|v| v == "true") {
             line["candidates"] = result
