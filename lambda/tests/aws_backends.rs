@@ -213,6 +213,53 @@ async fn results_over_the_item_limit_go_to_s3() {
     );
 }
 
+/// A user document over the item limit (a model of many trees) goes to S3 under its key and
+/// version, the item pointing at it; it reads back whole, a newer version replaces it under
+/// the same version check, and without a results location it is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_over_the_item_limit_go_to_s3() {
+    use mesh_agents::user_state::UserStateError;
+    let moto = start_moto();
+    let config = sdk_config(&moto.endpoint);
+    mesh_inference::aws::s3_client(&config)
+        .create_bucket()
+        .bucket("mesh-results")
+        .send()
+        .await
+        .unwrap();
+    tokio::task::spawn_blocking(move || {
+        let store = DynamoStore::new(&config, Tables::default())
+            .unwrap()
+            .with_large_results(&config, "s3://mesh-results/prod")
+            .unwrap();
+        store.create_tables().unwrap();
+        let big: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+        assert!(store.put("client-health/models/trees/v1", &big, 0).unwrap());
+        let read = store.get("client-health/models/trees/v1").unwrap().unwrap();
+        assert_eq!((read.version, read.bytes == big), (1, true));
+        let small = b"a small body".to_vec();
+        assert!(
+            !store
+                .put("client-health/models/trees/v1", &small, 0)
+                .unwrap(),
+            "taken"
+        );
+        assert!(store
+            .put("client-health/models/trees/v1", &small, 1)
+            .unwrap());
+        let read = store.get("client-health/models/trees/v1").unwrap().unwrap();
+        assert_eq!((read.version, read.bytes), (2, small));
+        let plain = DynamoStore::new(&config, Tables::default()).unwrap();
+        let refused = plain.put("other", &big, 0);
+        assert!(
+            matches!(refused, Err(UserStateError::TooLarge { .. })),
+            "{refused:?}"
+        );
+    })
+    .await
+    .unwrap();
+}
+
 /// One `TransactWriteItems` per answer: the result, its threat, its network metric and its
 /// events are stored together, and a second answer under the same `result_id` (a concurrent
 /// retry) stores nothing of its own: no second event, the threat unchanged.

@@ -123,7 +123,8 @@ impl Default for Tables {
     }
 }
 
-/// Results too large for an item: their JSON as S3 objects `<prefix>/results/<result_id>.json`.
+/// Results and user documents too large for an item, as S3 objects:
+/// `<prefix>/results/<result_id>.json` and `<prefix>/documents/<key>@<version>`.
 #[derive(Clone)]
 struct LargeResults {
     client: aws_sdk_s3::Client,
@@ -132,20 +133,25 @@ struct LargeResults {
 }
 
 impl LargeResults {
-    fn key(&self, result_id: &str) -> String {
+    fn key(&self, name: &str) -> String {
         match self.prefix.is_empty() {
-            true => format!("results/{result_id}.json"),
-            false => format!("{}/results/{result_id}.json", self.prefix),
+            true => name.to_string(),
+            false => format!("{}/{name}", self.prefix),
         }
     }
 
     async fn put(&self, result_id: &str, body: Vec<u8>) -> Result<String, StoreError> {
-        let key = self.key(result_id);
+        self.put_object(&format!("results/{result_id}.json"), body)
+            .await
+    }
+
+    /// Stores `body` under `name` (below the prefix); returns its `s3://` URI.
+    async fn put_object(&self, name: &str, body: Vec<u8>) -> Result<String, StoreError> {
+        let key = self.key(name);
         self.client
             .put_object()
             .bucket(&self.bucket)
             .key(&key)
-            .content_type("application/json")
             .body(body.into())
             .send()
             .await
@@ -159,6 +165,11 @@ impl LargeResults {
     }
 
     async fn get(&self, uri: &str) -> Result<Value, StoreError> {
+        Ok(serde_json::from_slice(&self.get_object(uri).await?)?)
+    }
+
+    /// The bytes of the object at `uri` (one this store wrote).
+    async fn get_object(&self, uri: &str) -> Result<Vec<u8>, StoreError> {
         let key = uri
             .strip_prefix(&format!("s3://{}/", self.bucket))
             .ok_or_else(|| StoreError::Aws(format!("{uri} is not in the results location")))?;
@@ -181,7 +192,7 @@ impl LargeResults {
             .await
             .map_err(|e| StoreError::Aws(format!("S3 GetObject {uri}: {e}")))?
             .into_bytes();
-        Ok(serde_json::from_slice(&bytes)?)
+        Ok(bytes.to_vec())
     }
 }
 
@@ -1031,6 +1042,9 @@ impl EventLog for DynamoStore {
     }
 }
 
+/// The attribute of a document item that points at its body in S3.
+const BODY_S3: &str = "body_s3";
+
 /// `space` of documents and of ledgers in the user-state table.
 const DOCUMENTS: &str = "doc";
 const LEDGERS: &str = "ledger";
@@ -1041,7 +1055,7 @@ fn user_error(e: StoreError) -> UserStateError {
 
 impl UserState for DynamoStore {
     fn get(&self, key: &str) -> Result<Option<Document>, UserStateError> {
-        let key = key.to_string();
+        let (key, large) = (key.to_string(), self.large_results.clone());
         self.run(|client, tables| async move {
             let output = client
                 .get_item()
@@ -1055,8 +1069,14 @@ impl UserState for DynamoStore {
             let Some(item) = output.item() else {
                 return Ok(None);
             };
-            let bytes = match item.get("body") {
-                Some(AttributeValue::B(blob)) => blob.clone().into_inner(),
+            let bytes = match (item.get("body"), item.get(BODY_S3), &large) {
+                (Some(AttributeValue::B(blob)), _, _) => blob.clone().into_inner(),
+                (_, Some(AttributeValue::S(uri)), Some(large)) => large.get_object(uri).await?,
+                (_, Some(AttributeValue::S(uri)), None) => {
+                    return Err(StoreError::TooLarge(format!(
+                        "`{key}` is in {uri}, but no results location is set"
+                    )))
+                }
                 _ => return Err(StoreError::Aws(format!("`{key}` has no body"))),
             };
             Ok(Some(Document {
@@ -1067,23 +1087,40 @@ impl UserState for DynamoStore {
         .map_err(user_error)
     }
 
+    /// A document over [`MAX_DOCUMENT_BYTES`] (a model of many trees) goes to S3 first, under
+    /// its key and new version, and the item keeps a pointer; without a results location it
+    /// is refused.
     fn put(&self, key: &str, bytes: &[u8], expected: u64) -> Result<bool, UserStateError> {
-        if bytes.len() > MAX_DOCUMENT_BYTES {
-            return Err(UserStateError::TooLarge {
-                key: key.to_string(),
-                bytes: bytes.len(),
-                limit: MAX_DOCUMENT_BYTES,
-            });
-        }
+        let large = match (bytes.len() > MAX_DOCUMENT_BYTES, &self.large_results) {
+            (false, _) => None,
+            (true, Some(large)) => Some(large.clone()),
+            (true, None) => {
+                return Err(UserStateError::TooLarge {
+                    key: key.to_string(),
+                    bytes: bytes.len(),
+                    limit: MAX_DOCUMENT_BYTES,
+                })
+            }
+        };
         let (key, bytes) = (key.to_string(), bytes.to_vec());
         self.run(|client, tables| async move {
+            let body = match large {
+                None => ("body", AttributeValue::B(bytes.into())),
+                Some(large) => {
+                    let name = format!("documents/{key}@{}", expected + 1);
+                    (
+                        BODY_S3,
+                        AttributeValue::S(large.put_object(&name, bytes).await?),
+                    )
+                }
+            };
             let request = client
                 .put_item()
                 .table_name(&tables.user_state)
                 .item("space", s(DOCUMENTS))
                 .item("key", s(&key))
                 .item("version", n(expected + 1))
-                .item("body", AttributeValue::B(bytes.into()));
+                .item(body.0, body.1);
             let request = if expected == 0 {
                 request
                     .condition_expression("attribute_not_exists(#key)")
