@@ -17,13 +17,11 @@ the mean of the 10 readings before it (0 for the first); then the label (1 = ano
 """
 import argparse
 import csv
-import hashlib
 import io
 import os
-import subprocess
 import sys
-import tempfile
-import zipfile
+
+from wheels import read_members
 
 WHEEL = "aeon==1.6.0"
 WHEEL_SHA256 = "d05227086706f80111ac5fee8de4d5d3115bb3bcfd1c786c8629393055816409"
@@ -33,24 +31,6 @@ SETS = {
     "ecg.csv": "aeon/datasets/data/UnitTest/ecg-diff-count-3_TEST.csv",
 }
 WINDOW = 10
-
-
-def download(tmp):
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-           WHEEL, "-d", tmp, "-q"]
-    subprocess.run(cmd, check=True)
-    wheels = [f for f in os.listdir(tmp) if f.startswith("aeon-1.6.0-") and f.endswith(".whl")]
-    if len(wheels) != 1:
-        sys.exit(f"expected one aeon 1.6.0 wheel in {tmp}, found {wheels}")
-    return os.path.join(tmp, wheels[0])
-
-
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def features(raw, name):
@@ -81,13 +61,8 @@ def main():
     ap.add_argument("--wheel", help="use this aeon 1.6.0 wheel instead of downloading")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        whl = args.wheel or download(tmp)
-        digest = sha256(whl)
-        if digest != WHEEL_SHA256:
-            sys.exit(f"{whl}: sha256 {digest}, expected {WHEEL_SHA256}")
-        with zipfile.ZipFile(whl) as z:
-            tables = {out: features(z.read(member), out) for out, member in SETS.items()}
+    data = read_members(WHEEL, WHEEL_SHA256, list(SETS.values()), args.wheel)
+    tables = {out: features(data[member], out) for out, member in SETS.items()}
     for out, text in tables.items():
         with open(os.path.join(args.out, out), "w", newline="") as f:
             f.write(text)

@@ -19,13 +19,11 @@ With --wheel, uses that file instead of downloading (same checksum check).
 import argparse
 import csv
 import gzip
-import hashlib
 import io
 import os
-import subprocess
 import sys
-import tempfile
-import zipfile
+
+from wheels import read_members
 
 WHEEL = "river==0.26.1"
 WHEEL_SHA256 = "6a11e1a9749beec3ea138efeb0205b2c5cea8d424e9deee306c8980faec01bef"
@@ -33,24 +31,6 @@ PIN = ["--python-version", "3.11", "--implementation", "cp", "--abi", "cp311",
        "--platform", "manylinux_2_28_x86_64"]
 SHUTTLE = "river/datasets/shuttle.csv.gz"
 AIRLINE = "river/datasets/airline-passengers.csv"
-
-
-def download(tmp):
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", *PIN,
-           WHEEL, "-d", tmp, "-q"]
-    subprocess.run(cmd, check=True)
-    wheels = [f for f in os.listdir(tmp) if f.startswith("river-0.26.1-") and f.endswith(".whl")]
-    if len(wheels) != 1:
-        sys.exit(f"expected one river 0.26.1 wheel in {tmp}, found {wheels}")
-    return os.path.join(tmp, wheels[0])
-
-
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def shuttle_csv(raw):
@@ -87,14 +67,8 @@ def main():
     ap.add_argument("--wheel", help="use this river 0.26.1 wheel instead of downloading")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        whl = args.wheel or download(tmp)
-        digest = sha256(whl)
-        if digest != WHEEL_SHA256:
-            sys.exit(f"{whl}: sha256 {digest}, expected {WHEEL_SHA256}")
-        with zipfile.ZipFile(whl) as z:
-            shuttle = gzip.decompress(z.read(SHUTTLE))
-            airline = z.read(AIRLINE)
+    data = read_members(WHEEL, WHEEL_SHA256, [SHUTTLE, AIRLINE], args.wheel, PIN)
+    shuttle, airline = gzip.decompress(data[SHUTTLE]), data[AIRLINE]
     with open(os.path.join(args.out, "shuttle.csv"), "w", newline="") as f:
         f.write(shuttle_csv(shuttle))
     with open(os.path.join(args.out, "airline-passengers.csv"), "wb") as f:

@@ -15,11 +15,10 @@ import argparse
 import json
 import os
 import sys
-import tempfile
-import zipfile
 
 sys.path.insert(0, os.path.dirname(__file__))
-from extract_sensor_sets import WHEEL_SHA256, download, sha256  # noqa: E402
+from extract_sensor_sets import WHEEL, WHEEL_SHA256  # noqa: E402
+from wheels import read_members  # noqa: E402
 
 MEMBER = "aeon/datasets/data/m1_yearly_dataset/m1_yearly_dataset.tsf"
 
@@ -49,13 +48,8 @@ def main():
     ap.add_argument("--wheel", help="use this aeon 1.6.0 wheel instead of downloading")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        whl = args.wheel or download(tmp)
-        digest = sha256(whl)
-        if digest != WHEEL_SHA256:
-            sys.exit(f"{whl}: sha256 {digest}, expected {WHEEL_SHA256}")
-        with zipfile.ZipFile(whl) as z:
-            horizon, series = parse(z.read(MEMBER).decode("latin-1"))
+    data = read_members(WHEEL, WHEEL_SHA256, [MEMBER], args.wheel)
+    horizon, series = parse(data[MEMBER].decode("latin-1"))
     rows = []
     for name, values in series:
         with open(os.path.join(args.out, f"{name}.csv"), "w") as f:
