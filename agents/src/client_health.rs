@@ -223,13 +223,13 @@ pub fn train_until(
         let (train_idx, test_idx): (Vec<usize>, Vec<usize>) =
             (0..records.len()).partition(|&i| folds[i] != f);
         let truth: Vec<bool> = test_idx.iter().map(|&i| labels[i]).collect();
-        for (learner, aucs) in Learner::ALL.into_iter().zip(&mut fold_auc) {
-            let fitted = fit(&all, &labels, &train_idx, target, learner, stop)?;
-            let rows: Vec<Vec<f64>> = test_idx
-                .iter()
-                .map(|&i| fitted.encoder.encode(all[i]).features)
-                .collect();
-            aucs.push(roc_auc(&fitted.log_odds(&rows), &truth));
+        let fitted = fit(&all, &labels, &train_idx, target, &Learner::ALL, stop)?;
+        let rows: Vec<Vec<f64>> = test_idx
+            .iter()
+            .map(|&i| fitted[0].encoder.encode(all[i]).features)
+            .collect();
+        for (model, aucs) in fitted.iter().zip(&mut fold_auc) {
+            aucs.push(roc_auc(&model.log_odds(&rows), &truth));
         }
     }
     let mean = |aucs: &[f64]| aucs.iter().sum::<f64>() / aucs.len() as f64;
@@ -239,7 +239,7 @@ pub fn train_until(
         false => (Learner::LogisticRegression, fold_auc[0].clone()),
     };
     let every: Vec<usize> = (0..records.len()).collect();
-    let mut model = fit(&all, &labels, &every, target, learner, stop)?;
+    let mut model = fit(&all, &labels, &every, target, &[learner], stop)?.remove(0);
     model.model_id = model_id.to_string();
     model.data_source = data_source.to_string();
     model.metrics = TrainingMetrics {
@@ -315,7 +315,7 @@ pub fn fit_once(
     let labels = parse_labels(records, target)?;
     let all: Vec<&Record> = records.iter().collect();
     let every: Vec<usize> = (0..records.len()).collect();
-    fit(&all, &labels, &every, target, learner, &|| false)
+    Ok(fit(&all, &labels, &every, target, &[learner], &|| false)?.remove(0))
 }
 
 /// The model's columns, comma-separated (for error messages).
@@ -334,15 +334,16 @@ pub fn churn_log_odds(model: &ChurnModel, record: &Record) -> f64 {
     model.log_odds(&[model.encoder.encode(record).features])[0]
 }
 
-/// Fits the encoder and a model of `learner` on the rows `idx`.
+/// Fits the encoder on the rows `idx`, then one model of each of `learners` on them (in that
+/// order, sharing the encoding).
 fn fit(
     records: &[&Record],
     labels: &[bool],
     idx: &[usize],
     target: &str,
-    learner: Learner,
+    learners: &[Learner],
     stop: &dyn Fn() -> bool,
-) -> Result<ChurnModel, AgentError> {
+) -> Result<Vec<ChurnModel>, AgentError> {
     let rows: Vec<&Record> = idx.iter().map(|&i| records[i]).collect();
     let encoder = Encoder::fit(&rows, &[target]);
     let width = encoder.width();
@@ -354,9 +355,25 @@ fn fit(
             *m += v / x.len() as f64;
         }
     }
+    learners
+        .iter()
+        .map(|&learner| fit_learner(&encoder, &x, &y, &feature_means, target, learner, stop))
+        .collect()
+}
+
+/// One model of `learner` on encoded rows `x` (from `encoder`) and labels `y`.
+fn fit_learner(
+    encoder: &Encoder,
+    x: &[Vec<f64>],
+    y: &[bool],
+    feature_means: &[f64],
+    target: &str,
+    learner: Learner,
+    stop: &dyn Fn() -> bool,
+) -> Result<ChurnModel, AgentError> {
     let (coefficients, intercept, trees) = match learner {
         Learner::LogisticRegression => {
-            let fitted = Logistic::fit_until(&x, &y, 1.0, stop).map_err(|e| match e {
+            let fitted = Logistic::fit_until(x, y, 1.0, stop).map_err(|e| match e {
                 LogisticError::Stopped(_) => training_stopped(),
                 e => AgentError::Unavailable(format!("logistic regression failed: {e}")),
             })?;
@@ -367,7 +384,7 @@ fn fit(
             if stop() {
                 return Err(training_stopped());
             }
-            let trees = Gbm::fit(&x, &y)
+            let trees = Gbm::fit(x, y)
                 .map_err(|e| AgentError::Unavailable(format!("gradient boosting failed: {e}")))?;
             (vec![], 0.0, Some(trees))
         }
@@ -376,18 +393,18 @@ fn fit(
         model_id: String::new(),
         version: 0,
         target: target.to_string(),
-        encoder,
+        encoder: encoder.clone(),
         coefficients,
         intercept,
-        feature_means,
+        feature_means: feature_means.to_vec(),
         metrics: TrainingMetrics {
             cv_auc: f64::NAN,
             cv_fold_auc: vec![],
             cv_folds: 0,
-            records: idx.len(),
+            records: x.len(),
             churned: 0,
             churn_rate: 0.0,
-            features: width,
+            features: encoder.width(),
             learner,
             cv_auc_by_learner: Default::default(),
         },

@@ -171,11 +171,8 @@ fn dynamodb_user_state_keeps_the_contract_across_stores() {
     ));
 }
 
-/// An answer over DynamoDB's item limit (over 500 KB of scores) is kept whole: its JSON in S3,
-/// the item pointing at it, read back by `get_result` and `list_results`; without a results
-/// location it is refused before anything is written.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn results_over_the_item_limit_go_to_s3() {
+/// moto with the `mesh-results` bucket, and its SDK configuration.
+async fn moto_with_results_bucket() -> (common::Moto, aws_config::SdkConfig) {
     let moto = start_moto();
     let config = sdk_config(&moto.endpoint);
     mesh_inference::aws::s3_client(&config)
@@ -184,16 +181,31 @@ async fn results_over_the_item_limit_go_to_s3() {
         .send()
         .await
         .unwrap();
+    (moto, config)
+}
+
+/// A DynamoDB store (tables created) that keeps what is over the item limit in `mesh-results`.
+fn store_with_results_location(config: &aws_config::SdkConfig) -> DynamoStore {
+    let store = DynamoStore::new(config, Tables::default())
+        .unwrap()
+        .with_large_results(config, "s3://mesh-results/prod")
+        .unwrap();
+    store.create_tables().unwrap();
+    store
+}
+
+/// An answer over DynamoDB's item limit (over 500 KB of scores) is kept whole: its JSON in S3,
+/// the item pointing at it, read back by `get_result` and `list_results`; without a results
+/// location it is refused before anything is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_over_the_item_limit_go_to_s3() {
+    let (_moto, config) = moto_with_results_bucket().await;
     let scores: Vec<f64> = (0..60_000).map(|i| i as f64 / 7.0).collect();
     let mut large = result("big", "anomaly-detection", 5_000, 0.5);
     large.data = json!({"anomalies_detected": 0, "anomaly_scores": scores});
     assert!(serde_json::to_vec(&large.data).unwrap().len() > 500_000);
     let (stored, listed, refused) = tokio::task::spawn_blocking(move || {
-        let store = DynamoStore::new(&config, Tables::default())
-            .unwrap()
-            .with_large_results(&config, "s3://mesh-results/prod")
-            .unwrap();
-        store.create_tables().unwrap();
+        let store = store_with_results_location(&config);
         store.put_result(&large).unwrap();
         let stored = store.get_result("big").unwrap().expect("stored");
         assert_eq!(stored, large);
@@ -219,20 +231,9 @@ async fn results_over_the_item_limit_go_to_s3() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn documents_over_the_item_limit_go_to_s3() {
     use mesh_agents::user_state::UserStateError;
-    let moto = start_moto();
-    let config = sdk_config(&moto.endpoint);
-    mesh_inference::aws::s3_client(&config)
-        .create_bucket()
-        .bucket("mesh-results")
-        .send()
-        .await
-        .unwrap();
+    let (_moto, config) = moto_with_results_bucket().await;
     tokio::task::spawn_blocking(move || {
-        let store = DynamoStore::new(&config, Tables::default())
-            .unwrap()
-            .with_large_results(&config, "s3://mesh-results/prod")
-            .unwrap();
-        store.create_tables().unwrap();
+        let store = store_with_results_location(&config);
         let big: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
         assert!(store.put("client-health/models/trees/v1", &big, 0).unwrap());
         let read = store.get("client-health/models/trees/v1").unwrap().unwrap();

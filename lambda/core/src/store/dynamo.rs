@@ -126,13 +126,13 @@ impl Default for Tables {
 /// Results and user documents too large for an item, as S3 objects:
 /// `<prefix>/results/<result_id>.json` and `<prefix>/documents/<key>@<version>`.
 #[derive(Clone)]
-struct LargeResults {
+struct LargeObjects {
     client: aws_sdk_s3::Client,
     bucket: String,
     prefix: String,
 }
 
-impl LargeResults {
+impl LargeObjects {
     fn key(&self, name: &str) -> String {
         match self.prefix.is_empty() {
             true => name.to_string(),
@@ -205,7 +205,7 @@ const DATA_S3: &str = "data_s3";
 pub struct DynamoStore {
     client: Client,
     tables: Tables,
-    large_results: Option<LargeResults>,
+    large_results: Option<LargeObjects>,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
@@ -256,7 +256,7 @@ impl DynamoStore {
     ) -> Result<Self, StoreError> {
         let uri = mesh_inference::aws::S3Uri::parse(location)
             .map_err(|e| StoreError::Aws(format!("results location: {e}")))?;
-        self.large_results = Some(LargeResults {
+        self.large_results = Some(LargeObjects {
             client: mesh_inference::aws::s3_client(config),
             bucket: uri.bucket,
             prefix: uri.key,
@@ -265,7 +265,7 @@ impl DynamoStore {
     }
 
     /// `item` with its answer read back from S3 when it holds a pointer.
-    async fn resolve(large: Option<&LargeResults>, item: &Item) -> Result<AgentResult, StoreError> {
+    async fn resolve(large: Option<&LargeObjects>, item: &Item) -> Result<AgentResult, StoreError> {
         let Some(AttributeValue::S(uri)) = item.get(DATA_S3) else {
             return result_of(item);
         };
@@ -653,7 +653,7 @@ fn agent_names() -> Vec<String> {
 /// A result's item, and its body when that goes to S3 first ([`MAX_ITEM_RESULT_BYTES`]).
 struct StoredResult {
     item: Item,
-    offload: Option<(LargeResults, String, Vec<u8>)>,
+    offload: Option<(LargeObjects, String, Vec<u8>)>,
 }
 
 impl StoredResult {
@@ -968,30 +968,34 @@ impl EventLog for DynamoStore {
         let network: Vec<Item> = latest.into_iter().map(network_item).collect();
         let (events, result_id) = (events.to_vec(), rows.result.result_id.clone());
         self.run(|client, tables| async move {
-            let put = |table: &str, item: Item| {
+            let write = |table: &str, item: Item, condition: Option<&str>| {
                 Put::builder()
                     .table_name(table)
                     .set_item(Some(item))
+                    .set_condition_expression(condition.map(str::to_string))
                     .build()
                     .map_err(aws_error)
             };
-            let new_result = Put::builder()
-                .table_name(&tables.agent_results)
-                .set_item(Some(result.into_item().await?))
-                .condition_expression("attribute_not_exists(result_id)")
-                .build()
-                .map_err(aws_error)?;
-            let mut writes = vec![new_result];
-            writes.extend(threat.map(|t| put(&tables.threat_events, t)).transpose()?);
+            let new_result = Some("attribute_not_exists(result_id)");
+            let mut writes = vec![write(
+                &tables.agent_results,
+                result.into_item().await?,
+                new_result,
+            )?];
+            writes.extend(
+                threat
+                    .map(|t| write(&tables.threat_events, t, None))
+                    .transpose()?,
+            );
             for item in network {
-                writes.push(put(&tables.network_intelligence, item)?);
+                writes.push(write(&tables.network_intelligence, item, None)?);
             }
             let appended = match events.is_empty() {
                 true => vec![],
                 false => with_offsets(&client, &tables, events).await?,
             };
             for e in &appended {
-                writes.push(put(&tables.event_log, event_item(e))?);
+                writes.push(write(&tables.event_log, event_item(e), None)?);
             }
             let outcome = client
                 .transact_write_items()
