@@ -23,7 +23,8 @@ JSON schema:
  "import_s": float, "cold_load_s": float, "peak_rss_mb": float,
  "batch_sizes": [{"batch_size": int, "batches_timed": int, "sentences_per_s": float,
                   "tokens_per_s": float, "p50_ms": float, "p99_ms": float, "mean_ms": float,
-                  "pad_efficiency": float  # real tokens / (batch rows * longest row), file order
+                  "pad_efficiency": float,  # real tokens / (batch rows * longest row), file order
+                  "latencies_ms": [float]  # every timed batch call
                  }],
  "single_sentence": {"p50_ms": float, "p99_ms": float} | null,
  "generated_with": {package: version}}
@@ -79,6 +80,7 @@ def time_batches(sentences, tok_counts, batch_sizes, warmup, rounds, run):
             "p50_ms": percentile(lat, 50) * 1e3, "p99_ms": percentile(lat, 99) * 1e3,
             "mean_ms": statistics.mean(lat) * 1e3,
             "pad_efficiency": total_tokens / padded,
+            "latencies_ms": [x * 1e3 for x in lat],
         }
         results.append(r)
         if bs == 1:
@@ -87,6 +89,12 @@ def time_batches(sentences, tok_counts, batch_sizes, warmup, rounds, run):
               f"p50={r['p50_ms']:8.2f} ms p99={r['p99_ms']:8.2f} ms ({len(lat)} batches, "
               f"pad efficiency {r['pad_efficiency']:.2f})")
     return results, single
+
+
+def read_texts(path):
+    """The benchmark's texts: one per non-empty line."""
+    with open(path, encoding="utf-8") as f:
+        return [line.rstrip("\n") for line in f if line.strip()]
 
 
 def main():
@@ -111,8 +119,7 @@ def main():
     torch.set_num_interop_threads(1)
     torch.manual_seed(0)
 
-    with open(args.sentences, encoding="utf-8") as f:
-        sentences = [line.rstrip("\n") for line in f if line.strip()]
+    sentences = read_texts(args.sentences)
     batch_sizes = [int(x) for x in args.batch_sizes.split(",") if x.strip()]
 
     t0 = time.perf_counter()
@@ -137,7 +144,7 @@ def main():
         print(f"single sentence: p50={single['p50_ms']:.2f} ms p99={single['p99_ms']:.2f} ms")
     print(f"peak RSS: {peak_rss_mb:.1f} MB")
     out = {
-        "model": "sentence-transformers/all-MiniLM-L6-v2", "device": "cpu",
+        "model": "sentence-transformers/all-MiniLM-L6-v2", "engine": "pytorch", "device": "cpu",
         "threads": torch.get_num_threads(), "rounds": args.rounds, "warmup": args.warmup,
         "num_sentences": len(sentences), "total_tokens": total_tokens, "max_seq_length": max_len,
         "import_s": import_s, "cold_load_s": cold_load_s, "peak_rss_mb": peak_rss_mb,

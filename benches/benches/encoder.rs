@@ -79,7 +79,8 @@ fn main() {
         // Same keys as scripts/bench_pytorch.py, so scripts/bench_ratio.py can compare.
         let report = serde_json::json!({
             "model": "all-MiniLM-L6-v2",
-            "engine": format!("mesh-inference (candle CPU, {weights} weights)"),
+            "engine": format!("ours-{weights}"),
+            "engine_detail": format!("mesh-inference (candle CPU, {weights} weights)"),
             "weights": weights.to_string(),
             "cosine_vs_f32": cosine,
             "threads": std::env::var("RAYON_NUM_THREADS").ok(),

@@ -123,7 +123,8 @@ pub fn loopback_port(url: &str) -> Result<u16, String> {
 /// Times `run` on `items` cut into consecutive batches of 1, 8 and 32 (file order), `rounds`
 /// passes each, and prints a row per batch size. Returns the rows (`batch_size`,
 /// `batches_timed`, `sentences_per_s`, `tokens_per_s` from `total_tokens`, `p50_ms`, `p99_ms`
-/// per batch: the keys the PyTorch scripts write) and the batch-1 `{p50_ms, p99_ms}`.
+/// per batch, and every call's `latencies_ms`: the keys the Python engines' scripts write) and
+/// the batch-1 `{p50_ms, p99_ms}`.
 pub fn time_batches<T>(
     items: &[T],
     total_tokens: usize,
@@ -154,6 +155,7 @@ pub fn time_batches<T>(
         rows.push(serde_json::json!({
             "batch_size": batch, "batches_timed": latencies.len(), "sentences_per_s": sps,
             "tokens_per_s": tps, "p50_ms": p50, "p99_ms": p99,
+            "latencies_ms": latencies.iter().map(|d| d.as_secs_f64() * 1e3).collect::<Vec<_>>(),
         }));
         if batch == 1 {
             single = serde_json::json!({"p50_ms": p50, "p99_ms": p99});
