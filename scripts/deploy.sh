@@ -16,7 +16,7 @@
 #   BUDGET_USD       monthly budget [100]
 #   AWS_REGION       region [the AWS CLI's configured region]
 #   SAM_PARAMETERS   extra `Key=Value` overrides, space-separated (e.g. "CorsAllowOrigin=https://app.example.com")
-#   MSP_MESH         command that runs msp-mesh [cargo run --release --bin msp-mesh --]
+#   MSP_MESH         command that runs msp-mesh [cargo run --release --features aws --bin msp-mesh --]
 #
 # Needs: cargo with cargo-lambda (`cargo lambda`; scripts/aws_tools.sh installs it into
 # target/tools/aws), the AWS SAM CLI (`sam`), the AWS CLI (`aws`), and AWS credentials.
@@ -80,8 +80,8 @@ fi
 
 # 1. Build.
 if [[ "$skip_build" == false ]]; then
-    echo "deploy: cargo lambda build --release --bin bootstrap ${build_arch[*]}" >&2
-    cargo lambda build --release --bin bootstrap "${build_arch[@]}"
+    echo "deploy: cargo lambda build --release --features aws --bin bootstrap ${build_arch[*]}" >&2
+    cargo lambda build --release --features aws --bin bootstrap "${build_arch[@]}"
 fi
 [[ -x "$BOOTSTRAP" ]] || die "$BOOTSTRAP is missing; build it (drop --skip-build)"
 
@@ -114,7 +114,7 @@ output() {
 model_source="$(output ModelSource)"
 [[ "$model_source" == s3://* ]] || die "stack output ModelSource is '$model_source', expected s3://..."
 if [[ "$skip_bundle" == false ]]; then
-    read -r -a msp_mesh <<<"${MSP_MESH:-cargo run --release --bin msp-mesh --}"
+    read -r -a msp_mesh <<<"${MSP_MESH:-cargo run --release --features aws --bin msp-mesh --}"
     echo "deploy: msp-mesh prepare && msp-mesh bundle push $model_source" >&2
     "${msp_mesh[@]}" prepare
     AWS_REGION="$REGION" "${msp_mesh[@]}" bundle push "$model_source"

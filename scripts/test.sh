@@ -9,12 +9,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build --workspace --all-targets --locked
+# --all-features: the AWS side (`bootstrap`, the DynamoDB / S3 / SQS backends, the cloud
+# providers) and its tests, which the quick start's `msp-mesh` leaves out.
+cargo build --workspace --all-targets --all-features --locked
 ./target/debug/msp-mesh prepare
 # The committed heads are installed, not trained; retrain one by its recipe and check it
 # reproduces the committed record (labels, data hashes, metrics within 0.01).
 ./target/debug/msp-mesh models reproduce threat-category-minilm --out target/retrain
 bash scripts/aws_tools.sh
 bash scripts/lint_template.sh
-cargo test --workspace --locked "$@"
+cargo test --workspace --all-features --locked "$@"
 bash scripts/web_e2e.sh

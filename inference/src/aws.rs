@@ -1,8 +1,10 @@
-//! The workspace's one AWS SDK configuration loader and one `s3://` URI parser.
+//! The workspace's one AWS SDK configuration loader (`--features aws`) and one `s3://` URI
+//! parser (always: a location is understood, and refused by name, in a build without AWS).
 
 use crate::{InferenceError, Result};
 
 /// Whether the SDK retries failed calls itself.
+#[cfg(feature = "aws")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SdkRetries {
     /// The SDK's standard retry policy (stores, queues, streams).
@@ -13,6 +15,7 @@ pub enum SdkRetries {
 
 /// The environment's AWS configuration (credentials, region, `AWS_ENDPOINT_URL*` for local
 /// servers), in `us-east-1` when no region is set.
+#[cfg(feature = "aws")]
 pub async fn sdk_config(retries: SdkRetries) -> aws_config::SdkConfig {
     let region = aws_config::meta::region::RegionProviderChain::default_provider()
         .or_else(aws_config::Region::new("us-east-1"));
@@ -27,6 +30,7 @@ pub async fn sdk_config(retries: SdkRetries) -> aws_config::SdkConfig {
 
 /// An S3 client of `shared`, with path-style addressing when an endpoint is set (in `shared`,
 /// or by `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL`): a local S3-compatible server.
+#[cfg(feature = "aws")]
 pub fn s3_client(shared: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
     let custom_endpoint = shared.endpoint_url().is_some()
         || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()

@@ -2,12 +2,16 @@
 //! under one manifest of sha256 sums, and synced back into a local folder at a Lambda cold
 //! start. Files already present and verified are not downloaded again.
 
+// Without AWS only the manifest types are used (the serving code reports a sync in them).
+#![cfg_attr(not(feature = "aws"), allow(dead_code, unused_imports))]
+
 use std::path::{Component, Path, PathBuf};
 use std::time::Instant;
 
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "aws")]
 use crate::store::{Fetched, S3Store};
 use crate::{InferenceError, Result};
 
@@ -159,6 +163,7 @@ fn local_path(root: &Path, relative: &str) -> Result<PathBuf> {
     Ok(root.join(path))
 }
 
+#[cfg(feature = "aws")]
 /// Checksums and uploads `files` (large JSON gzip-compressed), then the manifest (last, so a
 /// reader never sees a manifest whose files are not all there). `progress(done, total)`
 /// counts uploads.
@@ -195,6 +200,7 @@ pub async fn push(
     Ok(manifest)
 }
 
+#[cfg(feature = "aws")]
 /// Reads the bundle manifest, or `None` when the prefix holds none.
 pub async fn read_manifest(store: &S3Store) -> Result<Option<BundleManifest>> {
     let key = store.object_key(BUNDLE_MANIFEST);
@@ -213,6 +219,7 @@ pub async fn read_manifest(store: &S3Store) -> Result<Option<BundleManifest>> {
     Ok(Some(manifest))
 }
 
+#[cfg(feature = "aws")]
 /// Makes `root` hold every file of `manifest`, verified: present files that match are
 /// reused, the others downloaded (several at once; a large one as parallel ranged GETs).
 pub async fn sync(store: &S3Store, manifest: &BundleManifest, root: &Path) -> Result<SyncReport> {

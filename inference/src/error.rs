@@ -26,6 +26,14 @@ pub enum InferenceError {
     /// A batch failed inside the model (not the caller's input).
     #[error("batch failed: {0}")]
     Batch(String),
+    /// A capability this binary was built without (a cargo feature).
+    #[error(
+        "{what} need a build with the `{feature}` feature (`cargo build --features {feature}`)"
+    )]
+    NotBuilt {
+        what: &'static str,
+        feature: &'static str,
+    },
     #[error("I/O error on {path}: {source}")]
     Io {
         path: PathBuf,
@@ -38,6 +46,12 @@ impl InferenceError {
         let path = path.into();
         move |source| Self::Io { path, source }
     }
+}
+
+/// The error of asking for `what`, which needs the cargo feature `feature` this build lacks.
+#[cfg_attr(all(feature = "aws", feature = "hub"), allow(dead_code))]
+pub(crate) fn not_built(what: &'static str, feature: &'static str) -> InferenceError {
+    InferenceError::NotBuilt { what, feature }
 }
 
 pub type Result<T, E = InferenceError> = std::result::Result<T, E>;

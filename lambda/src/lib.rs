@@ -2,7 +2,8 @@
 //!
 //! - [`http`]: the axum router (routes, protection layers, the one error-to-status mapping),
 //!   served by `msp-mesh serve` and, on Lambda, by [`aws::lambda_http`];
-//! - [`aws`]: the Lambda entry points (HTTP, API Gateway WebSocket, SQS worker, batch fan-out);
+//! - `aws` (with the `aws` feature): the Lambda entry points (HTTP, API Gateway WebSocket, SQS
+//!   worker, batch fan-out);
 //! - [`batch`]: `msp-mesh score` (JSON lines, CSV, Parquet; local or S3; resumable);
 //! - [`cli`]: the `msp-mesh` subcommands, and the explicit preparation step (fetch, train, cache);
 //! - [`progress`]: progress bars.
@@ -10,6 +11,7 @@
 //! The binaries (`msp-mesh`, `bootstrap`) compose them: `batch`, `aws` and `cli` reach the
 //! agents only through the core, never through `http`.
 
+#[cfg(feature = "aws")]
 pub mod aws;
 pub mod batch;
 pub mod cli;

@@ -4,7 +4,7 @@
 
 use clap::Parser;
 use mesh_lambda::cli::{self, Cli, Command, ServeArgs};
-use mesh_lambda::{aws, http};
+use mesh_lambda::http;
 
 fn main() -> anyhow::Result<()> {
     cli::init_logging();
@@ -20,9 +20,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listen = (!on_lambda).then_some(args.addr);
     let state = http::AppState::load(&args.model, &args.service, listen).await?;
     if on_lambda {
-        return aws::lambda_http::run(http::router(state))
+        #[cfg(feature = "aws")]
+        return mesh_lambda::aws::lambda_http::run(http::router(state))
             .await
             .map_err(|e| anyhow::anyhow!(e));
+        #[cfg(not(feature = "aws"))]
+        return Err(mesh_core::needs_aws_build("serving under AWS Lambda"));
     }
     http::serve(state, args.addr, args.exit_on_stdin_eof).await
 }

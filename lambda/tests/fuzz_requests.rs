@@ -54,7 +54,7 @@ fn app() -> axum::Router {
             let language = LanguageAgents::load(
                 &backend,
                 &args.model.agent_paths(),
-                &args.model.cloud.providers().await,
+                &args.model.cloud.providers().await.unwrap(),
                 &args.model.only_agents,
                 &services.user_state,
                 &mesh_agents::recipes::Quiet,

@@ -1,11 +1,14 @@
 //! Amazon Bedrock: text from a Claude model through the Converse API or InvokeModel (the
 //! Anthropic messages format).
 
+#[cfg(feature = "aws")]
 use aws_sdk_bedrockruntime::primitives::Blob;
+#[cfg(feature = "aws")]
 use aws_sdk_bedrockruntime::types::{
     ContentBlock, ConversationRole, InferenceConfiguration, Message, SystemContentBlock,
 };
 use serde::Serialize;
+#[cfg(feature = "aws")]
 use serde_json::{json, Value};
 
 use super::{call_resilient, CircuitBreaker, CloudCall, CloudError, Resilience};
@@ -31,15 +34,21 @@ pub struct Generated {
     pub stop_reason: String,
 }
 
+#[cfg(feature = "aws")]
+type Client = aws_sdk_bedrockruntime::Client;
+#[cfg(not(feature = "aws"))]
+type Client = super::NoSdk;
+
 /// A Bedrock runtime client for one model.
 pub struct Bedrock {
-    client: aws_sdk_bedrockruntime::Client,
+    client: Client,
     model_id: String,
     api: BedrockApi,
     resilience: Resilience,
     breaker: CircuitBreaker,
 }
 
+#[cfg(feature = "aws")]
 fn bad(message: impl Into<String>) -> CloudError {
     CloudError::BadResponse {
         service: SERVICE.into(),
@@ -48,6 +57,7 @@ fn bad(message: impl Into<String>) -> CloudError {
 }
 
 impl Bedrock {
+    #[cfg(feature = "aws")]
     pub fn new(
         config: &aws_config::SdkConfig,
         model_id: &str,
@@ -83,7 +93,21 @@ impl Bedrock {
         })
         .await
     }
+}
 
+#[cfg(not(feature = "aws"))]
+impl Bedrock {
+    async fn converse(&self, _: &str, _: &str, _: u32) -> Result<Generated, CloudError> {
+        match self.client {}
+    }
+
+    async fn invoke(&self, _: &str, _: &str, _: u32) -> Result<Generated, CloudError> {
+        match self.client {}
+    }
+}
+
+#[cfg(feature = "aws")]
+impl Bedrock {
     async fn converse(
         &self,
         system: &str,

@@ -1,5 +1,6 @@
 //! Amazon Comprehend: sentiment, entities and key phrases of one text (three calls at once).
 
+#[cfg(feature = "aws")]
 use aws_sdk_comprehend::types::LanguageCode;
 use serde::Serialize;
 
@@ -46,9 +47,14 @@ pub struct KeyPhrase {
     pub score: f32,
 }
 
+#[cfg(feature = "aws")]
+type Client = aws_sdk_comprehend::Client;
+#[cfg(not(feature = "aws"))]
+type Client = super::NoSdk;
+
 /// A Comprehend client with its resilience policy and circuit breaker.
 pub struct Comprehend {
-    client: aws_sdk_comprehend::Client,
+    client: Client,
     resilience: Resilience,
     breaker: CircuitBreaker,
 }
@@ -66,6 +72,7 @@ pub fn truncate_utf8(text: &str, max: usize) -> &str {
 }
 
 impl Comprehend {
+    #[cfg(feature = "aws")]
     pub fn new(config: &aws_config::SdkConfig, resilience: Resilience) -> Self {
         Self {
             client: aws_sdk_comprehend::Client::new(config),
@@ -82,71 +89,95 @@ impl Comprehend {
     /// Sentiment, entities and key phrases of `text` (English; cut to 5,000 bytes).
     pub async fn analyze(&self, text: &str) -> Result<CloudCall<ComprehendAnalysis>, CloudError> {
         let cut = truncate_utf8(text, MAX_TEXT_BYTES);
-        call_resilient(SERVICE, &self.resilience, &self.breaker, || async {
-            let sentiment = self
-                .client
-                .detect_sentiment()
-                .text(cut)
-                .language_code(LanguageCode::En)
-                .send();
-            let entities = self
-                .client
-                .detect_entities()
-                .text(cut)
-                .language_code(LanguageCode::En)
-                .send();
-            let phrases = self
-                .client
-                .detect_key_phrases()
-                .text(cut)
-                .language_code(LanguageCode::En)
-                .send();
-            let (sentiment, entities, phrases) = tokio::join!(sentiment, entities, phrases);
-            let sentiment = sentiment.map_err(|e| CloudError::from_sdk(SERVICE, &e))?;
-            let entities = entities.map_err(|e| CloudError::from_sdk(SERVICE, &e))?;
-            let phrases = phrases.map_err(|e| CloudError::from_sdk(SERVICE, &e))?;
-            let label = sentiment
-                .sentiment()
-                .ok_or_else(|| CloudError::BadResponse {
-                    service: SERVICE.into(),
-                    message: "DetectSentiment answered without `Sentiment`".into(),
-                })?;
-            let scores = sentiment.sentiment_score();
-            let score = |f: fn(&aws_sdk_comprehend::types::SentimentScore) -> Option<f32>| {
-                scores.and_then(f).unwrap_or(0.0)
-            };
-            Ok(ComprehendAnalysis {
-                sentiment: label.as_str().to_string(),
-                positive: score(|s| s.positive()),
-                negative: score(|s| s.negative()),
-                neutral: score(|s| s.neutral()),
-                mixed: score(|s| s.mixed()),
-                entities: entities
-                    .entities()
-                    .iter()
-                    .map(|e| CloudEntity {
-                        text: e.text().unwrap_or_default().to_string(),
-                        entity_type: e
-                            .r#type()
-                            .map(|t| t.as_str().to_string())
-                            .unwrap_or_default(),
-                        score: e.score().unwrap_or(0.0),
-                        begin: e.begin_offset().unwrap_or(0).max(0) as usize,
-                        end: e.end_offset().unwrap_or(0).max(0) as usize,
-                    })
-                    .collect(),
-                key_phrases: phrases
-                    .key_phrases()
-                    .iter()
-                    .map(|k| KeyPhrase {
-                        text: k.text().unwrap_or_default().to_string(),
-                        score: k.score().unwrap_or(0.0),
-                    })
-                    .collect(),
-                truncated: cut.len() < text.len(),
-            })
+        let truncated = cut.len() < text.len();
+        call_resilient(SERVICE, &self.resilience, &self.breaker, || {
+            self.detect_all(cut, truncated)
         })
         .await
+    }
+}
+
+#[cfg(not(feature = "aws"))]
+impl Comprehend {
+    async fn detect_all(&self, _: &str, _: bool) -> Result<ComprehendAnalysis, CloudError> {
+        match self.client {}
+    }
+
+    async fn detect_sentiment(&self, _: &str) -> Result<(String, [f32; 4]), CloudError> {
+        match self.client {}
+    }
+}
+
+#[cfg(feature = "aws")]
+impl Comprehend {
+    /// DetectSentiment, DetectEntities and DetectKeyPhrases of `cut`, at once.
+    async fn detect_all(
+        &self,
+        cut: &str,
+        truncated: bool,
+    ) -> Result<ComprehendAnalysis, CloudError> {
+        let sentiment = self
+            .client
+            .detect_sentiment()
+            .text(cut)
+            .language_code(LanguageCode::En)
+            .send();
+        let entities = self
+            .client
+            .detect_entities()
+            .text(cut)
+            .language_code(LanguageCode::En)
+            .send();
+        let phrases = self
+            .client
+            .detect_key_phrases()
+            .text(cut)
+            .language_code(LanguageCode::En)
+            .send();
+        let (sentiment, entities, phrases) = tokio::join!(sentiment, entities, phrases);
+        let sentiment = sentiment.map_err(|e| CloudError::from_sdk(SERVICE, &e))?;
+        let entities = entities.map_err(|e| CloudError::from_sdk(SERVICE, &e))?;
+        let phrases = phrases.map_err(|e| CloudError::from_sdk(SERVICE, &e))?;
+        let label = sentiment
+            .sentiment()
+            .ok_or_else(|| CloudError::BadResponse {
+                service: SERVICE.into(),
+                message: "DetectSentiment answered without `Sentiment`".into(),
+            })?;
+        let scores = sentiment.sentiment_score();
+        let score = |f: fn(&aws_sdk_comprehend::types::SentimentScore) -> Option<f32>| {
+            scores.and_then(f).unwrap_or(0.0)
+        };
+        Ok(ComprehendAnalysis {
+            sentiment: label.as_str().to_string(),
+            positive: score(|s| s.positive()),
+            negative: score(|s| s.negative()),
+            neutral: score(|s| s.neutral()),
+            mixed: score(|s| s.mixed()),
+            entities: entities
+                .entities()
+                .iter()
+                .map(|e| CloudEntity {
+                    text: e.text().unwrap_or_default().to_string(),
+                    entity_type: e
+                        .r#type()
+                        .map(|t| t.as_str().to_string())
+                        .unwrap_or_default(),
+                    score: e.score().unwrap_or(0.0),
+                    begin: e.begin_offset().unwrap_or(0).max(0) as usize,
+                    end: e.end_offset().unwrap_or(0).max(0) as usize,
+                })
+                .collect(),
+            key_phrases: phrases
+                .key_phrases()
+                .iter()
+                .map(|k| KeyPhrase {
+                    text: k.text().unwrap_or_default().to_string(),
+                    score: k.score().unwrap_or(0.0),
+                })
+                .collect(),
+            truncated,
+        })
     }
 }
 
@@ -155,34 +186,42 @@ impl Comprehend {
     /// the label and the scores of POSITIVE, NEGATIVE, NEUTRAL and MIXED.
     pub async fn sentiment(&self, text: &str) -> Result<CloudCall<(String, [f32; 4])>, CloudError> {
         let cut = truncate_utf8(text, MAX_TEXT_BYTES);
-        call_resilient(SERVICE, &self.resilience, &self.breaker, || async {
-            let out = self
-                .client
-                .detect_sentiment()
-                .text(cut)
-                .language_code(LanguageCode::En)
-                .send()
-                .await
-                .map_err(|e| CloudError::from_sdk(SERVICE, &e))?;
-            let label = out.sentiment().ok_or_else(|| CloudError::BadResponse {
-                service: SERVICE.into(),
-                message: "DetectSentiment answered without `Sentiment`".into(),
-            })?;
-            let s = out.sentiment_score();
-            let score = |f: fn(&aws_sdk_comprehend::types::SentimentScore) -> Option<f32>| {
-                s.and_then(f).unwrap_or(0.0)
-            };
-            Ok((
-                label.as_str().to_string(),
-                [
-                    score(|s| s.positive()),
-                    score(|s| s.negative()),
-                    score(|s| s.neutral()),
-                    score(|s| s.mixed()),
-                ],
-            ))
+        call_resilient(SERVICE, &self.resilience, &self.breaker, || {
+            self.detect_sentiment(cut)
         })
         .await
+    }
+}
+
+#[cfg(feature = "aws")]
+impl Comprehend {
+    /// DetectSentiment of `cut`: the label and the four scores.
+    async fn detect_sentiment(&self, cut: &str) -> Result<(String, [f32; 4]), CloudError> {
+        let out = self
+            .client
+            .detect_sentiment()
+            .text(cut)
+            .language_code(LanguageCode::En)
+            .send()
+            .await
+            .map_err(|e| CloudError::from_sdk(SERVICE, &e))?;
+        let label = out.sentiment().ok_or_else(|| CloudError::BadResponse {
+            service: SERVICE.into(),
+            message: "DetectSentiment answered without `Sentiment`".into(),
+        })?;
+        let s = out.sentiment_score();
+        let score = |f: fn(&aws_sdk_comprehend::types::SentimentScore) -> Option<f32>| {
+            s.and_then(f).unwrap_or(0.0)
+        };
+        Ok((
+            label.as_str().to_string(),
+            [
+                score(|s| s.positive()),
+                score(|s| s.negative()),
+                score(|s| s.neutral()),
+                score(|s| s.mixed()),
+            ],
+        ))
     }
 }
 

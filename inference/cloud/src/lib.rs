@@ -5,6 +5,9 @@
 //! timeouts and network errors, and a circuit breaker that fails fast after repeated failures.
 //! The SDK's own retries are off so attempts are counted and reported here. Which provider
 //! answers is an agent's [`FallbackPolicy`].
+//!
+//! The SDK clients need the `aws` feature. Without it the provider types still exist, so the
+//! agents compile unchanged, but none can be constructed: a build without AWS answers locally.
 
 pub mod bedrock;
 pub mod comprehend;
@@ -14,12 +17,20 @@ use std::str::FromStr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "aws")]
 use aws_sdk_comprehend::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+#[cfg(feature = "aws")]
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use serde::Serialize;
 
 pub use bedrock::{Bedrock, BedrockApi, Generated, DEFAULT_BEDROCK_MODEL};
 pub use comprehend::{Comprehend, ComprehendAnalysis, COMPREHEND_MODEL};
+
+/// The SDK client of a build without the `aws` feature: it has no value, so a provider holding
+/// one cannot exist.
+#[cfg(not(feature = "aws"))]
+#[derive(Debug, Clone, Copy)]
+pub enum NoSdk {}
 
 /// Why a cloud call did not answer.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -59,6 +70,7 @@ impl CloudError {
     }
 
     /// Classifies an SDK error by its code and HTTP status.
+    #[cfg(feature = "aws")]
     pub fn from_sdk<E>(service: &str, e: &SdkError<E, HttpResponse>) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
@@ -308,6 +320,7 @@ impl FallbackPolicy {
 /// The AWS configuration of the cloud providers: the environment's (credentials, region,
 /// `AWS_ENDPOINT_URL_BEDROCK_RUNTIME`, `AWS_ENDPOINT_URL_COMPREHEND`), `us-east-1` when no
 /// region is set, and no SDK retries (ours count attempts).
+#[cfg(feature = "aws")]
 pub async fn aws_config() -> aws_config::SdkConfig {
     mesh_inference::aws::sdk_config(mesh_inference::aws::SdkRetries::Off).await
 }

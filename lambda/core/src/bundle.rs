@@ -14,8 +14,12 @@ use mesh_agents::loader::{
 };
 use mesh_agents::partners::PARTNERS_INDEX;
 use mesh_agents::{AgentKind, AgentSelection};
-use mesh_inference::bundle::{self, BundleManifest, LocalFile, SyncReport};
-use mesh_inference::store::{S3Store, StoreLocation};
+#[cfg(feature = "aws")]
+use mesh_inference::bundle;
+use mesh_inference::bundle::{BundleManifest, LocalFile, SyncReport};
+#[cfg(feature = "aws")]
+use mesh_inference::store::S3Store;
+use mesh_inference::store::StoreLocation;
 use mesh_models::Manifest;
 
 use crate::config::ModelArgs;
@@ -88,6 +92,7 @@ pub fn bundle_files(args: &ModelArgs) -> anyhow::Result<Vec<LocalFile>> {
 
 /// Publishes the bundle of `args` to `s3://bucket/prefix`; `started` is told how many files
 /// there are, `uploaded` how many are done.
+#[cfg(feature = "aws")]
 pub async fn push(
     args: &ModelArgs,
     to: &str,
@@ -102,6 +107,17 @@ pub async fn push(
         .with_context(|| format!("publishing the bundle to {to}"))
 }
 
+/// [`push`] in a build without AWS: an error that says so.
+#[cfg(not(feature = "aws"))]
+pub async fn push(
+    _: &ModelArgs,
+    _: &str,
+    _: &dyn Fn(usize),
+    _: &(dyn Fn(usize) + Sync),
+) -> anyhow::Result<BundleManifest> {
+    Err(crate::needs_aws_build("publishing a model bundle to S3"))
+}
+
 /// When `--model-source` is an S3 prefix that holds a bundle: syncs it into
 /// `<cache dir>/bundle` and returns settings that read everything from there (no pulls),
 /// with the sync report. Otherwise the settings as given and no report.
@@ -112,6 +128,20 @@ pub async fn resolve(args: &ModelArgs) -> anyhow::Result<(ModelArgs, Option<Sync
     if !matches!(StoreLocation::parse(source)?, StoreLocation::S3 { .. }) {
         return Ok((args.clone(), None));
     }
+    sync_bundle(args, source).await
+}
+
+#[cfg(not(feature = "aws"))]
+async fn sync_bundle(_: &ModelArgs, _: &str) -> anyhow::Result<(ModelArgs, Option<SyncReport>)> {
+    Err(crate::needs_aws_build("an s3:// model source"))
+}
+
+/// [`resolve`] of an S3 source: reads its manifest and syncs what this process needs.
+#[cfg(feature = "aws")]
+async fn sync_bundle(
+    args: &ModelArgs,
+    source: &str,
+) -> anyhow::Result<(ModelArgs, Option<SyncReport>)> {
     let store = s3_store(source, &args.cache_dir()).await?;
     let Some(mut manifest) = bundle::read_manifest(&store).await? else {
         return Ok((args.clone(), None));
@@ -176,6 +206,7 @@ pub fn needed_by(selection: &AgentSelection, encoder: bool, encoder_id: &str, pa
     }
 }
 
+#[cfg(feature = "aws")]
 async fn s3_store(location: &str, cache_dir: &Path) -> anyhow::Result<S3Store> {
     match StoreLocation::parse(location)? {
         StoreLocation::S3 { bucket, prefix } => {

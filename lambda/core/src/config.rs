@@ -4,13 +4,18 @@
 
 use std::path::PathBuf;
 
+#[cfg(feature = "aws")]
 use std::sync::Arc;
 
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use mesh_agents::cloud::{AnswerProvider, CloudProviders, SentimentProvider};
-use mesh_cloud::{Bedrock, BedrockApi, Comprehend, FallbackPolicy, Resilience};
+use mesh_agents::cloud::CloudProviders;
+#[cfg(feature = "aws")]
+use mesh_agents::cloud::{AnswerProvider, SentimentProvider};
+#[cfg(feature = "aws")]
+use mesh_cloud::{Bedrock, Comprehend};
+use mesh_cloud::{BedrockApi, FallbackPolicy, Resilience};
 use mesh_inference::encoder::WeightFormat;
 
 /// Which model to serve and where its weights come from. Every flag has an environment fallback.
@@ -151,13 +156,29 @@ impl CloudArgs {
         }
     }
 
+    /// Whether any agent's policy asks a cloud provider.
+    fn uses_cloud(&self) -> bool {
+        self.market_provider.uses_cloud()
+            || self.nlp_query_provider.uses_cloud()
+            || self.compliance_provider.uses_cloud()
+    }
+
+    /// In a build without AWS: none when every policy is `local`, else the error that says why.
+    #[cfg(not(feature = "aws"))]
+    pub async fn providers(&self) -> anyhow::Result<CloudProviders> {
+        match self.uses_cloud() {
+            true => Err(crate::needs_aws_build(
+                "a cloud provider policy (Bedrock or Comprehend)",
+            )),
+            false => Ok(CloudProviders::default()),
+        }
+    }
+
     /// The providers the policies need (none when every policy is `local`).
-    pub async fn providers(&self) -> CloudProviders {
-        if !self.market_provider.uses_cloud()
-            && !self.nlp_query_provider.uses_cloud()
-            && !self.compliance_provider.uses_cloud()
-        {
-            return CloudProviders::default();
+    #[cfg(feature = "aws")]
+    pub async fn providers(&self) -> anyhow::Result<CloudProviders> {
+        if !self.uses_cloud() {
+            return Ok(CloudProviders::default());
         }
         let config = mesh_cloud::aws_config().await;
         let resilience = self.resilience();
@@ -181,11 +202,11 @@ impl CloudArgs {
                 policy,
             })
         };
-        CloudProviders {
+        Ok(CloudProviders {
             market,
             nlp_query: writer(self.nlp_query_provider),
             compliance: writer(self.compliance_provider),
-        }
+        })
     }
 }
 
@@ -245,7 +266,7 @@ pub struct ServiceArgs {
     #[arg(long, env = "MESH_STATE_BACKEND", value_enum, default_value_t = StateBackend::Sqlite)]
     pub state_backend: StateBackend,
     #[command(flatten)]
-    pub tables: crate::store::dynamo::Tables,
+    pub tables: crate::store::tables::Tables,
     /// Where results too large for a DynamoDB item go (`s3://bucket/prefix`; the item keeps a
     /// pointer): with `--state-backend aws`, an answer over 350 KB fails without it.
     #[arg(long, env = "MESH_RESULTS_LOCATION")]

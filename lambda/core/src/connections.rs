@@ -7,6 +7,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "aws")]
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 
 use crate::events::EventSink;
@@ -25,9 +26,28 @@ pub enum PostError {
 
 /// The WebSocket API's management endpoint (`https://{api-id}.execute-api.{region}.amazonaws.com/{stage}`).
 pub struct ConnectionsApi {
-    client: aws_sdk_apigatewaymanagement::Client,
+    client: Client,
 }
 
+#[cfg(feature = "aws")]
+type Client = aws_sdk_apigatewaymanagement::Client;
+#[cfg(not(feature = "aws"))]
+type Client = crate::NoSdk;
+
+#[cfg(not(feature = "aws"))]
+impl ConnectionsApi {
+    /// Sends one text message to one connection.
+    pub async fn post(&self, _: &str, _: &str) -> Result<(), PostError> {
+        match self.client {}
+    }
+
+    /// Closes one connection.
+    pub async fn close(&self, _: &str) -> Result<(), PostError> {
+        match self.client {}
+    }
+}
+
+#[cfg(feature = "aws")]
 impl ConnectionsApi {
     /// A client of the management API at `endpoint`, with `config`'s region and credentials.
     pub fn new(config: &aws_config::SdkConfig, endpoint: &str) -> Self {

@@ -30,12 +30,29 @@ pub mod mesh;
 pub mod metrics;
 pub mod notify;
 pub mod record;
+#[cfg(feature = "aws")]
 pub mod sinks;
 pub mod status;
 pub mod store;
 pub mod subscriptions;
 
 pub use agents::AgentAnswer;
+
+/// The SDK client of a build without the `aws` feature: it has no value, so a client of an AWS
+/// service (the job queue, the threat notifier, the WebSocket management API) cannot exist,
+/// and the code that would use one compiles unchanged.
+#[cfg(not(feature = "aws"))]
+#[derive(Debug, Clone, Copy)]
+pub enum NoSdk {}
+
+/// The error of a setting that needs AWS, in a build without the `aws` feature.
+#[cfg(not(feature = "aws"))]
+pub fn needs_aws_build(what: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{what} needs a build with AWS support: add `--features aws` to the cargo command \
+         (the Lambda `bootstrap` always has it)"
+    )
+}
 pub use config::{ModelArgs, ServiceArgs};
 pub use error::{ErrorBody, MeshError};
 pub use mesh::{Mesh, Services};

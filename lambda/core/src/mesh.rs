@@ -12,7 +12,6 @@ use mesh_agents::loader::{LanguageAgents, Loaded, NumericAgents};
 use mesh_agents::recipes::Progress;
 use mesh_agents::user_state::UserState;
 use mesh_agents::{Agent, AgentKind, AgentSelection};
-use mesh_inference::aws::{sdk_config, SdkRetries};
 use mesh_inference::backend::{BatchLimits, EmbeddingBackend};
 use mesh_inference::bundle::SyncReport;
 use mesh_inference::embedder::SentenceEmbedder;
@@ -21,17 +20,23 @@ use mesh_models::Manifest;
 use serde_json::Value;
 
 use crate::agents::AgentAnswer;
-use crate::config::{ModelArgs, ServiceArgs, StateBackend};
-use crate::connections::{ConnectionsApi, WebSocketBroadcaster};
+#[cfg(feature = "aws")]
+use crate::config::StateBackend;
+use crate::config::{ModelArgs, ServiceArgs};
+use crate::connections::ConnectionsApi;
+#[cfg(feature = "aws")]
+use crate::connections::WebSocketBroadcaster;
 use crate::error::MeshError;
 use crate::events::{EventSink, EventStream, LocalEventStream};
 use crate::jobs::JobQueue;
 use crate::metrics::Metrics;
 use crate::notify::ThreatNotifier;
+#[cfg(feature = "aws")]
 use crate::sinks::KinesisSink;
+#[cfg(feature = "aws")]
+use crate::store::DynamoStore;
 use crate::store::{
-    now_ms, off_thread, AgentStateRecord, DynamoStore, EventLog, SqliteStore, StateStore,
-    StoreError,
+    now_ms, off_thread, AgentStateRecord, EventLog, SqliteStore, StateStore, StoreError,
 };
 
 /// The service core: models, agents, state, events.
@@ -99,14 +104,44 @@ pub struct Services {
     pub connections_api: Option<Arc<ConnectionsApi>>,
 }
 
+/// The AWS configuration of the environment, when a setting of `args` needs one.
+#[cfg(feature = "aws")]
+async fn aws_config(args: &ServiceArgs) -> anyhow::Result<Option<AwsConfig>> {
+    Ok(match args.needs_aws() {
+        true => {
+            Some(mesh_inference::aws::sdk_config(mesh_inference::aws::SdkRetries::Standard).await)
+        }
+        false => None,
+    })
+}
+
+/// In a build without AWS: none, or the error of the setting that needs it.
+#[cfg(not(feature = "aws"))]
+async fn aws_config(args: &ServiceArgs) -> anyhow::Result<Option<AwsConfig>> {
+    match args.needs_aws() {
+        true => Err(crate::needs_aws_build(
+            "--state-backend aws (and --event-bus, --kinesis-stream, --websocket-endpoint, --async-queue-url)",
+        )),
+        false => Ok(None),
+    }
+}
+
+#[cfg(feature = "aws")]
+type AwsConfig = aws_config::SdkConfig;
+#[cfg(not(feature = "aws"))]
+type AwsConfig = crate::NoSdk;
+
 /// The state store, the event log and the user state of `args`: one SQLite file (or
 /// `:memory:`), or the DynamoDB tables when the backend is `aws` and `config` is given.
 #[allow(clippy::type_complexity)]
 fn open_state(
     args: &ServiceArgs,
-    config: Option<&aws_config::SdkConfig>,
+    config: Option<&AwsConfig>,
 ) -> anyhow::Result<(Arc<dyn StateStore>, Arc<dyn EventLog>, Arc<dyn UserState>)> {
     Ok(match (&args.state_backend, config) {
+        #[cfg(not(feature = "aws"))]
+        (_, Some(config)) => match *config {},
+        #[cfg(feature = "aws")]
         (StateBackend::Aws, Some(config)) => {
             let mut dynamo = DynamoStore::new(config, args.tables.clone())?;
             if let Some(location) = &args.results_location {
@@ -130,10 +165,7 @@ fn open_state(
 /// Only the user state of `args` (for CLI commands that change it without a server, and
 /// without touching anything else a running server holds).
 pub async fn open_user_state(args: &ServiceArgs) -> anyhow::Result<Arc<dyn UserState>> {
-    let config = match args.state_backend {
-        StateBackend::Aws => Some(sdk_config(SdkRetries::Standard).await),
-        StateBackend::Sqlite => None,
-    };
+    let config = aws_config(args).await?;
     Ok(open_state(args, config.as_ref())?.2)
 }
 
@@ -141,13 +173,17 @@ impl Services {
     /// Opens the state store and event log (the embedded file, `:memory:` for none that
     /// persists, or the DynamoDB tables), the event sinks, the job queue and the notifier.
     pub async fn open(args: &ServiceArgs) -> anyhow::Result<Self> {
-        let config = match args.needs_aws() {
-            true => Some(sdk_config(SdkRetries::Standard).await),
-            false => None,
-        };
+        let config = aws_config(args).await?;
         let (store, log, user_state) = open_state(args, config.as_ref())?;
+        #[allow(unused_mut)]
         let mut event_sinks: Vec<Arc<dyn EventSink>> = vec![];
+        #[allow(unused_mut)]
         let (mut threat_notifier, mut job_queue, mut connections_api) = (None, None, None);
+        #[cfg(not(feature = "aws"))]
+        if let Some(config) = config {
+            match config {}
+        }
+        #[cfg(feature = "aws")]
         if let Some(config) = &config {
             threat_notifier = args
                 .event_bus
@@ -248,7 +284,7 @@ impl Mesh {
             false => None,
         };
         let (agents, numeric) = if args.agents {
-            let cloud = args.cloud.providers().await;
+            let cloud = args.cloud.providers().await?;
             let paths = args.agent_paths();
             let state = &services.user_state;
             let agents = match &backend {

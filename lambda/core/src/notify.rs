@@ -5,6 +5,7 @@
 //! the event log's stream ([`ThreatNotifier::notify_alert`]), off the request path, with the
 //! same `detail`.
 
+#[cfg(feature = "aws")]
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use mesh_agents::ThreatFacts;
 use serde_json::{json, Value};
@@ -18,14 +19,21 @@ pub const THREAT_DETAIL_TYPE: &str = "ThreatDetected";
 /// Severities that are sent.
 pub const NOTIFIED_SEVERITIES: [&str; 2] = crate::alerts::ALERTING_SEVERITIES;
 
+#[cfg(feature = "aws")]
+type Client = aws_sdk_eventbridge::Client;
+#[cfg(not(feature = "aws"))]
+type Client = crate::NoSdk;
+
 /// Puts threat events on one event bus.
 pub struct ThreatNotifier {
-    client: aws_sdk_eventbridge::Client,
+    client: Client,
+    #[cfg_attr(not(feature = "aws"), allow(dead_code))]
     bus: String,
 }
 
 impl ThreatNotifier {
     /// A notifier for `bus` (a name or ARN; `default` is the account's default bus).
+    #[cfg(feature = "aws")]
     pub fn new(config: &aws_config::SdkConfig, bus: String) -> Self {
         Self {
             client: aws_sdk_eventbridge::Client::new(config),
@@ -92,7 +100,13 @@ impl ThreatNotifier {
             .await
     }
 
+    #[cfg(not(feature = "aws"))]
+    async fn put(&self, _: &str, _: &Value) -> Result<(), String> {
+        match self.client {}
+    }
+
     /// Puts one `ThreatDetected` event with `detail` for result `result_id`.
+    #[cfg(feature = "aws")]
     async fn put(&self, result_id: &str, detail: &Value) -> Result<(), String> {
         let entry = PutEventsRequestEntry::builder()
             .event_bus_name(&self.bus)

@@ -3,12 +3,15 @@
 //! plan). Embedded by default ([`sqlite::SqliteStore`]); [`dynamo::DynamoStore`] keeps the
 //! same tables in DynamoDB.
 
+#[cfg(feature = "aws")]
 pub mod dynamo;
 pub mod sqlite;
+pub mod tables;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+#[cfg(feature = "aws")]
 pub use dynamo::DynamoStore;
 pub use sqlite::SqliteStore;
 

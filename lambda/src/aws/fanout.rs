@@ -24,8 +24,7 @@ use crate::batch::{open_s3_object as object, Format, ScoreOptions};
 
 /// Name of the manifest under the output prefix.
 pub const MANIFEST: &str = "manifest.json";
-/// Default shard size.
-pub const DEFAULT_SHARD_BYTES: u64 = 16 << 20;
+pub use crate::batch::DEFAULT_SHARD_BYTES;
 /// Invocations of one shard before the run gives up on it.
 pub const MAX_ATTEMPTS: u32 = 3;
 /// Wait before the first retry (doubled after each).

@@ -27,6 +27,7 @@ use anyhow::Context;
 use mesh_agents::AgentKind;
 use mesh_core::Mesh;
 use mesh_inference::aws::S3Uri;
+#[cfg(feature = "aws")]
 use mesh_inference::store::S3Store;
 use serde_json::{json, Value};
 
@@ -34,6 +35,8 @@ pub mod columnar;
 
 /// Records in flight at once by default.
 pub const DEFAULT_WINDOW: usize = 32;
+/// Default input bytes per shard of a Lambda fan-out (`msp-mesh score --fan-out-function`).
+pub const DEFAULT_SHARD_BYTES: u64 = 16 << 20;
 
 /// A file format of records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -140,7 +143,23 @@ impl std::fmt::Display for BatchSummary {
 /// One input record: its JSON body, or why it is not one.
 type RawRecord = Result<Value, String>;
 
+/// The S3 store of a build without AWS: it has no value, since no `s3://` object can be opened.
+#[cfg(not(feature = "aws"))]
+enum S3Store {}
+
+#[cfg(not(feature = "aws"))]
+impl S3Store {
+    async fn fetch_object(&self, _: &str, _: &Path, _: Option<&str>) -> anyhow::Result<()> {
+        match *self {}
+    }
+
+    async fn put_file(&self, _: &str, _: &Path) -> anyhow::Result<()> {
+        match *self {}
+    }
+}
+
 /// `s3://bucket/key` as a store on the bucket (downloads spooled in `spool`) and the key.
+#[cfg(feature = "aws")]
 pub async fn open_s3_object(uri: &str, spool: &Path) -> anyhow::Result<(S3Store, String)> {
     let uri = S3Uri::parse_object(uri)?;
     Ok((
@@ -154,6 +173,9 @@ async fn s3_object(uri: &str, spool: &Path) -> anyhow::Result<Option<(S3Store, S
     if !S3Uri::is_s3(uri) {
         return Ok(None);
     }
+    #[cfg(not(feature = "aws"))]
+    return Err(mesh_core::needs_aws_build(&format!("`{uri}` ({spool:?})")));
+    #[cfg(feature = "aws")]
     open_s3_object(uri, spool).await.map(Some)
 }
 

@@ -139,7 +139,39 @@ fn compare(
     bedrock: bool,
     model: &ModelArgs,
 ) -> anyhow::Result<()> {
-    let cloud = if comprehend || bedrock {
+    options.cloud = cloud_candidates(comprehend, bedrock, model)?;
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let report = mesh_compare::run(&options, &bar)?;
+    bar.finish_and_clear();
+    print!("{}", mesh_compare::markdown(&report));
+    eprintln!("reports in {}", options.out_dir.display());
+    Ok(())
+}
+
+/// In a build without AWS: no cloud candidate, or the error of asking for one.
+#[cfg(not(feature = "aws"))]
+fn cloud_candidates(
+    comprehend: bool,
+    bedrock: bool,
+    _: &ModelArgs,
+) -> anyhow::Result<mesh_compare::CloudCandidates> {
+    match comprehend || bedrock {
+        true => Err(mesh_core::needs_aws_build(
+            "comparing with Comprehend or Bedrock",
+        )),
+        false => Ok(Default::default()),
+    }
+}
+
+/// The cloud models asked for, as candidates of the comparison.
+#[cfg(feature = "aws")]
+fn cloud_candidates(
+    comprehend: bool,
+    bedrock: bool,
+    model: &ModelArgs,
+) -> anyhow::Result<mesh_compare::CloudCandidates> {
+    Ok(if comprehend || bedrock {
         let config = super::runtime::runtime()?.block_on(mesh_cloud::aws_config());
         let resilience = model.cloud.resilience();
         mesh_compare::CloudCandidates {
@@ -156,15 +188,7 @@ fn compare(
         }
     } else {
         Default::default()
-    };
-    options.cloud = cloud;
-    let bar = indicatif::ProgressBar::new_spinner();
-    bar.enable_steady_tick(std::time::Duration::from_millis(200));
-    let report = mesh_compare::run(&options, &bar)?;
-    bar.finish_and_clear();
-    print!("{}", mesh_compare::markdown(&report));
-    eprintln!("reports in {}", options.out_dir.display());
-    Ok(())
+    })
 }
 
 /// Loads one language agent's part of the mesh (encoder, data, heads), with a progress bar.

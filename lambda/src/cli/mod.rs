@@ -17,6 +17,7 @@ pub mod worker;
 
 use std::net::SocketAddr;
 
+#[cfg(feature = "aws")]
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use mesh_core::{ModelArgs, ServiceArgs};
@@ -93,7 +94,7 @@ pub enum Command {
         #[arg(long, env = "MESH_SCORE_FUNCTION")]
         fan_out_function: Option<String>,
         /// Bytes of input per shard (fan-out).
-        #[arg(long, default_value_t = crate::aws::fanout::DEFAULT_SHARD_BYTES)]
+        #[arg(long, default_value_t = crate::batch::DEFAULT_SHARD_BYTES)]
         shard_bytes: u64,
         /// Shards in flight at once (fan-out).
         #[arg(long, default_value_t = 8)]
@@ -176,18 +177,25 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         } => {
             let spool_dir = model.cache_dir().join("score");
             if let Some(function) = fan_out_function {
-                let kind = mesh_core::agents::parse_agent(&agent)
-                    .with_context(|| format!("unknown agent `{agent}`"))?;
-                let options = crate::aws::fanout::FanOutOptions {
-                    function,
-                    agent: kind,
-                    input,
-                    output,
-                    shard_bytes: shard_bytes.max(1),
-                    concurrency,
-                    spool_dir,
-                };
-                return runtime()?.block_on(score::fan_out(options));
+                #[cfg(not(feature = "aws"))]
+                return Err(mesh_core::needs_aws_build(&format!(
+                    "--fan-out-function {function} ({concurrency} shards of {shard_bytes} bytes)"
+                )));
+                #[cfg(feature = "aws")]
+                {
+                    let kind = mesh_core::agents::parse_agent(&agent)
+                        .with_context(|| format!("unknown agent `{agent}`"))?;
+                    let options = crate::aws::fanout::FanOutOptions {
+                        function,
+                        agent: kind,
+                        input,
+                        output,
+                        shard_bytes: shard_bytes.max(1),
+                        concurrency,
+                        spool_dir,
+                    };
+                    return runtime()?.block_on(score::fan_out(options));
+                }
             }
             let options = |agent| crate::batch::ScoreOptions {
                 agent,

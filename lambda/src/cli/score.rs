@@ -7,6 +7,7 @@ use mesh_core::{ModelArgs, ServiceArgs};
 use crate::progress::load_mesh;
 
 /// Fans the input out over the Lambda function of `options`.
+#[cfg(feature = "aws")]
 pub async fn fan_out(options: crate::aws::fanout::FanOutOptions) -> anyhow::Result<()> {
     let config = mesh_inference::aws::sdk_config(mesh_inference::aws::SdkRetries::Standard).await;
     let bar = indicatif::ProgressBar::new(0);

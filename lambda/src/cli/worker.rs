@@ -3,6 +3,7 @@
 use anyhow::Context;
 use mesh_core::{ModelArgs, ServiceArgs};
 
+#[cfg(feature = "aws")]
 use crate::progress::load_mesh;
 
 /// Long-polls the queue of `--async-queue-url` and runs each job until `idle_exit` passes
@@ -16,6 +17,25 @@ pub async fn worker(
         .async_queue_url
         .clone()
         .context("the worker needs a queue: set --async-queue-url / MESH_ASYNC_QUEUE_URL")?;
+    #[cfg(not(feature = "aws"))]
+    {
+        let _ = (model, idle_exit);
+        Err(mesh_core::needs_aws_build(&format!(
+            "the SQS worker of {queue_url}"
+        )))
+    }
+    #[cfg(feature = "aws")]
+    run(model, service, idle_exit, queue_url).await
+}
+
+/// [`worker`] once its queue is known.
+#[cfg(feature = "aws")]
+async fn run(
+    model: ModelArgs,
+    service: ServiceArgs,
+    idle_exit: Option<std::time::Duration>,
+    queue_url: String,
+) -> anyhow::Result<()> {
     super::prepare::before_loading(&model).await?;
     let mesh = load_mesh(&model, &service).await?;
     let config = mesh_inference::aws::sdk_config(mesh_inference::aws::SdkRetries::Standard).await;
