@@ -241,15 +241,66 @@ async function agentPage(name) {
 let socket = null;
 let statusTimer = null;
 const feed = [];
+const SEVERITIES = ["CRITICAL", "HIGH", "MEDIUM", "LOW"];
 
-function eventRow(event) {
-  const data = event.data || {};
-  const what = event.type === "alert" ? `${data.severity || ""} ${data.message || ""}`.trim() : data.severity || data.threat_type || data.risk_level || "";
-  return h("li", { class: event.type === "alert" ? "alert" : "" }, h("time", {}, event.timestamp || ""), " ",
-    h("strong", {}, event.type), ` ${event.agent || data.agent || ""} `, what ? `(${what}) ` : "", event.result_id ? h("code", {}, event.result_id) : "");
+/** A table's rows as CSV (RFC 4180 quoting), downloaded as `name`. */
+function csvButton(headers, rows, name) {
+  const cell = (v) => {
+    const text = v instanceof Node ? v.textContent : String(v ?? "");
+    return /[",\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+  };
+  return h("button", {
+    type: "button", class: "secondary",
+    onclick: () => {
+      const csv = [headers, ...rows].map((r) => r.map(cell).join(",")).join("\r\n") + "\r\n";
+      const link = h("a", { href: URL.createObjectURL(new Blob([csv], { type: "text/csv" })), download: name });
+      document.body.append(link);
+      link.click();
+      link.remove();
+    },
+  }, `Download ${name}`);
 }
 
-function connectFeed(list, stateLabel) {
+/** A severity badge (CRITICAL, HIGH, MEDIUM, LOW; anything else as "info"). */
+function badge(severity) {
+  const s = String(severity || "").toUpperCase();
+  const known = SEVERITIES.includes(s);
+  return h("span", { class: `badge sev-${known ? s.toLowerCase() : "info"}` }, known ? s : "INFO");
+}
+
+/** The indicators an event carries ({value, kind} objects or plain strings), the first few. */
+function indicatorList(indicators) {
+  const all = (indicators || []).map((i) => (typeof i === "string" ? i : i.value)).filter(Boolean);
+  if (!all.length) return "";
+  return h("span", { class: "indicators" }, ...all.slice(0, 4).flatMap((v, i) => [i ? " " : "", h("code", {}, v)]), all.length > 4 ? ` +${all.length - 4}` : "");
+}
+
+/** One feed item from a live event or a stored threat: severity, time, agent, what, indicators, model. */
+function feedItem(item) {
+  return h("li", { class: `feed-item sev-row-${(item.severity || "info").toLowerCase()}` },
+    badge(item.severity), " ", h("time", { datetime: item.timestamp || "" }, (item.timestamp || "").replace("T", " ").replace(/\.\d+Z$/, "Z")), " ",
+    h("strong", {}, item.agent || ""), " ", item.what || "", " ", indicatorList(item.indicators),
+    item.model ? h("span", { class: "meta" }, ` model ${item.model}`) : "", " ",
+    item.result_id ? h("code", { class: "result-id" }, item.result_id) : "");
+}
+
+/** A live event as a feed item. */
+function eventItem(event) {
+  const data = event.data || {};
+  const alert = event.type === "alert";
+  const what = alert ? data.message || data.rule || "alert" : data.threat_type ? `${data.threat_type} (confidence ${num(data.confidence, 2)})` : data.risk_level ? `churn risk ${data.risk_level}` : "answer";
+  return {
+    kind: event.type, severity: data.severity || (data.risk_level ? String(data.risk_level).toUpperCase() : null), timestamp: event.timestamp,
+    agent: event.agent, what: alert ? `alert: ${what}` : what, indicators: data.indicators, model: data.model_used, result_id: event.result_id,
+  };
+}
+
+/** A stored threat (`/threats`) as a feed item. */
+function threatItem(t) {
+  return { kind: "threat", severity: t.severity, timestamp: t.timestamp, agent: "threat-intelligence", what: `${t.threat_type} (confidence ${num(t.confidence, 2)})`, model: t.model_used, result_id: t.threat_id };
+}
+
+function connectFeed(list, stateLabel, render) {
   if (socket) socket.close();
   socket = new WebSocket(wsUrl());
   socket.onopen = () => {
@@ -266,44 +317,81 @@ function connectFeed(list, stateLabel) {
     } catch {
       return;
     }
-    if (["pong", "subscription_confirmed", "agent_status"].includes(event.type)) return;
-    feed.unshift(event);
-    feed.length = Math.min(feed.length, 50);
-    list.replaceChildren(...feed.map(eventRow));
+    if (!["agent_result", "alert"].includes(event.type)) return;
+    feed.unshift(eventItem(event));
+    feed.length = Math.min(feed.length, 100);
+    render();
   };
 }
 
+/** Requests and alerts per minute, per agent, from `/metrics/history`. */
+async function historySection(box, minutes, agent) {
+  const { status, body } = await api("GET", `/metrics/history?minutes=${minutes}`).catch((e) => ({ status: 0, body: e.message }));
+  if (status !== 200) return box.replaceChildren(errorBox(status, body));
+  const agents = agent === "all" ? Object.keys(body.agents) : [agent];
+  const sum = (key) => body.minutes.map((_, i) => agents.reduce((t, a) => t + body.agents[a][key][i], 0));
+  const [requests, errors, alerts] = ["requests", "errors", "alerts"].map(sum);
+  const x = (i) => i - body.minutes.length + 1;
+  const who = agent === "all" ? "all agents" : agent;
+  const rows = body.minutes.map((m, i) => [m, requests[i], errors[i], alerts[i]]).filter((r) => r[1] || r[2] || r[3]);
+  box.replaceChildren(
+    linesChart({
+      series: [
+        { name: "requests", points: requests.map((v, i) => [x(i), v]) },
+        { name: "alerts", points: alerts.map((v, i) => [x(i), v]), cls: "second" },
+        { name: "errors", points: errors.map((v, i) => [x(i), v]), cls: "third" },
+      ],
+      label: `requests, errors and alerts per minute of ${who}, last ${minutes} minutes`, xLabel: "minutes from now", yLabel: "per minute",
+    }),
+    h("p", { class: "meta", "data-testid": "history-totals" }, `${who}, last ${minutes} minutes: ${requests.reduce((a, b) => a + b, 0)} requests, ${errors.reduce((a, b) => a + b, 0)} errors, ${alerts.reduce((a, b) => a + b, 0)} alerts (counted by ${body.kept_by})`),
+    h("details", {}, h("summary", {}, "Minutes with activity"), table(["minute", "requests", "errors", "alerts"], rows), csvButton(["minute", "requests", "errors", "alerts"], rows, "requests-per-minute.csv")),
+  );
+}
+
 async function overviewPage() {
-  const statusBox = h("section", { "aria-labelledby": "status-h" }, h("h2", { id: "status-h" }, "Agents"), h("p", {}, "Loading /agents/status…"));
   const stateLabel = h("span", { id: "feed-state" }, "connecting");
-  const list = h("ol", { id: "feed", class: "feed", "aria-live": "polite" }, feed.map(eventRow));
-  main.replaceChildren(h("h1", {}, "Overview"), statusBox,
-    h("section", { "aria-labelledby": "feed-h" }, h("h2", { id: "feed-h" }, "Live events and alerts ", h("small", {}, "(", stateLabel, ")")), list));
-  connectFeed(list, stateLabel);
-  let previous = null;
+  const list = h("ol", { id: "feed", class: "feed", "aria-live": "polite" });
+  const renderFeed = () => list.replaceChildren(...(feed.length ? feed.map(feedItem) : [h("li", { class: "meta" }, "No threats or alerts yet.")]));
+  const statusBox = h("div", {}, h("p", {}, "Loading /agents/status…"));
+  const historyBox = h("div", { id: "history" }, h("p", {}, "Loading /metrics/history…"));
+  const range = h("select", { id: "history-range" }, [[60, "last hour"], [360, "last 6 hours"], [1440, "last 24 hours"]].map(([v, t]) => h("option", { value: v }, t)));
+  const agentPick = h("select", { id: "history-agent" }, h("option", { value: "all" }, "all agents"), AGENTS.map(([n]) => h("option", { value: n }, n)));
+  const drawHistory = () => historySection(historyBox, Number(range.value), agentPick.value);
+  range.addEventListener("change", drawHistory);
+  agentPick.addEventListener("change", drawHistory);
+  main.replaceChildren(h("h1", {}, "Overview"),
+    h("section", { "aria-labelledby": "feed-h" }, h("h2", { id: "feed-h" }, "Threats and alerts, newest first ", h("small", {}, "(live: ", stateLabel, ")")), list),
+    h("section", { "aria-labelledby": "history-h" }, h("h2", { id: "history-h" }, "Requests and alerts over time"),
+      h("div", { class: "controls" }, h("label", { for: "history-range" }, "Range"), range, h("label", { for: "history-agent" }, "Agent"), agentPick), historyBox),
+    h("section", { "aria-labelledby": "status-h" }, h("h2", { id: "status-h" }, "Agents"), statusBox));
+  renderFeed();
+  // The feed starts from the stored threats; live events are added as they come.
+  const threats = await api("GET", "/threats?limit=25").catch((e) => ({ status: 0, body: e.message }));
+  if (threats.status !== 200) {
+    list.replaceChildren(h("li", {}, errorBox(threats.status, threats.body)));
+  } else if (!feed.length) {
+    feed.push(...(threats.body.threats || []).map(threatItem));
+    renderFeed();
+  }
+  connectFeed(list, stateLabel, renderFeed);
   const refresh = async () => {
     const { status, body } = await api("GET", "/agents/status").catch((e) => ({ status: 0, body: e.message }));
     if (status !== 200) {
-      statusBox.replaceChildren(h("h2", { id: "status-h" }, "Agents"), errorBox(status, body));
+      statusBox.replaceChildren(errorBox(status, body));
       return;
     }
-    const now = Date.now();
-    const rows = Object.entries(body.agents || {}).map(([name, a]) => {
-      let rate = "—";
-      if (previous && previous.agents[name]) {
-        const minutes = (now - previous.at) / 60000;
-        rate = ((a.requests - previous.agents[name].requests) / minutes).toFixed(1);
-      }
-      return [h("a", { href: `#/agent/${name}` }, name), a.status, a.model_used || a.unavailable_reason || "", num(a.health_score, 2), a.requests, rate, a.last_activity || "never"];
-    });
-    previous = { at: now, agents: body.agents || {} };
-    statusBox.replaceChildren(h("h2", { id: "status-h" }, "Agents"),
-      h("p", {}, `${body.active_agents} of ${body.total_agents} agents active at ${body.status_time || body.timestamp || ""}`),
-      table(["agent", "status", "model_used", "health", "requests", "requests/min (since last refresh)", "last activity"], rows));
+    const headers = ["agent", "status", "model_used", "health", "p95 ms", "requests", "errors", "last activity"];
+    const rows = Object.entries(body.agents || {}).map(([name, a]) => [
+      h("a", { href: `#/agent/${name}` }, name), a.status, a.model_used || a.unavailable_reason || "", num(a.health_score, 2),
+      a.p95_latency_ms == null ? "—" : num(a.p95_latency_ms, 1), a.requests, a.errors, a.last_activity || "never",
+    ]);
+    statusBox.replaceChildren(h("p", {}, `${body.active_agents} of ${body.total_agents} agents active at ${body.status_time || ""}`),
+      table(headers, rows, "Agent health"), csvButton(headers, rows, "agents.csv"));
+    drawHistory();
   };
   await refresh();
   clearInterval(statusTimer);
-  statusTimer = setInterval(() => (location.hash === "" || location.hash === "#/") && refresh(), 5000);
+  statusTimer = setInterval(() => (location.hash === "" || location.hash === "#/") && refresh(), 10000);
 }
 
 async function workflowPage() {

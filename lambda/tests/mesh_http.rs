@@ -588,6 +588,81 @@ fn status_and_metrics_count_what_happened() {
     );
 }
 
+/// How much `agent`'s `series` grew from `before` to `after` (two `/metrics/history` answers),
+/// minute by minute: a minute's count only grows, and the window may have moved on.
+fn history_growth(before: &Value, after: &Value, agent: &str, series: &str) -> u64 {
+    let counts = |v: &Value| -> std::collections::HashMap<String, u64> {
+        let minutes = v["minutes"].as_array().unwrap();
+        let values = v["agents"][agent][series].as_array().unwrap();
+        assert_eq!(minutes.len(), values.len());
+        minutes
+            .iter()
+            .zip(values)
+            .map(|(m, n)| (m.as_str().unwrap().to_string(), n.as_u64().unwrap()))
+            .collect()
+    };
+    let (was, now) = (counts(before), counts(after));
+    now.iter()
+        .map(|(minute, n)| n - was.get(minute).copied().unwrap_or(0))
+        .sum()
+}
+
+#[test]
+fn metrics_history_counts_requests_errors_and_alerts_per_minute() {
+    let s = server();
+    let (status, before) = s.get("/metrics/history?minutes=5");
+    assert_eq!(status, 200, "{before}");
+    assert_eq!(before["minutes"].as_array().unwrap().len(), 5);
+    assert_eq!(before["bucket_seconds"], 60);
+    for _ in 0..2 {
+        let (status, v) = s.post(
+            "/threat-intelligence/analyze",
+            &json!({"text": CRITICAL_THREAT}),
+        );
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["severity"], "CRITICAL", "{v}");
+    }
+    let (status, _) = s.post("/threat-intelligence/analyze", &json!({"text": 7}));
+    assert_eq!(status, 422);
+    let (_, after) = s.get("/metrics/history?minutes=5");
+    let agent = "threat-intelligence";
+    assert!(
+        history_growth(&before, &after, agent, "requests") >= 3,
+        "{after}"
+    );
+    assert!(
+        history_growth(&before, &after, agent, "errors") >= 1,
+        "{after}"
+    );
+    // Each CRITICAL threat raises the threat alert.
+    assert!(
+        history_growth(&before, &after, agent, "alerts") >= 2,
+        "{after}"
+    );
+    // The newest minute is now's.
+    let newest = after["minutes"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .as_str()
+        .unwrap();
+    let newest_ms = mesh_core::store::parse_time_bound(newest).unwrap();
+    assert!(
+        (0..60_000).contains(&(mesh_core::store::now_ms() - newest_ms)),
+        "{newest}"
+    );
+
+    for bad in ["minutes=0", "minutes=1441", "minutes=soon"] {
+        let (status, body) = s.get(&format!("/metrics/history?{bad}"));
+        assert_eq!(status, 422, "{bad}: {body}");
+        assert!(
+            body.to_string().contains("minutes") || body.to_string().contains("query"),
+            "{bad}: {body}"
+        );
+    }
+}
+
 /// A route with a body that has a field of the wrong type and one that lacks a required field.
 struct RouteCase {
     path: &'static str,

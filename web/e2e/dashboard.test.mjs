@@ -8,7 +8,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync } from "node:fs";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -17,6 +17,10 @@ import { chromium } from "playwright-core";
 const root = resolve(import.meta.dirname, "../..");
 const shots = join(root, "target/e2e");
 const KEY = "e2e-dashboard-key";
+/** Text the threat agent judges CRITICAL (ransomware, high confidence, a file hash). */
+const CRITICAL_THREAT = "Ransomware outbreak: LockBit encrypted every file share on FS01 and left a ransom note " +
+  "demanding bitcoin for the decryption key. The encryptor dropped C:\\Users\\Public\\svc.exe " +
+  "(sha256 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08) and deleted the shadow copies.";
 const AGENTS = [
   "threat-intelligence", "market-intelligence", "nlp-query", "partner-matching", "client-health",
   "revenue-forecasting", "anomaly-detection", "compliance", "resource-allocation", "federated-learning",
@@ -40,6 +44,27 @@ async function api(method, path, body) {
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   return { status: r.status, body: await r.json() };
+}
+
+/** axe-core's rules on the page as it is now: no serious or critical violation (all of them are
+ * written to target/e2e/axe-<name>.json). */
+async function accessible(name) {
+  await page.addScriptTag({ path: join(root, "web/e2e/node_modules/axe-core/axe.min.js") });
+  const violations = await page.evaluate(async () => (await window.axe.run(document, { resultTypes: ["violations"] })).violations);
+  const found = violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target.join(" ")) }));
+  writeFileSync(join(shots, `axe-${name}.json`), JSON.stringify(found, null, 2));
+  const bad = found.filter((v) => v.impact === "serious" || v.impact === "critical");
+  assert.deepEqual(bad, [], `${name}: serious or critical accessibility violations`);
+}
+
+/** The page fits a phone's width (no sideways scrolling of the whole page). */
+async function fitsPhone(name) {
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.waitForTimeout(200);
+  const [scroll, inner] = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+  await page.screenshot({ path: join(shots, `${name}-phone.png`), fullPage: true });
+  await page.setViewportSize({ width: 1280, height: 900 });
+  assert.ok(scroll <= inner + 1, `${name} is ${scroll} px wide at a ${inner} px phone width`);
 }
 
 before(async () => {
@@ -90,7 +115,7 @@ test("settings keep the API key; the overview lists the agents and shows a live 
   await page.goto(base + "/#/");
   await page.locator("#feed-state", { hasText: "connected" }).waitFor();
   const status = await api("GET", "/agents/status");
-  const table = page.locator("table").first();
+  const table = page.locator("table", { has: page.locator("caption", { hasText: "Agent health" }) });
   await table.waitFor();
   for (const agent of AGENTS) {
     const row = table.locator("tr", { has: page.getByRole("link", { name: agent, exact: true }) });
@@ -102,7 +127,27 @@ test("settings keep the API key; the overview lists the agents and shows a live 
   const made = await api("POST", "/anomaly/detect", { values: [5, 5, 5, 5, 5, 5, 5, 5, 5, 60, 5, 5, 5, 5, 5, 5], metric_type: "cpu" });
   assert.equal(made.status, 200);
   await page.locator("#feed code", { hasText: made.body.result_id }).first().waitFor({ timeout: 15_000 });
+  // A CRITICAL threat arrives with its badge, its indicators and the model that judged it.
+  const threat = await api("POST", "/threat-intelligence/analyze", { text: CRITICAL_THREAT });
+  assert.equal(threat.status, 200);
+  assert.equal(threat.body.severity, "CRITICAL");
+  const item = page.locator("#feed li", { has: page.locator("code.result-id", { hasText: threat.body.result_id }) });
+  await item.first().waitFor({ timeout: 15_000 });
+  const alertItem = item.filter({ hasText: "alert:" }).first();
+  assert.equal(await alertItem.locator(".badge").textContent(), "CRITICAL");
+  assert.match(await alertItem.textContent(), new RegExp(`model ${threat.body.model_used.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`));
+  assert.ok((await alertItem.locator(".indicators code").count()) > 0, "the alert shows the threat's indicators");
+  // The chart's totals are the server's history of the same minutes.
+  await page.getByLabel("Agent", { exact: true }).selectOption("threat-intelligence");
+  const totals = page.getByTestId("history-totals");
+  await totals.filter({ hasText: "threat-intelligence" }).waitFor();
+  const history = await api("GET", "/metrics/history?minutes=60");
+  const sum = (k) => history.body.agents["threat-intelligence"][k].reduce((a, b) => a + b, 0);
+  assert.match(await totals.textContent(), new RegExp(`${sum("requests")} requests, ${sum("errors")} errors, ${sum("alerts")} alerts`));
+  assert.ok(sum("alerts") >= 1);
   await page.screenshot({ path: join(shots, "overview.png"), fullPage: true });
+  await accessible("overview");
+  await fitsPhone("overview");
 });
 
 for (const agent of AGENTS) {

@@ -9,8 +9,8 @@
 //! - [`events`], [`filters`], [`subscriptions`], [`connections`], [`sinks`], [`notify`]: the
 //!   event stream, a connection's filters, the live-subscription protocol, API Gateway WebSocket
 //!   connections, Kinesis, EventBridge;
-//! - [`jobs`] and [`job_runner`]: async jobs on SQS; [`metrics`] and [`status`]: measured
-//!   counters and agent status;
+//! - [`jobs`] and [`job_runner`]: async jobs on SQS; [`metrics`], [`history`] and [`status`]:
+//!   measured counters, their per-minute history and agent status;
 //! - [`config`]: every setting (clap, with environment fallbacks); [`bundle`]: the S3 model bundle.
 //!
 //! It knows nothing of HTTP: the serving crate maps [`MeshError`] to status codes in one place.
@@ -23,6 +23,7 @@ pub mod connections;
 pub mod error;
 pub mod events;
 pub mod filters;
+pub mod history;
 pub mod job_runner;
 pub mod jobs;
 pub mod keys;

@@ -11,6 +11,8 @@ use std::time::Duration;
 use mesh_agents::AgentKind;
 use mesh_numeric::stats::quantile;
 
+use crate::history::{Counted, History};
+
 /// Latencies kept per agent for the quantiles.
 pub const LATENCY_WINDOW: usize = 2048;
 
@@ -47,6 +49,8 @@ pub struct Metrics {
     /// and deliveries that failed.
     pub event_sink_deliveries: AtomicU64,
     pub event_sink_failures: AtomicU64,
+    /// Requests, errors and alerts per agent and minute (`GET /metrics/history`).
+    pub history: History,
 }
 
 fn index(kind: AgentKind) -> usize {
@@ -63,6 +67,10 @@ impl Metrics {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         stats.requests += 1;
+        self.history.add(kind, Counted::Request, 1, at_ms);
+        if status >= 400 {
+            self.history.add(kind, Counted::Error, 1, at_ms);
+        }
         match status {
             400..=499 => stats.client_errors += 1,
             500..=599 => stats.server_errors += 1,

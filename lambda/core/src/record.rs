@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::agents::AgentAnswer;
 use crate::error::MeshError;
+use crate::history::Counted;
 use crate::mesh::Mesh;
 use crate::store::{iso8601_ms, new_result_id, NetworkMetric, ResultRows, ThreatEvent};
 
@@ -50,6 +51,15 @@ impl Mesh {
         self.metrics
             .events_published
             .fetch_add(published.len() as u64, Relaxed);
+        let alerts = published
+            .iter()
+            .filter(|e| e.event_type == crate::events::ALERT)
+            .count();
+        if alerts > 0 {
+            self.metrics
+                .history
+                .add(kind, Counted::Alert, alerts as u32, timestamp_ms);
+        }
         if let (Some(notifier), Some(threat), Some(threat_facts)) =
             (&self.threat_notifier, &threat, &facts.threat)
         {

@@ -1,7 +1,8 @@
 //! HTTP errors: every error a route or a protection layer answers with, mapped to its status,
 //! headers and JSON body in this one place ([`ApiError`]'s [`IntoResponse`]).
 
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::Query;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -116,6 +117,12 @@ impl ApiError {
             field,
         }
     }
+}
+
+/// A query string as `T`, or the 422 naming `query` with what was wrong with it.
+pub fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(q)| q)
+        .map_err(|e| ApiError::validation("query", e.body_text()))
 }
 
 impl IntoResponse for ApiError {

@@ -1,19 +1,25 @@
 //! The metrics over HTTP: the middleware that times every request and counts it by route and
-//! agent ([`track`]), `GET /agents/status` (JSON, [`mesh_core::status`]) and `GET /metrics`
-//! (Prometheus text exposition format) from the core's [`mesh_core::metrics::Metrics`].
+//! agent ([`track`]), `GET /agents/status` (JSON, [`mesh_core::status`]), `GET /metrics`
+//! (Prometheus text exposition format) from the core's [`mesh_core::metrics::Metrics`], and
+//! `GET /metrics/history` (per-minute counts, [`mesh_core::history`]).
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{MatchedPath, Query, Request, State};
 use axum::http::{header, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use mesh_agents::AgentKind;
+use mesh_core::error::ErrorBody;
+use mesh_core::history::{HistoryWindow, HISTORY_MINUTES};
 use mesh_core::status::{agents_status, AgentsStatus};
+use serde::Deserialize;
 
+use crate::http::error::{query, ApiError};
 use crate::http::state::AppState;
 
 /// The agent whose model work a request is (POST to its route, its alias or its training route).
@@ -55,6 +61,32 @@ pub async fn track(State(state): State<Arc<AppState>>, request: Request, next: N
 #[utoipa::path(get, path = "/agents/status", responses((status = 200, body = AgentsStatus)))]
 pub async fn agents_status_route(State(state): State<Arc<AppState>>) -> Json<AgentsStatus> {
     Json(agents_status(&state.mesh).await)
+}
+
+/// Query of `GET /metrics/history`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+pub struct HistoryQuery {
+    /// Minutes up to now (default 60, at most 1,440).
+    pub minutes: Option<u32>,
+}
+
+/// Every agent's requests, errors and alerts per minute, oldest first, over the last `minutes`
+/// (counted by this process as they happen).
+#[utoipa::path(get, path = "/metrics/history", params(HistoryQuery),
+    responses((status = 200, body = HistoryWindow), (status = 422, body = ErrorBody)))]
+pub async fn history_route(
+    State(state): State<Arc<AppState>>,
+    q: Result<Query<HistoryQuery>, QueryRejection>,
+) -> Result<Json<HistoryWindow>, ApiError> {
+    let minutes = query(q)?.minutes.unwrap_or(60);
+    if !(1..=HISTORY_MINUTES as u32).contains(&minutes) {
+        return Err(ApiError::validation(
+            "minutes",
+            format!("`minutes` must be 1 to {HISTORY_MINUTES}, not {minutes}"),
+        ));
+    }
+    let now = mesh_core::store::now_ms();
+    Ok(Json(state.metrics.history.window(now, minutes as usize)))
 }
 
 /// The same measurements in Prometheus text exposition format (version 0.0.4).

@@ -1,6 +1,6 @@
 //! The routes that read the store back: `GET /results/{id}`, `GET /results`, `GET /events`,
 //! `GET /threats`, `GET /network-intelligence`, `GET /agents/state` (and, mounted here,
-//! `/agents/status`, `/metrics` and `/ws`).
+//! `/agents/status`, `/metrics`, `/metrics/history` and `/ws`).
 
 use std::sync::Arc;
 
@@ -18,7 +18,7 @@ use mesh_core::store::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::http::error::ApiError;
+use crate::http::error::{query, ApiError};
 use crate::http::state::AppState;
 
 /// Runs a blocking store call off the async threads.
@@ -85,11 +85,6 @@ impl ListQuery {
             limit: self.limit,
         })
     }
-}
-
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    q.map(|Query(q)| q)
-        .map_err(|e| ApiError::validation("query", e.body_text()))
 }
 
 /// One stored agent result, by the `result_id` its response carried.
@@ -238,6 +233,7 @@ pub fn routes() -> Router<Arc<AppState>> {
             get(crate::http::metrics::agents_status_route),
         )
         .route("/metrics", get(crate::http::metrics::metrics_route))
+        .route("/metrics/history", get(crate::http::metrics::history_route))
         .route("/ws", get(crate::http::ws::ws_route))
 }
 
@@ -252,6 +248,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         agent_states,
         crate::http::metrics::agents_status_route,
         crate::http::metrics::metrics_route,
+        crate::http::metrics::history_route,
         crate::http::ws::ws_route
     ),
     components(schemas(
@@ -266,7 +263,9 @@ pub fn routes() -> Router<Arc<AppState>> {
         AgentStateRecord,
         AgentStateList,
         AgentsStatus,
-        AgentStatus
+        AgentStatus,
+        mesh_core::history::HistoryWindow,
+        mesh_core::history::AgentSeries
     ))
 )]
 pub struct RecordsDoc;
