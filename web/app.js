@@ -123,7 +123,7 @@ const VIEWS = {
   },
   "threat-intelligence"(_req, body) {
     return [
-      table(["threat type", "severity", "confidence"], [[body.threat_type, body.severity, num(body.confidence)]]),
+      table(["threat type", "severity", "confidence"], [[body.threat_type, badge(body.severity), num(body.confidence)]]),
       table(["ATT&CK technique", "name", "tactics", "similarity"], (body.techniques || []).map((t) => [h("a", { href: t.url, rel: "noreferrer" }, t.id), t.name, (t.tactics || []).join(", "), num(t.similarity)]), "ATT&CK techniques"),
       table(["indicator", "kind"], (body.indicators || []).map((i) => [h("code", {}, i.value), i.kind]), "Indicators"),
       h("h3", {}, "Recommended actions"),
@@ -188,12 +188,54 @@ const VIEWS = {
 
 let examples = {};
 
+/** Plain-field forms of the agents that have one. Each field fills one key of the request (the
+ * example's other keys are kept); the JSON stays one click away for power users. */
+const FORMS = {
+  "threat-intelligence": [
+    { key: "text", label: "Incident, alert or e-mail text (a raw e-mail with its headers is judged by the e-mail model)", kind: "textarea", rows: 8 },
+    { key: "top_k", label: "ATT&CK techniques to list", kind: "number", min: 1, max: 20 },
+  ],
+};
+
+/** The inputs of a form's fields, filled from `request`. */
+function formFields(fields, request) {
+  return fields.map((f) => {
+    const id = `field-${f.key}`;
+    const value = request[f.key] ?? "";
+    const input = f.kind === "textarea"
+      ? h("textarea", { id, rows: f.rows || 4, class: "prose" }, String(value))
+      : h("input", { id, type: f.kind, min: f.min, max: f.max, value: String(value) });
+    return { field: f, input, nodes: [h("label", { for: id }, f.label), input] };
+  });
+}
+
+/** The request a form's fields say: the example's keys, each field's value over its key (an
+ * empty number field leaves its key out). */
+function requestFromFields(base, inputs) {
+  const request = { ...base };
+  for (const { field, input } of inputs) {
+    if (field.kind === "number") {
+      if (input.value === "") delete request[field.key];
+      else request[field.key] = Number(input.value);
+    } else {
+      request[field.key] = input.value;
+    }
+  }
+  return request;
+}
+
 async function agentPage(name) {
   const entry = AGENTS.find(([n]) => n === name);
   if (!entry) return notFound();
   const [, route] = entry;
   const example = examples[route] || { title: name, request: {} };
   const textarea = h("textarea", { id: "request", rows: 14, spellcheck: "false", "aria-describedby": "request-help" }, JSON.stringify(example.request, null, 2));
+  const inputs = FORMS[name] ? formFields(FORMS[name], example.request) : null;
+  const jsonBox = inputs ? h("details", { id: "json-request" }, h("summary", {}, "Edit the request as JSON instead")) : null;
+  // Opening the JSON shows what the fields say, to edit from there.
+  jsonBox?.addEventListener("toggle", () => {
+    if (jsonBox.open) textarea.value = JSON.stringify(requestFromFields(example.request, inputs), null, 2);
+  });
   const result = h("section", { id: "result", "aria-live": "polite" });
   const submit = h("button", { type: "submit" }, "Send request");
   const form = h("form", {
@@ -201,7 +243,7 @@ async function agentPage(name) {
       e.preventDefault();
       let request;
       try {
-        request = JSON.parse(textarea.value);
+        request = inputs && !jsonBox.open ? requestFromFields(example.request, inputs) : JSON.parse(textarea.value);
       } catch (err) {
         result.replaceChildren(h("div", { class: "error", role: "alert" }, `The request is not valid JSON: ${err.message}`));
         return;
@@ -232,9 +274,16 @@ async function agentPage(name) {
       }
     },
   },
-    h("label", { for: "request" }, `Request to POST ${route}`),
-    h("p", { id: "request-help", class: "help" }, "Edit the JSON and send it; the answer below is the server's, drawn as it came."),
-    textarea, h("div", {}, submit));
+    ...(inputs ? inputs.flatMap((i) => i.nodes) : []),
+    ...(() => {
+      const json = [h("label", { for: "request" }, `Request to POST ${route}`),
+        h("p", { id: "request-help", class: "help" }, inputs ? "While this is open, the JSON is sent instead of the fields above." : "Edit the JSON and send it; the answer below is the server's, drawn as it came."),
+        textarea];
+      if (!inputs) return json;
+      jsonBox.append(...json);
+      return [jsonBox];
+    })(),
+    h("div", {}, submit));
   main.replaceChildren(h("h1", {}, example.title), form, result);
 }
 

@@ -171,6 +171,30 @@ for (const agent of AGENTS) {
   });
 }
 
+test("the threat form judges a pasted e-mail as the API does, and its JSON is one click away", { timeout: 120_000 }, async () => {
+  const text = "Our CFO got an email pretending to be from our bank asking him to verify his login at a link; he entered his password";
+  await page.goto(`${base}/#/agent/threat-intelligence`);
+  await page.getByLabel(/Incident, alert or e-mail text/).fill(text);
+  await page.getByLabel("ATT&CK techniques to list").fill("3");
+  await page.getByRole("button", { name: "Send request" }).click();
+  const result = page.locator("#result[data-state=answered]");
+  await result.waitFor({ timeout: 110_000 });
+  const shown = JSON.parse(await result.locator("details pre").textContent());
+  const direct = await api("POST", "/threat-intelligence/analyze", { text, top_k: 3 });
+  assert.equal(direct.status, 200);
+  assert.equal(shown.threat_type, direct.body.threat_type);
+  assert.deepEqual(shown.techniques.map((t) => t.id), direct.body.techniques.map((t) => t.id));
+  assert.equal(shown.techniques.length, 3);
+  assert.equal(await result.locator(".badge").first().textContent(), direct.body.severity);
+  await page.screenshot({ path: join(shots, "threat-form.png"), fullPage: true });
+  await accessible("threat-form");
+  await fitsPhone("threat-form");
+  // The JSON shows what the fields say (filled by the details' toggle event, which runs after the click).
+  await page.getByText("Edit the request as JSON instead").click();
+  await page.waitForFunction((t) => document.querySelector("#request").value.includes(t), text.slice(0, 20));
+  assert.deepEqual(JSON.parse(await page.locator("#request").inputValue()), { text, top_k: 3 });
+});
+
 test("the workflow chains threat intelligence, compliance and resource allocation", { timeout: 120_000 }, async () => {
   await page.goto(`${base}/#/workflow`);
   await page.getByRole("button", { name: "Run the workflow" }).click();
