@@ -135,7 +135,13 @@ const VIEWS = {
     return [
       table(["framework", "score", "status", "covered"], [[body.framework_name || body.framework, num(body.compliance_score), body.status, `${body.controls_covered} of ${body.controls_total}`]]),
       barChart({ items: controls.map((c) => ({ label: `${c.id} ${c.title}`, value: c.best_similarity, highlight: !c.covered })), label: `best similarity of each control (covered: among a sentence's nearest, at or above ${body.coverage_threshold})`, max: 1 }),
-      table(["control", "covered", "similarity"], controls.map((c) => [`${c.id} ${c.title}`, c.covered ? "yes" : "no", num(c.best_similarity)]), "Control coverage"),
+      ...(() => {
+        const headers = ["control", "covered", "similarity", "evidence (the policy's sentence, its similarity)"];
+        const rows = controls.map((c) => [`${c.id} ${c.title}`, c.covered ? "yes" : "no", num(c.best_similarity),
+          (c.evidence || []).length ? h("q", {}, c.evidence[0].sentence) : "—"]);
+        return [table(headers, rows, "Control coverage"), csvButton(headers, rows, "control-coverage.csv"),
+          h("button", { type: "button", class: "secondary", onclick: () => window.print() }, "Print the report")];
+      })(),
     ];
   },
   "resource-allocation"(_req, body) {
@@ -169,7 +175,16 @@ const VIEWS = {
     ];
   },
   "nlp-query"(_req, body) {
-    return [h("blockquote", {}, body.answer ?? body.response ?? ""), table(["passage", "title", "source", "similarity"], (body.passages || []).map((p) => [p.id, p.title, p.source, num(p.similarity)]), "Passages retrieved")];
+    const passages = new Map((body.passages || []).map((p) => [p.id, p]));
+    return [
+      h("blockquote", { "data-testid": "answer" }, body.answer ?? body.response ?? ""),
+      h("h3", {}, "Sources"),
+      h("ol", { "data-testid": "sources" }, (body.sources || []).map((id) => {
+        const p = passages.get(id);
+        return h("li", {}, h("code", {}, id), p ? ` ${p.title} (${p.source}, similarity ${num(p.similarity)})` : "");
+      })),
+      table(["passage", "title", "source", "similarity"], (body.passages || []).map((p) => [p.id, p.title, p.source, num(p.similarity)]), "Passages retrieved"),
+    ];
   },
   "partner-matching"(_req, body) {
     return [table(["partner", "name", "match score", "skills", "location"], (body.matches || []).map((m) => [m.msp_id, m.name, num(m.match_score), (m.skills || []).join(", "), m.location]), "Matches")];
@@ -195,18 +210,39 @@ const FORMS = {
     { key: "text", label: "Incident, alert or e-mail text (a raw e-mail with its headers is judged by the e-mail model)", kind: "textarea", rows: 8 },
     { key: "top_k", label: "ATT&CK techniques to list", kind: "number", min: 1, max: 20 },
   ],
+  "nlp-query": [
+    { key: "query", label: "Question", kind: "textarea", rows: 3 },
+    { key: "top_k", label: "Passages to retrieve", kind: "number", min: 1, max: 20 },
+  ],
+  compliance: [
+    { key: "framework", label: "Framework", kind: "select", options: [["nist-csf-2.0", "NIST CSF 2.0"], ["nist-800-53", "NIST SP 800-53 Rev. 5"], ["hipaa-security", "HIPAA Security Rule"], ["cis-v8", "CIS Controls v8"], ["soc2", "SOC 2"], ["iso27001-2022", "ISO/IEC 27001:2022"]] },
+    { key: "policy_text", label: "Policy text", kind: "textarea", rows: 10 },
+    { key: "policy_file", label: "…or upload a policy (plain text or Markdown; it replaces the text above)", kind: "file", accept: ".txt,.md,text/plain,text/markdown", fills: "policy_text" },
+  ],
 };
 
 /** The inputs of a form's fields, filled from `request`. */
 function formFields(fields, request) {
-  return fields.map((f) => {
+  const inputs = fields.map((f) => {
     const id = `field-${f.key}`;
     const value = request[f.key] ?? "";
-    const input = f.kind === "textarea"
-      ? h("textarea", { id, rows: f.rows || 4, class: "prose" }, String(value))
-      : h("input", { id, type: f.kind, min: f.min, max: f.max, value: String(value) });
+    let input;
+    if (f.kind === "textarea") input = h("textarea", { id, rows: f.rows || 4, class: "prose" }, String(value));
+    else if (f.kind === "select") input = h("select", { id }, f.options.map(([v, text]) => h("option", { value: v, selected: v === value }, text)));
+    else if (f.kind === "file") input = h("input", { id, type: "file", accept: f.accept });
+    else input = h("input", { id, type: f.kind, min: f.min, max: f.max, value: String(value) });
     return { field: f, input, nodes: [h("label", { for: id }, f.label), input] };
   });
+  // A file field reads the chosen file into the field it fills.
+  for (const { field, input } of inputs) {
+    if (field.kind !== "file") continue;
+    const target = inputs.find((i) => i.field.key === field.fills).input;
+    input.addEventListener("change", async () => {
+      if (input.files[0]) target.value = await input.files[0].text();
+      input.dispatchEvent(new Event("loaded"));
+    });
+  }
+  return inputs;
 }
 
 /** The request a form's fields say: the example's keys, each field's value over its key (an
@@ -214,6 +250,7 @@ function formFields(fields, request) {
 function requestFromFields(base, inputs) {
   const request = { ...base };
   for (const { field, input } of inputs) {
+    if (field.kind === "file") continue;
     if (field.kind === "number") {
       if (input.value === "") delete request[field.key];
       else request[field.key] = Number(input.value);

@@ -195,6 +195,56 @@ test("the threat form judges a pasted e-mail as the API does, and its JSON is on
   assert.deepEqual(JSON.parse(await page.locator("#request").inputValue()), { text, top_k: 3 });
 });
 
+test("the NLP query form shows the API's answer with its cited sources", { timeout: 120_000 }, async () => {
+  const query = "What should an MSP do first when a client gets hit by ransomware?";
+  await page.goto(`${base}/#/agent/nlp-query`);
+  await page.getByLabel("Question").fill(query);
+  await page.getByLabel("Passages to retrieve").fill("4");
+  await page.getByRole("button", { name: "Send request" }).click();
+  const result = page.locator("#result[data-state=answered]");
+  await result.waitFor({ timeout: 110_000 });
+  const shown = JSON.parse(await result.locator("details pre").textContent());
+  const direct = await api("POST", "/nlp-query/ask", { query, top_k: 4 });
+  assert.equal(direct.status, 200);
+  assert.equal(shown.query, query);
+  assert.equal(shown.answer, direct.body.answer);
+  assert.deepEqual(shown.sources, direct.body.sources);
+  assert.equal(await result.getByTestId("answer").textContent(), direct.body.answer);
+  const cited = await result.getByTestId("sources").locator("li code").allTextContents();
+  assert.deepEqual(cited, direct.body.sources);
+  await page.screenshot({ path: join(shots, "nlp-query-form.png"), fullPage: true });
+  await accessible("nlp-query-form");
+});
+
+test("the compliance form takes an uploaded policy and shows per-control coverage with evidence", { timeout: 120_000 }, async () => {
+  const policy = "We back up all servers nightly and test restores quarterly. All staff use MFA for email and VPN. " +
+    "Antivirus is installed on all laptops. We keep an inventory of every device we manage.";
+  await page.goto(`${base}/#/agent/compliance`);
+  await page.getByLabel("Framework").selectOption("nist-csf-2.0");
+  await page.getByLabel(/upload a policy/).setInputFiles({ name: "policy.txt", mimeType: "text/plain", buffer: Buffer.from(policy) });
+  await page.waitForFunction((t) => document.querySelector("#field-policy_text").value === t, policy);
+  await page.getByRole("button", { name: "Send request" }).click();
+  const result = page.locator("#result[data-state=answered]");
+  await result.waitFor({ timeout: 110_000 });
+  const direct = await api("POST", "/compliance/check", { framework: "nist-csf-2.0", policy_text: policy });
+  assert.equal(direct.status, 200);
+  const shown = JSON.parse(await result.locator("details pre").textContent());
+  assert.equal(shown.compliance_score, direct.body.compliance_score);
+  const covered = direct.body.controls.filter((c) => c.covered);
+  assert.deepEqual(shown.controls.filter((c) => c.covered).map((c) => c.id), covered.map((c) => c.id));
+  assert.ok(covered.length > 0, "the policy covers some controls");
+  // Each covered control's row shows its best evidence sentence, from the uploaded policy.
+  const coverage = result.locator("table", { has: page.locator("caption", { hasText: "Control coverage" }) });
+  for (const c of covered) {
+    const row = coverage.locator("tr", { hasText: `${c.id} ${c.title}` }).first();
+    assert.equal(await row.locator("q").textContent(), c.evidence[0].sentence);
+    assert.ok(policy.includes(c.evidence[0].sentence), c.evidence[0].sentence);
+  }
+  await page.screenshot({ path: join(shots, "compliance-form.png"), fullPage: true });
+  await accessible("compliance-form");
+  await fitsPhone("compliance-form");
+});
+
 test("the workflow chains threat intelligence, compliance and resource allocation", { timeout: 120_000 }, async () => {
   await page.goto(`${base}/#/workflow`);
   await page.getByRole("button", { name: "Run the workflow" }).click();
