@@ -52,6 +52,8 @@ fn exercise_log(log: &dyn EventLog) -> Value {
         "all": log.read_from(1, 100).unwrap(),
         "from_2_limit_1": log.read_from(2, 1).unwrap(),
         "past_the_end": log.read_from(4, 100).unwrap(),
+        "newest_2": log.read_newest(2).unwrap(),
+        "newest_100": log.read_newest(100).unwrap(),
     })
 }
 

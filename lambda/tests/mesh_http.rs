@@ -80,6 +80,23 @@ fn results_are_stored_and_listed_by_agent_and_time() {
         .iter()
         .any(|r| r["result_id"] == id.as_str()));
 
+    // The newest events hold the answer's, oldest first, and say where to read on from.
+    let (status, newest) = s.get("/events?newest=true&limit=1000");
+    assert_eq!(status, 200, "{newest}");
+    let offsets: Vec<i64> = newest["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["offset"].as_i64().unwrap())
+        .collect();
+    assert!(offsets.windows(2).all(|w| w[0] < w[1]), "{offsets:?}");
+    assert_eq!(newest["next_offset"], offsets.last().unwrap() + 1);
+    assert!(newest["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["result_id"] == id.as_str()));
+
     let (status, missing) = s.get("/results/no-such-id");
     assert_eq!((status, missing["field"].as_str()), (404, Some("id")));
     for (query, field) in [
@@ -88,6 +105,7 @@ fn results_are_stored_and_listed_by_agent_and_time() {
         ("/results?limit=many", "query"),
         ("/threats?severity=apocalyptic", "severity"),
         ("/events?from=-3", "from"),
+        ("/events?from=2&newest=true", "newest"),
     ] {
         let (status, body) = s.get(query);
         assert_eq!(status, 422, "{query}: {body}");

@@ -68,6 +68,8 @@ pub trait EventStream: Send + Sync + 'static {
     fn subscribe(&self) -> broadcast::Receiver<Event>;
     /// Persisted events with `offset >= from`, oldest first.
     async fn replay(&self, from: i64, limit: u32) -> Result<Vec<Event>, StoreError>;
+    /// The newest `limit` persisted events, oldest first.
+    async fn newest(&self, limit: u32) -> Result<Vec<Event>, StoreError>;
 }
 
 /// Another place published events go once they are in the log: the Kinesis stream
@@ -167,6 +169,10 @@ impl EventStream for LocalEventStream {
 
     async fn replay(&self, from: i64, limit: u32) -> Result<Vec<Event>, StoreError> {
         off_thread(&self.log, move |log| log.read_from(from, limit)).await
+    }
+
+    async fn newest(&self, limit: u32) -> Result<Vec<Event>, StoreError> {
+        off_thread(&self.log, move |log| log.read_newest(limit)).await
     }
 }
 

@@ -215,6 +215,8 @@ pub trait EventLog: Send + Sync + 'static {
     fn record(&self, rows: &ResultRows, events: &[NewEvent]) -> Result<Vec<Event>, StoreError>;
     /// Events with `offset >= from`, oldest first, at most `limit`.
     fn read_from(&self, from: i64, limit: u32) -> Result<Vec<Event>, StoreError>;
+    /// The newest `limit` events, oldest first.
+    fn read_newest(&self, limit: u32) -> Result<Vec<Event>, StoreError>;
 }
 
 /// Runs a blocking store call on tokio's blocking pool (SQLite calls block on disk).

@@ -150,6 +150,10 @@ pub struct EventsQuery {
     pub from: Option<i64>,
     /// At most this many (default 100, at most 1,000).
     pub limit: Option<u32>,
+    /// Instead of reading from `from`: the newest `limit` events (still oldest first), e.g.
+    /// to fill a feed on load before following `/ws` or polling from `next_offset`.
+    #[serde(default)]
+    pub newest: bool,
 }
 
 /// Persisted events from an offset.
@@ -171,10 +175,17 @@ async fn list_events(
     if from < 0 {
         return Err(ApiError::validation("from", "`from` must be >= 0"));
     }
-    let events = s
-        .events
-        .replay(from, q.limit.unwrap_or(100).clamp(1, 1000))
-        .await?;
+    if q.newest && q.from.is_some() {
+        return Err(ApiError::validation(
+            "newest",
+            "give `from` or `newest=true`, not both",
+        ));
+    }
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let events = match q.newest {
+        true => s.events.newest(limit).await?,
+        false => s.events.replay(from, limit).await?,
+    };
     let next_offset = events.last().map_or(from, |e| e.offset + 1);
     Ok(Json(EventList {
         events,

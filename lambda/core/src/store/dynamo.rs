@@ -859,7 +859,6 @@ impl StateStore for DynamoStore {
     }
 }
 
-/// Sorts newest first (ties by id, descending, as UUID v7 ids are time-ordered) and keeps `limit`.
 impl EventLog for DynamoStore {
     /// Reserves `events.len()` offsets with one atomic `ADD` on the counter item, then writes
     /// the events. A writer that dies between the two leaves a gap, which readers skip.
@@ -944,34 +943,56 @@ impl EventLog for DynamoStore {
     }
 
     fn read_from(&self, from: i64, limit: u32) -> Result<Vec<Event>, StoreError> {
+        self.run(|client, tables| query_log(client, tables, Some(from), limit))
+    }
+
+    /// One query of the log's partition, newest first, reversed.
+    fn read_newest(&self, limit: u32) -> Result<Vec<Event>, StoreError> {
         self.run(|client, tables| async move {
-            let mut events = Vec::new();
-            let mut start: Option<Item> = None;
-            while events.len() < limit as usize {
-                let output = client
-                    .query()
-                    .table_name(&tables.event_log)
-                    .key_condition_expression("#log = :log AND #offset >= :from")
-                    .expression_attribute_names("#log", "log")
-                    .expression_attribute_names("#offset", "offset")
-                    .expression_attribute_values(":log", s(EVENTS_PARTITION))
-                    .expression_attribute_values(":from", n(from))
-                    .limit((limit as usize - events.len()) as i32)
-                    .set_exclusive_start_key(start.take())
-                    .send()
-                    .await
-                    .map_err(sdk_error)?;
-                for item in output.items() {
-                    events.push(event_of(item)?);
-                }
-                match output.last_evaluated_key() {
-                    Some(key) if !key.is_empty() => start = Some(key.clone()),
-                    _ => break,
-                }
-            }
+            let mut events = query_log(client, tables, None, limit).await?;
+            events.reverse();
             Ok(events)
         })
     }
+}
+
+/// At most `limit` events of the log: from offset `from` on, oldest first, or (without
+/// `from`) the newest first.
+async fn query_log(
+    client: Client,
+    tables: Tables,
+    from: Option<i64>,
+    limit: u32,
+) -> Result<Vec<Event>, StoreError> {
+    let mut events = Vec::new();
+    let mut start: Option<Item> = None;
+    while events.len() < limit as usize {
+        let mut query = client
+            .query()
+            .table_name(&tables.event_log)
+            .expression_attribute_names("#log", "log")
+            .expression_attribute_values(":log", s(EVENTS_PARTITION))
+            .limit((limit as usize - events.len()) as i32)
+            .set_exclusive_start_key(start.take());
+        query = match from {
+            Some(from) => query
+                .key_condition_expression("#log = :log AND #offset >= :from")
+                .expression_attribute_names("#offset", "offset")
+                .expression_attribute_values(":from", n(from)),
+            None => query
+                .key_condition_expression("#log = :log")
+                .scan_index_forward(false),
+        };
+        let output = query.send().await.map_err(sdk_error)?;
+        for item in output.items() {
+            events.push(event_of(item)?);
+        }
+        match output.last_evaluated_key() {
+            Some(key) if !key.is_empty() => start = Some(key.clone()),
+            _ => break,
+        }
+    }
+    Ok(events)
 }
 
 /// The attribute of a document item that points at its body in S3.
@@ -1332,6 +1353,7 @@ pub fn events_from_stream(batch: &Value) -> Vec<Result<Event, StoreError>> {
         .collect()
 }
 
+/// Sorts newest first (ties by id, descending, as UUID v7 ids are time-ordered) and keeps `limit`.
 fn newest_first<T>(rows: &mut Vec<T>, key: impl Fn(&T) -> (i64, String), limit: u32) {
     rows.sort_by_key(|r| std::cmp::Reverse(key(r)));
     rows.truncate(limit as usize);

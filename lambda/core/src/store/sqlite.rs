@@ -510,6 +510,18 @@ impl EventLog for SqliteStore {
         let rows = statement.query_map(params![from, limit], event_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+
+    fn read_newest(&self, limit: u32) -> Result<Vec<Event>, StoreError> {
+        let connection = self.lock();
+        let mut statement = connection.prepare_cached(
+            "SELECT offset, type, agent, result_id, data, timestamp_ms FROM events
+             ORDER BY offset DESC LIMIT ?1",
+        )?;
+        let rows = statement.query_map(params![limit], event_from_row)?;
+        let mut events: Vec<Event> = rows.collect::<Result<_, _>>()?;
+        events.reverse();
+        Ok(events)
+    }
 }
 
 impl UserState for SqliteStore {
@@ -824,6 +836,12 @@ mod tests {
             .collect();
         assert_eq!(replay, ["r2", "r3"]);
         assert_eq!(store.read_from(2, 1).unwrap().len(), 1);
+        let newest = |limit| -> Vec<i64> {
+            let events = store.read_newest(limit).unwrap();
+            events.into_iter().map(|e| e.offset).collect()
+        };
+        assert_eq!(newest(2), [2, 3]);
+        assert_eq!(newest(10), [1, 2, 3]);
     }
 
     #[test]
