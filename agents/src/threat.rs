@@ -398,7 +398,7 @@ impl Agent for ThreatAgent {
         };
         let recommended_actions = mitigations
             .iter()
-            .map(|m| format!("{} ({}): {}", m.name, m.id, m.description))
+            .map(|m| format!("{} ({}): {}", m.name, m.id, whole_sentences(&m.description)))
             .collect();
         let (severity, severity_basis) =
             severity_rule(&threat_type, confidence, &indicators, request.severity);
@@ -556,6 +556,23 @@ fn network_impact(indicators: &[Indicator]) -> NetworkImpact {
     }
 }
 
+/// The description up to its last whole sentence. The ATT&CK lookup cuts descriptions
+/// short mid-word; a recommended action that a person reads (or prints) ends where a sentence
+/// ends, or with "…" when the first sentence itself was cut.
+fn whole_sentences(description: &str) -> String {
+    let text = description.trim_end();
+    if text.is_empty() || text.ends_with(['.', '!', '?', ')', '"']) {
+        return text.to_string();
+    }
+    match text.rfind(". ") {
+        Some(end) => text[..=end].to_string(),
+        None => match text.rfind(' ') {
+            Some(end) => format!("{}…", text[..end].trim_end_matches([',', ';', ':'])),
+            None => format!("{text}…"),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -568,6 +585,24 @@ mod tests {
             start: 0,
             end: 0,
         }
+    }
+
+    #[test]
+    fn recommended_actions_end_on_a_whole_sentence() {
+        // As the ATT&CK lookup ships them: cut mid-word, the "..." already removed.
+        assert_eq!(
+            whole_sentences("Train users to spot phishing. Programs create a human firewall by empowering users to b"),
+            "Train users to spot phishing."
+        );
+        assert_eq!(
+            whole_sentences("Block macros. Log it."),
+            "Block macros. Log it."
+        );
+        assert_eq!(
+            whole_sentences("Restrict web content, including URL filtering and explo"),
+            "Restrict web content, including URL filtering and…"
+        );
+        assert_eq!(whole_sentences(""), "");
     }
 
     #[test]
