@@ -125,7 +125,7 @@ frontend="$(output FrontendBucketName)"
 web_config="$(mktemp)"
 printf '{"api_base": "%s", "ws_url": "%s"}\n' "$(output RestApiUrl)" "$(output WebSocketUrl)" >"$web_config"
 echo "deploy: dashboard to s3://$frontend" >&2
-for f in index.html app.js charts.js style.css examples.json; do
+for f in index.html app.js charts.js dom.js forms.js style.css examples.json; do
     aws s3 cp --region "$REGION" --only-show-errors "web/$f" "s3://$frontend/$f"
 done
 aws s3 cp --region "$REGION" --only-show-errors --content-type application/json "$web_config" "s3://$frontend/config.json"

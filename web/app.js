@@ -3,6 +3,8 @@
 // event stream; nothing is generated here.
 
 import { anomalyChart, barChart, forecastChart, linesChart, scheduleChart } from "./charts.js";
+import { csvButton, h, num, table, tableWithCsv } from "./dom.js";
+import { buildForm, csvRecords, metricSeries, revenueSeries } from "./forms.js";
 
 const main = document.getElementById("main");
 const AGENTS = [
@@ -52,12 +54,14 @@ function wsUrl() {
   return url;
 }
 
-/** Calls the API; resolves to {status, body} (the body parsed as JSON when it is JSON). */
-async function api(method, path, body) {
+/** Calls the API; resolves to {status, body} (the body parsed as JSON when it is JSON). A body
+ * of another `contentType` (e.g. text/csv) is sent as the text it is. */
+async function api(method, path, body, contentType = "application/json") {
   const headers = { accept: "application/json" };
-  if (body !== undefined) headers["content-type"] = "application/json";
+  if (body !== undefined) headers["content-type"] = contentType;
   if (settings.apiKey) headers["x-api-key"] = settings.apiKey;
-  const r = await fetch(apiUrl(path), { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const json = contentType === "application/json";
+  const r = await fetch(apiUrl(path), { method, headers, body: body === undefined ? undefined : json ? JSON.stringify(body) : body });
   const text = await r.text();
   let parsed = text;
   try {
@@ -67,26 +71,6 @@ async function api(method, path, body) {
   }
   return { status: r.status, body: parsed };
 }
-
-// ---- small DOM helpers ----
-
-function h(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "class") node.className = v;
-    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-    else if (v !== undefined && v !== null && v !== false) node.setAttribute(k, v === true ? "" : v);
-  }
-  for (const c of children.flat()) node.append(c instanceof Node ? c : document.createTextNode(String(c ?? "")));
-  return node;
-}
-
-function table(headers, rows, caption) {
-  return h("table", {}, caption ? h("caption", {}, caption) : "", h("thead", {}, h("tr", {}, headers.map((x) => h("th", { scope: "col" }, x)))),
-    h("tbody", {}, rows.map((r) => h("tr", {}, r.map((c) => h("td", {}, c))))));
-}
-
-const num = (v, digits = 3) => (typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toFixed(digits)) : v ?? "—");
 
 function modelLine(body) {
   const parts = [h("strong", {}, "model_used: "), h("code", { "data-testid": "model-used" }, body.model_used ?? "(none)")];
@@ -108,7 +92,7 @@ const VIEWS = {
     const forecast = (body.monthly_forecast || []).map((m) => ({ value: m.revenue, lower: m.lower_bound, upper: m.upper_bound }));
     return [
       forecastChart({ history, forecast, label: `revenue history and ${forecast.length}-period forecast with interval band`, yLabel: "revenue" }),
-      table(["period", "forecast", "lower", "upper"], (body.monthly_forecast || []).map((m) => [m.month, num(m.revenue, 1), num(m.lower_bound, 1), num(m.upper_bound, 1)]), "Forecast"),
+      ...tableWithCsv(["period", "forecast", "lower", "upper"], (body.monthly_forecast || []).map((m) => [m.month, num(m.revenue, 1), num(m.lower_bound, 1), num(m.upper_bound, 1)]), "Forecast", "forecast.csv"),
       table(["projected revenue", "growth rate", "interval confidence", "frequency"], [[num(body.projected_revenue, 1), num(body.growth_rate, 4), num(body.confidence, 2), body.frequency]]),
       table(["candidate model", "holdout sMAPE %", "note"], (body.candidates || []).map((c) => [c.name, num(c.smape, 2), c.note || ""]), "Model selection"),
     ];
@@ -118,16 +102,30 @@ const VIEWS = {
     const flagged = (body.anomalies || []).map((a) => a.index);
     return [
       anomalyChart({ values, scores: body.anomaly_scores, flagged, label: `${values.length} values with ${flagged.length} flagged anomalies and their isolation-forest scores` }),
-      table(["index", "value", "type", "severity", "score"], (body.anomalies || []).map((a) => [a.index, num(a.value), a.type, a.severity, num(a.anomaly_score)]), "Anomalies"),
+      ...(() => {
+        const anomalies = body.anomalies || [];
+        const stamped = anomalies.some((a) => a.detected_at);
+        const headers = ["index", ...(stamped ? ["time"] : []), "value", "type", "severity", "score"];
+        const rows = anomalies.map((a) => [a.index, ...(stamped ? [a.detected_at ?? ""] : []), num(a.value), a.type, a.severity, num(a.anomaly_score)]);
+        return tableWithCsv(headers, rows, "Anomalies", "anomalies.csv");
+      })(),
     ];
   },
-  "threat-intelligence"(_req, body) {
+  /** The threat report: what was judged, the verdict, techniques, indicators and actions. */
+  "threat-intelligence"(req, body) {
+    const techniques = ["ATT&CK technique", "name", "tactics", "similarity"];
+    const techniqueRows = (body.techniques || []).map((t) => [h("a", { href: t.url, rel: "noreferrer" }, t.id), t.name, (t.tactics || []).join(", "), num(t.similarity)]);
+    const indicators = body.indicators || [];
     return [
-      table(["threat type", "severity", "confidence"], [[body.threat_type, badge(body.severity), num(body.confidence)]]),
-      table(["ATT&CK technique", "name", "tactics", "similarity"], (body.techniques || []).map((t) => [h("a", { href: t.url, rel: "noreferrer" }, t.id), t.name, (t.tactics || []).join(", "), num(t.similarity)]), "ATT&CK techniques"),
-      table(["indicator", "kind"], (body.indicators || []).map((i) => [h("code", {}, i.value), i.kind]), "Indicators"),
+      ...(req.text ? [h("h3", {}, "Text judged"), h("blockquote", { class: "judged" }, req.text)] : []),
+      table(["threat type", "severity", "confidence", "judged at"], [[body.threat_type, badge(body.severity), num(body.confidence), body.timestamp || ""]]),
+      ...tableWithCsv(techniques, techniqueRows, "ATT&CK techniques", "techniques.csv"),
+      ...(indicators.length
+        ? tableWithCsv(["indicator", "kind"], indicators.map((i) => [h("code", {}, i.value), i.kind]), "Indicators", "indicators.csv")
+        : [h("p", { class: "meta" }, "No indicators (addresses, domains, URLs, hashes, file paths) in the text.")]),
       h("h3", {}, "Recommended actions"),
       h("ul", {}, (body.recommended_actions || []).map((a) => h("li", {}, a))),
+      h("button", { type: "button", class: "secondary", onclick: () => window.print() }, "Print the report"),
     ];
   },
   compliance(_req, body) {
@@ -148,7 +146,7 @@ const VIEWS = {
     const rows = (body.schedule || []).map((s) => ({ label: s.technician_id, capacity: s.capacity_hours, tasks: (s.assigned_tasks || []).map((t) => ({ id: t.task_id, start: t.start_hours, finish: t.finish_hours })) }));
     return [
       scheduleChart({ rows, label: "the schedule: each technician's tasks from start to finish, capacity marked" }),
-      table(["technician", "tasks", "hours used", "utilisation"], (body.schedule || []).map((s) => [s.technician_id, (s.assigned_tasks || []).map((t) => t.task_id).join(", "), num(s.hours_used, 2), num(s.utilization, 3)]), "Schedule"),
+      ...tableWithCsv(["technician", "tasks", "hours used", "utilisation"], (body.schedule || []).map((s) => [s.technician_id, (s.assigned_tasks || []).map((t) => t.task_id).join(", "), num(s.hours_used, 2), num(s.utilization, 3)]), "Schedule", "schedule.csv"),
       table(["unassigned task", "priority", "reason"], (body.unassigned || []).map((u) => [u.task_id, u.priority, u.reason]), "Unassigned"),
       table(["method", "objective", "efficiency"], [[body.method, num(body.objective), num(body.efficiency_score)]]),
     ];
@@ -162,7 +160,7 @@ const VIEWS = {
     if (eps.length) charts.push(linesChart({ series: [{ name: "epsilon spent", points: eps.map((r) => [r.round, r.epsilon_spent]), cls: "second" }], label: "privacy budget (epsilon) spent after each round", xLabel: "round", yLabel: "epsilon" }));
     return [
       ...charts,
-      table(["round", "accuracy", "ROC-AUC", "epsilon spent"], history.map((r) => [r.round, num(r.accuracy), num(r.auc), num(r.epsilon_spent)]), "Rounds"),
+      ...tableWithCsv(["round", "accuracy", "ROC-AUC", "epsilon spent"], history.map((r) => [r.round, num(r.accuracy), num(r.auc), num(r.epsilon_spent)]), "Rounds", "rounds.csv"),
       table(["accuracy before", "after", "epsilon used", "delta"], [[num(body.previous_accuracy), num(body.new_accuracy), num(body.privacy_budget_used), body.delta]]),
     ];
   },
@@ -187,14 +185,19 @@ const VIEWS = {
     ];
   },
   "partner-matching"(_req, body) {
-    return [table(["partner", "name", "match score", "skills", "location"], (body.matches || []).map((m) => [m.msp_id, m.name, num(m.match_score), (m.skills || []).join(", "), m.location]), "Matches")];
+    const headers = ["partner", "name", "match score", "text similarity", "required skills it has", "location"];
+    const rows = (body.matches || []).map((m) => [m.msp_id, m.name, num(m.match_score), num(m.semantic_similarity), (m.matched_skills || []).join(", ") || "—", m.location]);
+    return [h("p", { class: "meta" }, `${body.partners_considered} partners considered${body.sample_data ? " (the shipped sample directory)" : ""}; required skills: ${(body.required_skills || []).join(", ") || "none"}`),
+      ...tableWithCsv(headers, rows, "Matches", "matches.csv")];
   },
   "client-health"(_req, body) {
-    const contributions = body.contributions || body.feature_contributions || [];
-    const items = (Array.isArray(contributions) ? contributions : Object.entries(contributions).map(([feature, value]) => ({ feature, contribution: value })))
-      .map((c) => ({ label: c.feature || c.name, value: Math.abs(c.contribution ?? c.value ?? 0), highlight: (c.contribution ?? c.value ?? 0) > 0 }));
-    const out = [table(["churn risk", "risk level", "health score"], [[num(body.churn_risk), body.risk_level, num(body.health_score)]])];
+    const contributions = body.contributions || [];
+    const items = contributions.map((c) => ({ label: c.feature, value: Math.abs(c.contribution), highlight: c.contribution > 0 }));
+    const out = [table(["client", "model", "churn risk", "risk level", "health score", "revenue at risk"],
+      [[body.client_id ?? "—", `${body.model_id} v${body.version}`, num(body.churn_risk), body.risk_level, num(body.health_score), num(body.predictions?.revenue_at_risk, 2)]])];
     if (items.length) out.push(barChart({ items, label: "size of each feature's contribution to the churn log-odds (highlighted: raises the risk)", max: Math.max(...items.map((i) => i.value), 1e-9) }));
+    out.push(...tableWithCsv(["feature", "value", "contribution to the log-odds"], contributions.map((c) => [c.feature, c.value == null ? "(imputed)" : String(c.value), num(c.contribution, 4)]), "Contributions", "contributions.csv"));
+    if ((body.recommendations || []).length) out.push(h("h3", {}, "Recommendations"), h("ul", {}, body.recommendations.map((r) => h("li", {}, r))));
     return out;
   },
 };
@@ -203,63 +206,175 @@ const VIEWS = {
 
 let examples = {};
 
-/** Plain-field forms of the agents that have one. Each field fills one key of the request (the
- * example's other keys are kept); the JSON stays one click away for power users. */
+const CSV_FILES = ".csv,text/csv,text/plain";
+
+/** Plain-field forms of the agents (see forms.js for the kinds of field). Each field fills one
+ * key of the request (the example's other keys are kept); the JSON stays one click away. */
 const FORMS = {
   "threat-intelligence": [
     { key: "text", label: "Incident, alert or e-mail text (a raw e-mail with its headers is judged by the e-mail model)", kind: "textarea", rows: 8 },
-    { key: "top_k", label: "ATT&CK techniques to list", kind: "number", min: 1, max: 20 },
+    { key: "top_k", label: "ATT&CK techniques to list", kind: "number", min: 1, max: 20, step: 1 },
+  ],
+  "market-intelligence": [
+    { key: "query", label: "News, announcements or analyst text", kind: "textarea", rows: 6 },
+    { key: "industry_segment", label: "Industry segment", kind: "text" },
   ],
   "nlp-query": [
     { key: "query", label: "Question", kind: "textarea", rows: 3 },
-    { key: "top_k", label: "Passages to retrieve", kind: "number", min: 1, max: 20 },
+    { key: "top_k", label: "Passages to retrieve", kind: "number", min: 1, max: 20, step: 1 },
   ],
   compliance: [
     { key: "framework", label: "Framework", kind: "select", options: [["nist-csf-2.0", "NIST CSF 2.0"], ["nist-800-53", "NIST SP 800-53 Rev. 5"], ["hipaa-security", "HIPAA Security Rule"], ["cis-v8", "CIS Controls v8"], ["soc2", "SOC 2"], ["iso27001-2022", "ISO/IEC 27001:2022"]] },
     { key: "policy_text", label: "Policy text", kind: "textarea", rows: 10 },
     { key: "policy_file", label: "…or upload a policy (plain text or Markdown; it replaces the text above)", kind: "file", accept: ".txt,.md,text/plain,text/markdown", fills: "policy_text" },
   ],
+  "revenue-forecasting": [
+    { key: "history", label: "Revenue per period", kind: "series", series: revenueSeries, rows: 10, help: "CSV lines of date,revenue (or revenue alone), oldest first; a header line is allowed. Dates as YYYY-MM or YYYY-MM-DD." },
+    { key: "history_file", label: "…or upload a CSV of monthly revenue (it replaces the lines above)", kind: "file", accept: CSV_FILES, fills: "history" },
+    { key: "horizon", label: "Periods to forecast (empty: 90 days' worth)", kind: "number", min: 1, max: 120, step: 1 },
+    { key: "level", label: "Prediction interval", kind: "select", numeric: true, options: [["0.95", "95%"], ["0.9", "90%"], ["0.8", "80%"]] },
+  ],
+  "anomaly-detection": [
+    { key: "values", label: "Metric values", kind: "series", series: metricSeries, rows: 10, help: "CSV lines, oldest first: a value, or a time stamp and a value. Several numeric columns under a header line are judged together as one point per line." },
+    { key: "values_file", label: "…or upload a CSV of metrics (it replaces the lines above)", kind: "file", accept: CSV_FILES, fills: "values" },
+    { key: "metric_type", label: "What the values measure", kind: "text" },
+    { key: "contamination", label: "Expected share of anomalies, up to 0.5 (empty: automatic)", kind: "number", min: 0.001, max: 0.5 },
+  ],
+  "client-health": [
+    { key: "model_id", label: "Model (empty: the shipped mlc-churn model)", kind: "text" },
+    { key: "client_id", label: "Client id", kind: "text" },
+    { key: "monthly_revenue", label: "Monthly revenue (gives the revenue at risk)", kind: "number", min: 0 },
+    { key: "features", label: "The client's values, by column (empty: imputed)", kind: "record" },
+  ],
+  "partner-matching": [
+    { key: "requirements", label: "What you need a partner for", kind: "textarea", rows: 4 },
+    { key: "required_skills", label: "Required skills, comma-separated (empty: those the text names)", kind: "list" },
+    { key: "country", label: "Country code, e.g. US (empty: any)", kind: "text" },
+    { key: "region", label: "Region, e.g. TX (empty: any)", kind: "text" },
+    { key: "top_k", label: "Matches to list", kind: "number", min: 1, max: 50, step: 1 },
+  ],
+  "resource-allocation": [
+    { key: "tasks", label: "Tasks", kind: "rows", noun: "task", columns: [
+      { key: "id", label: "id" },
+      { key: "skill", label: "skill" },
+      { key: "priority", label: "priority", kind: "select", options: ["critical", "high", "medium", "low"] },
+      { key: "estimated_hours", label: "hours", kind: "number", min: 0 },
+      { key: "deadline_hours", label: "due within (hours)", kind: "number", min: 0 },
+    ] },
+    { key: "technicians", label: "Technicians", kind: "rows", noun: "technician", columns: [
+      { key: "id", label: "id" },
+      { key: "skills", label: "skills (comma-separated)", kind: "list" },
+      { key: "capacity_hours", label: "capacity (hours)", kind: "number", min: 0 },
+      { key: "efficiency", label: "efficiency", kind: "number", min: 0 },
+    ] },
+    { key: "time_window_hours", label: "Time window in hours (caps every capacity; empty: none)", kind: "number", min: 0 },
+    { key: "priority_mode", label: "Priority mode", kind: "select", options: [["balanced", "balanced"], ["strict", "strict"]] },
+  ],
+  "federated-learning": [
+    { key: "participating_msps", label: "Participating MSPs (2 to 50)", kind: "number", min: 2, max: 50, step: 1 },
+    { key: "rounds", label: "Rounds", kind: "number", min: 1, step: 1 },
+    { key: "local_steps", label: "Local DP-SGD steps per MSP and round", kind: "number", min: 1, step: 1 },
+    { key: "privacy_epsilon", label: "Privacy budget ε for the whole run", kind: "number", min: 0.01 },
+    { key: "secure_aggregation", label: "Secure aggregation (the server sees only the sum of the updates)", kind: "checkbox", default: true },
+    { key: "partition", label: "How the data is split between the MSPs", kind: "select", options: [["iid", "evenly (iid)"], ["label_skew", "label skew (each MSP sees mostly one outcome)"]] },
+    { key: "seed", label: "Seed (empty: random; with a seed the privacy guarantee does not hold)", kind: "number", step: 1 },
+  ],
 };
 
-/** The inputs of a form's fields, filled from `request`. */
-function formFields(fields, request) {
-  const inputs = fields.map((f) => {
-    const id = `field-${f.key}`;
-    const value = request[f.key] ?? "";
-    let input;
-    if (f.kind === "textarea") input = h("textarea", { id, rows: f.rows || 4, class: "prose" }, String(value));
-    else if (f.kind === "select") input = h("select", { id }, f.options.map(([v, text]) => h("option", { value: v, selected: v === value }, text)));
-    else if (f.kind === "file") input = h("input", { id, type: "file", accept: f.accept });
-    else input = h("input", { id, type: f.kind, min: f.min, max: f.max, value: String(value) });
-    return { field: f, input, nodes: [h("label", { for: id }, f.label), input] };
-  });
-  // A file field reads the chosen file into the field it fills.
-  for (const { field, input } of inputs) {
-    if (field.kind !== "file") continue;
-    const target = inputs.find((i) => i.field.key === field.fills).input;
-    input.addEventListener("change", async () => {
-      if (input.files[0]) target.value = await input.files[0].text();
-      input.dispatchEvent(new Event("loaded"));
-    });
-  }
-  return inputs;
+/** A message that a request was not sent, and why. */
+function notSent(message) {
+  return h("div", { class: "error", role: "alert" }, message);
 }
 
-/** The request a form's fields say: the example's keys, each field's value over its key (an
- * empty number field leaves its key out). */
-function requestFromFields(base, inputs) {
-  const request = { ...base };
-  for (const { field, input } of inputs) {
-    if (field.kind === "file") continue;
-    if (field.kind === "number") {
-      if (input.value === "") delete request[field.key];
-      else request[field.key] = Number(input.value);
-    } else {
-      request[field.key] = input.value;
+/** Client health: train a model on an uploaded CSV of client records, then fill the scoring
+ * form below with the model and one of the records. */
+function clientTraining(form) {
+  const file = h("input", { id: "train-file", type: "file", accept: CSV_FILES });
+  const target = h("select", { id: "train-target", disabled: true }, h("option", {}, "(choose a CSV first)"));
+  const modelId = h("input", { id: "train-model-id", type: "text", value: "my-clients" });
+  const row = h("input", { id: "train-row", type: "number", min: 1, step: 1, value: 1 });
+  const submit = h("button", { type: "submit" }, "Train");
+  const out = h("div", { id: "train-result", "aria-live": "polite" });
+  let data = null;
+  let trained = null;
+  file.addEventListener("change", async () => {
+    if (!file.files[0]) return;
+    data = csvRecords(await file.files[0].text());
+    target.replaceChildren(...data.columns.map((c) => h("option", { value: c, selected: /churn|target|label|cancel/i.test(c) }, c)));
+    target.disabled = false;
+    out.replaceChildren(h("p", { class: "meta", "data-testid": "csv-summary" }, `${data.records.length} records with ${data.columns.length} columns in ${file.files[0].name}`));
+  });
+  const fill = () => {
+    const record = data.records[Number(row.value) - 1];
+    if (!record) return out.append(notSent(`Row ${row.value} is not in the file (it has ${data.records.length} records).`));
+    form.control("model_id").input.value = trained.model_id;
+    form.control("client_id").input.value = `row ${row.value}`;
+    const kinds = Object.fromEntries(trained.columns.map((c) => [c.name, c.kind]));
+    form.control("features").set(Object.fromEntries(trained.columns.map((c) => [c.name, record[c.name] ?? null])), kinds);
+  };
+  const train = async (e) => {
+    e.preventDefault();
+    if (!data) return out.replaceChildren(notSent("Choose a CSV of client records first."));
+    submit.disabled = true;
+    out.replaceChildren(h("p", {}, `Training on ${data.records.length} records (cross-validated)…`));
+    try {
+      const { status, body } = await api("POST", "/client-health/train", { records: data.records, target: target.value, model_id: modelId.value.trim() || undefined });
+      if (status !== 200) return out.replaceChildren(errorBox(status, body));
+      trained = body;
+      const m = body.metrics;
+      out.replaceChildren(modelLine(body),
+        table(["model", "version", "cross-validated ROC-AUC", "records", "churned", "learner chosen"], [[body.model_id, body.version, num(body.cv_auc), m.records, m.churned, m.learner]], "Trained model"),
+        table(["learner", "mean cross-validated ROC-AUC"], Object.entries(m.cv_auc_by_learner || {}).map(([k, v]) => [k, num(v)]), "Learners compared"),
+        h("div", { class: "controls" }, h("label", { for: "train-row" }, "Record to score"), row,
+          h("button", { type: "button", class: "secondary", onclick: fill }, "Fill the form below with this record")));
+      out.dataset.state = "trained";
+      fill();
+    } finally {
+      submit.disabled = false;
     }
-  }
-  return request;
+  };
+  return [
+    h("section", { "aria-labelledby": "train-h" }, h("h2", { id: "train-h" }, "Train a model on your clients"),
+      h("form", { onsubmit: train },
+        h("label", { for: "train-file" }, "Client records (CSV with a header row, one client per line)"), file,
+        h("label", { for: "train-target" }, "The column that says whether the client left"), target,
+        h("label", { for: "train-model-id" }, "Save the model as"), modelId, h("div", {}, submit)), out),
+    h("h2", {}, "Score a client"),
+  ];
 }
+
+/** Partner matching: the directory, loaded from an uploaded CSV, above the search form. */
+function partnerDirectory() {
+  const file = h("input", { id: "partners-file", type: "file", accept: CSV_FILES });
+  const replace = h("input", { id: "partners-replace", type: "checkbox", class: "check" });
+  const out = h("div", { id: "directory", "aria-live": "polite" });
+  const show = (body) => {
+    const headers = ["msp_id", "name", "location", "skills", "employees"];
+    const rows = (body.partners || []).map((p) => [p.msp_id, p.name, p.location, (p.skills || []).join(", "), p.employees ?? "—"]);
+    out.replaceChildren(h("p", { class: "meta", "data-testid": "directory-count" }, `${body.count} partners${body.sample_data ? " (the shipped sample directory)" : ""}`),
+      h("details", { open: rows.length <= 20 }, h("summary", {}, "The directory"), ...tableWithCsv(headers, rows, "Partner directory", "partners.csv")));
+    out.dataset.state = "loaded";
+  };
+  const load = async (e) => {
+    e.preventDefault();
+    if (!file.files[0]) return out.replaceChildren(notSent("Choose a CSV of partners first."));
+    const { status, body } = await api(replace.checked ? "PUT" : "POST", "/collaboration/partners", await file.files[0].text(), "text/csv");
+    if (status !== 200) return out.replaceChildren(errorBox(status, body));
+    show(body);
+  };
+  api("GET", "/collaboration/partners").then(({ status, body }) => (status === 200 ? show(body) : out.replaceChildren(errorBox(status, body))));
+  return [
+    h("section", { "aria-labelledby": "directory-h" }, h("h2", { id: "directory-h" }, "Partner directory"),
+      h("form", { onsubmit: load },
+        h("label", { for: "partners-file" }, "Partners (CSV with a header: msp_id, name, city, region, country, skills, certifications, employees, profile; lists separated by ;)"), file,
+        h("div", { class: "check-row" }, replace, h("label", { for: "partners-replace" }, "Replace the whole directory (otherwise add, or update by msp_id; the shipped sample directory is always replaced)")),
+        h("div", {}, h("button", { type: "submit" }, "Load partners"))), out),
+    h("h2", {}, "Find a partner"),
+  ];
+}
+
+/** Sections some agent pages show above their form. */
+const SECTIONS = { "client-health": clientTraining, "partner-matching": partnerDirectory };
 
 async function agentPage(name) {
   const entry = AGENTS.find(([n]) => n === name);
@@ -267,22 +382,27 @@ async function agentPage(name) {
   const [, route] = entry;
   const example = examples[route] || { title: name, request: {} };
   const textarea = h("textarea", { id: "request", rows: 14, spellcheck: "false", "aria-describedby": "request-help" }, JSON.stringify(example.request, null, 2));
-  const inputs = FORMS[name] ? formFields(FORMS[name], example.request) : null;
-  const jsonBox = inputs ? h("details", { id: "json-request" }, h("summary", {}, "Edit the request as JSON instead")) : null;
+  const fields = FORMS[name] ? buildForm(FORMS[name], example.request) : null;
+  const jsonBox = fields ? h("details", { id: "json-request" }, h("summary", {}, "Edit the request as JSON instead")) : null;
+  const result = h("section", { id: "result", "aria-live": "polite" });
   // Opening the JSON shows what the fields say, to edit from there.
   jsonBox?.addEventListener("toggle", () => {
-    if (jsonBox.open) textarea.value = JSON.stringify(requestFromFields(example.request, inputs), null, 2);
+    if (!jsonBox.open) return;
+    try {
+      textarea.value = JSON.stringify(fields.read(example.request), null, 2);
+    } catch (err) {
+      result.replaceChildren(notSent(`The fields are not valid: ${err.message}`));
+    }
   });
-  const result = h("section", { id: "result", "aria-live": "polite" });
   const submit = h("button", { type: "submit" }, "Send request");
   const form = h("form", {
     onsubmit: async (e) => {
       e.preventDefault();
       let request;
       try {
-        request = inputs && !jsonBox.open ? requestFromFields(example.request, inputs) : JSON.parse(textarea.value);
+        request = fields && !jsonBox.open ? fields.read(example.request) : JSON.parse(textarea.value);
       } catch (err) {
-        result.replaceChildren(h("div", { class: "error", role: "alert" }, `The request is not valid JSON: ${err.message}`));
+        result.replaceChildren(notSent(`The request is not valid${fields && !jsonBox.open ? "" : " JSON"}: ${err.message}`));
         return;
       }
       submit.disabled = true;
@@ -305,47 +425,29 @@ async function agentPage(name) {
         );
         result.dataset.state = "answered";
       } catch (err) {
-        result.replaceChildren(h("div", { class: "error", role: "alert" }, `The request failed: ${err.message}`));
+        result.replaceChildren(notSent(`The request failed: ${err.message}`));
       } finally {
         submit.disabled = false;
       }
     },
   },
-    ...(inputs ? inputs.flatMap((i) => i.nodes) : []),
+    ...(fields ? fields.nodes : []),
     ...(() => {
       const json = [h("label", { for: "request" }, `Request to POST ${route}`),
-        h("p", { id: "request-help", class: "help" }, inputs ? "While this is open, the JSON is sent instead of the fields above." : "Edit the JSON and send it; the answer below is the server's, drawn as it came."),
+        h("p", { id: "request-help", class: "help" }, fields ? "While this is open, the JSON is sent instead of the fields above." : "Edit the JSON and send it; the answer below is the server's, drawn as it came."),
         textarea];
-      if (!inputs) return json;
+      if (!fields) return json;
       jsonBox.append(...json);
       return [jsonBox];
     })(),
     h("div", {}, submit));
-  main.replaceChildren(h("h1", {}, example.title), form, result);
+  main.replaceChildren(h("h1", {}, example.title), ...(SECTIONS[name] ? SECTIONS[name](fields) : []), form, result);
 }
 
 let socket = null;
 let statusTimer = null;
 const feed = [];
 const SEVERITIES = ["CRITICAL", "HIGH", "MEDIUM", "LOW"];
-
-/** A table's rows as CSV (RFC 4180 quoting), downloaded as `name`. */
-function csvButton(headers, rows, name) {
-  const cell = (v) => {
-    const text = v instanceof Node ? v.textContent : String(v ?? "");
-    return /[",\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
-  };
-  return h("button", {
-    type: "button", class: "secondary",
-    onclick: () => {
-      const csv = [headers, ...rows].map((r) => r.map(cell).join(",")).join("\r\n") + "\r\n";
-      const link = h("a", { href: URL.createObjectURL(new Blob([csv], { type: "text/csv" })), download: name });
-      document.body.append(link);
-      link.click();
-      link.remove();
-    },
-  }, `Download ${name}`);
-}
 
 /** A severity badge (CRITICAL, HIGH, MEDIUM, LOW; anything else as "info"). */
 function badge(severity) {
@@ -427,7 +529,7 @@ async function historySection(box, minutes, agent) {
         { name: "alerts", points: alerts.map((v, i) => [x(i), v]), cls: "second" },
         { name: "errors", points: errors.map((v, i) => [x(i), v]), cls: "third" },
       ],
-      label: `requests, errors and alerts per minute of ${who}, last ${minutes} minutes`, xLabel: "minutes from now", yLabel: "per minute",
+      label: `requests, errors and alerts per minute of ${who}, last ${minutes} minutes`, xLabel: "minutes from now", yLabel: "per minute", fromZero: true,
     }),
     h("p", { class: "meta", "data-testid": "history-totals" }, `${who}, last ${minutes} minutes: ${requests.reduce((a, b) => a + b, 0)} requests, ${errors.reduce((a, b) => a + b, 0)} errors, ${alerts.reduce((a, b) => a + b, 0)} alerts (counted by ${body.kept_by})`),
     h("details", {}, h("summary", {}, "Minutes with activity"), table(["minute", "requests", "errors", "alerts"], rows), csvButton(["minute", "requests", "errors", "alerts"], rows, "requests-per-minute.csv")),
@@ -451,12 +553,20 @@ async function overviewPage() {
       h("div", { class: "controls" }, h("label", { for: "history-range" }, "Range"), range, h("label", { for: "history-agent" }, "Agent"), agentPick), historyBox),
     h("section", { "aria-labelledby": "status-h" }, h("h2", { id: "status-h" }, "Agents"), statusBox));
   renderFeed();
-  // The feed starts from the stored threats; live events are added as they come.
-  const threats = await api("GET", "/threats?limit=25").catch((e) => ({ status: 0, body: e.message }));
-  if (threats.status !== 200) {
-    list.replaceChildren(h("li", {}, errorBox(threats.status, threats.body)));
+  // The feed starts from the newest stored events (answers and alerts) and the stored threats
+  // they do not already hold, newest first; live events are added as they come.
+  const failed = (e) => ({ status: 0, body: e.message });
+  const [events, threats] = await Promise.all([api("GET", "/events?newest=true&limit=50").catch(failed), api("GET", "/threats?limit=25").catch(failed)]);
+  const refused = [events, threats].find((r) => r.status !== 200);
+  if (refused) {
+    list.replaceChildren(h("li", {}, errorBox(refused.status, refused.body)));
   } else if (!feed.length) {
-    feed.push(...(threats.body.threats || []).map(threatItem));
+    const stored = (events.body.events || []).filter((e) => ["agent_result", "alert"].includes(e.type)).map(eventItem);
+    stored.reverse();
+    const seen = new Set(stored.map((i) => i.result_id));
+    stored.push(...(threats.body.threats || []).filter((t) => !seen.has(t.threat_id)).map(threatItem));
+    feed.push(...stored.sort((a, b) => (b.timestamp || "").localeCompare(a.timestamp || "")));
+    feed.length = Math.min(feed.length, 100);
     renderFeed();
   }
   connectFeed(list, stateLabel, renderFeed);

@@ -145,12 +145,14 @@ export function scheduleChart({ rows, label }) {
   return svg;
 }
 
-/** Lines over rounds: series [{name, points: [[x, y]], cls}] on one y range. */
-export function linesChart({ series, label, xLabel, yLabel }) {
+/** Lines over rounds: series [{name, points: [[x, y]], cls}] on one y range (from 0 with
+ * `fromZero`, for counts, when no value is negative). */
+export function linesChart({ series, label, xLabel, yLabel, fromZero = false }) {
   const width = 640, height = 260, pad = 56;
   const xs = series.flatMap((s) => s.points.map((p) => p[0]));
   const ys = series.flatMap((s) => s.points.map((p) => p[1]));
-  const [yLo, yHi] = extent(ys);
+  let [yLo, yHi] = extent(ys);
+  if (fromZero && ys.every((v) => v >= 0)) yLo = 0;
   const [xLo, xHi] = [Math.min(...xs), Math.max(...xs, Math.min(...xs) + 1)];
   const svg = svgRoot(width, height, label);
   const y = axes(svg, { width, height, pad, yLo, yHi, xLabel, yLabel });

@@ -8,7 +8,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -21,6 +21,8 @@ const KEY = "e2e-dashboard-key";
 const CRITICAL_THREAT = "Ransomware outbreak: LockBit encrypted every file share on FS01 and left a ransom note " +
   "demanding bitcoin for the decryption key. The encryptor dropped C:\\Users\\Public\\svc.exe " +
   "(sha256 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08) and deleted the shadow copies.";
+/** The example requests the agent pages start from. */
+const EXAMPLES = JSON.parse(readFileSync(join(root, "web/examples.json"), "utf8"));
 const AGENTS = [
   "threat-intelligence", "market-intelligence", "nlp-query", "partner-matching", "client-health",
   "revenue-forecasting", "anomaly-detection", "compliance", "resource-allocation", "federated-learning",
@@ -66,6 +68,38 @@ async function fitsPhone(name) {
   await page.setViewportSize({ width: 1280, height: 900 });
   assert.ok(scroll <= inner + 1, `${name} is ${scroll} px wide at a ${inner} px phone width`);
 }
+
+/** As printed (or saved as PDF): the form and the navigation are hidden, the report shows
+ * `expected`; the PDF is saved to target/e2e/<name>.pdf. */
+async function printable(name, expected) {
+  await page.emulateMedia({ media: "print" });
+  try {
+    assert.equal(await page.locator("main form").first().isVisible(), false, "the form is not printed");
+    assert.equal(await page.locator("header").isVisible(), false, "the navigation is not printed");
+    assert.ok(await page.locator("#result").getByText(expected).first().isVisible(), `the printed report shows ${expected}`);
+    await page.screenshot({ path: join(shots, `${name}-print.png`), fullPage: true });
+    await page.pdf({ path: join(shots, `${name}.pdf`), format: "A4", printBackground: true });
+  } finally {
+    await page.emulateMedia({ media: "screen" });
+  }
+}
+
+/** Sends the page's form and returns the answer it shows (the "Full JSON answer"). */
+async function sendForm(timeout = 110_000) {
+  await page.getByRole("button", { name: "Send request" }).click();
+  const result = page.locator("#result[data-state=answered]");
+  await result.waitFor({ timeout });
+  return { result, shown: JSON.parse(await result.locator("details pre").textContent()) };
+}
+
+/** The cells of the table captioned `caption` in `scope`, row by row. */
+async function tableCells(scope, caption) {
+  const t = scope.locator("table", { has: page.locator("caption", { hasText: caption }) }).first();
+  return t.locator("tbody tr").evaluateAll((rows) => rows.map((r) => [...r.cells].map((c) => c.textContent)));
+}
+
+/** A CSV file for an upload. */
+const csvFile = (name, text) => ({ name, mimeType: "text/csv", buffer: Buffer.from(text) });
 
 before(async () => {
   mkdirSync(shots, { recursive: true });
@@ -137,6 +171,14 @@ test("settings keep the API key; the overview lists the agents and shows a live 
   assert.equal(await alertItem.locator(".badge").textContent(), "CRITICAL");
   assert.match(await alertItem.textContent(), new RegExp(`model ${threat.body.model_used.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`));
   assert.ok((await alertItem.locator(".indicators code").count()) > 0, "the alert shows the threat's indicators");
+  // On load the feed is filled from the stored events (GET /events?newest=true): after a reload
+  // the same alert is there, with its badge, above the older answer.
+  await page.reload();
+  const reloaded = page.locator("#feed li", { has: page.locator("code.result-id", { hasText: threat.body.result_id }) }).filter({ hasText: "alert:" }).first();
+  await reloaded.waitFor({ timeout: 15_000 });
+  assert.equal(await reloaded.locator(".badge").textContent(), "CRITICAL");
+  const ids = await page.locator("#feed code.result-id").allTextContents();
+  assert.ok(ids.indexOf(threat.body.result_id) < ids.indexOf(made.body.result_id), "newest first");
   // The chart's totals are the server's history of the same minutes.
   await page.getByLabel("Agent", { exact: true }).selectOption("threat-intelligence");
   const totals = page.getByTestId("history-totals");
@@ -168,6 +210,8 @@ for (const agent of AGENTS) {
     assert.equal(await result.getByTestId("model-used").textContent(), shown.model_used);
     assert.ok((await result.locator("svg, table").count()) > 0, "a picture or a table of the answer");
     await page.screenshot({ path: join(shots, `${agent}.png`), fullPage: true });
+    await accessible(agent);
+    await fitsPhone(agent);
   });
 }
 
@@ -189,6 +233,7 @@ test("the threat form judges a pasted e-mail as the API does, and its JSON is on
   await page.screenshot({ path: join(shots, "threat-form.png"), fullPage: true });
   await accessible("threat-form");
   await fitsPhone("threat-form");
+  await printable("threat-report", text);
   // The JSON shows what the fields say (filled by the details' toggle event, which runs after the click).
   await page.getByText("Edit the request as JSON instead").click();
   await page.waitForFunction((t) => document.querySelector("#request").value.includes(t), text.slice(0, 20));
@@ -243,6 +288,183 @@ test("the compliance form takes an uploaded policy and shows per-control coverag
   await page.screenshot({ path: join(shots, "compliance-form.png"), fullPage: true });
   await accessible("compliance-form");
   await fitsPhone("compliance-form");
+  await printable("compliance-report", covered[0].evidence[0].sentence);
+});
+
+test("the revenue form forecasts an uploaded CSV of monthly revenue, as the API does", { timeout: 120_000 }, async () => {
+  const example = EXAMPLES["/revenue/forecast"].request;
+  const csv = "month,revenue\n" + example.history.map((v, i) => `${example.dates[i]},${v}`).join("\n") + "\n";
+  await page.goto(`${base}/#/agent/revenue-forecasting`);
+  await page.getByLabel(/upload a CSV of monthly revenue/).setInputFiles(csvFile("revenue.csv", csv));
+  await page.waitForFunction(() => document.querySelector("#field-history").value.startsWith("month,revenue"));
+  await page.getByLabel(/Periods to forecast/).fill("6");
+  await page.getByLabel("Prediction interval").selectOption("0.9");
+  const { result, shown } = await sendForm();
+  const direct = await api("POST", "/revenue/forecast", { ...example, horizon: 6, level: 0.9 });
+  assert.equal(direct.status, 200);
+  assert.deepEqual(shown.monthly_forecast, direct.body.monthly_forecast);
+  assert.equal(shown.model_used, direct.body.model_used);
+  const rows = await tableCells(result, "Forecast");
+  assert.deepEqual(rows, direct.body.monthly_forecast.map((m) => [m.month, m.revenue.toFixed(1), m.lower_bound.toFixed(1), m.upper_bound.toFixed(1)]));
+  assert.equal(await result.locator("svg polygon.band").count(), 1, "the forecast's interval band is drawn");
+  await page.screenshot({ path: join(shots, "revenue-form.png"), fullPage: true });
+  await accessible("revenue-form");
+  // A cell that is not a number is named, and nothing is sent.
+  await page.locator("#field-history").fill("month,revenue\n2024-01,100\n2024-02,lots\n");
+  await page.getByRole("button", { name: "Send request" }).click();
+  assert.equal(await page.locator("#result [role=alert]").textContent(), 'The request is not valid: Revenue per period: line 3: "lots" is not a number');
+});
+
+test("the anomaly form flags points of an uploaded metrics CSV, and shows the API's own errors", { timeout: 120_000 }, async () => {
+  const example = EXAMPLES["/anomaly/detect"].request;
+  const timestamps = example.values.map((_, i) => `2026-11-${String(1 + Math.floor(i / 24)).padStart(2, "0")}T${String(i % 24).padStart(2, "0")}:00Z`);
+  const csv = "time,cpu\n" + example.values.map((v, i) => `${timestamps[i]},${v}`).join("\n") + "\n";
+  await page.goto(`${base}/#/agent/anomaly-detection`);
+  await page.getByLabel(/upload a CSV of metrics/).setInputFiles(csvFile("cpu.csv", csv));
+  await page.waitForFunction(() => document.querySelector("#field-values").value.startsWith("time,cpu"));
+  const { result, shown } = await sendForm();
+  const direct = await api("POST", "/anomaly/detect", { ...example, timestamps });
+  assert.equal(direct.status, 200);
+  const flagged = direct.body.anomalies.map((a) => a.index);
+  assert.ok(flagged.includes(31), "the 97.8 spike is flagged");
+  assert.deepEqual(shown.anomalies.map((a) => a.index), flagged);
+  const rows = await tableCells(result, "Anomalies");
+  assert.deepEqual(rows.map((r) => [Number(r[0]), r[1]]), direct.body.anomalies.map((a) => [a.index, a.detected_at]));
+  assert.equal(await result.locator("svg .flag").count(), flagged.length, "each flagged point is marked on the chart");
+  await page.screenshot({ path: join(shots, "anomaly-form.png"), fullPage: true });
+  await accessible("anomaly-form");
+  // Too few points: the server's 4xx and its message, naming the field.
+  await page.locator("#field-values").fill("1\n2\n3\n");
+  await page.getByRole("button", { name: "Send request" }).click();
+  const error = page.locator("#result [role=alert]");
+  await error.waitFor();
+  const refused = await api("POST", "/anomaly/detect", { ...example, values: [1, 2, 3] });
+  assert.ok(refused.status >= 400 && refused.status < 500);
+  assert.equal(await error.textContent(), `HTTP ${refused.status}: ${refused.body.error_type}: ${refused.body.error} (field ${refused.body.field})`);
+});
+
+test("the client-health page trains on an uploaded CSV, then scores a client with its contributions", { timeout: 150_000 }, async () => {
+  // 160 made-up clients: churn follows low satisfaction and many tickets, with exceptions.
+  const plans = ["basic", "pro", "enterprise"];
+  const lines = ["tickets_per_month,resolution_hours,satisfaction,contract_months,plan,churned"];
+  for (let i = 0; i < 160; i++) {
+    const tickets = (i * 7) % 23, hours = 2 + ((i * 13) % 40) / 2, satisfaction = 1 + ((i * 5) % 9) / 2;
+    const churned = (tickets > 12 && satisfaction < 3.5) || i % 17 === 0 ? "yes" : "no";
+    lines.push(`${tickets},${hours},${satisfaction},${6 + (i % 30)},${plans[i % 3]},${churned}`);
+  }
+  await page.goto(`${base}/#/agent/client-health`);
+  await page.getByLabel(/Client records/).setInputFiles(csvFile("clients.csv", lines.join("\n")));
+  await page.getByTestId("csv-summary").waitFor();
+  assert.equal(await page.getByLabel("The column that says whether the client left").inputValue(), "churned");
+  await page.getByLabel("Save the model as").fill("e2e-clients");
+  await page.getByRole("button", { name: "Train", exact: true }).click();
+  const trained = page.locator("#train-result[data-state=trained]");
+  await trained.waitFor({ timeout: 120_000 });
+  const models = await api("GET", "/client-health/models");
+  const model = models.body.models.find((m) => m.model_id === "e2e-clients");
+  assert.ok(model, "the trained model is listed by the API");
+  const [shownModel] = await tableCells(trained, "Trained model");
+  assert.equal(shownModel[0], "e2e-clients");
+  assert.equal(Number(shownModel[1]), Math.max(...model.versions));
+  // Record 5 fills the scoring form; its answer is the API's for the same client.
+  await page.getByLabel("Record to score").fill("5");
+  await page.getByRole("button", { name: "Fill the form below with this record" }).click();
+  assert.equal(await page.getByLabel(/^Model/).inputValue(), "e2e-clients");
+  const { result, shown } = await sendForm();
+  const [tickets, hours, satisfaction, months, plan] = lines[5].split(",");
+  const features = { tickets_per_month: Number(tickets), resolution_hours: Number(hours), satisfaction: Number(satisfaction), contract_months: Number(months), plan };
+  const example = EXAMPLES["/client-health/predict"].request;
+  const direct = await api("POST", "/client-health/predict", { ...example, model_id: "e2e-clients", client_id: "row 5", features });
+  assert.equal(direct.status, 200);
+  assert.equal(shown.churn_risk, direct.body.churn_risk);
+  assert.equal(shown.model_used, direct.body.model_used);
+  const rows = await tableCells(result, "Contributions");
+  assert.deepEqual(rows.map((r) => [r[0], Number(r[2])]), direct.body.contributions.map((c) => [c.feature, Number(c.contribution.toFixed(4))]));
+  await page.screenshot({ path: join(shots, "client-health-form.png"), fullPage: true });
+  await accessible("client-health-form");
+  await fitsPhone("client-health-form");
+});
+
+test("the partner page loads partners from a CSV and finds them", { timeout: 120_000 }, async () => {
+  const csv = "msp_id,name,city,region,country,skills,certifications,employees,profile\n" +
+    'e2e-kiwi-1,Harbour Cyber,Auckland,AUK,NZ,soc-monitoring; incident-response,ISO 27001,40,"24/7 security operations centre and incident response for healthcare clinics."\n' +
+    "e2e-kiwi-2,Southern Cloud,Christchurch,CAN,NZ,microsoft-365; backup,,12,Microsoft 365 migrations and backup for small offices.\n" +
+    'e2e-kiwi-3,Capital Networks,Wellington,WGN,NZ,network; firewall,,25,"Network design, firewalls and SD-WAN for government agencies."\n';
+  await page.goto(`${base}/#/agent/partner-matching`);
+  const count = page.getByTestId("directory-count");
+  await count.waitFor();
+  // Partners added to the shipped sample directory replace it; to one of your own, they add.
+  const listed = (await api("GET", "/collaboration/partners")).body;
+  const expected = listed.sample_data ? 3 : listed.count + 3;
+  await page.getByLabel(/Partners \(CSV/).setInputFiles(csvFile("partners.csv", csv));
+  await page.getByRole("button", { name: "Load partners" }).click();
+  await count.filter({ hasText: `${expected} partners` }).waitFor();
+  const requirements = "We need a partner for round-the-clock SOC monitoring and incident response at a New Zealand clinic.";
+  await page.getByLabel("What you need a partner for").fill(requirements);
+  await page.getByLabel(/Required skills/).fill("");
+  await page.getByLabel(/Country code/).fill("NZ");
+  await page.getByLabel("Matches to list").fill("3");
+  const { result, shown } = await sendForm();
+  const example = EXAMPLES["/collaboration/match"].request;
+  const { required_skills: _skills, ...rest } = example;
+  const direct = await api("POST", "/collaboration/match", { ...rest, requirements, country: "NZ", top_k: 3 });
+  assert.equal(direct.status, 200);
+  assert.deepEqual(shown.matches.map((m) => m.msp_id), direct.body.matches.map((m) => m.msp_id));
+  assert.equal(direct.body.matches[0].msp_id, "e2e-kiwi-1");
+  const rows = await tableCells(result, "Matches");
+  assert.deepEqual(rows.map((r) => r[0]), direct.body.matches.map((m) => m.msp_id));
+  await page.screenshot({ path: join(shots, "partners-form.png"), fullPage: true });
+  await accessible("partners-form");
+});
+
+test("the resource form edits tasks and technicians in tables and shows the schedule", { timeout: 120_000 }, async () => {
+  const example = EXAMPLES["/resource/optimize"].request;
+  await page.goto(`${base}/#/agent/resource-allocation`);
+  await page.getByLabel("task 1 hours").fill("2");
+  await page.getByRole("button", { name: "Add a task" }).click();
+  await page.getByLabel("task 6 id").fill("T-106");
+  await page.getByLabel("task 6 skill").fill("network");
+  await page.getByLabel("task 6 priority").selectOption("high");
+  await page.getByLabel("task 6 hours").fill("1.5");
+  await page.getByRole("button", { name: "remove technician 3" }).click();
+  const expected = structuredClone(example);
+  expected.tasks[0].estimated_hours = 2;
+  expected.tasks.push({ id: "T-106", skill: "network", priority: "high", estimated_hours: 1.5 });
+  expected.technicians.pop();
+  const { result, shown } = await sendForm();
+  const direct = await api("POST", "/resource/optimize", expected);
+  assert.equal(direct.status, 200);
+  assert.deepEqual(shown.schedule, direct.body.schedule);
+  assert.deepEqual(shown.unassigned, direct.body.unassigned);
+  const rows = await tableCells(result, "Schedule");
+  assert.deepEqual(rows.map((r) => [r[0], r[1]]), direct.body.schedule.map((s) => [s.technician_id, s.assigned_tasks.map((t) => t.task_id).join(", ")]));
+  assert.ok(direct.body.schedule.every((s) => s.technician_id !== "carol"), "the removed technician gets nothing");
+  // The JSON one click away is exactly the edited request.
+  await page.getByText("Edit the request as JSON instead").click();
+  await page.waitForFunction(() => document.querySelector("#request").value.includes("T-106"));
+  assert.deepEqual(JSON.parse(await page.locator("#request").inputValue()), expected);
+  await page.screenshot({ path: join(shots, "resource-form.png"), fullPage: true });
+  await accessible("resource-form");
+  await fitsPhone("resource-form");
+});
+
+test("the federated form runs a seeded simulation and shows each round", { timeout: 120_000 }, async () => {
+  const example = EXAMPLES["/federated/train"].request;
+  await page.goto(`${base}/#/agent/federated-learning`);
+  await page.getByLabel(/Participating MSPs/).fill("4");
+  await page.getByLabel("Rounds").fill("5");
+  await page.getByLabel(/How the data is split/).selectOption("label_skew");
+  await page.getByLabel(/^Seed/).fill("7");
+  const { result, shown } = await sendForm();
+  const direct = await api("POST", "/federated/train", { ...example, participating_msps: 4, rounds: 5, partition: "label_skew", seed: 7 });
+  assert.equal(direct.status, 200);
+  assert.deepEqual(shown.history, direct.body.history);
+  const rows = await tableCells(result, "Rounds");
+  assert.deepEqual(rows.map((r) => Number(r[0])), direct.body.history.map((r) => r.round));
+  assert.equal(direct.body.history.at(-1).round, 5);
+  assert.deepEqual(rows.map((r) => Number(r[1])), direct.body.history.map((r) => Number(r.accuracy.toFixed(3))));
+  await page.screenshot({ path: join(shots, "federated-form.png"), fullPage: true });
+  await accessible("federated-form");
 });
 
 test("the workflow chains threat intelligence, compliance and resource allocation", { timeout: 120_000 }, async () => {

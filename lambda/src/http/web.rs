@@ -10,7 +10,7 @@ use axum::Router;
 use mesh_core::config::WebArgs;
 
 /// The dashboard's files: (path, content type, bytes).
-const FILES: [(&str, &str, &[u8]); 5] = [
+const FILES: [(&str, &str, &[u8]); 7] = [
     (
         "/",
         "text/html; charset=utf-8",
@@ -25,6 +25,16 @@ const FILES: [(&str, &str, &[u8]); 5] = [
         "/charts.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../../web/charts.js"),
+    ),
+    (
+        "/dom.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../../web/dom.js"),
+    ),
+    (
+        "/forms.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../../web/forms.js"),
     ),
     (
         "/style.css",
@@ -84,9 +94,30 @@ mod tests {
             assert!(FILES.iter().any(|(p, _, _)| *p == format!("/{asset}")));
         }
         let app = std::str::from_utf8(FILES[1].2).unwrap();
-        assert!(app.contains("from \"./charts.js\""));
         assert!(app.contains("fetch(\"examples.json\")"));
-        let examples: serde_json::Value = serde_json::from_slice(FILES[4].2).unwrap();
+        // Every module a script imports is served.
+        let mut imported = 0;
+        for (_, content_type, body) in FILES.iter().filter(|(p, _, _)| p.ends_with(".js")) {
+            assert!(content_type.starts_with("text/javascript"));
+            let script = std::str::from_utf8(body).unwrap();
+            for module in script.split("from \"./").skip(1) {
+                let name = &module[..module.find('"').unwrap()];
+                assert!(
+                    FILES.iter().any(|(p, _, _)| *p == format!("/{name}")),
+                    "{name} is imported but not served"
+                );
+                imported += 1;
+            }
+        }
+        assert!(
+            imported >= 3,
+            "app.js imports charts.js, dom.js and forms.js"
+        );
+        let (_, _, examples) = FILES
+            .iter()
+            .find(|(p, _, _)| *p == "/examples.json")
+            .unwrap();
+        let examples: serde_json::Value = serde_json::from_slice(examples).unwrap();
         for kind in mesh_agents::AgentKind::ALL {
             assert!(
                 examples.get(kind.route()).is_some(),
