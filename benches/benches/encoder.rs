@@ -20,6 +20,8 @@ use mesh_models::Manifest;
 use mesh_testing::{cosine, require_local_model};
 
 fn main() {
+    // As the server runs it.
+    mesh_inference::tune_cpu_threads();
     let json_out = arg_value("json-out").map(PathBuf::from);
     let weights: WeightFormat = arg_value("weights")
         .map(|w| w.parse().expect("--weights"))

@@ -7,6 +7,7 @@ use mesh_lambda::cli::{self, Cli, Command, ServeArgs};
 use mesh_lambda::http;
 
 fn main() -> anyhow::Result<()> {
+    mesh_inference::tune_cpu_threads();
     cli::init_logging();
     match Cli::parse().command {
         Command::Serve(args) => cli::runtime()?.block_on(serve(args)),
