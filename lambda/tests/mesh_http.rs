@@ -1155,6 +1155,47 @@ fn inflight_request_bodies_have_a_byte_budget() {
     assert_ne!(status, 429, "{v}");
 }
 
+/// A retried training with an `Idempotency-Key` gets the first try's model: the same answer,
+/// and one new version saved, not two; another key trains a new version.
+#[test]
+fn a_retried_training_with_an_idempotency_key_saves_one_version() {
+    let records: Vec<Value> = (0..120)
+        .map(|i| json!({"tickets": i % 12, "left": if i % 12 >= 8 {"yes"} else {"no"}}))
+        .collect();
+    let model_id = format!("retried-{}", std::process::id());
+    let body = json!({"records": records, "target": "left", "model_id": model_id});
+    let train = |key: &str| {
+        let headers = [
+            ("Content-Type", "application/json"),
+            ("Idempotency-Key", key),
+        ];
+        let (status, _, v) = server().request(
+            "POST",
+            "/client-health/train",
+            &headers,
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(status, 200, "{v}");
+        v
+    };
+    let versions = || -> Vec<Value> {
+        let (_, models) = server().get("/client-health/models");
+        let models = models["models"].as_array().unwrap().clone();
+        models
+            .into_iter()
+            .find(|m| m["model_id"] == model_id.as_str())
+            .map_or(vec![], |m| m["versions"].as_array().unwrap().clone())
+    };
+    let key = format!("train-{}", std::process::id());
+    let first = train(&key);
+    let retry = train(&key);
+    assert_eq!(retry, first, "the retry gets the first answer");
+    assert_eq!(versions(), [json!(1)]);
+    let other = train(&format!("{key}-b"));
+    assert_eq!(other["version"], 2, "{other}");
+    assert_eq!(versions(), [json!(1), json!(2)]);
+}
+
 /// `Idempotency-Key`: a retry returns the stored answer (same `result_id`, same body, one
 /// event), a different key or none computes anew, and a malformed key is a 422 naming it.
 #[test]

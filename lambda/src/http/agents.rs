@@ -39,13 +39,23 @@ pub async fn run_agent<A: Agent>(
     body: Result<Json<A::Request>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(request) = body?;
-    let Call(Replay(replay), deadline) = calls;
+    answer_once(state, calls, state.mesh.run(agent, request)).await
+}
+
+/// Computes an answer with `work` and records it, once per `Idempotency-Key`: a retry gets
+/// the answer stored for the first try, and work past the [`Deadline`] is a 504 that stores
+/// nothing.
+async fn answer_once<E: Into<ApiError>>(
+    state: &AppState,
+    Call(Replay(replay), deadline): Call,
+    work: impl std::future::Future<Output = Result<AgentAnswer, E>>,
+) -> Result<Json<Value>, ApiError> {
     if let Some(id) = &replay {
         if let Some(stored) = stored_answer(state, id).await? {
             return Ok(Json(stored));
         }
     }
-    let answer = within(state, deadline, state.mesh.run(agent, request)).await??;
+    let answer = within(state, deadline, work).await?.map_err(Into::into)?;
     match replay {
         None => Ok(Json(state.mesh.record(answer).await?)),
         Some(id) => match state.mesh.record_as(answer, id.clone()).await {
@@ -204,14 +214,17 @@ async fn client_health_train(
     call: Call,
     body: Body<TrainRequest>,
 ) -> Answer {
-    let (Json(request), Call(_, deadline)) = (body?, call);
+    let Json(request) = body?;
     let agent = loaded(&s.numeric.client_health)?;
-    let trained = within(&s, deadline, agent.train(request)).await??;
-    let answer = AgentAnswer::new(AgentKind::ClientHealth, &trained)?;
-    let stored = s.mesh.record(answer).await?;
+    // With an Idempotency-Key a retry gets the first try's model, not another version.
+    let stored = answer_once(&s, call, async {
+        let trained = agent.train(request).await?;
+        Ok::<_, ApiError>(AgentAnswer::new(AgentKind::ClientHealth, &trained)?)
+    })
+    .await?;
     let state = Arc::clone(&s.mesh);
     tokio::task::spawn_blocking(move || state.record_agent_states("client-health model trained"));
-    Ok(Json(stored))
+    Ok(stored)
 }
 
 /// Every saved client-health model and its versions.
