@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Reference side of the churn benchmark: scikit-learn on the same train/test split as ours.
 
-    python scripts/bench_churn.py --train TRAIN.csv --test TEST.csv --target churn [--json-out F]
+    python scripts/bench_churn.py --train TRAIN.csv --test TEST.csv --target churn [--fold K]
+        [--json-out F]
 
 Fits on TRAIN and scores TEST (the Rust `churn` bench writes both CSVs). The target column
 holds yes/no (also true/false, y/n, 1/0, any case); "yes" is the positive class. Every other
@@ -25,7 +26,7 @@ Models:
 
 Prints one JSON line per model (also written to --json-out):
   {"bench": "churn", "impl": "scikit-learn", "model": "...", "auc": ..., "seconds": ...,
-   "fit_score_seconds": ...}
+   "fit_score_seconds": ..., "fold": K}   ("fold" only when --fold is given)
 `auc` is the test ROC-AUC of P(yes); `seconds` (= `fit_score_seconds`) is the median wall time
 of fit + predict_proba over --runs runs (default 3).
 """
@@ -88,6 +89,7 @@ def main():
     ap.add_argument("--test", required=True)
     ap.add_argument("--target", required=True)
     ap.add_argument("--runs", type=int, default=3, help="timed runs per model (median)")
+    ap.add_argument("--fold", type=int, help="which fold of the split this is (echoed in the lines)")
     ap.add_argument("--json-out", help="also write the JSON lines to this file")
     args = ap.parse_args()
 
@@ -149,6 +151,8 @@ def main():
         line = {"bench": "churn", "impl": "scikit-learn", "model": name,
                 "auc": float(roc_auc_score(y_test, scores)), "seconds": secs,
                 "fit_score_seconds": secs}
+        if args.fold is not None:
+            line["fold"] = args.fold
         print(json.dumps(line), flush=True)
         lines.append(line)
     if args.json_out:

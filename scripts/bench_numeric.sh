@@ -11,7 +11,7 @@
 #             on every core, on ODDS Shuttle and two aeon sensor series
 #             (scripts/extract_sensor_sets.py);
 # - churn:    scikit-learn LogisticRegression / HistGradientBoosting (scripts/bench_churn.py) vs
-#             ours, on the train/test split our churn bench writes;
+#             ours, on each of the 5 train/test folds our churn bench writes (and their mean);
 # - federated: ours only (it includes the centralised baselines).
 # The reference venv (target/bench/venv-ref, about 400 MB) is created on first use with the
 # pinned versions below; the data come from the river 0.26.1 wheel (scripts/extract_shuttle.py,
@@ -92,12 +92,17 @@ if wants iforest; then
   done
 fi
 
-# churn: ours first, it writes train.csv / test.csv.
+# churn: ours first, it writes each fold's train<k>.csv / test<k>.csv.
 if wants churn; then
   cargo bench --locked --workspace --bench churn -- \
     --out-dir "$out/churn" --jsonl "$out/ours-churn.jsonl"
-  "$py" scripts/bench_churn.py --train "$out/churn/train.csv" --test "$out/churn/test.csv" \
-    --target churn --json-out "$out/ref-churn.jsonl"
+  rm -f "$out/ref-churn.jsonl"
+  for fold in 0 1 2 3 4; do
+    "$py" scripts/bench_churn.py --train "$out/churn/train$fold.csv" \
+      --test "$out/churn/test$fold.csv" --fold "$fold" --target churn \
+      --json-out "$out/ref-churn-$fold.jsonl"
+    cat "$out/ref-churn-$fold.jsonl" >> "$out/ref-churn.jsonl"
+  done
 fi
 
 # federated: ours only.

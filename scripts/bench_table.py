@@ -21,8 +21,8 @@ Output: one table per bench, in order of first appearance, with one row per line
   left out; a field a line lacks is blank.
 - Rows: grouped by series (or, without one, by model) in order of first appearance, "ours"
   first within a group; otherwise in input order.
-- Benches with a "seed" field get, after each impl's (and series/model/method's) seeded rows,
-  a row "mean of N" with the mean of each numeric metric present on all of them.
+- Benches with a "seed" (or "fold") field get, after each impl's (and series/model/method's)
+  seeded rows, a row "mean of N" with the mean of each numeric metric present on all of them.
 Numbers: 3 significant digits below 0.01, 4 decimals below 1, else 3 decimals (4 significant
 digits from 1e6).
 """
@@ -31,7 +31,10 @@ import math
 import sys
 from collections import OrderedDict
 
-KEYS = ["series", "model", "impl", "method", "seed"]
+KEYS = ["series", "model", "impl", "method", "seed", "fold"]
+# Keys that number repeats of one measurement (seeds, cross-validation folds): their rows get
+# a mean row.
+REPEATS = ["seed", "fold"]
 METRICS = ["auc", "mape", "smape", "seconds"]
 HIDDEN = {"bench", "summary", "fit_score_seconds"}
 
@@ -111,14 +114,16 @@ def order(rows):
 
 
 def with_means(rows, cols):
-    """Adds a mean row after each group of seeded rows (group: every key column but seed)."""
-    if not any("seed" in r for r in rows):
+    """Adds a mean row after each group of repeated rows (group: every key column but the
+    repeat key, `seed` or `fold`)."""
+    repeat = next((k for k in REPEATS if any(k in r for r in rows)), None)
+    if repeat is None:
         return rows
-    group_cols = [k for k in KEYS if k != "seed" and k in cols]
+    group_cols = [k for k in KEYS if k != repeat and k in cols]
     group = lambda r: tuple(str(r.get(k)) for k in group_cols)  # noqa: E731
     groups = OrderedDict()
     for r in rows:
-        if "seed" in r:
+        if repeat in r:
             groups.setdefault(group(r), []).append(r)
     last = {id(members[-1]): members for members in groups.values()}
     out = []
@@ -128,7 +133,7 @@ def with_means(rows, cols):
         if members is None:
             continue
         mean = {k: members[0].get(k) for k in group_cols}
-        mean["seed"] = f"mean of {len(members)}"
+        mean[repeat] = f"mean of {len(members)}"
         for c in cols:
             vals = [m[c] for m in members if number(m.get(c))]
             if c not in KEYS and vals and len(vals) == len(members):
