@@ -54,7 +54,7 @@ fn main() {
 
         let train_records: Vec<Record> = train.iter().map(|&i| records[i].clone()).collect();
         let truth: Vec<bool> = test.iter().map(|&i| labels[i]).collect();
-        let mut run = |name: &str, fit: &dyn Fn() -> ChurnModel| {
+        let run = |name: &str, fit: &dyn Fn() -> ChurnModel| {
             let started = Instant::now();
             let model = fit();
             let scores: Vec<f64> = test
