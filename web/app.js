@@ -72,6 +72,40 @@ async function api(method, path, body, contentType = "application/json") {
   return { status: r.status, body: parsed };
 }
 
+/** Calls a route that streams its progress as NDJSON: `onLine` gets each progress line as it
+ * arrives; resolves to {status, body} like `api`, from the last line ({result} or {error,
+ * status}), or from the plain answer of a request refused before the stream started. */
+async function apiStream(method, path, body, onLine) {
+  const headers = { accept: "application/x-ndjson", "content-type": "application/json" };
+  if (settings.apiKey) headers["x-api-key"] = settings.apiKey;
+  const r = await fetch(apiUrl(path), { method, headers, body: JSON.stringify(body) });
+  if (!(r.headers.get("content-type") || "").startsWith("application/x-ndjson") || !r.body) {
+    const text = await r.text();
+    try {
+      return { status: r.status, body: JSON.parse(text) };
+    } catch {
+      return { status: r.status, body: text };
+    }
+  }
+  const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+  let pending = "";
+  let last = null;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (value) pending += value;
+    const lines = pending.split("\n");
+    pending = done ? "" : lines.pop();
+    for (const line of lines.filter((l) => l.trim())) {
+      const parsed = JSON.parse(line);
+      if ("result" in parsed || "error" in parsed) last = parsed;
+      else onLine(parsed);
+    }
+    if (done) break;
+  }
+  if (!last) return { status: 502, body: { error: "the answer stopped before its result (the connection closed)" } };
+  return "result" in last ? { status: 200, body: last.result } : { status: last.status, body: last.error };
+}
+
 function modelLine(body) {
   const parts = [h("strong", {}, "model_used: "), h("code", { "data-testid": "model-used" }, body.model_used ?? "(none)")];
   const fallback = body.fallback_reason || body.fallback;
@@ -153,13 +187,8 @@ const VIEWS = {
   },
   "federated-learning"(_req, body) {
     const history = body.history || [];
-    const series = [{ name: "accuracy", points: history.map((r) => [r.round, r.accuracy]) }];
-    if (history.some((r) => r.auc != null)) series.push({ name: "ROC-AUC", points: history.filter((r) => r.auc != null).map((r) => [r.round, r.auc]), cls: "second" });
-    const eps = history.filter((r) => r.epsilon_spent != null);
-    const charts = [linesChart({ series, label: "held-out accuracy and ROC-AUC after each federated round", xLabel: "round", yLabel: "accuracy" })];
-    if (eps.length) charts.push(linesChart({ series: [{ name: "epsilon spent", points: eps.map((r) => [r.round, r.epsilon_spent]), cls: "second" }], label: "privacy budget (epsilon) spent after each round", xLabel: "round", yLabel: "epsilon" }));
     return [
-      ...charts,
+      ...roundCharts(history),
       ...tableWithCsv(["round", "accuracy", "ROC-AUC", "epsilon spent"], history.map((r) => [r.round, num(r.accuracy), num(r.auc), num(r.epsilon_spent)]), "Rounds", "rounds.csv"),
       table(["accuracy before", "after", "epsilon used", "delta"], [[num(body.previous_accuracy), num(body.new_accuracy), num(body.privacy_budget_used), body.delta]]),
     ];
@@ -281,6 +310,28 @@ const FORMS = {
   ],
 };
 
+/** The federated charts of the rounds so far: accuracy and ROC-AUC, and the privacy spent;
+ * the x-axis spans `rounds` rounds (the whole run while it is going). */
+function roundCharts(history, rounds = 0) {
+  const series = [{ name: "accuracy", points: history.map((r) => [r.round, r.accuracy]) }];
+  if (history.some((r) => r.auc != null)) series.push({ name: "ROC-AUC", points: history.filter((r) => r.auc != null).map((r) => [r.round, r.auc]), cls: "second" });
+  const eps = history.filter((r) => r.epsilon_spent != null);
+  const charts = [linesChart({ series, label: "held-out accuracy and ROC-AUC after each federated round", xLabel: "round", yLabel: "accuracy", xMax: rounds })];
+  if (eps.length) charts.push(linesChart({ series: [{ name: "epsilon spent", points: eps.map((r) => [r.round, r.epsilon_spent]), cls: "second" }], label: "privacy budget (epsilon) spent after each round", xLabel: "round", yLabel: "epsilon", fromZero: true, xMax: rounds }));
+  return charts;
+}
+
+/** Agents whose route streams its progress (Accept: application/x-ndjson): what to draw from
+ * the lines so far, while the answer is still coming. */
+const PROGRESS = {
+  "federated-learning"(request, rounds) {
+    const last = rounds[rounds.length - 1];
+    const total = request.rounds ?? 10;
+    const where = last.round === 0 ? "Before the first round (the untrained model)" : `Round ${last.round} of ${total} done`;
+    return [h("p", { "data-testid": "progress", class: "meta", role: "status" }, `${where}: accuracy ${num(last.accuracy)}, ROC-AUC ${num(last.auc)}`), ...roundCharts(rounds, total)];
+  },
+};
+
 /** A message that a request was not sent, and why. */
 function notSent(message) {
   return h("div", { class: "error", role: "alert" }, message);
@@ -316,6 +367,7 @@ function clientTraining(form) {
     e.preventDefault();
     if (!data) return out.replaceChildren(notSent("Choose a CSV of client records first."));
     submit.disabled = true;
+    delete out.dataset.state;
     out.replaceChildren(h("p", {}, `Training on ${data.records.length} records (cross-validated)…`));
     try {
       const { status, body } = await api("POST", "/client-health/train", { records: data.records, target: target.value, model_id: modelId.value.trim() || undefined });
@@ -358,6 +410,7 @@ function partnerDirectory() {
   const load = async (e) => {
     e.preventDefault();
     if (!file.files[0]) return out.replaceChildren(notSent("Choose a CSV of partners first."));
+    delete out.dataset.state;
     const { status, body } = await api(replace.checked ? "PUT" : "POST", "/collaboration/partners", await file.files[0].text(), "text/csv");
     if (status !== 200) return out.replaceChildren(errorBox(status, body));
     show(body);
@@ -406,10 +459,17 @@ async function agentPage(name) {
         return;
       }
       submit.disabled = true;
+      delete result.dataset.state; // answered again only once this request's answer is drawn
       result.replaceChildren(h("p", {}, "Waiting for the server…"));
       const started = performance.now();
       try {
-        const { status, body } = await api("POST", route, request);
+        const progress = [];
+        const { status, body } = PROGRESS[name]
+          ? await apiStream("POST", route, request, (line) => {
+            progress.push(line);
+            result.replaceChildren(...PROGRESS[name](request, progress));
+          })
+          : await api("POST", route, request);
         const ms = performance.now() - started;
         if (status !== 200) {
           result.replaceChildren(errorBox(status, body));
@@ -601,6 +661,7 @@ async function workflowPage() {
   const out = h("section", { id: "wf-result", "aria-live": "polite" });
   const run = async (e) => {
     e.preventDefault();
+    delete out.dataset.state;
     out.replaceChildren(h("p", {}, "Step 1: threat intelligence…"));
     const threat = await api("POST", "/threat-intelligence/analyze", { text: text.value });
     if (threat.status !== 200) return out.replaceChildren(errorBox(threat.status, threat.body));

@@ -147,13 +147,13 @@ export function scheduleChart({ rows, label }) {
 
 /** Lines over rounds: series [{name, points: [[x, y]], cls}] on one y range (from 0 with
  * `fromZero`, for counts, when no value is negative). */
-export function linesChart({ series, label, xLabel, yLabel, fromZero = false }) {
+export function linesChart({ series, label, xLabel, yLabel, fromZero = false, xMax = -Infinity }) {
   const width = 640, height = 260, pad = 56;
   const xs = series.flatMap((s) => s.points.map((p) => p[0]));
   const ys = series.flatMap((s) => s.points.map((p) => p[1]));
   let [yLo, yHi] = extent(ys);
   if (fromZero && ys.every((v) => v >= 0)) yLo = 0;
-  const [xLo, xHi] = [Math.min(...xs), Math.max(...xs, Math.min(...xs) + 1)];
+  const [xLo, xHi] = [Math.min(...xs), Math.max(...xs, Math.min(...xs) + 1, xMax)];
   const svg = svgRoot(width, height, label);
   const y = axes(svg, { width, height, pad, yLo, yHi, xLabel, yLabel });
   const x = (v) => pad + ((v - xLo) / (xHi - xLo)) * (width - 1.5 * pad);

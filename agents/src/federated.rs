@@ -99,6 +99,17 @@ pub struct RoundSummary {
     pub epsilon_spent: Option<f64>,
 }
 
+impl From<&fedavg::RoundMetrics> for RoundSummary {
+    fn from(r: &fedavg::RoundMetrics) -> Self {
+        Self {
+            round: r.round,
+            accuracy: r.accuracy,
+            auc: r.auc,
+            epsilon_spent: r.epsilon_spent,
+        }
+    }
+}
+
 /// A centralised baseline.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Baseline {
@@ -351,12 +362,31 @@ impl Agent for FederatedAgent {
     }
 
     async fn handle(&self, request: FederatedRequest) -> Result<FederatedResponse, AgentError> {
+        self.handle_observed(request, |_| {}).await
+    }
+}
+
+impl FederatedAgent {
+    /// Checks a request as [`Agent::handle`] would, without running it: the 422 a streamed
+    /// run must answer before its first round.
+    pub fn check(request: &FederatedRequest) -> Result<(), AgentError> {
+        config(request).map(drop)
+    }
+
+    /// [`Agent::handle`], with `on_round` called as each round ends (round 0 is the untrained
+    /// model), from the training thread, with what the answer's `history` will hold.
+    pub async fn handle_observed(
+        &self,
+        request: FederatedRequest,
+        mut on_round: impl FnMut(RoundSummary) + Send + 'static,
+    ) -> Result<FederatedResponse, AgentError> {
         let (config, epsilon) = config(&request)?;
         let seeded = request.seed.is_some();
         let (train, test) = (self.train.clone(), self.test.clone());
         // Past the request's deadline this future is dropped, and the rounds stop.
         let report = crate::cancel::run_blocking("training", move |stopped| {
-            fedavg::run_until(&train, &test, &config, stopped).map(|r| (r, config))
+            let mut observe = |r: &fedavg::RoundMetrics| on_round(RoundSummary::from(r));
+            fedavg::run_until(&train, &test, &config, stopped, &mut observe).map(|r| (r, config))
         })
         .await?
         .map_err(|e| match e {
@@ -400,16 +430,7 @@ impl Agent for FederatedAgent {
                 churned.max(n - churned) / n
             },
             round_number: config.rounds,
-            history: report
-                .history
-                .iter()
-                .map(|r| RoundSummary {
-                    round: r.round,
-                    accuracy: r.accuracy,
-                    auc: r.auc,
-                    epsilon_spent: r.epsilon_spent,
-                })
-                .collect(),
+            history: report.history.iter().map(RoundSummary::from).collect(),
             records_per_msp: report.client_sizes.clone(),
             test_records: self.test.y.len(),
             secure_aggregation: config.secure_aggregation,

@@ -815,6 +815,69 @@ fn federated_training_keeps_to_its_privacy_budget() {
     assert!(status["total_epsilon_spent"].as_f64().unwrap() >= spent);
 }
 
+/// With `Accept: application/x-ndjson` a run streams one line per round (round 0 is the
+/// untrained model), then the stored answer; the lines are the answer's own `history`, the
+/// answer is the one the plain route gives for the same seed, a retry with the same
+/// `Idempotency-Key` gets the stored answer alone, and a wrong request is a plain 422.
+#[test]
+fn federated_rounds_stream_as_they_end() {
+    let run = json!({"participating_msps": 3, "privacy_epsilon": 1.0, "rounds": 4, "local_steps": 2, "seed": 5});
+    let stream = |key: &str| {
+        let (status, head, body) = server().request(
+            "POST",
+            "/federated/train",
+            &[
+                ("Content-Type", "application/json"),
+                ("Accept", "application/x-ndjson"),
+                ("Idempotency-Key", key),
+            ],
+            run.to_string().as_bytes(),
+        );
+        assert_eq!(status, 200, "{head}{body}");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-type: application/x-ndjson"),
+            "{head}"
+        );
+        match body {
+            // One line parses as one JSON document.
+            Value::String(text) => text
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                .collect::<Vec<_>>(),
+            one => vec![one],
+        }
+    };
+    let lines = stream("stream-once");
+    assert_eq!(lines.len(), 6, "rounds 0-4, then the answer: {lines:?}");
+    let answer = &lines[5]["result"];
+    assert_eq!(answer["history"], json!(lines[..5]), "{answer}");
+    for (r, line) in lines[..5].iter().enumerate() {
+        assert_eq!(line["round"], r);
+    }
+    assert!(answer["result_id"].is_string(), "stored: {answer}");
+    let (s, plain) = post("/federated/train", run.clone());
+    assert_eq!(s, 200, "{plain}");
+    assert_eq!(plain["history"], answer["history"]);
+    assert_eq!(plain["privacy_budget_used"], answer["privacy_budget_used"]);
+
+    let again = stream("stream-once");
+    assert_eq!(again.len(), 1, "the stored answer alone: {again:?}");
+    assert_eq!(again[0]["result"], *answer);
+
+    let (status, _, body) = server().request(
+        "POST",
+        "/federated/train",
+        &[
+            ("Content-Type", "application/json"),
+            ("Accept", "application/x-ndjson"),
+        ],
+        json!({"rounds": 0}).to_string().as_bytes(),
+    );
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["field"], "rounds", "{body}");
+}
+
 /// Without a `seed` the DP noise and the masks come from the operating system's randomness:
 /// two runs differ and the guarantee holds. With one, runs repeat exactly and the response
 /// says the guarantee does not hold.

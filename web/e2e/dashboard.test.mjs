@@ -448,20 +448,34 @@ test("the resource form edits tasks and technicians in tables and shows the sche
   await fitsPhone("resource-form");
 });
 
-test("the federated form runs a seeded simulation and shows each round", { timeout: 120_000 }, async () => {
+test("the federated form runs a seeded simulation and shows each round as it ends", { timeout: 120_000 }, async () => {
   const example = EXAMPLES["/federated/train"].request;
   await page.goto(`${base}/#/agent/federated-learning`);
   await page.getByLabel(/Participating MSPs/).fill("4");
-  await page.getByLabel("Rounds").fill("5");
+  await page.getByLabel("Rounds").fill("100");
+  await page.getByLabel(/Local DP-SGD steps/).fill("50");
   await page.getByLabel(/How the data is split/).selectOption("label_skew");
   await page.getByLabel(/^Seed/).fill("7");
-  const { result, shown } = await sendForm();
-  const direct = await api("POST", "/federated/train", { ...example, participating_msps: 4, rounds: 5, partition: "label_skew", seed: 7 });
+  await page.getByRole("button", { name: "Send request" }).click();
+  // While the run is going, the rounds so far are drawn (the route streams them as NDJSON).
+  const midway = await page.waitForFunction(() => {
+    const progress = document.querySelector("[data-testid=progress]");
+    const answered = document.querySelector("#result").dataset.state === "answered";
+    const round = /^Round (\d+) of 100 done/.exec(progress?.textContent || "");
+    return !answered && round && Number(round[1]) >= 1 && Number(round[1]) < 100 && Number(round[1]);
+  }, null, { timeout: 60_000 });
+  const roundSeen = await midway.jsonValue();
+  await page.screenshot({ path: join(shots, "federated-progress.png"), fullPage: true });
+  const result = page.locator("#result[data-state=answered]");
+  await result.waitFor({ timeout: 110_000 });
+  const shown = JSON.parse(await result.locator("details pre").textContent());
+  const direct = await api("POST", "/federated/train", { ...example, participating_msps: 4, rounds: 100, local_steps: 50, partition: "label_skew", seed: 7 });
   assert.equal(direct.status, 200);
   assert.deepEqual(shown.history, direct.body.history);
+  assert.ok(roundSeen < 100, `a round before the last was shown before the answer (round ${roundSeen})`);
   const rows = await tableCells(result, "Rounds");
   assert.deepEqual(rows.map((r) => Number(r[0])), direct.body.history.map((r) => r.round));
-  assert.equal(direct.body.history.at(-1).round, 5);
+  assert.equal(direct.body.history.at(-1).round, 100);
   assert.deepEqual(rows.map((r) => Number(r[1])), direct.body.history.map((r) => Number(r.accuracy.toFixed(3))));
   await page.screenshot({ path: join(shots, "federated-form.png"), fullPage: true });
   await accessible("federated-form");

@@ -5,12 +5,15 @@ use std::sync::Arc;
 use axum::extract::rejection::{JsonRejection, StringRejection};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use mesh_agents::anomaly::{AnomalyRequest, AnomalyResponse};
 use mesh_agents::client_health::{PredictRequest, PredictResponse, TrainRequest, TrainResponse};
 use mesh_agents::compliance::{ComplianceRequest, ComplianceResponse};
-use mesh_agents::federated::{FederatedRequest, FederatedResponse, FederatedStatus};
+use mesh_agents::federated::{
+    FederatedAgent, FederatedRequest, FederatedResponse, FederatedStatus,
+};
 use mesh_agents::loader::Loaded;
 use mesh_agents::market::{MarketRequest, MarketResponse};
 use mesh_agents::nlp_query::{AskRequest, AskResponse};
@@ -26,6 +29,7 @@ use serde_json::Value;
 
 use crate::http::error::ApiError;
 use crate::http::idempotency::{Deadline, Replay};
+use crate::http::progress::{self, ProgressLines};
 use crate::http::state::AppState;
 
 /// Runs one request through a loaded agent and records the answer (with its `result_id`,
@@ -253,15 +257,44 @@ async fn client_health_models(State(s): State<Arc<AppState>>) -> Plain<ModelList
     Ok(Json(ModelList { models }))
 }
 
-/// A federated training run with differential privacy over simulated MSPs.
+/// A federated training run with differential privacy over simulated MSPs. With `Accept:
+/// application/x-ndjson` each round's held-out accuracy, AUC and privacy spent arrive as a
+/// line as the round ends, then `{"result": answer}` ([`crate::http::progress`]).
 #[utoipa::path(post, path = "/federated/train", request_body = FederatedRequest,
-    responses((status = 200, body = FederatedResponse), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 200, body = FederatedResponse),
+        (status = 200, content_type = "application/x-ndjson",
+            description = "with Accept: application/x-ndjson: one RoundSummary line per round, then {\"result\": FederatedResponse} or {\"error\": ErrorBody, \"status\": code}"),
+        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn federated(
     State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
     call: Call,
     body: Body<FederatedRequest>,
-) -> Answer {
-    run_agent(&s, &s.numeric.federated, call, body).await
+) -> Result<Response, ApiError> {
+    if !progress::wants_progress(&headers) {
+        return Ok(run_agent(&s, &s.numeric.federated, call, body)
+            .await?
+            .into_response());
+    }
+    let Json(request) = body?;
+    let agent = Arc::clone(loaded(&s.numeric.federated)?);
+    FederatedAgent::check(&request)?;
+    let (lines, response) = ProgressLines::open();
+    let send = lines.progress();
+    tokio::spawn(async move {
+        let work = async {
+            let answer = agent
+                .handle_observed(request, move |round| send(&serde_json::json!(round)))
+                .await?;
+            AgentAnswer::new(AgentKind::FederatedLearning, &answer)
+        };
+        // A client that leaves drops the work; its rounds stop at the next check.
+        tokio::select! {
+            answer = answer_once(&s, call, work) => lines.finish(answer.map(|Json(v)| v)).await,
+            () = lines.closed() => {}
+        }
+    });
+    Ok(response)
 }
 
 /// The federated runs so far and the privacy budget they spent together.

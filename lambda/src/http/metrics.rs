@@ -20,6 +20,7 @@ use mesh_core::status::{agents_status, AgentsStatus};
 use serde::Deserialize;
 
 use crate::http::error::{query, ApiError};
+use crate::http::progress::{hold_until_end, Streamed};
 use crate::http::state::AppState;
 
 /// The agent whose model work a request is (POST to its route, its alias or its training route).
@@ -45,16 +46,33 @@ pub async fn track(State(state): State<Arc<AppState>>, request: Request, next: N
         .and_then(|r| agent_for(request.method(), r));
     let started = std::time::Instant::now();
     let response = next.run(request).await;
-    let status = response.status().as_u16();
-    if let Some(kind) = agent {
+    let record = move |status: u16| {
+        if let Some(kind) = agent {
+            state
+                .metrics
+                .record_agent(kind, status, started.elapsed(), mesh_core::store::now_ms());
+        }
         state
             .metrics
-            .record_agent(kind, status, started.elapsed(), mesh_core::store::now_ms());
+            .record_route(route.as_deref().unwrap_or("(unmatched)"), status);
+    };
+    // A streamed answer is counted when its body ends, with the status its work ended with.
+    if let Some(streamed) = response.extensions().get::<Streamed>().cloned() {
+        return hold_until_end(response, OnDrop(Some(move || record(streamed.status()))));
     }
-    state
-        .metrics
-        .record_route(route.as_deref().unwrap_or("(unmatched)"), status);
+    record(response.status().as_u16());
     response
+}
+
+/// Runs its closure when dropped.
+struct OnDrop<F: FnOnce()>(Option<F>);
+
+impl<F: FnOnce()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f();
+        }
+    }
 }
 
 /// Every agent: loaded or not, model, requests, errors, p50/p95 latency, last activity.

@@ -16,6 +16,7 @@ use governor::clock::{Clock, DefaultClock};
 
 use crate::http::error::ApiError;
 use crate::http::idempotency::Deadline;
+use crate::http::progress::{hold_until_end, Streamed};
 use crate::http::protection::ClientId;
 use crate::http::state::AppState;
 
@@ -152,7 +153,7 @@ pub async fn limit_inflight(
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         ApiError::Overloaded(message).into_response()
     };
-    let Ok(_permit) = Arc::clone(&protection.inflight).try_acquire_owned() else {
+    let Ok(permit) = Arc::clone(&protection.inflight).try_acquire_owned() else {
         return refuse(format!(
             "{} model requests are running, the most this server takes at once; retry shortly",
             protection.max_inflight
@@ -166,13 +167,18 @@ pub async fn limit_inflight(
         .unwrap_or(protection.max_data_body_bytes)
         .min(protection.max_data_body_bytes);
     let kib = u32::try_from(body_bytes.div_ceil(1024)).unwrap_or(u32::MAX);
-    let Ok(_body_permit) = Arc::clone(&protection.body_budget).try_acquire_many_owned(kib) else {
+    let Ok(body_permit) = Arc::clone(&protection.body_budget).try_acquire_many_owned(kib) else {
         return refuse(format!(
             "request bodies in flight would pass {} MiB, the most this server holds at once (--max-inflight-body-bytes); retry shortly",
             protection.max_inflight_body_bytes / (1024 * 1024)
         ));
     };
-    next.run(request).await
+    let response = next.run(request).await;
+    // A streamed answer is still working: its permits go when its body ends.
+    match response.extensions().get::<Streamed>() {
+        Some(_) => hold_until_end(response, (permit, body_permit)),
+        None => response,
+    }
 }
 
 /// How long past its deadline a request may take to store an answer whose work finished in

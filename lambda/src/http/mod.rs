@@ -2,7 +2,8 @@
 //! `GET /health`, `POST /embed` (text-embeddings-inference's shape) and `GET /openapi.json`
 //! here; the agents' routes ([`agents`]), the stored records, events and status ([`records`],
 //! [`metrics`], [`ws`]), async jobs ([`jobs`]), the dashboard ([`web`]); the protection layers
-//! ([`protection`]) and the one mapping of errors to statuses ([`error`]); the local listener
+//! ([`protection`]) and the one mapping of errors to statuses ([`error`]); answers that stream
+//! their progress ([`progress`]); the local listener
 //! ([`serve()`]). [`AppState`] ([`state`]) is what the routes read.
 
 pub mod agents;
@@ -11,6 +12,7 @@ pub mod idempotency;
 pub mod jobs;
 pub mod metrics;
 pub mod middleware;
+pub mod progress;
 pub mod protection;
 pub mod records;
 pub mod state;

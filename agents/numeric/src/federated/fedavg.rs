@@ -440,16 +440,19 @@ pub fn run(
     test: &Dataset,
     config: &FederatedConfig,
 ) -> Result<FederatedReport, FederatedError> {
-    run_until(train, test, config, &|| false)
+    run_until(train, test, config, &|| false, &mut |_| {})
 }
 
 /// [`run`], checking `stop` before each round and each baseline: when it says yes the run
 /// ends with [`FederatedError::Stopped`] (a request whose caller is gone stops computing).
+/// `observe` sees each round's metrics as soon as the round ends (round 0: the untrained
+/// model), the same values the report's `history` holds.
 pub fn run_until(
     train: &Dataset,
     test: &Dataset,
     config: &FederatedConfig,
     stop: &dyn Fn() -> bool,
+    observe: &mut dyn FnMut(&RoundMetrics),
 ) -> Result<FederatedReport, FederatedError> {
     let d = validate_data("train", train, None)?;
     validate_data("test", test, Some(d))?;
@@ -478,6 +481,7 @@ pub fn run_until(
         auc: auc0,
         epsilon_spent: if sigma == 0.0 { None } else { Some(0.0) },
     });
+    observe(&history[0]);
 
     let h = SgdParams {
         q: c.sampling_rate,
@@ -544,6 +548,7 @@ pub fn run_until(
             auc,
             epsilon_spent: eps,
         });
+        observe(&history[r]);
     }
     let final_eps = eps_after(sigma, c.sampling_rate, total_steps, c.delta)?;
 
@@ -829,11 +834,35 @@ mod tests {
             checks.set(checks.get() + 1);
             checks.get() > 2
         };
-        let outcome = run_until(&train, &test, &cfg(), &stop);
+        let mut seen = vec![];
+        let outcome = run_until(&train, &test, &cfg(), &stop, &mut |m| seen.push(m.round));
         assert!(
             matches!(outcome, Err(FederatedError::Stopped { rounds: 2 })),
             "{outcome:?}"
         );
+        assert_eq!(
+            seen,
+            [0, 1, 2],
+            "each finished round is observed, once, in order"
+        );
+    }
+
+    #[test]
+    fn each_round_is_observed_as_the_history_reports_it() {
+        let train = separable(300, 3, 12);
+        let test = separable(100, 3, 13);
+        let mut seen = vec![];
+        let report = run_until(&train, &test, &cfg(), &|| false, &mut |m| {
+            seen.push((m.round, m.accuracy, m.auc, m.epsilon_spent))
+        })
+        .unwrap();
+        let history: Vec<_> = report
+            .history
+            .iter()
+            .map(|m| (m.round, m.accuracy, m.auc, m.epsilon_spent))
+            .collect();
+        assert_eq!(seen, history);
+        assert_eq!(seen.len(), cfg().rounds + 1);
     }
 
     #[test]
