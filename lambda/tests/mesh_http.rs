@@ -1196,6 +1196,50 @@ fn a_retried_training_with_an_idempotency_key_saves_one_version() {
     assert_eq!(versions(), [json!(1), json!(2)]);
 }
 
+/// Two tries of one `Idempotency-Key` sent at the same time (a client that retried before its
+/// first try answered): one trains, the other waits for its answer; one model version.
+#[test]
+fn concurrent_tries_of_one_idempotency_key_train_once() {
+    let records: Vec<Value> = (0..3000)
+        .map(|i| json!({"tickets": i % 12, "spend": (i * 37) % 101, "left": if i % 12 >= 8 {"yes"} else {"no"}}))
+        .collect();
+    let model_id = format!("concurrent-{}", std::process::id());
+    let body = json!({"records": records, "target": "left", "model_id": model_id}).to_string();
+    let key = format!("concurrent-{}", std::process::id());
+    let start = std::sync::Barrier::new(2);
+    let answers: Vec<Value> = std::thread::scope(|scope| {
+        let tries: Vec<_> = (0..2)
+            .map(|_| {
+                scope.spawn(|| {
+                    start.wait();
+                    let (status, _, v) = server().request(
+                        "POST",
+                        "/client-health/train",
+                        &[
+                            ("Content-Type", "application/json"),
+                            ("Idempotency-Key", key.as_str()),
+                        ],
+                        body.as_bytes(),
+                    );
+                    assert_eq!(status, 200, "{v}");
+                    v
+                })
+            })
+            .collect();
+        tries.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    assert_eq!(answers[0], answers[1], "both get the one answer");
+    assert_eq!(answers[0]["version"], 1, "{}", answers[0]);
+    let (_, models) = server().get("/client-health/models");
+    let versions = models["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["model_id"] == model_id.as_str())
+        .map(|m| m["versions"].clone());
+    assert_eq!(versions, Some(json!([1])), "{models}");
+}
+
 /// `Idempotency-Key`: a retry returns the stored answer (same `result_id`, same body, one
 /// event), a different key or none computes anew, and a malformed key is a 422 naming it.
 #[test]

@@ -53,6 +53,8 @@ pub struct Mesh {
     pub numeric: NumericAgents,
     /// Results, threats, agent state, network intelligence, connections.
     pub store: Arc<dyn StateStore>,
+    /// What users give the agents, and the claims of running idempotent requests.
+    pub user_state: Arc<dyn UserState>,
     /// Every result as an event, alerts, live subscribers.
     pub events: Arc<dyn EventStream>,
     pub metrics: Arc<Metrics>,
@@ -251,6 +253,7 @@ impl Mesh {
             agents,
             numeric,
             store: services.store,
+            user_state: services.user_state,
             events: services.events,
             metrics: Arc::new(Metrics::default()),
             threat_notifier: services.threat_notifier,

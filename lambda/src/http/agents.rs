@@ -28,7 +28,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::http::error::ApiError;
-use crate::http::idempotency::{Deadline, Replay};
+use crate::http::idempotency::{claim, Claim, ClaimGuard, Deadline, Replay};
 use crate::http::progress::{self, ProgressLines};
 use crate::http::state::AppState;
 
@@ -47,16 +47,20 @@ pub async fn run_agent<A: Agent>(
 }
 
 /// Computes an answer with `work` and records it, once per `Idempotency-Key`: a retry gets
-/// the answer stored for the first try, and work past the [`Deadline`] is a 504 that stores
+/// the answer stored for the first try, a try while another runs waits for its answer (409
+/// if it is not there by the deadline), and work past the [`Deadline`] is a 504 that stores
 /// nothing.
 async fn answer_once<E: Into<ApiError>>(
     state: &AppState,
     Call(Replay(replay), deadline): Call,
     work: impl std::future::Future<Output = Result<AgentAnswer, E>>,
 ) -> Result<Json<Value>, ApiError> {
+    // Held until the answer is stored (or the work fails or is dropped).
+    let mut _claim = None;
     if let Some(id) = &replay {
-        if let Some(stored) = stored_answer(state, id).await? {
-            return Ok(Json(stored));
+        match first_try(state, id, deadline).await? {
+            FirstTry::Answered(stored) => return Ok(Json(stored)),
+            FirstTry::Ours(guard) => _claim = Some(guard),
         }
     }
     let answer = within(state, deadline, work).await?.map_err(Into::into)?;
@@ -70,6 +74,55 @@ async fn answer_once<E: Into<ApiError>>(
                 .map(Json)
                 .ok_or_else(|| e.into()),
         },
+    }
+}
+
+/// What a try with an `Idempotency-Key` finds.
+enum FirstTry {
+    /// The answer an earlier try stored.
+    Answered(Value),
+    /// No answer yet, and this try holds the claim to compute it.
+    Ours(ClaimGuard),
+}
+
+/// How often a try waiting for a concurrent one looks for its answer.
+const CLAIM_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The stored answer of `result_id`, or the claim to compute it; while another try holds the
+/// claim, waits for its answer until the deadline (then 409).
+async fn first_try(
+    state: &AppState,
+    result_id: &str,
+    deadline: Option<Deadline>,
+) -> Result<FirstTry, ApiError> {
+    let hold = state.protection.request_timeout + crate::http::middleware::RECORD_GRACE;
+    loop {
+        if let Some(stored) = stored_answer(state, result_id).await? {
+            return Ok(FirstTry::Answered(stored));
+        }
+        let (user_state, id) = (Arc::clone(&state.mesh.user_state), result_id.to_string());
+        let claimed = tokio::task::spawn_blocking(move || claim(&user_state, &id, hold))
+            .await
+            .map_err(|e| ApiError::unavailable(format!("claiming the Idempotency-Key: {e}")))?
+            .map_err(|e| ApiError::unavailable(format!("claiming the Idempotency-Key: {e}")))?;
+        match claimed {
+            Claim::Ours(guard) => {
+                // The first try may have stored its answer and released between the looks.
+                if let Some(stored) = stored_answer(state, result_id).await? {
+                    return Ok(FirstTry::Answered(stored));
+                }
+                return Ok(FirstTry::Ours(guard));
+            }
+            Claim::Busy => {}
+        }
+        let now = std::time::Instant::now();
+        if deadline.is_some_and(|Deadline(at)| now + CLAIM_POLL >= at) {
+            return Err(ApiError::InProgress(
+                "a request with this Idempotency-Key is still running; retry to get its answer"
+                    .into(),
+            ));
+        }
+        tokio::time::sleep(CLAIM_POLL).await;
     }
 }
 
@@ -290,7 +343,7 @@ async fn federated(
         };
         // A client that leaves drops the work; its rounds stop at the next check.
         tokio::select! {
-            answer = answer_once(&s, call, work) => lines.finish(answer.map(|Json(v)| v)).await,
+            answer = answer_once(&s, call, work) => lines.finish(answer.map(|Json(v)| v)),
             () = lines.closed() => {}
         }
     });

@@ -37,6 +37,9 @@ pub enum ApiError {
     /// The request ran past its deadline (504).
     #[error("{0}")]
     Timeout(String),
+    /// Another try of the same `Idempotency-Key` is still running (409 with `retry-after`).
+    #[error("{0}")]
+    InProgress(String),
     /// An error response of the router itself (404 no route, 405, 413 body limit, others),
     /// given a JSON body.
     #[error("{message}")]
@@ -97,10 +100,21 @@ impl ApiError {
             ),
             Self::Overloaded(_) => (StatusCode::TOO_MANY_REQUESTS, "overloaded", None, Some(1)),
             Self::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "timeout", None, None),
+            Self::InProgress(_) => (
+                StatusCode::CONFLICT,
+                "in_progress",
+                Some(crate::http::idempotency::IDEMPOTENCY_KEY_FIELD.into()),
+                Some(1),
+            ),
             Self::Http {
                 status, error_type, ..
             } => (*status, error_type, None, None),
         }
+    }
+
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        self.parts().0
     }
 
     /// Whether the request is at fault (a 4xx): retrying it unchanged cannot succeed.

@@ -184,7 +184,7 @@ pub async fn limit_inflight(
 /// How long past its deadline a request may take to store an answer whose work finished in
 /// time: an answer being stored is not cut off (a stored answer the caller never got would
 /// come back as a duplicate on retry).
-const RECORD_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+pub(crate) const RECORD_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Middleware: answers 504 when the request runs past the timeout. Agent handlers get the
 /// [`Deadline`] and stop there themselves, storing nothing; the cut-off here comes

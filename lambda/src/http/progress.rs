@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap, HeaderValue};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -96,19 +96,13 @@ impl ProgressLines {
     }
 
     /// Writes the last line: the answer, or the error with its status.
-    pub async fn finish(self, answer: Result<Value, ApiError>) {
+    pub fn finish(self, answer: Result<Value, ApiError>) {
         let line = match answer {
             Ok(result) => json!({ "result": result }),
             Err(error) => {
-                let response = error.into_response();
-                let status = response.status().as_u16();
+                let status = error.status().as_u16();
                 self.outcome.store(status, Ordering::Relaxed);
-                let body = axum::body::to_bytes(response.into_body(), 1 << 20)
-                    .await
-                    .ok()
-                    .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-                    .unwrap_or(Value::Null);
-                json!({ "error": body, "status": status })
+                json!({ "error": error.body(), "status": status })
             }
         };
         let _ = self.lines.send(line_bytes(&line));
@@ -153,7 +147,7 @@ mod tests {
         let response = hold_until_end(response, Arc::clone(&guard));
         (lines.progress())(&json!({"round": 1}));
         assert_eq!(Arc::strong_count(&guard), 2);
-        lines.finish(Ok(json!({"n": 1}))).await;
+        lines.finish(Ok(json!({"n": 1})));
         let body = axum::body::to_bytes(response.into_body(), 1 << 20)
             .await
             .unwrap();
