@@ -28,7 +28,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::http::error::ApiError;
-use crate::http::idempotency::{claim, Claim, ClaimGuard, Deadline, Replay};
+use crate::http::idempotency::{claim, Claim, ClaimGuard, Deadline, Replay, IDEMPOTENCY_KEY_FIELD};
 use crate::http::progress::{self, ProgressLines};
 use crate::http::state::AppState;
 
@@ -117,10 +117,12 @@ async fn first_try(
         }
         let now = std::time::Instant::now();
         if deadline.is_some_and(|Deadline(at)| now + CLAIM_POLL >= at) {
-            return Err(ApiError::InProgress(
-                "a request with this Idempotency-Key is still running; retry to get its answer"
-                    .into(),
-            ));
+            return Err(ApiError::InProgress {
+                field: IDEMPOTENCY_KEY_FIELD,
+                message:
+                    "a request with this Idempotency-Key is still running; retry to get its answer"
+                        .into(),
+            });
         }
         tokio::time::sleep(CLAIM_POLL).await;
     }

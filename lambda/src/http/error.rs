@@ -37,9 +37,13 @@ pub enum ApiError {
     /// The request ran past its deadline (504).
     #[error("{0}")]
     Timeout(String),
-    /// Another try of the same `Idempotency-Key` is still running (409 with `retry-after`).
-    #[error("{0}")]
-    InProgress(String),
+    /// Another try of the same `Idempotency-Key` (the `field`) is still running (409 with
+    /// `retry-after`).
+    #[error("{message}")]
+    InProgress {
+        field: &'static str,
+        message: String,
+    },
     /// An error response of the router itself (404 no route, 405, 413 body limit, others),
     /// given a JSON body.
     #[error("{message}")]
@@ -100,10 +104,10 @@ impl ApiError {
             ),
             Self::Overloaded(_) => (StatusCode::TOO_MANY_REQUESTS, "overloaded", None, Some(1)),
             Self::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "timeout", None, None),
-            Self::InProgress(_) => (
+            Self::InProgress { field, .. } => (
                 StatusCode::CONFLICT,
                 "in_progress",
-                Some(crate::http::idempotency::IDEMPOTENCY_KEY_FIELD.into()),
+                Some(field.to_string()),
                 Some(1),
             ),
             Self::Http {
