@@ -117,7 +117,9 @@ if [[ "$skip_bundle" == false ]]; then
     read -r -a msp_mesh <<<"${MSP_MESH:-cargo run --release --features aws --bin msp-mesh --}"
     echo "deploy: msp-mesh prepare && msp-mesh bundle push $model_source" >&2
     "${msp_mesh[@]}" prepare
-    AWS_REGION="$REGION" "${msp_mesh[@]}" bundle push "$model_source"
+    # The encoder the template's functions serve (its Globals' MESH_EMBED_MODEL).
+    encoder="$(sed -n 's/^ *MESH_EMBED_MODEL: *//p' "$TEMPLATE" | head -n 1)"
+    AWS_REGION="$REGION" "${msp_mesh[@]}" bundle push --model "${encoder:-all-minilm-l6-v2}" "$model_source"
 fi
 
 # 4. The dashboard: web/'s files and a config.json with this stack's API and WebSocket URLs.

@@ -67,9 +67,13 @@ impl HeadConfig {
         format!("{}@{}", self.id, self.version)
     }
 
-    /// True when `encoder` (an `id@version`) produces the pooled output this head was trained on.
+    /// True when `encoder` (an `id@version`), or the checkpoint whose answers it gives
+    /// ([`mesh_models::Manifest::answers_as`]: the same network stored as f16), produces the
+    /// pooled output this head was trained on.
     pub fn accepts_encoder(&self, encoder: &str) -> bool {
-        self.base_model == encoder || self.equivalent_encoders.iter().any(|e| e == encoder)
+        let accepts =
+            |e: &str| self.base_model == e || self.equivalent_encoders.iter().any(|x| x == e);
+        accepts(encoder) || accepts(&mesh_models::Manifest::builtin().answers_as(encoder))
     }
 }
 

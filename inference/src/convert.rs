@@ -1,6 +1,6 @@
-//! BERT checkpoint -> DistilBERT-architecture checkpoint.
+//! Derived checkpoints: BERT -> DistilBERT architecture, and f32 weights stored as f16.
 //!
-//! MiniLM's BERT layers have DistilBERT's shapes. Recipe: add row 0 of the
+//! BERT -> DistilBERT: MiniLM's BERT layers have DistilBERT's shapes. Recipe: add row 0 of the
 //! token-type embeddings to every position embedding (single-segment input),
 //! drop the pooler, and rename attention / feed-forward / LayerNorm tensors to
 //! DistilBERT's names. The result runs in any DistilBERT implementation and
@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use serde_json::json;
 
 use crate::encoder::{BertConfig, EncoderConfig};
@@ -134,7 +134,37 @@ pub fn convert_bert_dir(src: &Path, dst: &Path) -> Result<()> {
     }
     let tensors = candle_core::safetensors::load(src.join("model.safetensors"), &Device::Cpu)?;
     let converted = convert_tensors(tensors)?;
+    let config = serde_json::to_string_pretty(&convert_config(&bert_config)).expect("json") + "\n";
+    write_checkpoint(src, dst, &converted, Some(&config))
+}
 
+/// Writes the checkpoint `src` into `dst` with every f32 tensor stored as f16 (round to nearest
+/// even; other tensors as they are) and the config and tokenizer files copied. Loaded with
+/// `DType::F32`, the weights are widened back and the network computes in f32.
+pub fn store_f16_dir(src: &Path, dst: &Path) -> Result<()> {
+    let tensors = candle_core::safetensors::load(src.join("model.safetensors"), &Device::Cpu)?;
+    let stored = tensors
+        .into_iter()
+        .map(|(name, t)| {
+            let t = if t.dtype() == DType::F32 {
+                t.to_dtype(DType::F16)?
+            } else {
+                t
+            };
+            Ok((name, t))
+        })
+        .collect::<Result<HashMap<_, _>>>()?;
+    write_checkpoint(src, dst, &stored, None)
+}
+
+/// Writes `tensors` as `dst/model.safetensors` with `config` (else `src`'s `config.json`) and
+/// `src`'s tokenizer files, in a staging folder renamed into place.
+fn write_checkpoint(
+    src: &Path,
+    dst: &Path,
+    tensors: &HashMap<String, Tensor>,
+    config: Option<&str>,
+) -> Result<()> {
     let parent = dst.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(InferenceError::io(parent))?;
     let staging = parent.join(format!(
@@ -147,10 +177,16 @@ pub fn convert_bert_dir(src: &Path, dst: &Path) -> Result<()> {
     let _ = std::fs::remove_dir_all(&staging);
     std::fs::create_dir_all(&staging).map_err(InferenceError::io(&staging))?;
     let result = (|| {
-        candle_core::safetensors::save(&converted, staging.join("model.safetensors"))?;
-        let config = serde_json::to_string_pretty(&convert_config(&bert_config)).expect("json");
-        std::fs::write(staging.join("config.json"), config + "\n")
-            .map_err(InferenceError::io(&staging))?;
+        candle_core::safetensors::save(tensors, staging.join("model.safetensors"))?;
+        match config {
+            Some(config) => std::fs::write(staging.join("config.json"), config)
+                .map_err(InferenceError::io(&staging))?,
+            None => {
+                let from = src.join("config.json");
+                std::fs::copy(&from, staging.join("config.json"))
+                    .map_err(InferenceError::io(&from))?;
+            }
+        }
         for name in TOKENIZER_FILES {
             let from = src.join(name);
             if from.is_file() {

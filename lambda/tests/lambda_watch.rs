@@ -25,6 +25,9 @@ use mesh_testing::cosine;
 use serde_json::{json, Value};
 
 const BUCKET: &str = "msp-intelligence-models";
+/// The encoder the template's functions serve (its Globals' `MESH_EMBED_MODEL`), which the
+/// bundle tests publish and load: all-MiniLM-L6-v2 stored as f16.
+const ENCODER: &str = "all-minilm-l6-v2-f16";
 /// The function's name in the emulator: a binary of the workspace.
 const FUNCTION: &str = "bootstrap";
 
@@ -100,6 +103,7 @@ fn start_function(
         .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
         .env("MESH_MODEL_SOURCE", format!("s3://{BUCKET}/bundle"))
+        .env("MESH_EMBED_MODEL", ENCODER)
         .env("MESH_CACHE_DIR", cache)
         .env("MESH_STATE_DB", ":memory:")
         .env("MESH_ONLY_AGENTS", agents)
@@ -194,7 +198,7 @@ fn invoke(watch_port: u16, event: &Value) -> (u16, Value, Duration) {
 /// caches to the S3 server at `s3_endpoint` (its files under `s3_root`).
 async fn push_bundle(s3_root: &Path, s3_endpoint: &str) {
     let mut push = mesh_command(
-        &format!("bundle push s3://{BUCKET}/bundle"),
+        &format!("bundle push --model {ENCODER} s3://{BUCKET}/bundle"),
         &s3_root.join("partners.json"),
     );
     aws_env(&mut push, s3_endpoint);
@@ -210,7 +214,12 @@ async fn push_bundle(s3_root: &Path, s3_endpoint: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bootstrap_under_cargo_lambda_watch_serves_from_an_s3_bundle() {
-    mesh_testing::require_local_model("all-minilm-l6-v2");
+    mesh_testing::require_local_model(ENCODER);
+    let template = include_str!("../deploy/template.yaml");
+    assert!(
+        template.contains(&format!("MESH_EMBED_MODEL: {ENCODER}\n")),
+        "the template's functions serve the encoder these tests bundle"
+    );
     let s3_root = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
     let (s3_endpoint, gets) = s3::start_s3(s3_root.path(), BUCKET).await;
@@ -229,12 +238,7 @@ async fn bootstrap_under_cargo_lambda_watch_serves_from_an_s3_bundle() {
     let wanted: Vec<&Value> = all
         .iter()
         .filter(|f| {
-            mesh_core::bundle::needed_by(
-                &selection,
-                true,
-                "all-minilm-l6-v2",
-                f["path"].as_str().unwrap(),
-            )
+            mesh_core::bundle::needed_by(&selection, true, ENCODER, f["path"].as_str().unwrap())
         })
         .collect();
     let files = wanted.len();
@@ -272,6 +276,7 @@ async fn bootstrap_under_cargo_lambda_watch_serves_from_an_s3_bundle() {
     )
     .await;
     let bundle = &health["model_bundle"];
+    assert_eq!(health["model_used"], format!("{ENCODER}@1"), "{health}");
     assert_eq!(bundle["files"], files, "{health}");
     assert_eq!(bundle["downloaded_files"], files, "{health}");
     assert_eq!(bundle["reused_files"], 0, "{health}");
@@ -406,7 +411,7 @@ async fn bootstrap_under_cargo_lambda_watch_serves_from_an_s3_bundle() {
 /// measurements, not assertions (`MESH_BOOTSTRAP_BIN` runs a release build).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cold_start_per_function_downloads_only_what_its_agents_read() {
-    mesh_testing::require_local_model("all-minilm-l6-v2");
+    mesh_testing::require_local_model(ENCODER);
     let s3_root = tempfile::tempdir().unwrap();
     let (s3_endpoint, _gets) = s3::start_s3(s3_root.path(), BUCKET).await;
     push_bundle(s3_root.path(), &s3_endpoint).await;
@@ -437,7 +442,7 @@ async fn cold_start_per_function_downloads_only_what_its_agents_read() {
                 "{agents} loads no encoder: {health}"
             );
         } else {
-            assert!(bytes > 80_000_000, "{agents} needs the encoder: {health}");
+            assert!(bytes > 40_000_000, "{agents} needs the encoder: {health}");
         }
         rows.push(format!(
             "| {agents} | {} | {:.1} | {ms} | {:.0} | {:.2} |",
@@ -1103,7 +1108,7 @@ async fn the_connect_authorizer_checks_the_api_key_query_parameter() {
 /// change to the code must still fit together for this to pass.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stack_stands_up_on_moto_and_its_functions_work_together() {
-    mesh_testing::require_local_model("all-minilm-l6-v2");
+    mesh_testing::require_local_model(ENCODER);
     let moto = start_moto();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/stack_on_moto.py");
     let output = Command::new(aws_tool("MESH_AWS_PYTHON", "python"))

@@ -18,6 +18,7 @@ pub use error::ModelsError;
 pub use fetch::{pull, pull_dataset, verify_dir, verify_files, PullOutcome};
 pub use manifest::{
     Architecture, DatasetEntry, FileSpec, Manifest, ModelEntry, PackageSource, Registry, Source,
+    RECIPE_BERT_TO_DISTILBERT, RECIPE_STORE_F16,
 };
 
 /// Default folder (relative to the working directory) where pulled models live; git-ignored.

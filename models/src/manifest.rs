@@ -28,6 +28,15 @@ pub enum Architecture {
     ClassificationHead,
 }
 
+/// Recipe of a DistilBERT-architecture checkpoint re-laid from a BERT one (same hidden states
+/// within 1e-5).
+pub const RECIPE_BERT_TO_DISTILBERT: &str = "bert-to-distilbert";
+
+/// Recipe of a checkpoint whose f32 weights are stored as f16 (widened back to f32 when loaded,
+/// computed in f32): half the bytes to download, and measured to give its source's answers
+/// (`agents/tests/f16_stored_encoder.rs`).
+pub const RECIPE_STORE_F16: &str = "store-f16";
+
 /// Where a model's files come from.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -218,6 +227,33 @@ impl Manifest {
             .ok_or_else(|| ModelsError::UnknownDataset(id.to_string()))
     }
 
+    /// The `id@version` of the checkpoint whose answers `versioned` (an `id@version`) gives:
+    /// through every derivation that changes only how the same network is laid out or stored
+    /// ([`RECIPE_BERT_TO_DISTILBERT`], [`RECIPE_STORE_F16`]), else `versioned` itself. Heads and
+    /// embedding caches of the source serve its derivatives.
+    pub fn answers_as(&self, versioned: &str) -> String {
+        let mut current = versioned.to_string();
+        // A chain is at most as long as the manifest (a cycle cannot pass `parse`'s checks of
+        // known sources, but the bound keeps this total anyway).
+        for _ in 0..self.models.len() {
+            let id = current.split('@').next().unwrap_or(&current);
+            // Exactly `id@version`: a compute variant (`+int8`) is not the stored network.
+            let entry = self.get(id).ok().filter(|m| m.versioned_id() == current);
+            match entry.map(|m| &m.source) {
+                Some(Source::Derived { from, recipe })
+                    if recipe == RECIPE_BERT_TO_DISTILBERT || recipe == RECIPE_STORE_F16 =>
+                {
+                    match self.get(from) {
+                        Ok(source) => current = source.versioned_id(),
+                        Err(_) => break,
+                    }
+                }
+                _ => break,
+            }
+        }
+        current
+    }
+
     /// Looks a model up by id.
     pub fn get(&self, id: &str) -> Result<&ModelEntry, ModelsError> {
         self.models
@@ -260,6 +296,34 @@ mod tests {
             Some("53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db")
         );
         assert!(matches!(m.get("nope"), Err(ModelsError::UnknownModel(_))));
+    }
+
+    #[test]
+    fn derivatives_of_the_same_network_answer_as_their_source() {
+        let m = Manifest::builtin();
+        let source = "all-minilm-l6-v2@1";
+        assert_eq!(m.answers_as("all-minilm-l6-v2-f16@1"), source);
+        assert_eq!(m.answers_as("minilm-l6-distilbert@1"), source);
+        assert_eq!(m.answers_as(source), source);
+        // A compute variant or an unknown id is itself.
+        assert_eq!(
+            m.answers_as("all-minilm-l6-v2@1+int8"),
+            "all-minilm-l6-v2@1+int8"
+        );
+        assert_eq!(
+            m.answers_as("all-minilm-l6-v2-f16@1+int8"),
+            "all-minilm-l6-v2-f16@1+int8"
+        );
+        assert_eq!(
+            m.answers_as("all-minilm-l6-v2-f16@2"),
+            "all-minilm-l6-v2-f16@2"
+        );
+        assert_eq!(m.answers_as("nope@1"), "nope@1");
+        // A trained head is not its base.
+        assert_eq!(
+            m.answers_as("threat-category-minilm@3"),
+            "threat-category-minilm@3"
+        );
     }
 
     #[test]

@@ -256,20 +256,13 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-/// The cache namespace of an encoder: the encoder itself, except a checkpoint derived by the
-/// exact `bert-to-distilbert` conversion, which shares its source's namespace (the conversion
-/// reproduces the source's hidden states within 1e-5; `inference/tests/convert_distilbert.rs`).
+/// The cache namespace of an encoder: the checkpoint whose answers it gives
+/// ([`mesh_models::Manifest::answers_as`]): a checkpoint derived by the exact
+/// `bert-to-distilbert` conversion (hidden states within 1e-5;
+/// `inference/tests/convert_distilbert.rs`) or stored as f16 (`agents/tests/f16_stored_encoder.rs`)
+/// shares its source's namespace.
 pub fn cache_namespace(model_id: &str) -> String {
-    let manifest = mesh_models::Manifest::builtin();
-    let id = model_id.split('@').next().unwrap_or(model_id);
-    match manifest.get(id).map(|m| &m.source) {
-        Ok(mesh_models::Source::Derived { from, recipe }) if recipe == "bert-to-distilbert" => {
-            manifest
-                .get(from)
-                .map_or_else(|_| model_id.to_string(), |m| m.versioned_id())
-        }
-        _ => model_id.to_string(),
-    }
+    mesh_models::Manifest::builtin().answers_as(model_id)
 }
 
 /// Unit-length embeddings of `texts`. Cached per encoder namespace under `cache_dir`: a file

@@ -197,7 +197,7 @@ pub fn models(command: ModelsCommand) -> anyhow::Result<()> {
         } => {
             let src = from.unwrap_or_else(|| models_dir.join("all-minilm-l6-v2"));
             let dst = to.unwrap_or_else(|| models_dir.join("minilm-l6-distilbert"));
-            prepare::convert(&src, &dst)?;
+            prepare::derive(mesh_models::RECIPE_BERT_TO_DISTILBERT, &src, &dst)?;
             println!("converted {} -> {}", src.display(), dst.display());
             Ok(())
         }

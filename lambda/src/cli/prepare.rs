@@ -74,14 +74,10 @@ pub fn pull_models(ids: &[String], models_dir: &Path, python: &str) -> anyhow::R
                     println!("{id}: present and verified in {}", dst.display());
                     continue;
                 }
-                anyhow::ensure!(
-                    recipe == "bert-to-distilbert",
-                    "unknown recipe `{recipe}` for {id}"
-                );
                 let src = models_dir.join(from);
                 mesh_models::verify_dir(manifest.get(from)?, &src)
                     .with_context(|| format!("{id} derives from {from}: pull it first"))?;
-                convert(&src, &dst)?;
+                derive(recipe, &src, &dst).with_context(|| format!("building {id}"))?;
                 mesh_models::verify_dir(entry, &dst)?;
                 println!("{id}: built from {from} and verified in {}", dst.display());
             }
@@ -93,10 +89,19 @@ pub fn pull_models(ids: &[String], models_dir: &Path, python: &str) -> anyhow::R
     Ok(())
 }
 
-/// Converts a BERT checkpoint folder into a DistilBERT-architecture one.
-pub fn convert(src: &Path, dst: &Path) -> anyhow::Result<()> {
-    let bar = spinner(format!("converting {} to DistilBERT", src.display()));
-    let result = mesh_inference::convert::convert_bert_dir(src, dst);
+/// Builds a derived checkpoint folder from its source folder.
+type Recipe = fn(&Path, &Path) -> mesh_inference::Result<()>;
+
+/// Builds the checkpoint `dst` from `src` by the manifest recipe `recipe`.
+pub fn derive(recipe: &str, src: &Path, dst: &Path) -> anyhow::Result<()> {
+    use mesh_inference::convert::{convert_bert_dir, store_f16_dir};
+    let (what, build): (&str, Recipe) = match recipe {
+        mesh_models::RECIPE_BERT_TO_DISTILBERT => ("converting to DistilBERT", convert_bert_dir),
+        mesh_models::RECIPE_STORE_F16 => ("storing as f16", store_f16_dir),
+        other => anyhow::bail!("unknown recipe `{other}`"),
+    };
+    let bar = spinner(format!("{what}: {}", src.display()));
+    let result = build(src, dst);
     bar.finish_and_clear();
     Ok(result?)
 }
