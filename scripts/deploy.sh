@@ -115,11 +115,12 @@ model_source="$(output ModelSource)"
 [[ "$model_source" == s3://* ]] || die "stack output ModelSource is '$model_source', expected s3://..."
 if [[ "$skip_bundle" == false ]]; then
     read -r -a msp_mesh <<<"${MSP_MESH:-cargo run --release --features aws --bin msp-mesh --}"
-    echo "deploy: msp-mesh prepare && msp-mesh bundle push $model_source" >&2
-    "${msp_mesh[@]}" prepare
     # The encoder the template's functions serve (its Globals' MESH_EMBED_MODEL).
     encoder="$(sed -n 's/^ *MESH_EMBED_MODEL: *//p' "$TEMPLATE" | head -n 1)"
-    AWS_REGION="$REGION" "${msp_mesh[@]}" bundle push --model "${encoder:-all-minilm-l6-v2}" "$model_source"
+    encoder="${encoder:-all-minilm-l6-v2}"
+    echo "deploy: msp-mesh prepare && msp-mesh bundle push --model $encoder $model_source" >&2
+    "${msp_mesh[@]}" prepare
+    AWS_REGION="$REGION" "${msp_mesh[@]}" bundle push --model "$encoder" "$model_source"
 fi
 
 # 4. The dashboard: web/'s files and a config.json with this stack's API and WebSocket URLs.

@@ -6,8 +6,6 @@
 //! download half the bytes at a cold start and still serve the heads and embedding caches of
 //! the f32 encoder (`Manifest::answers_as`).
 
-use std::path::Path;
-
 use mesh_agents::datasets::{self, LabelledText};
 use mesh_agents::head::ClassificationHead;
 use mesh_inference::embedder::SentenceEmbedder;
@@ -89,7 +87,7 @@ fn the_f16_stored_encoder_answers_as_the_f32_one() {
     );
     // Half the bytes: what a cold start downloads.
     let size = |id: &str| {
-        std::fs::metadata(Path::new(&require_local_model(id)).join("model.safetensors"))
+        std::fs::metadata(require_local_model(id).join("model.safetensors"))
             .unwrap()
             .len()
     };

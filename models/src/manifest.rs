@@ -233,8 +233,7 @@ impl Manifest {
     /// embedding caches of the source serve its derivatives.
     pub fn answers_as(&self, versioned: &str) -> String {
         let mut current = versioned.to_string();
-        // A chain is at most as long as the manifest (a cycle cannot pass `parse`'s checks of
-        // known sources, but the bound keeps this total anyway).
+        // No chain is longer than the manifest; the bound keeps a malformed one from looping.
         for _ in 0..self.models.len() {
             let id = current.split('@').next().unwrap_or(&current);
             // Exactly `id@version`: a compute variant (`+int8`) is not the stored network.
