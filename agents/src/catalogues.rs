@@ -424,6 +424,8 @@ pub const SERVED_FILES: [&str; 7] = [
 const CSF_FILE: &str = "us-federal/nist-csf-2.0.json";
 const HIPAA_FILE: &str = "us-federal/hipaa-security.json";
 const SP800_53_FILE: &str = "us-federal/nist-800-53-rev5.json";
+/// The catalogue file [`guidance_passages`] reads (SP 800-53), relative to the data set.
+pub const GUIDANCE_FILE: &str = SP800_53_FILE;
 
 /// The package's mapping files.
 const MAPPING_FILES: [&str; 4] = [

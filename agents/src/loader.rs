@@ -13,7 +13,7 @@ use crate::compliance::{Catalogue, ComplianceAgent};
 use crate::datasets;
 use crate::federated::FederatedAgent;
 use crate::head::ClassificationHead;
-use crate::knowledge::{self, attack::Attack, cwe, KnowledgeIndex};
+use crate::knowledge::{self, attack::Attack, cwe, KnowledgeIndex, Passage};
 use crate::market::MarketAgent;
 use crate::nlp_query::{AnswerWriter, ChatAnswerer, NlpQueryAgent, T5Answerer};
 use crate::partners::{seed_directory, PartnerAgent};
@@ -66,6 +66,37 @@ pub const CHAT_MODEL: &str = "smollm2-135m-instruct@1";
 pub const KNOWLEDGE_INDEX: &str = "knowledge";
 pub const CONTROLS_INDEX_PREFIX: &str = "controls-";
 
+/// What the language agents read from the data sets before they need the encoder: ATT&CK
+/// and the knowledge passages (threat intelligence, NLP query), the control catalogues
+/// (compliance). Each is why it is not read when no selected agent needs it or it fails.
+pub struct LanguageSources {
+    knowledge: Result<(Attack, Vec<Passage>), String>,
+    catalogues: Result<Vec<Catalogue>, String>,
+}
+
+impl LanguageSources {
+    /// Reads (blocking) what the selected agents need.
+    pub fn read(paths: &AgentPaths, selection: &AgentSelection) -> Self {
+        let excluded = selection.excluded_reason();
+        let wanted = |kind| selection.contains(kind);
+        let knowledge = if wanted(AgentKind::ThreatIntelligence) || wanted(AgentKind::NlpQuery) {
+            read_knowledge(paths)
+        } else {
+            Err(excluded.clone())
+        };
+        let catalogues = if wanted(AgentKind::Compliance) {
+            Catalogue::all(&paths.data_dir.join(crate::catalogues::PUBLISHED_DATASET))
+                .map_err(|e| e.to_string())
+        } else {
+            Err(excluded)
+        };
+        Self {
+            knowledge,
+            catalogues,
+        }
+    }
+}
+
 impl LanguageAgents {
     /// No agent loaded, for the same reason.
     pub fn none(reason: &str) -> Self {
@@ -80,8 +111,23 @@ impl LanguageAgents {
 
     /// Loads every selected agent it can; embeds the knowledge base and control catalogues
     /// (cached) when a selected agent needs them. What users give the agents (the partner
-    /// directory) lives in `state`.
+    /// directory) lives in `state`. Reads the data sets first ([`LanguageSources::read`]); use
+    /// [`LanguageAgents::load_from`] to read them while the encoder loads.
     pub async fn load(
+        encoder: &EmbeddingBackend,
+        paths: &AgentPaths,
+        cloud: &crate::cloud::CloudProviders,
+        selection: &AgentSelection,
+        state: &Arc<dyn UserState>,
+        progress: &dyn Progress,
+    ) -> Self {
+        let sources = LanguageSources::read(paths, selection);
+        Self::load_from(sources, encoder, paths, cloud, selection, state, progress).await
+    }
+
+    /// [`LanguageAgents::load`] from data sets already read.
+    pub async fn load_from(
+        sources: LanguageSources,
         encoder: &EmbeddingBackend,
         paths: &AgentPaths,
         cloud: &crate::cloud::CloudProviders,
@@ -92,10 +138,11 @@ impl LanguageAgents {
         let excluded = selection.excluded_reason();
         let wanted = |kind| selection.contains(kind);
         let head = |id: &str| ClassificationHead::load_dir(&paths.models_dir.join(id));
-        let knowledge = if wanted(AgentKind::ThreatIntelligence) || wanted(AgentKind::NlpQuery) {
-            load_knowledge(encoder, paths, progress).await
-        } else {
-            Err(excluded.clone())
+        let knowledge = match sources.knowledge {
+            Ok((attack, passages)) => {
+                index_knowledge(encoder, paths, attack, passages, progress).await
+            }
+            Err(e) => Err(e),
         };
         let threat = match (&knowledge, head(THREAT_HEAD), head(EMAIL_HEAD)) {
             (Ok((attack, index)), Ok(t), Ok(e)) => {
@@ -153,12 +200,17 @@ impl LanguageAgents {
         } else {
             Err(excluded.clone())
         };
-        let compliance = if wanted(AgentKind::Compliance) {
-            load_compliance(encoder, paths, cloud.compliance.clone(), progress)
-                .await
-                .map_err(|e| e.to_string())
-        } else {
-            Err(excluded.clone())
+        let compliance = match sources.catalogues {
+            Ok(catalogues) => load_compliance(
+                encoder,
+                paths,
+                catalogues,
+                cloud.compliance.clone(),
+                progress,
+            )
+            .await
+            .map_err(|e| e.to_string()),
+            Err(e) => Err(e),
         };
         Self {
             threat: keep(selection, AgentKind::ThreatIntelligence, &excluded, threat),
@@ -189,28 +241,39 @@ impl LanguageAgents {
 /// system and information integrity, risk assessment.
 pub const GUIDANCE_FAMILIES: [&str; 6] = ["IR", "CP", "AT", "IA", "SI", "RA"];
 
-/// ATT&CK plus the knowledge index (techniques, procedure examples, mitigations, CWE, docs,
-/// SP 800-53 guidance).
-async fn load_knowledge(
-    encoder: &EmbeddingBackend,
-    paths: &AgentPaths,
-    progress: &dyn Progress,
-) -> Result<(Arc<Attack>, Arc<KnowledgeIndex>), String> {
-    let attack =
-        Attack::load(&paths.data_dir.join("attack-enterprise")).map_err(|e| e.to_string())?;
-    let weaknesses = cwe::load(&paths.data_dir.join("cwe")).map_err(|e| e.to_string())?;
-    let mut passages = knowledge::technique_passages(&attack);
-    passages.extend(crate::techniques::procedure_passages(&attack));
-    passages.extend(knowledge::mitigation_passages(&attack));
-    passages.extend(knowledge::weakness_passages(&weaknesses));
-    passages.extend(knowledge::docs::passages());
-    passages.extend(
-        crate::catalogues::guidance_passages(
+/// ATT&CK and the knowledge passages (techniques, procedure examples, mitigations, CWE, docs,
+/// SP 800-53 guidance), read from the data sets. ATT&CK is parsed on its own thread.
+fn read_knowledge(paths: &AgentPaths) -> Result<(Attack, Vec<Passage>), String> {
+    std::thread::scope(|scope| {
+        let attack = scope.spawn(|| Attack::load(&paths.data_dir.join("attack-enterprise")));
+        let weaknesses = cwe::load(&paths.data_dir.join("cwe")).map_err(|e| e.to_string())?;
+        let guidance = crate::catalogues::guidance_passages(
             &paths.data_dir.join(crate::catalogues::PUBLISHED_DATASET),
             &GUIDANCE_FAMILIES,
         )
-        .map_err(|e| e.to_string())?,
-    );
+        .map_err(|e| e.to_string())?;
+        let attack = attack
+            .join()
+            .map_err(|_| "reading ATT&CK panicked".to_string())?
+            .map_err(|e| e.to_string())?;
+        let mut passages = knowledge::technique_passages(&attack);
+        passages.extend(crate::techniques::procedure_passages(&attack));
+        passages.extend(knowledge::mitigation_passages(&attack));
+        passages.extend(knowledge::weakness_passages(&weaknesses));
+        passages.extend(knowledge::docs::passages());
+        passages.extend(guidance);
+        Ok((attack, passages))
+    })
+}
+
+/// The knowledge index over `passages` (embedded once, then cached).
+async fn index_knowledge(
+    encoder: &EmbeddingBackend,
+    paths: &AgentPaths,
+    attack: Attack,
+    passages: Vec<Passage>,
+    progress: &dyn Progress,
+) -> Result<(Arc<Attack>, Arc<KnowledgeIndex>), String> {
     progress.stage("embedding the knowledge base", passages.len());
     let index = KnowledgeIndex::load_or_build(
         KNOWLEDGE_INDEX,
@@ -227,14 +290,12 @@ async fn load_knowledge(
 async fn load_compliance(
     encoder: &EmbeddingBackend,
     paths: &AgentPaths,
+    read: Vec<Catalogue>,
     cloud: Option<crate::cloud::AnswerProvider>,
     progress: &dyn Progress,
 ) -> Result<Arc<ComplianceAgent>, AgentError> {
     let mut catalogues = Vec::new();
-    let published = paths.data_dir.join(crate::catalogues::PUBLISHED_DATASET);
-    for catalogue in
-        Catalogue::all(&published).map_err(|e| AgentError::Unavailable(e.to_string()))?
-    {
+    for catalogue in read {
         let passages = catalogue.passages();
         progress.stage(
             &format!("embedding {} controls", catalogue.framework),

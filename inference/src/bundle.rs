@@ -84,6 +84,21 @@ pub struct SyncReport {
     pub elapsed_ms: u64,
 }
 
+impl SyncReport {
+    /// One report for two parts of a bundle synced at the same time (the longer part's time).
+    pub fn merge(self, other: SyncReport) -> SyncReport {
+        SyncReport {
+            files: self.files + other.files,
+            bytes: self.bytes + other.bytes,
+            downloaded_files: self.downloaded_files + other.downloaded_files,
+            downloaded_bytes: self.downloaded_bytes + other.downloaded_bytes,
+            reused_files: self.reused_files + other.reused_files,
+            elapsed_ms: self.elapsed_ms.max(other.elapsed_ms),
+            ..self
+        }
+    }
+}
+
 /// A local file to publish, and its path inside the bundle.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalFile {

@@ -96,15 +96,31 @@ struct RawRelationship {
 
 const VERSION: &str = "v18.1";
 
+/// The lookup files of the data set that [`Attack::load`] reads.
+const READ_STEMS: [&str; 4] = [
+    "attack-patterns",
+    "mitigations",
+    "software",
+    "relationships",
+];
+
+/// Whether [`Attack::load`] reads the data set's file `name`.
+pub fn reads_file(name: &str) -> bool {
+    READ_STEMS
+        .iter()
+        .any(|stem| name == format!("{stem}-lookup-{VERSION}.json"))
+}
+
 impl Attack {
     /// Loads the data set folder (`models/store/data/attack-enterprise`); revoked and
     /// deprecated objects are left out.
     pub fn load(dir: &Path) -> Result<Self, KnowledgeError> {
         let live = |o: &RawObject| !o.revoked && !o.deprecated && o.external_id.is_some();
-        let patterns: Vec<RawObject> = objects(dir, "attack-patterns", "attack_patterns")?;
-        let raw_mitigations: Vec<RawObject> = objects(dir, "mitigations", "mitigations")?;
-        let raw_software: Vec<RawObject> = objects(dir, "software", "software")?;
-        let relationships: Vec<RawRelationship> = objects(dir, "relationships", "relationships")?;
+        let [patterns, mitigations, software, relationships] = READ_STEMS;
+        let patterns: Vec<RawObject> = objects(dir, patterns, "attack_patterns")?;
+        let raw_mitigations: Vec<RawObject> = objects(dir, mitigations, "mitigations")?;
+        let raw_software: Vec<RawObject> = objects(dir, software, "software")?;
+        let relationships: Vec<RawRelationship> = objects(dir, relationships, "relationships")?;
 
         let mut stix_to_technique = HashMap::new();
         let mut techniques = Vec::new();
@@ -193,16 +209,23 @@ impl Attack {
     }
 }
 
+/// The object list of the lookup file `<stem>-lookup-<VERSION>.json` (`{"_metadata": …,
+/// "<key>": [...]}`), parsed straight into `T`: fields `T` does not name are skipped unread.
 fn objects<T: serde::de::DeserializeOwned>(
     dir: &Path,
     stem: &str,
     key: &str,
 ) -> Result<Vec<T>, KnowledgeError> {
+    /// Any lookup file: its one object list, whichever of the four keys names it.
+    #[derive(serde::Deserialize)]
+    struct Lookup<T> {
+        #[serde(alias = "attack_patterns", alias = "mitigations", alias = "software")]
+        #[serde(alias = "relationships")]
+        objects: Option<Vec<T>>,
+    }
     let path = dir.join(format!("{stem}-lookup-{VERSION}.json"));
-    let mut value: serde_json::Value = read_json(&path)?;
-    let list = value
-        .get_mut(key)
-        .map(serde_json::Value::take)
-        .ok_or_else(|| KnowledgeError::Format(path.clone(), format!("no `{key}` list")))?;
-    serde_json::from_value(list).map_err(|e| KnowledgeError::Format(path, e.to_string()))
+    let lookup: Lookup<T> = read_json(&path)?;
+    lookup
+        .objects
+        .ok_or_else(|| KnowledgeError::Format(path, format!("no `{key}` list")))
 }

@@ -103,7 +103,10 @@ impl S3Store {
     }
 
     /// Makes `target` a verified copy of object `key`: reused when it is already there and
-    /// matches `sha256` (or was verified earlier in this process), else downloaded.
+    /// matches `sha256` (or was verified earlier in this process), else downloaded. A download
+    /// is flushed to disk before it is renamed into place only when no `sha256` is pinned: a
+    /// pinned file is reused only once its checksum is checked again, so one cut short by a
+    /// crash is fetched again, and a cold start does not wait on the disk.
     pub async fn fetch_object(
         &self,
         key: &str,
@@ -137,9 +140,12 @@ impl S3Store {
                     .await
                     .map_err(InferenceError::io(&part))?;
             }
-            file.sync_all().await.map_err(InferenceError::io(&part))?;
-            if let Some(expected) = sha256 {
-                same_checksum(&location, expected, hex::encode(hasher.finalize()))?;
+            match sha256 {
+                Some(expected) => {
+                    same_checksum(&location, expected, hex::encode(hasher.finalize()))?
+                }
+                // Flushed only when unpinned: see fetch_object.
+                None => file.sync_all().await.map_err(InferenceError::io(&part))?,
             }
             Ok(bytes)
         }
@@ -209,7 +215,10 @@ impl S3Store {
                 .buffer_unordered(PART_CONCURRENCY)
                 .try_collect::<Vec<()>>()
                 .await?;
-            file.sync_all().map_err(InferenceError::io(&part))?;
+            if sha256.is_none() {
+                // Flushed only when unpinned: see fetch_object.
+                file.sync_all().map_err(InferenceError::io(&part))?;
+            }
             if let Some(expected) = sha256 {
                 let checked = part.clone();
                 let actual = tokio::task::spawn_blocking(move || sha256_file(&checked))

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use mesh_agents::catalogues::{PUBLISHED_DATASET, SERVED_FILES};
+use mesh_agents::catalogues::{GUIDANCE_FILE, PUBLISHED_DATASET, SERVED_FILES};
 use mesh_agents::loader::{
     CLIENT_HEALTH_DIR, CONTROLS_INDEX_PREFIX, EMAIL_HEAD, KNOWLEDGE_INDEX, SENTIMENT_HEAD,
     THREAT_HEAD,
@@ -29,7 +29,10 @@ type NameFilter = fn(&str) -> bool;
 
 /// Data files the agents read, by data-set folder (the rest of each package is left out).
 const SERVED_DATA: &[(&str, NameFilter)] = &[
-    ("attack-enterprise", |name| name.ends_with(".json")),
+    (
+        "attack-enterprise",
+        mesh_agents::knowledge::attack::reads_file,
+    ),
     ("cwe", |name| name == "cwe-dictionary.json"),
     ("modeldata", |name| {
         name == "Rdata.rdx" || name == "Rdata.rdb"
@@ -118,59 +121,118 @@ pub async fn push(
     Err(crate::needs_aws_build("publishing a model bundle to S3"))
 }
 
-/// When `--model-source` is an S3 prefix that holds a bundle: syncs it into
-/// `<cache dir>/bundle` and returns settings that read everything from there (no pulls),
-/// with the sync report. Otherwise the settings as given and no report.
-pub async fn resolve(args: &ModelArgs) -> anyhow::Result<(ModelArgs, Option<SyncReport>)> {
+/// When `--model-source` is an S3 prefix that holds a bundle: settings that read everything
+/// from `<cache dir>/bundle` (no pulls), and the bundle to sync there ([`BundleSync`]).
+/// Otherwise the settings as given and nothing to sync.
+pub async fn resolve(args: &ModelArgs) -> anyhow::Result<(ModelArgs, Option<BundleSync>)> {
     let Some(source) = args.model_source.as_deref() else {
         return Ok((args.clone(), None));
     };
     if !matches!(StoreLocation::parse(source)?, StoreLocation::S3 { .. }) {
         return Ok((args.clone(), None));
     }
-    sync_bundle(args, source).await
+    open_bundle(args, source).await
 }
 
 #[cfg(not(feature = "aws"))]
-async fn sync_bundle(_: &ModelArgs, _: &str) -> anyhow::Result<(ModelArgs, Option<SyncReport>)> {
+async fn open_bundle(_: &ModelArgs, _: &str) -> anyhow::Result<(ModelArgs, Option<BundleSync>)> {
     Err(crate::needs_aws_build("an s3:// model source"))
 }
 
-/// [`resolve`] of an S3 source: reads its manifest and syncs what this process needs.
+/// No bundle is synced without the `aws` feature ([`resolve`] refuses S3 sources).
+#[cfg(not(feature = "aws"))]
+pub enum BundleSync {}
+
+#[cfg(not(feature = "aws"))]
+impl BundleSync {
+    /// Syncs the encoder's files.
+    pub async fn encoder(&self) -> anyhow::Result<SyncReport> {
+        match *self {}
+    }
+
+    /// Syncs every other file.
+    pub async fn rest(&self) -> anyhow::Result<SyncReport> {
+        match *self {}
+    }
+}
+
+/// What this process reads of an S3 bundle, to sync into the cache folder in two parts that
+/// can run at the same time: the encoder's files, and the rest (heads, data sets, embedding
+/// caches), so the data sets can be read while the encoder is still downloading.
 #[cfg(feature = "aws")]
-async fn sync_bundle(
+pub struct BundleSync {
+    source: String,
+    store: S3Store,
+    root: PathBuf,
+    encoder: BundleManifest,
+    rest: BundleManifest,
+}
+
+#[cfg(feature = "aws")]
+impl BundleSync {
+    /// Syncs the encoder's files.
+    pub async fn encoder(&self) -> anyhow::Result<SyncReport> {
+        self.sync(&self.encoder).await
+    }
+
+    /// Syncs every other file.
+    pub async fn rest(&self) -> anyhow::Result<SyncReport> {
+        self.sync(&self.rest).await
+    }
+
+    async fn sync(&self, part: &BundleManifest) -> anyhow::Result<SyncReport> {
+        let report = bundle::sync(&self.store, part, &self.root)
+            .await
+            .with_context(|| format!("syncing the model bundle {}", self.source))?;
+        tracing::info!(
+            source = self.source,
+            files = report.files,
+            downloaded_files = report.downloaded_files,
+            downloaded_bytes = report.downloaded_bytes,
+            reused_files = report.reused_files,
+            elapsed_ms = report.elapsed_ms,
+            "model bundle part synced"
+        );
+        Ok(report)
+    }
+}
+
+/// [`resolve`] of an S3 source: reads its manifest and keeps what this process needs.
+#[cfg(feature = "aws")]
+async fn open_bundle(
     args: &ModelArgs,
     source: &str,
-) -> anyhow::Result<(ModelArgs, Option<SyncReport>)> {
+) -> anyhow::Result<(ModelArgs, Option<BundleSync>)> {
     let store = s3_store(source, &args.cache_dir()).await?;
-    let Some(mut manifest) = bundle::read_manifest(&store).await? else {
+    let Some(manifest) = bundle::read_manifest(&store).await? else {
         return Ok((args.clone(), None));
     };
     // Only what this process's agents read: a numeric function downloads no encoder.
     let encoder = args.needs_encoder();
-    manifest
+    let (encoder_files, rest): (Vec<_>, Vec<_>) = manifest
         .files
-        .retain(|f| needed_by(&args.only_agents, encoder, &args.model, &f.path));
+        .into_iter()
+        .filter(|f| needed_by(&args.only_agents, encoder, &args.model, &f.path))
+        .partition(|f| f.path.starts_with(&format!("{MODELS}/{}/", args.model)));
+    let part = |files| BundleManifest {
+        format: manifest.format,
+        files,
+    };
     let root = args.cache_dir().join("bundle");
-    let report = bundle::sync(&store, &manifest, &root)
-        .await
-        .with_context(|| format!("syncing the model bundle {source}"))?;
-    tracing::info!(
-        source,
-        files = report.files,
-        downloaded_files = report.downloaded_files,
-        downloaded_bytes = report.downloaded_bytes,
-        reused_files = report.reused_files,
-        elapsed_ms = report.elapsed_ms,
-        "model bundle synced"
-    );
     let mut local = args.clone();
     local.model_source = None;
     local.auto_pull = false;
     local.models_dir = root.join(MODELS);
     local.data_dir = root.join(DATA);
     local.cache_dir = Some(root.join("cache"));
-    Ok((local, Some(report)))
+    let sync = BundleSync {
+        source: source.to_string(),
+        store,
+        root,
+        encoder: part(encoder_files),
+        rest: part(rest),
+    };
+    Ok((local, Some(sync)))
 }
 
 /// Whether bundle file `path` is read by a process serving `selection` (`encoder`: whether it
@@ -186,8 +248,12 @@ pub fn needed_by(selection: &AgentSelection, encoder: bool, encoder_id: &str, pa
         (Some(MODELS), Some(CLIENT_HEALTH_DIR), _) => any(&[ClientHealth]),
         // The knowledge base: ATT&CK, CWE and SP 800-53's guidance.
         (Some(DATA), Some("attack-enterprise" | "cwe"), _) => any(&[ThreatIntelligence, NlpQuery]),
+        // SP 800-53 is also the knowledge base's guidance; the other catalogues are compliance's.
         (Some(DATA), Some(PUBLISHED_DATASET), _) => {
-            any(&[ThreatIntelligence, NlpQuery, Compliance])
+            match path.ends_with(&format!("/{GUIDANCE_FILE}")) {
+                true => any(&[ThreatIntelligence, NlpQuery, Compliance]),
+                false => any(&[Compliance]),
+            }
         }
         (Some(DATA), Some("modeldata"), _) => any(&[FederatedLearning]),
         (Some("cache"), Some("embeddings"), Some(_)) => {
@@ -314,6 +380,7 @@ mod tests {
             "cache/embeddings/all-minilm-l6-v2_1/knowledge-01.safetensors",
             "cache/embeddings/all-minilm-l6-v2_1/controls-cis-v8-02.safetensors",
             "cache/embeddings/all-minilm-l6-v2_1/partners-03.safetensors",
+            "data/evidentia-catalogues/us-federal/nist-800-53-rev5.json",
         ];
         let taken = |agents: &str| -> Vec<usize> {
             let selection: AgentSelection = agents.parse().unwrap();
@@ -332,9 +399,10 @@ mod tests {
         assert_eq!(taken("anomaly-detection"), Vec::<usize>::new());
         assert_eq!(taken("client-health"), vec![3]);
         assert_eq!(taken("federated-learning"), vec![5]);
-        assert_eq!(taken("threat-intelligence"), vec![0, 1, 4, 6, 7]);
+        assert_eq!(taken("threat-intelligence"), vec![0, 1, 4, 7, 10]);
+        assert_eq!(taken("nlp-query"), vec![0, 4, 7, 10]);
         assert_eq!(taken("market-intelligence"), vec![0, 2]);
-        assert_eq!(taken("compliance"), vec![0, 6, 8]);
+        assert_eq!(taken("compliance"), vec![0, 6, 8, 10]);
         assert_eq!(taken("partner-matching"), vec![0, 9]);
         assert_eq!(taken("none"), vec![0], "the API function's /embed");
         assert_eq!(taken("all"), (0..files.len()).collect::<Vec<_>>());

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use mesh_agents::loader::{LanguageAgents, Loaded, NumericAgents};
+use mesh_agents::loader::{LanguageAgents, LanguageSources, Loaded, NumericAgents};
 use mesh_agents::recipes::Progress;
 use mesh_agents::user_state::UserState;
 use mesh_agents::{Agent, AgentKind, AgentSelection};
@@ -280,19 +280,50 @@ impl Mesh {
         let started = Instant::now();
         // Settings errors (store, AWS resources) before the slow model loading.
         let services = Services::open(service).await?;
-        let (resolved, model_bundle) = crate::bundle::resolve(args).await?;
+        let (resolved, bundle) = crate::bundle::resolve(args).await?;
         let args = &resolved;
-        let backend = match args.needs_encoder() {
-            true => Some(load_backend(args).await?),
-            false => None,
+        let paths = args.agent_paths();
+        // Two lines at once: the encoder's files synced then loaded, and the other files synced
+        // then the data sets read, so ATT&CK and the catalogues parse while the encoder downloads.
+        let encoder = async {
+            let synced = match &bundle {
+                Some(bundle) => Some(bundle.encoder().await?),
+                None => None,
+            };
+            let backend = match args.needs_encoder() {
+                true => Some(load_backend(args).await?),
+                false => None,
+            };
+            anyhow::Ok((backend, synced))
+        };
+        let sources = async {
+            let synced = match &bundle {
+                Some(bundle) => Some(bundle.rest().await?),
+                None => None,
+            };
+            let sources = match args.agents && args.needs_encoder() {
+                true => {
+                    let (paths, selection) = (paths.clone(), args.only_agents.clone());
+                    let read = move || LanguageSources::read(&paths, &selection);
+                    Some(tokio::task::spawn_blocking(read).await?)
+                }
+                false => None,
+            };
+            anyhow::Ok((sources, synced))
+        };
+        let ((backend, encoder_synced), (sources, rest_synced)) =
+            tokio::try_join!(encoder, sources)?;
+        let model_bundle = match (encoder_synced, rest_synced) {
+            (Some(a), Some(b)) => Some(a.merge(b)),
+            (a, b) => a.or(b),
         };
         let (agents, numeric) = if args.agents {
             let cloud = args.cloud.providers().await?;
-            let paths = args.agent_paths();
             let state = &services.user_state;
-            let agents = match &backend {
-                Some(backend) => {
-                    LanguageAgents::load(
+            let agents = match (&backend, sources) {
+                (Some(backend), Some(sources)) => {
+                    LanguageAgents::load_from(
+                        sources,
                         backend,
                         &paths,
                         &cloud,
@@ -302,7 +333,7 @@ impl Mesh {
                     )
                     .await
                 }
-                None => LanguageAgents::none(&args.only_agents.excluded_reason()),
+                _ => LanguageAgents::none(&args.only_agents.excluded_reason()),
             };
             let numeric = NumericAgents::load(&paths, &args.only_agents, state);
             let excluded = args.only_agents.excluded_reason();
