@@ -144,19 +144,17 @@ fn noisy_seasonal_series_selects_by_holdout_and_names_method() {
         .filter_map(|c| c.smape.map(|s| (s, c)))
         .min_by(|a, b| a.0.total_cmp(&b.0))
         .unwrap();
-    // The ETS form (AutoETS's or our AICc choice) may differ between fold and refit.
-    let family = |s: &str| {
-        let log = s.contains("log scale");
-        match s.contains("(own implementation)") {
-            true => format!("own seasonal ETS, log {log}"),
-            false => format!("{}, log {log}", s.split("AutoETS(").next().unwrap()),
-        }
-    };
-    assert_eq!(family(&f.method), family(&best.1.name), "{f:#?}");
+    // The folds refit the form the full history chose, so the served fit is the scored one.
+    assert_eq!(f.method, best.1.name, "{f:#?}");
     assert_eq!(
         f.candidates.len(),
-        12,
-        "positive + seasonal -> (1 + 4 MSTL + 1 own ETS) x 2 scales"
+        13,
+        "positive + seasonal -> drift + (1 + 4 MSTL + 1 own ETS) x 2 scales"
+    );
+    assert!(
+        f.candidates[0].name.starts_with("drift"),
+        "{:?}",
+        f.candidates[0]
     );
     let own: Vec<&CandidateScore> = f
         .candidates
@@ -174,6 +172,24 @@ fn noisy_seasonal_series_selects_by_holdout_and_names_method() {
         );
     }
     assert_eq!(f.folds, 3);
+}
+
+/// By hand: drift continues an exact line, so its holdout sMAPE is 0 on every fold and it wins
+/// (ties go to the simpler candidate), with the line's next values as the forecast.
+#[test]
+fn an_exact_line_is_served_by_drift() {
+    let history: Vec<f64> = (0..30).map(|t| 10.0 + 2.0 * t as f64).collect();
+    let f = forecast(&history, &opts(4, vec![])).unwrap();
+    assert!(f.fallback.is_none(), "{f:?}");
+    assert!(f.method.starts_with("drift"), "{f:#?}");
+    assert_eq!(f.candidates[0].smape, Some(0.0));
+    for (s, p) in f.point.iter().enumerate() {
+        assert!(
+            (p - (10.0 + 2.0 * (30 + s) as f64)).abs() < 1e-9,
+            "{:?}",
+            f.point
+        );
+    }
 }
 
 #[test]
@@ -469,7 +485,7 @@ fn ets_beats_mstl_when_the_seasonal_pattern_drifts() {
             robust: false,
             ets_season: Some(12),
         };
-        let ets_fit = run_candidate(&ets, train, 12, 0.95).unwrap();
+        let ets_fit = run_candidate(&ets, None, train, 12, 0.95).unwrap();
         let ets_smape = smape(test, &ets_fit.point);
         for (periodic, robust) in [(false, false), (true, false), (false, true), (true, true)] {
             let mstl = Spec {
@@ -479,7 +495,7 @@ fn ets_beats_mstl_when_the_seasonal_pattern_drifts() {
                 robust,
                 ets_season: None,
             };
-            let fit = run_candidate(&mstl, train, 12, 0.95).unwrap();
+            let fit = run_candidate(&mstl, None, train, 12, 0.95).unwrap();
             let s = smape(test, &fit.point);
             assert!(
                 ets_smape < 0.5 * s,
