@@ -6,7 +6,8 @@
 //! Candidates, each scored by mean sMAPE over up to 3 rolling-origin holdout
 //! folds at the history's tail (fit on everything before each fold):
 //! - `drift (random walk with drift)`: last value plus the mean historical change,
-//! - `augurs AutoETS(..)`: non-seasonal AutoETS (augurs 0.10 has no seasonal ETS),
+//! - `augurs AutoETS(..)`: non-seasonal AutoETS with additive errors (`AZN`: the log-scale
+//!   candidates stand in for multiplicative ones; augurs 0.10 has no seasonal ETS),
 //! - `augurs MSTL[p..] + AutoETS(..)`: MSTL decomposition (stlrs default
 //!   seasonal window), AutoETS on the seasonally adjusted series, seasonal
 //!   part repeated from the last cycle,
@@ -19,7 +20,7 @@
 //!   length p <= 24), the form chosen by AICc,
 //! - all of the above but drift again on the log scale when every value is > 0 (points and interval
 //!   bounds back-transformed with `exp`, so points are medians; there the
-//!   AutoETS and seasonal ETS models have additive errors only, and the latter stand in for
+//!   seasonal ETS models have additive errors only too, and stand in for
 //!   multiplicative seasonality).
 //!
 //! Each ETS candidate first fits the full history, where AutoETS / AICc chooses its form
@@ -675,9 +676,8 @@ pub(crate) fn run_candidate(
             .and_then(|a| a.damped(*damped))
             .map_err(|e| e.to_string())?,
         Some(other) => return Err(format!("{other:?} is not an AutoETS form")),
-        // On the log scale errors are additive (as for our seasonal ETS there).
-        None if spec.scale == Scale::Log => AutoETS::new(1, "AZN").map_err(|e| e.to_string())?,
-        None => AutoETS::non_seasonal(),
+        // Additive errors: the log scale stands in for multiplicative ones.
+        None => AutoETS::new(1, "AZN").map_err(|e| e.to_string())?,
     };
     let chosen = Arc::new(Mutex::new(None::<(String, EtsForm)>));
     let ets = NamedAutoEts {
@@ -739,7 +739,7 @@ pub(crate) fn run_candidate(
     })
 }
 
-/// Non-seasonal AutoETS (`search`: by default `ZZN`, AICc selection, damped allowed) that
+/// Non-seasonal AutoETS (`search`: by default `AZN`, AICc selection, damped allowed) that
 /// records which model it chose, e.g. `AutoETS(A,Ad,N)`, and its form.
 #[derive(Debug, Clone)]
 struct NamedAutoEts {
