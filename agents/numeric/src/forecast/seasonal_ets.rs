@@ -124,7 +124,10 @@ impl EtsModel {
             TrendType::Additive => "A",
             TrendType::Damped => "Ad",
         };
-        format!("ETS({e},{t},A)[{m}]")
+        match m {
+            1 => format!("ETS({e},{t},N)"),
+            _ => format!("ETS({e},{t},A)[{m}]"),
+        }
     }
 
     fn has_trend(&self) -> bool {
@@ -357,6 +360,244 @@ pub(crate) fn auto_fit(
             Err(EtsError::NoModel(why.join("; ")))
         }
     }
+}
+
+/// Non-seasonal forms with additive errors, simplest first: ETS(A,N,N), ETS(A,A,N), ETS(A,Ad,N).
+#[cfg_attr(not(test), allow(dead_code))] // not wired in yet: see fit_non_seasonal
+pub(crate) const NON_SEASONAL: [EtsModel; 3] = EtsModel::ADDITIVE;
+
+/// Fits a non-seasonal additive-error form ([`NON_SEASONAL`]) the way the seasonal forms are
+/// fitted: the initial level and trend by least squares for each trial (α, β, φ), which the
+/// simplex searches on the box `(α, β/α, φ)` within the same bounds (these imply
+/// admissibility without a season). Started from a coarse grid, or from `warm` alone (the
+/// optimiser coordinates of a fit of the same form on other data, e.g. the full history when
+/// scoring holdout folds). Returned as a [`FittedEts`] of season length 1 (γ = 0, one seasonal
+/// state fixed at 0), so it forecasts with the same formulas; also returns the optimum.
+///
+/// Not a forecast candidate yet. Measured in place of augurs' AutoETS for the plain candidates
+/// (2026-12-04): 0.0003 s per M1 yearly series against 0.0010 s (6 times statsforecast's
+/// AutoETS) and M1 mean sMAPE 16.52 against 17.08, but on the validation set, where such
+/// changes are judged, no worse than AutoETS on 8 of 15 series against 11 (geometric-mean
+/// ratio 0.922 against 0.888), so the forecaster keeps augurs there.
+#[cfg_attr(not(test), allow(dead_code))] // not wired in yet: see above
+pub(crate) fn fit_non_seasonal(
+    y: &[f64],
+    model: EtsModel,
+    warm: Option<&[f64]>,
+) -> Result<(FittedEts, Vec<f64>), EtsError> {
+    if y.iter().any(|v| !v.is_finite()) {
+        return Err(EtsError::NonFinite);
+    }
+    let n = y.len();
+    let name = model.name(1);
+    let trend = model.has_trend();
+    let n_smoothing = 1 + usize::from(trend) + usize::from(model.damped());
+    let n_params = n_smoothing + 1 + usize::from(trend) + 1;
+    if model.error != ErrorType::Additive || n <= n_params + 1 {
+        return Err(EtsError::TooManyParameters {
+            model: name,
+            params: n_params,
+            n,
+        });
+    }
+    let scale = y.iter().fold(0.0_f64, |a, v| a.max(v.abs()));
+    let scale = if scale > 0.0 && scale.is_finite() {
+        scale
+    } else {
+        1.0
+    };
+    let z: Vec<f64> = y.iter().map(|v| v / scale).collect();
+    // θ = (α, β/α, φ) as used -> parameters.
+    let params = |theta: &[f64]| -> Params {
+        let alpha = theta[0];
+        let beta = match trend {
+            true => (theta[1] * alpha).clamp(BETA.0, alpha.min(BETA.1)),
+            false => 0.0,
+        };
+        let phi = match model.damped() {
+            true => theta[2],
+            false => 1.0,
+        };
+        Params {
+            alpha,
+            beta,
+            gamma: 0.0,
+            phi,
+        }
+    };
+    let mut lower = vec![ALPHA.0];
+    let mut upper = vec![ALPHA.1];
+    if trend {
+        lower.push(0.0);
+        upper.push(1.0);
+    }
+    if model.damped() {
+        lower.push(PHI.0);
+        upper.push(PHI.1);
+    }
+    let mut objective = |theta: &[f64]| -> f64 {
+        let p = params(theta);
+        match non_seasonal_states(&z, model, &p) {
+            Some((l0, b0)) => {
+                let (sse, _, _) = non_seasonal_filter(&z, model, &p, l0, b0);
+                let v = n as f64 * sse.max(f64::MIN_POSITIVE).ln();
+                if v.is_finite() {
+                    v
+                } else {
+                    PENALTY
+                }
+            }
+            None => PENALTY,
+        }
+    };
+    let opts = NmOptions::default();
+    let best = match warm.filter(|w| w.len() == lower.len()) {
+        Some(start) => nelder_mead(&mut objective, start, &lower, &upper, &opts),
+        None => {
+            let mut grid: Vec<(f64, Vec<f64>)> = Vec::new();
+            for a in [0.01, 0.1, 0.3, 0.5, 0.7, 0.9, 0.99] {
+                for bt in if trend { &[0.01, 0.3][..] } else { &[0.0][..] } {
+                    let mut theta = vec![a];
+                    if trend {
+                        theta.push(*bt);
+                    }
+                    if model.damped() {
+                        theta.push(0.9);
+                    }
+                    grid.push((objective(&theta), theta));
+                }
+            }
+            grid.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let starts: Vec<&[f64]> = grid
+                .iter()
+                .take(GRID_STARTS)
+                .map(|(_, t)| t.as_slice())
+                .collect();
+            multi_start_nm(&mut objective, &starts, &lower, &upper)
+                .unwrap_or_else(|| nelder_mead(&mut objective, &grid[0].1, &lower, &upper, &opts))
+        }
+    };
+    if best.fx >= PENALTY {
+        return Err(EtsError::NoFit(name));
+    }
+    let p = params(&best.x);
+    let Some((l0, b0)) = non_seasonal_states(&z, model, &p) else {
+        return Err(EtsError::NoFit(name));
+    };
+    let (sse, level, slope) = non_seasonal_filter(&z, model, &p, l0, b0);
+    let nf = n as f64;
+    let neg2 = nf * sse.max(f64::MIN_POSITIVE).ln() + 2.0 * nf * scale.ln();
+    let k = n_params as f64;
+    let aicc = neg2 + 2.0 * k + 2.0 * k * (k + 1.0) / (nf - k - 1.0);
+    let sigma2 = sse / (n - (n_params - 1)) as f64 * scale * scale;
+    if !(aicc.is_finite() && sigma2.is_finite()) {
+        return Err(EtsError::NoFit(name));
+    }
+    let fitted = FittedEts {
+        model,
+        m: 1,
+        params: p,
+        sigma2,
+        neg2loglik: neg2,
+        aicc,
+        n_params,
+        initial_season: vec![0.0],
+        n,
+        level: level * scale,
+        trend: slope * scale,
+        season: vec![0.0],
+    };
+    Ok((fitted, best.x))
+}
+
+/// Every form of [`NON_SEASONAL`] by [`fit_non_seasonal`]; the lowest AICc wins.
+#[cfg_attr(not(test), allow(dead_code))] // not wired in yet: see fit_non_seasonal
+pub(crate) fn auto_fit_non_seasonal(y: &[f64]) -> Result<AutoFit, EtsError> {
+    let mut tried = Vec::new();
+    let mut best: Option<FittedEts> = None;
+    for model in NON_SEASONAL {
+        match fit_non_seasonal(y, model, None) {
+            Ok((f, _)) => {
+                tried.push((f.name(), Ok(f.aicc)));
+                if best.as_ref().is_none_or(|b| f.aicc < b.aicc) {
+                    best = Some(f);
+                }
+            }
+            Err(e) => tried.push((model.name(1), Err(e.to_string()))),
+        }
+    }
+    match best {
+        Some(best) => Ok(AutoFit { best, tried }),
+        None => Err(EtsError::NoModel(
+            tried
+                .iter()
+                .filter_map(|(_, r)| r.as_ref().err().cloned())
+                .collect::<Vec<_>>()
+                .join("; "),
+        )),
+    }
+}
+
+/// Sum of squared one-step errors of a non-seasonal additive-error form from `(l0, b0)`, and
+/// the final level and trend.
+#[cfg_attr(not(test), allow(dead_code))] // not wired in yet: see fit_non_seasonal
+pub(crate) fn non_seasonal_filter(
+    z: &[f64],
+    model: EtsModel,
+    p: &Params,
+    l0: f64,
+    b0: f64,
+) -> (f64, f64, f64) {
+    let phi = match model.trend {
+        TrendType::None => 0.0,
+        TrendType::Additive => 1.0,
+        TrendType::Damped => p.phi,
+    };
+    let (mut l, mut b, mut sse) = (l0, b0, 0.0);
+    for &y in z {
+        let f = l + phi * b;
+        let e = y - f;
+        sse += e * e;
+        l = f + p.alpha * e;
+        b = phi * b + p.beta * e;
+    }
+    (sse, l, b)
+}
+
+/// The initial `(level, trend)` minimising the squared one-step errors for the given
+/// smoothing values: the errors are affine in them, `e = e⁰ − l0·u − b0·v`, with `u`, `v` the
+/// one-step forecasts of the recursion on zero data started from (1, 0) and (0, 1).
+#[cfg_attr(not(test), allow(dead_code))] // not wired in yet: see fit_non_seasonal
+pub(crate) fn non_seasonal_states(z: &[f64], model: EtsModel, p: &Params) -> Option<(f64, f64)> {
+    let phi = match model.trend {
+        TrendType::None => 0.0,
+        TrendType::Additive => 1.0,
+        TrendType::Damped => p.phi,
+    };
+    // (level, trend) of the data recursion from (0, 0) and of the two unit responses.
+    let mut states = [(0.0, 0.0), (1.0, 0.0), (0.0, 1.0)];
+    let (mut uu, mut uv, mut vv, mut ue, mut ve) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for &y in z {
+        let mut f = [0.0; 3];
+        for (k, (l, b)) in states.iter_mut().enumerate() {
+            f[k] = *l + phi * *b;
+            let e = if k == 0 { y - f[k] } else { -f[k] };
+            *l = f[k] + p.alpha * e;
+            *b = phi * *b + p.beta * e;
+        }
+        let (e0, u, v) = (y - f[0], f[1], f[2]);
+        uu += u * u;
+        uv += u * v;
+        vv += v * v;
+        ue += u * e0;
+        ve += v * e0;
+    }
+    if !model.has_trend() {
+        return (uu > 0.0).then(|| (ue / uu, 0.0));
+    }
+    let det = uu * vv - uv * uv;
+    (det.abs() > 1e-12 * (uu * vv).max(f64::MIN_POSITIVE))
+        .then(|| ((ue * vv - ve * uv) / det, (uu * ve - uv * ue) / det))
 }
 
 fn check_input(y: &[f64], m: usize) -> Result<(), EtsError> {

@@ -354,7 +354,8 @@ fn season_lengths_from_dates() {
 // ---- Seasonal ETS (own implementation, `seasonal_ets`) ----
 
 use super::seasonal_ets::{
-    admissible, auto_fit, classical_season, fit, ls_states, neg2loglik_at, nelder_mead, params_ok,
+    admissible, auto_fit, auto_fit_non_seasonal, classical_season, fit, fit_non_seasonal,
+    ls_states, neg2loglik_at, nelder_mead, non_seasonal_filter, non_seasonal_states, params_ok,
     roots_within_radius, ErrorType, EtsError, EtsModel, NmOptions, Params, TrendType,
 };
 
@@ -803,4 +804,79 @@ fn seasonal_naive_and_mase_match_hand_computed_values() {
     assert_eq!(d.point, vec![5.0, 6.0]);
     assert_eq!(d.lower, d.point);
     assert!(d.fallback.is_none());
+}
+
+// ---- Non-seasonal ETS (own implementation, not a candidate yet) ----
+
+/// By hand: an exact line is ETS(A,A,N) with no error from l0 = y0 - b0, b0 = the slope, for
+/// any smoothing values, so the fit's forecast continues the line.
+#[test]
+fn non_seasonal_ets_continues_an_exact_line() {
+    let y: Vec<f64> = (0..20).map(|t| 10.0 + 2.0 * t as f64).collect();
+    let aan = EtsModel {
+        error: ErrorType::Additive,
+        trend: TrendType::Additive,
+    };
+    let p = Params {
+        alpha: 0.4,
+        beta: 0.1,
+        gamma: 0.0,
+        phi: 1.0,
+    };
+    let (l0, b0) = non_seasonal_states(&y, aan, &p).unwrap();
+    assert!(
+        (l0 - 8.0).abs() < 1e-9 && (b0 - 2.0).abs() < 1e-9,
+        "{l0} {b0}"
+    );
+    let (fit, _) = fit_non_seasonal(&y, aan, None).unwrap();
+    assert_eq!(fit.name(), "ETS(A,A,N)");
+    let (point, lower, upper) = fit.forecast(3, 0.95);
+    for (s, v) in point.iter().enumerate() {
+        assert!((v - (50.0 + 2.0 * s as f64)).abs() < 1e-6, "{point:?}");
+    }
+    assert!(lower
+        .iter()
+        .zip(&point)
+        .zip(&upper)
+        .all(|((l, p), u)| l <= p && p <= u));
+}
+
+/// The least-squares initial states are the minimum: no nearby (l0, b0) gives a smaller sum
+/// of squared one-step errors, checked by direct evaluation.
+#[test]
+fn non_seasonal_initial_states_minimise_the_squared_errors() {
+    let e = noise(40, 5);
+    let y: Vec<f64> = (0..40)
+        .map(|t| 50.0 + 0.8 * t as f64 + 3.0 * e[t])
+        .collect();
+    for trend in [TrendType::None, TrendType::Additive, TrendType::Damped] {
+        let model = EtsModel {
+            error: ErrorType::Additive,
+            trend,
+        };
+        let p = Params {
+            alpha: 0.3,
+            beta: if trend == TrendType::None { 0.0 } else { 0.05 },
+            gamma: 0.0,
+            phi: if trend == TrendType::Damped { 0.9 } else { 1.0 },
+        };
+        let (l0, b0) = non_seasonal_states(&y, model, &p).unwrap();
+        let best = non_seasonal_filter(&y, model, &p, l0, b0).0;
+        for (dl, db) in [
+            (0.5, 0.0),
+            (-0.5, 0.0),
+            (0.0, 0.05),
+            (0.0, -0.05),
+            (0.3, -0.03),
+        ] {
+            let db = if trend == TrendType::None { 0.0 } else { db };
+            let other = non_seasonal_filter(&y, model, &p, l0 + dl, b0 + db).0;
+            assert!(
+                best <= other + 1e-9,
+                "{trend:?}: {best} > {other} at ({dl}, {db})"
+            );
+        }
+    }
+    let auto = auto_fit_non_seasonal(&y).unwrap();
+    assert_eq!(auto.tried.len(), 3, "{}", auto.summary());
 }
