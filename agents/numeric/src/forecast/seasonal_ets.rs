@@ -400,13 +400,7 @@ pub(crate) fn fit_non_seasonal(
             n,
         });
     }
-    let scale = y.iter().fold(0.0_f64, |a, v| a.max(v.abs()));
-    let scale = if scale > 0.0 && scale.is_finite() {
-        scale
-    } else {
-        1.0
-    };
-    let z: Vec<f64> = y.iter().map(|v| v / scale).collect();
+    let (scale, z) = unit_scaled(y);
     // θ = (α, β/α, φ) as used -> parameters.
     let params = |theta: &[f64]| -> Params {
         let alpha = theta[0];
@@ -439,8 +433,8 @@ pub(crate) fn fit_non_seasonal(
         let p = params(theta);
         match non_seasonal_states(&z, model, &p) {
             Some((l0, b0)) => {
-                let (sse, _, _) = non_seasonal_filter(&z, model, &p, l0, b0);
-                let v = n as f64 * sse.max(f64::MIN_POSITIVE).ln();
+                let f = filter(&z, model, &p, l0, b0, &mut [0.0]);
+                let v = neg2loglik(n, &f, ErrorType::Additive);
                 if v.is_finite() {
                     v
                 } else {
@@ -484,12 +478,13 @@ pub(crate) fn fit_non_seasonal(
     let Some((l0, b0)) = non_seasonal_states(&z, model, &p) else {
         return Err(EtsError::NoFit(name));
     };
-    let (sse, level, slope) = non_seasonal_filter(&z, model, &p, l0, b0);
+    // Season length 1: the one seasonal state stays 0 (γ = 0).
+    let f = filter(&z, model, &p, l0, b0, &mut [0.0]);
     let nf = n as f64;
-    let neg2 = nf * sse.max(f64::MIN_POSITIVE).ln() + 2.0 * nf * scale.ln();
+    let neg2 = neg2loglik(n, &f, ErrorType::Additive) + 2.0 * nf * scale.ln();
     let k = n_params as f64;
     let aicc = neg2 + 2.0 * k + 2.0 * k * (k + 1.0) / (nf - k - 1.0);
-    let sigma2 = sse / (n - (n_params - 1)) as f64 * scale * scale;
+    let sigma2 = f.sse / (n - (n_params - 1)) as f64 * scale * scale;
     if !(aicc.is_finite() && sigma2.is_finite()) {
         return Err(EtsError::NoFit(name));
     }
@@ -503,8 +498,8 @@ pub(crate) fn fit_non_seasonal(
         n_params,
         initial_season: vec![0.0],
         n,
-        level: level * scale,
-        trend: slope * scale,
+        level: f.level * scale,
+        trend: f.trend * scale,
         season: vec![0.0],
     };
     Ok((fitted, best.x))
@@ -536,32 +531,6 @@ pub(crate) fn auto_fit_non_seasonal(y: &[f64]) -> Result<AutoFit, EtsError> {
                 .join("; "),
         )),
     }
-}
-
-/// Sum of squared one-step errors of a non-seasonal additive-error form from `(l0, b0)`, and
-/// the final level and trend.
-#[cfg_attr(not(test), allow(dead_code))] // not wired in yet: see fit_non_seasonal
-pub(crate) fn non_seasonal_filter(
-    z: &[f64],
-    model: EtsModel,
-    p: &Params,
-    l0: f64,
-    b0: f64,
-) -> (f64, f64, f64) {
-    let phi = match model.trend {
-        TrendType::None => 0.0,
-        TrendType::Additive => 1.0,
-        TrendType::Damped => p.phi,
-    };
-    let (mut l, mut b, mut sse) = (l0, b0, 0.0);
-    for &y in z {
-        let f = l + phi * b;
-        let e = y - f;
-        sse += e * e;
-        l = f + p.alpha * e;
-        b = phi * b + p.beta * e;
-    }
-    (sse, l, b)
 }
 
 /// The initial `(level, trend)` minimising the squared one-step errors for the given
@@ -598,6 +567,18 @@ pub(crate) fn non_seasonal_states(z: &[f64], model: EtsModel, p: &Params) -> Opt
     let det = uu * vv - uv * uv;
     (det.abs() > 1e-12 * (uu * vv).max(f64::MIN_POSITIVE))
         .then(|| ((ue * vv - ve * uv) / det, (uu * ve - uv * ue) / det))
+}
+
+/// `(max |y|, y / max |y|)` (scale 1 for an all-zero or non-finite maximum): the fits work on
+/// O(1) numbers, and the models are scale-equivariant.
+fn unit_scaled(y: &[f64]) -> (f64, Vec<f64>) {
+    let scale = y.iter().fold(0.0_f64, |a, v| a.max(v.abs()));
+    let scale = if scale > 0.0 && scale.is_finite() {
+        scale
+    } else {
+        1.0
+    };
+    (scale, y.iter().map(|v| v / scale).collect())
 }
 
 fn check_input(y: &[f64], m: usize) -> Result<(), EtsError> {
@@ -883,14 +864,7 @@ fn fit_from(
             n,
         });
     }
-    // Work on y / max|y| so the optimiser sees O(1) numbers; scale-equivariant.
-    let scale = y.iter().fold(0.0_f64, |a, v| a.max(v.abs()));
-    let scale = if scale > 0.0 && scale.is_finite() {
-        scale
-    } else {
-        1.0
-    };
-    let z: Vec<f64> = y.iter().map(|v| v / scale).collect();
+    let (scale, z) = unit_scaled(y);
 
     let (lower, upper) = layout.bounds();
     let mut season = vec![0.0; m];
