@@ -154,6 +154,11 @@ impl BundleSync {
     pub async fn rest(&self) -> anyhow::Result<SyncReport> {
         match *self {}
     }
+
+    /// The encoder's folder once [`BundleSync::encoder`] has synced it.
+    pub fn encoder_dir(&self) -> Option<PathBuf> {
+        match *self {}
+    }
 }
 
 /// What this process reads of an S3 bundle, to sync into the cache folder in two parts that
@@ -164,6 +169,8 @@ pub struct BundleSync {
     source: String,
     store: S3Store,
     root: PathBuf,
+    /// `<root>/models/<encoder id>`.
+    encoder_root: PathBuf,
     encoder: BundleManifest,
     rest: BundleManifest,
 }
@@ -178,6 +185,12 @@ impl BundleSync {
     /// Syncs every other file.
     pub async fn rest(&self) -> anyhow::Result<SyncReport> {
         self.sync(&self.rest).await
+    }
+
+    /// The encoder's folder once [`BundleSync::encoder`] has synced it (every file checked
+    /// against its sha256); `None` when the bundle holds no encoder for this process.
+    pub fn encoder_dir(&self) -> Option<PathBuf> {
+        (!self.encoder.files.is_empty()).then(|| self.encoder_root.clone())
     }
 
     async fn sync(&self, part: &BundleManifest) -> anyhow::Result<SyncReport> {
@@ -228,6 +241,7 @@ async fn open_bundle(
     let sync = BundleSync {
         source: source.to_string(),
         store,
+        encoder_root: local.models_dir.join(&args.model),
         root,
         encoder: part(encoder_files),
         rest: part(rest),

@@ -286,13 +286,22 @@ impl Mesh {
         // Two lines at once: the encoder's files synced then loaded, and the other files synced
         // then the data sets read, so ATT&CK and the catalogues parse while the encoder downloads.
         let encoder = async {
+            let started = Instant::now();
             let synced = match &bundle {
                 Some(bundle) => Some(bundle.encoder().await?),
                 None => None,
             };
-            let backend = match args.needs_encoder() {
-                true => Some(load_backend(args).await?),
-                false => None,
+            let backend = match (
+                args.needs_encoder(),
+                bundle.as_ref().and_then(|b| b.encoder_dir()),
+            ) {
+                (false, _) => None,
+                // The sync has just checked every file against its sha256.
+                (true, Some(dir)) => {
+                    let entry = Manifest::builtin().get(&args.model)?.clone();
+                    Some(start_backend(args, entry, dir, "model bundle", started).await?)
+                }
+                (true, None) => Some(load_backend(args).await?),
             };
             anyhow::Ok((backend, synced))
         };
@@ -511,6 +520,18 @@ pub async fn load_backend(args: &ModelArgs) -> anyhow::Result<EmbeddingBackend> 
     let started = Instant::now();
     let store = open_store(&location, &args.cache_dir()).await?;
     let dir = store.fetch(&entry).await?;
+    start_backend(args, entry, dir, &store.describe(), started).await
+}
+
+/// The backend on the encoder `entry` whose files are in `dir`, already verified (fetched from
+/// a store, or synced with a model bundle; `source` says which, `started` when that began).
+async fn start_backend(
+    args: &ModelArgs,
+    entry: mesh_models::ModelEntry,
+    dir: std::path::PathBuf,
+    source: &str,
+    started: Instant,
+) -> anyhow::Result<EmbeddingBackend> {
     let fetched = started.elapsed();
     let format = args.encoder_weights;
     let embedder = tokio::task::spawn_blocking(move || {
@@ -519,7 +540,7 @@ pub async fn load_backend(args: &ModelArgs) -> anyhow::Result<EmbeddingBackend> 
     .await??;
     tracing::info!(
         model = embedder.model_id(),
-        store = store.describe(),
+        store = source,
         fetch_ms = fetched.as_millis() as u64,
         total_ms = started.elapsed().as_millis() as u64,
         "model loaded"
