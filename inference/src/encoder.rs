@@ -99,9 +99,15 @@ fn with_bias(ys: Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     })
 }
 
+/// Set (to anything) in the environment, f32 encoders keep candle's matmul instead of the
+/// packed kernel: a measurement switch, so that both run from one binary in alternating rounds.
+pub const UNPACKED_VARIABLE: &str = "MESH_ENCODER_UNPACKED";
+
 /// A linear layer in one of the [`WeightFormat`]s.
 enum Projection {
     Dense(Linear),
+    /// f32 weights packed once for the AVX2/FMA kernel.
+    Packed(crate::packed::PackedLinear),
     Int8 {
         weight: QMatMul,
         bias: Option<Tensor>,
@@ -116,6 +122,16 @@ enum Projection {
 impl Projection {
     fn new(linear: Linear, format: WeightFormat) -> Result<Self> {
         Ok(match format {
+            WeightFormat::F32
+                if crate::packed::PackedLinear::supported()
+                    && linear.weight().device().is_cpu()
+                    && std::env::var_os(UNPACKED_VARIABLE).is_none() =>
+            {
+                Self::Packed(crate::packed::PackedLinear::new(
+                    linear.weight(),
+                    linear.bias(),
+                )?)
+            }
             WeightFormat::F32 => Self::Dense(linear),
             WeightFormat::Int8 => Self::Int8 {
                 weight: QMatMul::from_qtensor(QTensor::quantize(
@@ -134,6 +150,7 @@ impl Projection {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         Ok(match self {
             Self::Dense(linear) => linear.forward(xs)?,
+            Self::Packed(linear) => linear.forward(&xs.contiguous()?)?,
             Self::Int8 { weight, bias } => {
                 with_bias(weight.forward(&xs.contiguous()?)?, bias.as_ref())?
             }
@@ -145,6 +162,16 @@ impl Projection {
                 with_bias(ys, bias.as_ref())?
             }
         })
+    }
+}
+
+impl Projection {
+    /// `forward(xs) + residual`, fused for packed weights.
+    fn forward_add(&self, xs: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        match self {
+            Self::Packed(linear) => linear.forward_add(&xs.contiguous()?, &residual.contiguous()?),
+            _ => Ok((self.forward(xs)? + residual)?),
+        }
     }
 }
 
@@ -454,11 +481,16 @@ impl Encoder {
             let ctx = crate::kernels::attention(&layer.qkv.forward(&xs)?, &key_bias, self.heads)?;
             let attn = layer
                 .attn_ln
-                .forward(&(layer.attn_out.forward(&ctx)? + &xs)?)?;
-            let ffn = self.act.apply(&layer.ffn_in.forward(&attn)?)?;
+                .forward(&layer.attn_out.forward_add(&ctx, &xs)?)?;
+            let ffn = match (&layer.ffn_in, &self.act) {
+                (Projection::Packed(linear), Activation::Gelu) => {
+                    linear.forward_gelu(&attn.contiguous()?)?
+                }
+                (ffn_in, act) => act.apply(&ffn_in.forward(&attn)?)?,
+            };
             xs = layer
                 .out_ln
-                .forward(&(layer.ffn_out.forward(&ffn)? + &attn)?)?;
+                .forward(&layer.ffn_out.forward_add(&ffn, &attn)?)?;
         }
         Ok(xs)
     }

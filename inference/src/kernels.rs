@@ -45,6 +45,12 @@ fn erf(x: f32) -> f32 {
     p / q
 }
 
+/// GELU of one value, erf form, with [`erf`]'s approximation.
+#[inline(always)]
+pub(crate) fn gelu(v: f32) -> f32 {
+    0.5 * v * (1.0 + erf(v * std::f32::consts::FRAC_1_SQRT_2))
+}
+
 /// Runs `kernel(input, output)` over a contiguous f32 CPU tensor in parallel chunks of whole
 /// rows of `row_width` elements (about [`CHUNK`] elements each); the output has its shape.
 fn par_map_rows(
@@ -80,7 +86,7 @@ impl CustomOp1 for GeluErf {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         par_map_rows(storage, layout, self.name(), 1, |i, o| {
             for (o, &v) in o.iter_mut().zip(i) {
-                *o = 0.5 * v * (1.0 + erf(v * std::f32::consts::FRAC_1_SQRT_2));
+                *o = gelu(v);
             }
         })
     }

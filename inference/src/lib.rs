@@ -23,6 +23,7 @@ pub mod embedder;
 pub mod encoder;
 mod error;
 pub mod kernels;
+mod packed;
 pub mod store;
 pub mod t5;
 pub mod tokenize;
