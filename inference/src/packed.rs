@@ -106,10 +106,12 @@ impl PackedLinear {
         self.bias.len() / PANEL
     }
 
-    /// `out (rows, out_dim) = x (rows, in_dim) Wᵀ + b`, then the `epilogue`; panels split
-    /// across the rayon pool.
-    fn run(&self, x: &[f32], out: &mut [f32], epilogue: Epilogue<'_>) {
+    /// `x (rows, in_dim) Wᵀ + b`, then the `epilogue`, as `(rows, out_dim)`; panels split
+    /// across the rayon pool. The output is written once, never zeroed first.
+    fn run(&self, x: &[f32], epilogue: Epilogue<'_>) -> Vec<f32> {
         let rows = x.len() / self.in_dim;
+        let len = rows * self.out_dim;
+        let mut out = Vec::<f32>::with_capacity(len);
         let n_panels = self.n_panels();
         let tasks = rayon::current_num_threads().clamp(1, n_panels);
         let per_task = n_panels.div_ceil(tasks);
@@ -132,6 +134,10 @@ impl PackedLinear {
                 }
             }
         });
+        // SAFETY: the panels cover columns 0..out_dim and the row blocks rows 0..rows, so every
+        // element of the `len` reserved above has been written.
+        unsafe { out.set_len(len) };
+        out
     }
 
     /// One panel for rows `first..first + count`.
@@ -176,7 +182,12 @@ impl PackedLinear {
                     }
                 }
                 let dst = out.add(at);
-                std::ptr::copy_nonoverlapping(row.as_ptr(), dst, cols);
+                if cols == PANEL {
+                    // A whole panel: two vector stores, no `memcpy` call.
+                    dst.cast::<[f32; PANEL]>().write_unaligned(*row);
+                } else {
+                    std::ptr::copy_nonoverlapping(row.as_ptr(), dst, cols);
+                }
             }
             r += n;
         }
@@ -239,13 +250,12 @@ impl CustomOp1 for PackedOp<'_> {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let x = contiguous_f32(self.name(), storage, layout)?;
         let shape = self.linear.output_shape(self.name(), layout)?;
-        let mut out = vec![0f32; shape.elem_count()];
         let epilogue = if self.gelu {
             Epilogue::Gelu
         } else {
             Epilogue::None
         };
-        self.linear.run(x, &mut out, epilogue);
+        let out = self.linear.run(x, epilogue);
         Ok((CpuStorage::F32(out), shape))
     }
 }
@@ -275,8 +285,7 @@ impl CustomOp2 for PackedAdd<'_> {
                 l2.shape()
             )
         }
-        let mut out = vec![0f32; shape.elem_count()];
-        self.0.run(x, &mut out, Epilogue::Add(residual));
+        let out = self.0.run(x, Epilogue::Add(residual));
         Ok((CpuStorage::F32(out), shape))
     }
 }
