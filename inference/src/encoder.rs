@@ -163,9 +163,7 @@ impl Projection {
             }
         })
     }
-}
 
-impl Projection {
     /// `forward(xs) + residual`, fused for packed weights.
     fn forward_add(&self, xs: &Tensor, residual: &Tensor) -> Result<Tensor> {
         match self {

@@ -426,8 +426,22 @@ pub fn map_length_buckets<T: Clone + Default>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// The largest absolute element-wise difference of two f32 tensors of one shape.
+    pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
 
     #[test]
     fn fused_attention_matches_candles_ops() {
@@ -444,16 +458,7 @@ mod tests {
         let ours = attention(&qkv, &bias, heads).unwrap();
         let reference = attention_with_candle_ops(&qkv, &bias, heads).unwrap();
         assert_eq!(ours.dims(), reference.dims());
-        let worst = (ours - reference)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let worst = max_abs_diff(&ours, &reference);
         assert!(worst < 1e-5, "largest difference {worst}");
     }
 

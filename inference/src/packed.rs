@@ -345,6 +345,7 @@ unsafe fn tile_kernel<const R: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::tests::max_abs_diff;
     use candle_core::{Device, Module};
 
     /// Against candle's `Linear` (its own `gemm`), on shapes with partial panels and tiles.
@@ -366,16 +367,7 @@ mod tests {
                 .forward(&x)
                 .unwrap();
             assert_eq!(got.dims(), want.dims());
-            let diff = (got - &want)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .max(0)
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let diff = max_abs_diff(&got, &want);
             // Sums of `in_dim` products of unit normals: rounding differs only by order.
             assert!(
                 diff < 2e-4 * (in_dim as f32).sqrt(),
@@ -398,22 +390,10 @@ mod tests {
         let res = Tensor::randn(0f32, 1.0, (rows, out_dim), &dev).unwrap();
         let linear = candle_nn::Linear::new(w.clone(), Some(b.clone()));
         let packed = PackedLinear::new(&w, Some(&b)).unwrap();
-        let max_diff = |a: Tensor, b: Tensor| -> f32 {
-            (a - b)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .max(0)
-                .unwrap()
-                .to_scalar()
-                .unwrap()
-        };
         let want = (linear.forward(&x).unwrap() + &res).unwrap();
-        assert!(max_diff(packed.forward_add(&x, &res).unwrap(), want) < 1e-5);
+        assert!(max_abs_diff(&packed.forward_add(&x, &res).unwrap(), &want) < 1e-5);
         let want = linear.forward(&x).unwrap().gelu_erf().unwrap();
-        assert!(max_diff(packed.forward_gelu(&x).unwrap(), want) < 1e-5);
+        assert!(max_abs_diff(&packed.forward_gelu(&x).unwrap(), &want) < 1e-5);
         let wrong = Tensor::zeros((rows, out_dim + 1), candle_core::DType::F32, &dev).unwrap();
         assert!(packed.forward_add(&x, &wrong).is_err());
     }
