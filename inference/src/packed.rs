@@ -157,40 +157,58 @@ impl PackedLinear {
         let panel = &self.panels[p * k * PANEL..(p + 1) * k * PANEL];
         let bias = &self.bias[p * PANEL..(p + 1) * PANEL];
         let cols = PANEL.min(self.out_dim - p * PANEL);
+        // A partial last panel goes through a spill tile; whole panels are stored in place.
+        let mut spill = [[0f32; PANEL]; ROWS];
         let mut r = first;
         while r < first + count {
             let n = ROWS.min(first + count - r);
-            let mut tile = [[0f32; PANEL]; ROWS];
+            let at = r * self.out_dim + p * PANEL;
+            let c = if cols == PANEL {
+                (out.add(at), self.out_dim)
+            } else {
+                (spill.as_mut_ptr().cast(), PANEL)
+            };
             tile_rows(
                 n,
                 (x[r * k..(r + n) * k].as_ptr(), k),
                 (panel.as_ptr(), PANEL),
                 k,
                 bias.as_ptr(),
-                (tile.as_mut_ptr().cast(), PANEL),
+                c,
             );
-            for (i, row) in tile.iter_mut().take(n).enumerate() {
-                let at = (r + i) * self.out_dim + p * PANEL;
+            for i in 0..n {
+                let at = at + i * self.out_dim;
+                if cols < PANEL {
+                    std::ptr::copy_nonoverlapping(spill[i].as_ptr(), out.add(at), cols);
+                }
+                let row = std::slice::from_raw_parts_mut(out.add(at), cols);
                 match epilogue {
                     Epilogue::None => {}
-                    Epilogue::Gelu => row.iter_mut().for_each(|v| *v = crate::kernels::gelu(*v)),
-                    Epilogue::Add(residual) => {
-                        for (v, add) in row.iter_mut().zip(&residual[at..at + cols]) {
-                            *v += add;
-                        }
-                    }
-                }
-                let dst = out.add(at);
-                if cols == PANEL {
-                    // A whole panel: two vector stores, no `memcpy` call.
-                    dst.cast::<[f32; PANEL]>().write_unaligned(*row);
-                } else {
-                    std::ptr::copy_nonoverlapping(row.as_ptr(), dst, cols);
+                    Epilogue::Gelu => gelu_in_place(row),
+                    Epilogue::Add(residual) => add_in_place(row, &residual[at..at + cols]),
                 }
             }
             r += n;
         }
     }
+}
+
+/// `row[j] = gelu(row[j])`, eight lanes at a time.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA.
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2,fma"))]
+unsafe fn gelu_in_place(row: &mut [f32]) {
+    row.iter_mut().for_each(|v| *v = crate::kernels::gelu(*v));
+}
+
+/// `row[j] += add[j]`, eight lanes at a time.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA.
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2,fma"))]
+unsafe fn add_in_place(row: &mut [f32], add: &[f32]) {
+    row.iter_mut().zip(add).for_each(|(v, a)| *v += a);
 }
 
 /// What happens to each output tile before it is stored.
