@@ -1,5 +1,5 @@
 //! `POST /revenue/forecast`: the caller's revenue history forecast ahead
-//! ([`mesh_numeric::forecast`]: augurs AutoETS and MSTL, seasonal ETS, chosen by rolling-origin
+//! ([`mesh_numeric::forecast`]: AutoETS ported from augurs, augurs MSTL, seasonal ETS, chosen by rolling-origin
 //! holdout sMAPE, with prediction intervals; a labelled drift or naive method when the history
 //! is too short).
 //!
@@ -109,7 +109,7 @@ impl Agent for RevenueAgent {
     const KIND: AgentKind = AgentKind::RevenueForecasting;
 
     fn model_used(&self) -> String {
-        "revenue-forecast@1 (augurs AutoETS / MSTL, seasonal ETS)".into()
+        "revenue-forecast@2 (AutoETS ported from augurs, augurs MSTL, seasonal ETS)".into()
     }
 
     async fn handle(&self, request: ForecastRequest) -> Result<ForecastResponse, AgentError> {

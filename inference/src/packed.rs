@@ -176,10 +176,10 @@ impl PackedLinear {
                 bias.as_ptr(),
                 c,
             );
-            for i in 0..n {
+            for (i, spilled) in spill.iter().take(n).enumerate() {
                 let at = at + i * self.out_dim;
                 if cols < PANEL {
-                    std::ptr::copy_nonoverlapping(spill[i].as_ptr(), out.add(at), cols);
+                    std::ptr::copy_nonoverlapping(spilled.as_ptr(), out.add(at), cols);
                 }
                 let row = std::slice::from_raw_parts_mut(out.add(at), cols);
                 match epilogue {

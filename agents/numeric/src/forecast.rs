@@ -1,4 +1,5 @@
-//! Revenue forecasting on top of [`augurs`] (AutoETS, MSTL, Forecaster transforms).
+//! Revenue forecasting: our port of augurs' non-seasonal AutoETS ([`additive_ets`]), augurs'
+//! MSTL and Forecaster transforms, and our seasonal ETS ([`seasonal_ets`]).
 //!
 //! Every number in a [`Forecast`] is computed from the caller's history; every
 //! result names the method that produced it, and any simple fallback says why.
@@ -6,8 +7,9 @@
 //! Candidates, each scored by mean sMAPE over up to 3 rolling-origin holdout
 //! folds at the history's tail (fit on everything before each fold):
 //! - `drift (random walk with drift)`: last value plus the mean historical change,
-//! - `augurs AutoETS(..)`: non-seasonal AutoETS with additive errors (`AZN`: the log-scale
-//!   candidates stand in for multiplicative ones; augurs 0.10 has no seasonal ETS),
+//! - `AutoETS(..)`: non-seasonal AutoETS with additive errors (`AZN`: the log-scale
+//!   candidates stand in for multiplicative ones), augurs 0.10's search ported to
+//!   [`additive_ets`] (several times faster, and with the damped forecast's sum corrected),
 //! - `augurs MSTL[p..] + AutoETS(..)`: MSTL decomposition (stlrs default
 //!   seasonal window), AutoETS on the seasonally adjusted series, seasonal
 //!   part repeated from the last cycle,
@@ -33,13 +35,13 @@ use std::borrow::Cow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 
-use augurs::ets::{AutoETS, FittedAutoETS};
 use augurs::forecaster::transforms::Log;
 use augurs::forecaster::{Forecaster, Transformer};
 use augurs::mstl::stlrs::MstlParams;
 use augurs::mstl::{FittedTrendModel, MSTLModel, TrendModel};
-use augurs::{Fit, Predict};
+use augurs::{Fit, ForecastIntervals, Predict};
 
+pub(crate) mod additive_ets;
 pub(crate) mod seasonal_ets;
 
 /// Largest accepted horizon.
@@ -63,7 +65,7 @@ pub struct ForecastOptions {
 /// One candidate considered during model selection.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CandidateScore {
-    /// Method name, e.g. `augurs MSTL[12] + AutoETS(A,Ad,N) on log scale`.
+    /// Method name, e.g. `augurs MSTL[12] + AutoETS(A,Ad,N) on log scale`, `AutoETS(A,N,N)`.
     pub name: String,
     /// Mean holdout sMAPE (percent) over the folds; `None` if not scored.
     pub smape: Option<f64>,
@@ -557,9 +559,9 @@ impl Spec {
             }
             return s;
         }
-        let mut s = String::from("augurs ");
+        let mut s = String::new();
         if !self.periods.is_empty() {
-            s.push_str(&format!("MSTL{:?}", self.periods));
+            s.push_str(&format!("augurs MSTL{:?}", self.periods));
             s.push_str(if self.robust { " robust" } else { "" });
             s.push_str(if self.periodic { " periodic + " } else { " + " });
         }
@@ -575,8 +577,8 @@ impl Spec {
 /// The ETS form a fit chose, so that it can be refitted on other data without a new search.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum EtsForm {
-    /// augurs' non-seasonal ETS: its spec (`AAN`, `MNN`, ...) and whether the trend is damped.
-    Augurs { spec: String, damped: bool },
+    /// Non-seasonal ETS with additive errors ([`additive_ets`], augurs' AutoETS ported).
+    Additive(additive_ets::Form),
     /// Our seasonal ETS.
     Own(seasonal_ets::EtsModel),
 }
@@ -671,17 +673,15 @@ pub(crate) fn run_candidate(
         };
         return run_own_ets(spec, m, form, y, h, level);
     }
-    let search = match form {
-        Some(EtsForm::Augurs { spec, damped }) => AutoETS::new(1, spec.as_str())
-            .and_then(|a| a.damped(*damped))
-            .map_err(|e| e.to_string())?,
+    let forms = match form {
+        Some(EtsForm::Additive(form)) => vec![*form],
         Some(other) => return Err(format!("{other:?} is not an AutoETS form")),
         // Additive errors: the log scale stands in for multiplicative ones.
-        None => AutoETS::new(1, "AZN").map_err(|e| e.to_string())?,
+        None => additive_ets::Form::SEARCH.to_vec(),
     };
     let chosen = Arc::new(Mutex::new(None::<(String, EtsForm)>));
     let ets = NamedAutoEts {
-        search,
+        forms,
         chosen: Arc::clone(&chosen),
     };
     let transformers: Vec<Box<dyn Transformer>> = match spec.scale {
@@ -739,39 +739,30 @@ pub(crate) fn run_candidate(
     })
 }
 
-/// Non-seasonal AutoETS (`search`: by default `AZN`, AICc selection, damped allowed) that
-/// records which model it chose, e.g. `AutoETS(A,Ad,N)`, and its form.
+/// Non-seasonal additive-error AutoETS over `forms` (all three by default, AICc selection)
+/// that records which model it chose, e.g. `AutoETS(A,Ad,N)`, and its form.
 #[derive(Debug, Clone)]
 struct NamedAutoEts {
-    search: AutoETS,
+    forms: Vec<additive_ets::Form>,
     chosen: Arc<Mutex<Option<(String, EtsForm)>>>,
 }
 
 impl NamedAutoEts {
-    fn fit_named(&self, y: &[f64]) -> Result<FittedAutoETS, augurs::ets::Error> {
-        let fitted = self.search.fit(y)?;
-        let m = fitted.model();
-        let t = m.model_type();
-        let damped = m.damped();
-        let name = format!(
-            "AutoETS({},{}{},{})",
-            t.error,
-            t.trend,
-            if damped { "d" } else { "" },
-            t.season
-        );
-        let spec = format!("{}{}N", t.error, t.trend);
+    fn fit_named(&self, y: &[f64]) -> Result<FittedAdditiveEts, additive_ets::AdditiveEtsError> {
+        let fitted = additive_ets::auto_fit(y, &self.forms)?;
         if let Ok(mut g) = self.chosen.lock() {
-            *g = Some((name, EtsForm::Augurs { spec, damped }));
+            *g = Some((fitted.form.to_string(), EtsForm::Additive(fitted.form)));
         }
-        Ok(fitted)
+        Ok(FittedAdditiveEts(fitted))
     }
 }
 
+impl augurs::ModelError for additive_ets::AdditiveEtsError {}
+
 impl Fit for NamedAutoEts {
-    type Fitted = FittedAutoETS;
-    type Error = augurs::ets::Error;
-    fn fit(&self, y: &[f64]) -> Result<FittedAutoETS, augurs::ets::Error> {
+    type Fitted = FittedAdditiveEts;
+    type Error = additive_ets::AdditiveEtsError;
+    fn fit(&self, y: &[f64]) -> Result<FittedAdditiveEts, Self::Error> {
         self.fit_named(y)
     }
 }
@@ -786,21 +777,65 @@ impl TrendModel for NamedAutoEts {
         y: &[f64],
     ) -> Result<Box<dyn FittedTrendModel + Sync + Send>, Box<dyn std::error::Error + Send + Sync>>
     {
-        Ok(Box::new(EtsTrend(self.fit_named(y)?)))
+        Ok(Box::new(self.fit_named(y)?))
     }
 }
 
+/// A fitted [`additive_ets`] model behind augurs' prediction traits (for its `Forecaster`
+/// transforms and MSTL's trend).
 #[derive(Debug)]
-struct EtsTrend(FittedAutoETS);
+struct FittedAdditiveEts(additive_ets::FittedEts);
 
-impl FittedTrendModel for EtsTrend {
+impl FittedAdditiveEts {
+    fn store(prediction: additive_ets::Prediction, level: Option<f64>, out: &mut augurs::Forecast) {
+        out.point = prediction.point;
+        out.intervals = level.map(|level| ForecastIntervals {
+            level,
+            lower: prediction.lower,
+            upper: prediction.upper,
+        });
+    }
+}
+
+impl Predict for FittedAdditiveEts {
+    type Error = additive_ets::AdditiveEtsError;
+
+    fn predict_in_sample_inplace(
+        &self,
+        level: Option<f64>,
+        forecast: &mut augurs::Forecast,
+    ) -> Result<(), Self::Error> {
+        let z = normal_quantile(0.5 + level.unwrap_or(0.0) / 2.0);
+        Self::store(self.0.predict_in_sample(z), level, forecast);
+        Ok(())
+    }
+
+    fn predict_inplace(
+        &self,
+        horizon: usize,
+        level: Option<f64>,
+        forecast: &mut augurs::Forecast,
+    ) -> Result<(), Self::Error> {
+        if horizon > 0 {
+            let z = normal_quantile(0.5 + level.unwrap_or(0.0) / 2.0);
+            Self::store(self.0.predict(horizon, z), level, forecast);
+        }
+        Ok(())
+    }
+
+    fn training_data_size(&self) -> usize {
+        self.0.training_size()
+    }
+}
+
+impl FittedTrendModel for FittedAdditiveEts {
     fn predict_inplace(
         &self,
         horizon: usize,
         level: Option<f64>,
         forecast: &mut augurs::Forecast,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        Ok(self.0.predict_inplace(horizon, level, forecast)?)
+        Ok(Predict::predict_inplace(self, horizon, level, forecast)?)
     }
 
     fn predict_in_sample_inplace(
@@ -808,11 +843,11 @@ impl FittedTrendModel for EtsTrend {
         level: Option<f64>,
         forecast: &mut augurs::Forecast,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        Ok(self.0.predict_in_sample_inplace(level, forecast)?)
+        Ok(Predict::predict_in_sample_inplace(self, level, forecast)?)
     }
 
     fn training_data_size(&self) -> Option<usize> {
-        Some(self.0.training_data_size())
+        Some(self.0.training_size())
     }
 }
 

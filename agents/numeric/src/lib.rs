@@ -1,7 +1,7 @@
 //! The numeric methods behind the MSP agents, apart from the agents themselves (which live
 //! in `mesh-agents` and turn requests into calls of these):
 //!
-//! - [`forecast`]: revenue forecasting (augurs AutoETS and MSTL, seasonal ETS, chosen by
+//! - [`forecast`]: revenue forecasting (AutoETS ported from augurs, augurs MSTL, seasonal ETS, chosen by
 //!   rolling-origin holdout sMAPE, with prediction intervals);
 //! - [`allocation`]: task-to-technician assignment as an integer program (good_lp + microlp);
 //! - [`iforest`]: isolation forest;

@@ -1,7 +1,7 @@
 //! The forecast task of `bench compare`: every series is cut into history and a held-out end,
 //! and each method forecasts the held-out end from the history alone.
 //!
-//! Methods: the revenue agent's forecaster (model selection over augurs AutoETS / MSTL and the
+//! Methods: the revenue agent's forecaster (model selection over AutoETS (ported from augurs) / augurs MSTL and the
 //! seasonal ETS), seasonal naive and drift. Figures are pooled over every held-out point of
 //! every series: sMAPE, MAPE, MASE (scaled by the series' in-sample seasonal naive error) and
 //! the share of actual values inside the prediction interval, each with a 95% bootstrap
@@ -184,7 +184,7 @@ fn methods() -> Vec<Method> {
     let agent_model = mesh_agents::revenue::RevenueAgent.model_used();
     vec![
         Method {
-            name: "the revenue agent's forecaster (model selection by rolling-origin sMAPE over augurs AutoETS / MSTL and seasonal ETS)".into(),
+            name: "the revenue agent's forecaster (model selection by rolling-origin sMAPE over AutoETS (ported from augurs) / augurs MSTL and seasonal ETS)".into(),
             model_used: agent_model,
             kind: "local model",
             run: Box::new(|spec, history| {

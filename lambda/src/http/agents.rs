@@ -232,7 +232,7 @@ async fn anomaly(State(s): State<Arc<AppState>>, call: Call, body: Body<AnomalyR
     run_agent(&s, &s.numeric.anomaly, call, body).await
 }
 
-/// Revenue forecast from the caller's history (augurs AutoETS / MSTL, seasonal ETS).
+/// Revenue forecast from the caller's history (AutoETS ported from augurs, augurs MSTL, seasonal ETS).
 #[utoipa::path(post, path = "/revenue/forecast", request_body = ForecastRequest,
     responses((status = 200, body = ForecastResponse), (status = 422, body = ErrorBody)))]
 async fn revenue(
