@@ -7,14 +7,18 @@
 //! `scripts/bench_compare.sh` runs PyTorch on the same sentences and prints the ratio.
 //! `--weights f16` or `--weights int8` runs the reduced-precision encoder instead and adds the cosine of each sentence's
 //! embedding to the f32 one (measured after the timings and the peak-RSS reading).
+//! After the timings it measures the CPU's f32 FMA peak on the rayon pool's threads
+//! (`mesh_benches::fma_peak_gflops`) and prints each batch size's useful GFLOP/s (the linear
+//! layers' and attention products' multiply-adds on real tokens, padding not counted) as a
+//! fraction of it.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use mesh_benches::arg_value;
-use mesh_benches::{peak_rss_mib, time_batches};
+use mesh_benches::{fma_peak_gflops, peak_rss_mib, time_batches};
 use mesh_inference::embedder::SentenceEmbedder;
-use mesh_inference::encoder::WeightFormat;
+use mesh_inference::encoder::{EncoderConfig, WeightFormat};
 use mesh_inference::Device;
 use mesh_models::Manifest;
 use mesh_testing::{cosine, require_local_model};
@@ -60,6 +64,29 @@ fn main() {
     });
     let peak = peak_rss_mib();
     println!("peak RSS {:.0} MiB", peak.unwrap_or(f64::NAN));
+    let flops = useful_flops(&dir.join("config.json"), &tokenized);
+    // The threads the encoder ran on: the rayon pool's (RAYON_NUM_THREADS, else every core).
+    let threads = std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .filter(|&t: &usize| t > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let fma_peak = fma_peak_gflops(threads);
+    let gflops: Vec<f64> = results
+        .iter()
+        .map(|r| {
+            flops * r["sentences_per_s"].as_f64().unwrap_or(0.0) / sentences.len() as f64 / 1e9
+        })
+        .collect();
+    if let Some(fma_peak) = fma_peak {
+        print!(
+            "FMA peak {fma_peak:.0} GFLOP/s on {threads} threads; useful GFLOP/s at batch 1 / 8 / 32:"
+        );
+        for g in &gflops {
+            print!(" {g:.0} ({:.0} %)", 100.0 * g / fma_peak);
+        }
+        println!();
+    }
     let cosine = (weights != WeightFormat::F32).then(|| {
         let reference = SentenceEmbedder::load(&dir, entry, &Device::Cpu, WeightFormat::F32)
             .unwrap()
@@ -93,7 +120,29 @@ fn main() {
             "peak_rss_mb": peak,
             "batch_sizes": results,
             "single_sentence": single,
+            "useful_gflops": gflops,
+            "fma_peak_gflops": fma_peak,
         });
         std::fs::write(&path, serde_json::to_string_pretty(&report).unwrap()).expect("write json");
     }
+}
+
+/// Multiply-add FLOPs of one pass over `texts` on real tokens: per layer and text of `L`
+/// tokens, `2 L (4 h² + 2 h f)` in the linear layers and `4 L² h` in the attention products.
+fn useful_flops(
+    config: &std::path::Path,
+    texts: &[mesh_inference::tokenize::TokenizedText],
+) -> f64 {
+    let EncoderConfig::Bert(c) = EncoderConfig::from_file(config).expect("config.json") else {
+        panic!("the encoder bench runs a BERT checkpoint")
+    };
+    let (h, f) = (c.hidden_size as f64, c.intermediate_size as f64);
+    let per_layer: f64 = texts
+        .iter()
+        .map(|t| {
+            let l = t.ids.len() as f64;
+            2.0 * l * (4.0 * h * h + 2.0 * h * f) + 4.0 * l * l * h
+        })
+        .sum();
+    per_layer * c.num_hidden_layers as f64
 }

@@ -164,6 +164,71 @@ pub fn time_batches<T>(
     (rows, single)
 }
 
+/// The CPU's f32 FMA throughput on `threads` threads, in GFLOP/s: each thread runs 12
+/// independent 8-lane FMA chains (enough to hide the FMA latency on the two FMA pipes of a
+/// Zen or Skylake core), all started together; the best of three runs. The ceiling for any
+/// 256-bit FMA matrix kernel here, measured rather than taken from a nominal clock (this VM's
+/// cores run above the clock they report). `None` without AVX2 and FMA.
+pub fn fma_peak_gflops(threads: usize) -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+            return None;
+        }
+        const ITERS: u64 = 40_000_000;
+        let threads = threads.max(1);
+        let best = (0..3)
+            .map(|_| {
+                let barrier = std::sync::Barrier::new(threads + 1);
+                std::thread::scope(|scope| {
+                    for _ in 0..threads {
+                        scope.spawn(|| {
+                            barrier.wait();
+                            // SAFETY: AVX2 and FMA were detected above.
+                            std::hint::black_box(unsafe { fma_chains(ITERS) });
+                        });
+                    }
+                    barrier.wait();
+                    let start = Instant::now();
+                    // The scope joins every thread before it returns.
+                    start
+                })
+                .elapsed()
+                .as_secs_f64()
+            })
+            .fold(f64::INFINITY, f64::min);
+        Some((threads as u64 * ITERS * 12 * 8 * 2) as f64 / best / 1e9)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = threads;
+        None
+    }
+}
+
+/// 12 independent chains of `iters` 8-lane FMAs; returns their sum so none is optimised away.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fma_chains(iters: u64) -> f32 {
+    use std::arch::x86_64::*;
+    let (a, b) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-7));
+    let mut acc = [_mm256_setzero_ps(); 12];
+    for _ in 0..iters {
+        for x in acc.iter_mut() {
+            *x = _mm256_fmadd_ps(*x, a, b);
+        }
+    }
+    let sum = acc
+        .iter()
+        .fold(_mm256_setzero_ps(), |s, &x| _mm256_add_ps(s, x));
+    let mut lanes = [0f32; 8];
+    _mm256_storeu_ps(lanes.as_mut_ptr(), sum);
+    lanes.iter().sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
