@@ -574,11 +574,13 @@ pub const MAX_PADDING_SHARE: f64 = 0.2;
 /// Most texts in one bucket.
 pub const MAX_BUCKET_ROWS: usize = 64;
 /// Most padded tokens in one bucket (unless one text alone is longer). A bucket's largest
-/// activation, MiniLM's feed-forward layer, is tokens x 1,536 f32s: 12 MiB at this bound, which
-/// stays in a Zen 3's L3 cache; one call of 32 texts x 256 tokens (48 MiB) ran 25-30% slower per
-/// token than the same texts in four calls (`cargo bench --bench encoder`, 2 threads,
-/// alternating rounds, 2026-12-04).
-pub const MAX_BUCKET_TOKENS: usize = 2048;
+/// activation, MiniLM's feed-forward layer, is tokens x 1,536 f32s: 3 MiB at this bound, so a
+/// layer's input and output stay within the two cores' L2 and the L3 around it. With the packed
+/// kernel, 512 ran faster than 2,048 (12 MiB) on 256-token inputs at batch 8 and 32 in 7 of 8
+/// alternating rounds (about 27-29 against 23-26 texts/s) and on mixed text at batch 32 in 4 of
+/// 4 (`cargo bench --bench encoder`, 2 threads, 2026-12-04); before the packed kernel, 2,048
+/// had beaten one call of 32 x 256 tokens (48 MiB) by 25-30 %.
+pub const MAX_BUCKET_TOKENS: usize = 512;
 
 /// Splits rows (given by their token lengths) into buckets of similar length: rows sorted by
 /// length, a bucket grown while its padding stays at most [`MAX_PADDING_SHARE`] of its
@@ -760,14 +762,21 @@ pub(crate) mod tests {
             assert!(real as f64 >= (1.0 - MAX_PADDING_SHARE) * (max * b.len()) as f64);
             assert!(max * b.len() <= MAX_BUCKET_TOKENS, "{} x {max}", b.len());
         }
-        assert!(buckets.len() < 100, "{} buckets", buckets.len());
+        // Buckets at least half full on average.
+        let tokens: usize = lengths.iter().sum();
+        let fewest = tokens.div_ceil(MAX_BUCKET_TOKENS);
+        assert!(
+            buckets.len() <= 2 * fewest,
+            "{} buckets for {fewest}",
+            buckets.len()
+        );
         // Equal lengths make full buckets; one row makes one bucket.
         assert_eq!(length_buckets(&[5; 130]).len(), 3);
         assert_eq!(length_buckets(&[7]), vec![vec![0]]);
-        // 32 texts of 256 tokens: four buckets of 8 (2,048 tokens each); a text longer than
-        // the bound is a bucket of its own.
+        // 32 texts of 256 tokens: 16 buckets of 2 (512 tokens each); a text longer than the
+        // bound is a bucket of its own.
         let long = length_buckets(&[256; 32]);
-        assert_eq!(long.iter().map(Vec::len).collect::<Vec<_>>(), [8; 4]);
+        assert_eq!(long.iter().map(Vec::len).collect::<Vec<_>>(), [2; 16]);
         assert_eq!(length_buckets(&[3000, 3000]).len(), 2);
         assert!(length_buckets(&[]).is_empty());
     }
