@@ -19,7 +19,7 @@ use std::cell::RefCell;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::packed::{tile_rows, PackedLinear, PANEL, ROWS};
+use crate::tile::{tile_rows, PANEL, ROWS, ZERO_BIAS};
 use crate::Result;
 
 /// Elements per parallel chunk of an element-wise kernel.
@@ -286,7 +286,7 @@ impl CustomOp2 for FusedAttention {
         let head_dim = hidden / self.heads;
         let mut out = vec![0f32; batch * seq * hidden];
         let shared = SharedOut(out.as_mut_ptr());
-        let tiled = PackedLinear::supported() && head_dim.is_multiple_of(PANEL);
+        let tiled = crate::tile::supported() && head_dim.is_multiple_of(PANEL);
         (0..batch * self.heads).into_par_iter().for_each(|task| {
             let (b, h) = (task / self.heads, task % self.heads);
             let head = HeadTask {
@@ -460,9 +460,6 @@ impl HeadTask<'_> {
         });
     }
 }
-
-/// The bias of a register tile that has none.
-const ZERO_BIAS: [f32; PANEL] = [0.0; PANEL];
 
 /// `row[j] = e^(row[j] - max(row))`; returns the sum. Eight lanes at a time with [`exp`]'s
 /// polynomial (the scalar loop did not vectorise and was 11% of the long-input profile).
@@ -684,7 +681,7 @@ pub(crate) mod tests {
     /// range, the underflow cut-off and the padded keys' bias.
     #[test]
     fn exp_lanes_match_scalar_exp() {
-        if !PackedLinear::supported() {
+        if !crate::tile::supported() {
             return;
         }
         let mut row: Vec<f32> = (-1000..=50).map(|i| i as f32 / 10.0).collect();

@@ -26,6 +26,7 @@ pub mod kernels;
 mod packed;
 pub mod store;
 pub mod t5;
+mod tile;
 pub mod tokenize;
 
 pub use candle_core::Device;
