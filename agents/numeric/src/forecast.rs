@@ -787,6 +787,11 @@ impl TrendModel for NamedAutoEts {
 struct FittedAdditiveEts(additive_ets::FittedEts);
 
 impl FittedAdditiveEts {
+    /// The standard normal quantile of a two-sided interval at `level` (0 without one).
+    fn z(level: Option<f64>) -> f64 {
+        normal_quantile(0.5 + level.unwrap_or(0.0) / 2.0)
+    }
+
     fn store(prediction: additive_ets::Prediction, level: Option<f64>, out: &mut augurs::Forecast) {
         out.point = prediction.point;
         out.intervals = level.map(|level| ForecastIntervals {
@@ -805,8 +810,7 @@ impl Predict for FittedAdditiveEts {
         level: Option<f64>,
         forecast: &mut augurs::Forecast,
     ) -> Result<(), Self::Error> {
-        let z = normal_quantile(0.5 + level.unwrap_or(0.0) / 2.0);
-        Self::store(self.0.predict_in_sample(z), level, forecast);
+        Self::store(self.0.predict_in_sample(Self::z(level)), level, forecast);
         Ok(())
     }
 
@@ -817,8 +821,7 @@ impl Predict for FittedAdditiveEts {
         forecast: &mut augurs::Forecast,
     ) -> Result<(), Self::Error> {
         if horizon > 0 {
-            let z = normal_quantile(0.5 + level.unwrap_or(0.0) / 2.0);
-            Self::store(self.0.predict(horizon, z), level, forecast);
+            Self::store(self.0.predict(horizon, Self::z(level)), level, forecast);
         }
         Ok(())
     }

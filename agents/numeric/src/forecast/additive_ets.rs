@@ -180,12 +180,18 @@ impl Problem<'_> {
                 sse += e * e;
             }
         }
-        let n = self.y.len() as f64;
-        if sse > 0.0 {
-            n * sse.ln()
-        } else {
-            n * (sse + 1e-8).ln()
-        }
+        likelihood(self.y.len(), sse)
+    }
+}
+
+/// augurs' likelihood criterion from the sum of squared one-step errors: `n ln Σe²` (with 1e-8
+/// added when Σe² is 0).
+fn likelihood(n: usize, sse: f64) -> f64 {
+    let n = n as f64;
+    if sse > 0.0 {
+        n * sse.ln()
+    } else {
+        n * (sse + 1e-8).ln()
     }
 }
 
@@ -236,13 +242,7 @@ pub(crate) fn fit(y: &[f64], form: Form) -> Result<FittedEts, AdditiveEtsError> 
         fitted.push(obs - e);
         sse += e * e;
     }
-    let likelihood = problem.cost(&best);
     let n_params = best.len();
-    let sq = y
-        .iter()
-        .zip(&fitted)
-        .map(|(y, f)| (y - f).powi(2))
-        .sum::<f64>();
     Ok(FittedEts {
         form,
         alpha,
@@ -251,10 +251,10 @@ pub(crate) fn fit(y: &[f64], form: Form) -> Result<FittedEts, AdditiveEtsError> 
         level: l,
         trend: b,
         fitted,
-        likelihood,
+        likelihood: likelihood(n, sse),
         n_params,
         sigma_squared: sse / (n as f64 - n_params as f64 - 2.0),
-        sigma: (sq / (n - n_params - 1) as f64).sqrt(),
+        sigma: (sse / (n - n_params - 1) as f64).sqrt(),
     })
 }
 
@@ -313,7 +313,9 @@ fn clamp_to(x: &mut [f64], (lower, upper): (&[f64], &[f64])) {
     }
 }
 
-/// augurs' (statsforecast's) bounded Nelder–Mead: the start plus one point per coordinate
+/// augurs' (statsforecast's) bounded Nelder–Mead, kept apart from `seasonal_ets::nelder_mead`
+/// (whose simplex, NaN handling and stopping rule differ) so that the port stays step for step
+/// with augurs: the start plus one point per coordinate
 /// scaled by 1.05, reflection 1, expansion 1 + 2/n, contraction 0.75 − 1/(2n), shrink 1 − 1/n,
 /// stopping when the values' standard deviation falls below [`TOL_STD`]. Returns the best point.
 fn nelder_mead(
